@@ -1,0 +1,71 @@
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "commands.hpp"
+#include "sdsgsm/evaluation.hpp"
+
+namespace sdsgsm::cli {
+
+void add_eval_command(CLI::App& app, Common& common, Runner& run) {
+  auto* cmd = app.add_subcommand("eval", "Clean top-1 accuracy of a model, per class, with a confusion matrix");
+  struct Opts {
+    std::string model = "resnet20";
+    std::string data = "data/cifar10";
+    std::string json;
+    std::string split = "test";
+    int64_t count = -1, offset = 0, batch = 256;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "Zoo name or model file (sdsgsm weights or TorchScript)")
+      ->capture_default_str();
+  cmd->add_option("--data", o->data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
+  cmd->add_option("--split", o->split, "CIFAR-10 split: test or train")
+      ->check(CLI::IsMember({"test", "train"}))
+      ->capture_default_str();
+  cmd->add_option("--count", o->count, "Number of images (default: all)");
+  cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
+  cmd->add_option("--batch-size", o->batch, "Images per forward pass")->capture_default_str();
+  cmd->add_option("--json", o->json, "Also write the full result (per-class accuracy, confusion matrix) here");
+  cmd->callback([&run, &common, o] {
+    run = [&common, o] {
+      auto model = load_classifier(o->model);
+      Dataset data = open_dataset(o->data, o->split == "train" ? Split::Train : Split::Test, o->offset, o->count);
+      EvalResult r = evaluate(*model, data, o->batch, !common.quiet);
+      fmt::print("model {} ({}, {} parameters) on {} images of {}\n", model->name(), model->kind(),
+                 model->parameter_count(), r.total, data.source);
+      fmt::print("top-1 accuracy: {:.2f}% ({}/{})  [{:.1f}s, {:.0f} img/s, {} threads]\n", 100 * r.accuracy(),
+                 r.correct, r.total, r.seconds, r.seconds > 0 ? r.total / r.seconds : 0.0, torch::get_num_threads());
+      auto pc = r.per_class_accuracy();
+      for (size_t c = 0; c < pc.size(); ++c) {
+        fmt::print("  {:<12} {:6.2f}%\n", c < r.classes.size() ? r.classes[c] : std::to_string(c), 100 * pc[c]);
+      }
+      if (!o->json.empty()) {
+        auto j = r.to_json();
+        j["model"] = model->name();
+        j["data"] = data.source;
+        j["offset"] = o->offset;
+        j["threads"] = torch::get_num_threads();
+        j["version"] = version_string();
+        write_file_atomic(o->json, j.dump(2) + "\n");
+        fmt::print("wrote {}\n", o->json);
+      }
+    };
+  });
+
+  auto* models = app.add_subcommand("models", "List the model zoo and where each shipped weight file is");
+  models->callback([&run] {
+    run = [] {
+      for (const auto& arch : zoo_architectures()) {
+        auto net = make_network(arch);
+        fs::path w = find_zoo_weights(arch);
+        fmt::print("{:<10} {:>8} parameters  {}\n", arch, count_parameters(*net),
+                   w.empty() ? "(no shipped weights)" : w.string());
+      }
+    };
+  });
+  (void)common;
+}
+
+void add_models_command(CLI::App&, Common&, Runner&) {}
+
+}  // namespace sdsgsm::cli

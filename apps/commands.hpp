@@ -1,0 +1,28 @@
+// Sub-commands of the sdsgsm tool. Each registers its options on the CLI11 app and runs after
+// parsing; errors are thrown as sdsgsm::Error and reported by main as one line.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace sdsgsm::cli {
+
+/// Options every sub-command shares.
+struct Common {
+  int threads = 0;  ///< 0: all cores
+  bool quiet = false;
+};
+
+using Runner = std::function<void()>;
+
+void add_data_command(CLI::App& app, Common& common, Runner& run);
+void add_train_command(CLI::App& app, Common& common, Runner& run);
+void add_eval_command(CLI::App& app, Common& common, Runner& run);
+void add_models_command(CLI::App& app, Common& common, Runner& run);
+
+/// Validator for budgets written as numbers or fractions ("8/255").
+std::string check_number(const std::string& text);
+
+}  // namespace sdsgsm::cli

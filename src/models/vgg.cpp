@@ -1,0 +1,48 @@
+// vgg7bn: a compact VGG-style network with batch norm (Simonyan & Zisserman 2015 in spirit):
+// three stages of two 3x3 convolutions (32, 64, 128 channels) with BN and ReLU, 2x2 max-pooling
+// after each stage, then one linear classifier on the flattened 128 x 4 x 4 features.
+#include "models/zoo_internal.hpp"
+
+namespace sdsgsm {
+namespace {
+
+namespace nn = torch::nn;
+
+class Vgg7Bn : public Network {
+ public:
+  explicit Vgg7Bn(int64_t num_classes)
+      : normalize(register_module("normalize", Normalize(cifar10_mean(), cifar10_std()))) {
+    int64_t in = 3;
+    for (int64_t width : {32, 64, 128}) {
+      for (int rep = 0; rep < 2; ++rep) {
+        features->push_back(nn::Conv2d(nn::Conv2dOptions(in, width, 3).padding(1).bias(false)));
+        features->push_back(nn::BatchNorm2d(width));
+        features->push_back(nn::Functional(torch::relu));
+        in = width;
+      }
+      features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2)));
+    }
+    register_module("features", features);
+    classifier = register_module("classifier", nn::Linear(128 * 4 * 4, num_classes));
+    for (auto& m : modules(false)) {
+      if (auto* c = m->as<nn::Conv2d>()) {
+        nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+      }
+    }
+  }
+
+  torch::Tensor forward(torch::Tensor x) override {
+    x = features->forward(normalize(x));
+    return classifier(x.flatten(1));
+  }
+
+  Normalize normalize;
+  nn::Sequential features;
+  nn::Linear classifier{nullptr};
+};
+
+}  // namespace
+
+std::shared_ptr<Network> make_vgg7bn(int64_t num_classes) { return std::make_shared<Vgg7Bn>(num_classes); }
+
+}  // namespace sdsgsm

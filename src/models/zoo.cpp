@@ -1,0 +1,92 @@
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "models/zoo_internal.hpp"
+#include "sdsgsm_config.hpp"
+
+namespace sdsgsm {
+
+std::vector<std::string> zoo_architectures() {
+  return {"resnet20", "resnet32", "resnet44", "resnet56", "vgg7bn"};
+}
+
+std::shared_ptr<Network> make_network(const std::string& arch, int64_t num_classes) {
+  if (num_classes < 2) throw Error(fmt::format("a classifier needs at least 2 classes (got {})", num_classes));
+  for (int depth : {20, 32, 44, 56}) {
+    if (arch == fmt::format("resnet{}", depth)) return make_cifar_resnet(depth, num_classes);
+  }
+  if (arch == "vgg7bn") return make_vgg7bn(num_classes);
+  std::string known;
+  for (const auto& a : zoo_architectures()) known += (known.empty() ? "" : ", ") + a;
+  throw Error(fmt::format("unknown architecture '{}' (known: {})", arch, known));
+}
+
+void save_network(const std::shared_ptr<Network>& net, const std::string& arch, int64_t num_classes,
+                  const fs::path& path) {
+  torch::serialize::OutputArchive archive;
+  net->save(archive);
+  archive.write("sdsgsm_arch", c10::IValue(arch));
+  archive.write("sdsgsm_num_classes", c10::IValue(num_classes));
+  fs::path tmp = path;
+  tmp += fmt::format(".tmp{}", static_cast<long>(::getpid()));
+  try {
+    archive.save_to(tmp.string());
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("cannot write '{}': {}", path.string(), e.what_without_backtrace()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(fmt::format("cannot write '{}': {}", path.string(), ec.message()));
+  }
+}
+
+LoadedNetwork load_network(const fs::path& path) {
+  if (!fs::is_regular_file(path)) throw Error(fmt::format("model file '{}' does not exist", path.string()));
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string());
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript)", path.string()));
+  }
+  c10::IValue arch, classes;
+  if (!archive.try_read("sdsgsm_arch", arch) || !arch.isString()) {
+    throw Error(fmt::format("'{}' is not an sdsgsm weights file", path.string()));
+  }
+  LoadedNetwork out;
+  out.arch = arch.toStringRef();
+  if (archive.try_read("sdsgsm_num_classes", classes) && classes.isInt()) out.num_classes = classes.toInt();
+  out.net = make_network(out.arch, out.num_classes);
+  try {
+    out.net->load(archive);
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("'{}': weights do not fit architecture {}: {}", path.string(), out.arch,
+                            e.what_without_backtrace()));
+  }
+  return out;
+}
+
+fs::path find_zoo_weights(const std::string& name) {
+  std::vector<fs::path> dirs;
+  if (const char* env = std::getenv("SDSGSM_MODEL_DIR")) dirs.emplace_back(env);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    dirs.push_back(exe.parent_path() / "models");
+    dirs.push_back(exe.parent_path().parent_path() / "models");
+    dirs.push_back(exe.parent_path().parent_path() / "share" / "sdsgsm" / "models");
+  }
+  dirs.emplace_back(SDSGSM_SOURCE_MODEL_DIR);
+  dirs.emplace_back(SDSGSM_INSTALL_MODEL_DIR);
+  for (const auto& d : dirs) {
+    fs::path f = d / (name + ".pt");
+    if (fs::is_regular_file(f, ec)) return f;
+  }
+  return {};
+}
+
+}  // namespace sdsgsm
