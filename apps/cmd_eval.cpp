@@ -66,6 +66,4 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
   (void)common;
 }
 
-void add_models_command(CLI::App&, Common&, Runner&) {}
-
 }  // namespace sdsgsm::cli

@@ -20,9 +20,7 @@ using Runner = std::function<void()>;
 void add_data_command(CLI::App& app, Common& common, Runner& run);
 void add_train_command(CLI::App& app, Common& common, Runner& run);
 void add_eval_command(CLI::App& app, Common& common, Runner& run);
-void add_models_command(CLI::App& app, Common& common, Runner& run);
+void add_attack_command(CLI::App& app, Common& common, Runner& run);
 
-/// Validator for budgets written as numbers or fractions ("8/255").
-std::string check_number(const std::string& text);
 
 }  // namespace sdsgsm::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
       "  sdsgsm data cifar10 --out data/cifar10          # obtain and verify CIFAR-10\n"
       "  sdsgsm eval --model resnet20 --data data/cifar10 # clean accuracy of the shipped model\n"
       "  sdsgsm train --arch resnet20 --data data/cifar10 --out models/resnet20.pt\n"
+      "  sdsgsm attack --attack mifgsm --count 100 --out runs/mi   # attack, measure, save\n"
+      "  sdsgsm compare --count 1000 --out runs/cmp                # several attacks, one table\n"
       "  sdsgsm models                                    # what --model accepts\n\n"
       "Every command takes --threads N (default: all cores) and --model NAME|PATH where a model is used.",
       "sdsgsm"};
@@ -30,9 +32,9 @@ int main(int argc, char** argv) {
 
   sdsgsm::cli::Runner run;
   sdsgsm::cli::add_data_command(app, common, run);
-  sdsgsm::cli::add_models_command(app, common, run);
   sdsgsm::cli::add_train_command(app, common, run);
   sdsgsm::cli::add_eval_command(app, common, run);
+  sdsgsm::cli::add_attack_command(app, common, run);
 
   try {
     app.parse(argc, argv);

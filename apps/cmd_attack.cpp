@@ -1,0 +1,173 @@
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "commands.hpp"
+#include "sdsgsm/runner.hpp"
+
+namespace sdsgsm::cli {
+namespace {
+
+/// Flags shared by `attack` and `compare`, one to one with AttackOptions and RunOptions.
+struct AttackFlags {
+  std::string model = "resnet20";
+  std::string data = "data/cifar10";
+  std::string split = "test";
+  int64_t count = 1000, offset = 0, batch = 256, sheet = 8;
+  std::string eps = "8/255", alpha = "2/255";
+  int64_t steps = 10;
+  std::string decay = "1.0";
+  bool early_stop = false;
+  uint64_t seed = 0;
+  std::string targeted = "none";
+  int64_t target_label = -1;
+  std::string out;
+};
+
+void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
+  cmd->add_option("--model", f.model, "Zoo name or model file (sdsgsm weights or TorchScript)")->capture_default_str();
+  cmd->add_option("--data", f.data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
+  cmd->add_option("--split", f.split, "CIFAR-10 split: test or train")
+      ->check(CLI::IsMember({"test", "train"}))
+      ->capture_default_str();
+  cmd->add_option("--count", f.count, "Number of images to attack")->capture_default_str();
+  cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
+  cmd->add_option("--batch-size", f.batch, "Images per batch")->capture_default_str();
+  cmd->add_option("--eps", f.eps, "l_inf budget on the [0,1] scale (fractions allowed: 8/255)")->capture_default_str();
+  cmd->add_option("--alpha", f.alpha, "Step size (fractions allowed)")->capture_default_str();
+  cmd->add_option("--steps", f.steps, "Iterations of the iterative attacks")->capture_default_str();
+  cmd->add_option("--decay", f.decay, "Momentum decay mu of MI-FGSM and NI-FGSM")->capture_default_str();
+  cmd->add_flag("--early-stop", f.early_stop, "Freeze each sample as soon as it succeeds (fewer passes, less distortion)");
+  cmd->add_option("--seed", f.seed, "Seed for random starts and random targets")->capture_default_str();
+  cmd->add_option("--targeted", f.targeted, "none, given (with --target-label), random or least-likely")
+      ->capture_default_str();
+  cmd->add_option("--target-label", f.target_label, "Target class for --targeted given");
+  cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
+  cmd->add_option("--out", f.out, "Output folder (written under a temporary name, renamed when complete)")->required();
+}
+
+AttackOptions to_options(const AttackFlags& f) {
+  AttackOptions o;
+  o.set_eps(parse_number(f.eps, "--eps"))
+      .set_alpha(parse_number(f.alpha, "--alpha"))
+      .set_steps(f.steps)
+      .set_decay(parse_number(f.decay, "--decay"))
+      .set_early_stop(f.early_stop)
+      .set_seed(f.seed)
+      .set_targeted(parse_target_mode(f.targeted))
+      .set_target_label(f.target_label);
+  o.validate();
+  return o;
+}
+
+struct Prepared {
+  std::shared_ptr<Classifier> model;
+  Dataset data;
+  RunOptions run;
+  nlohmann::json info;
+};
+
+Prepared prepare(const AttackFlags& f, const Common& common) {
+  if (f.batch < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", f.batch));
+  if (f.count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", f.count));
+  check_output_dir(f.out);
+  Prepared p;
+  p.model = load_classifier(f.model);
+  p.data = open_dataset(f.data, f.split == "train" ? Split::Train : Split::Test, f.offset, f.count);
+  p.run.batch_size = f.batch;
+  p.run.progress = !common.quiet;
+  p.run.first_index = f.offset;
+  p.info["model"] = p.model->name();
+  p.info["model_kind"] = p.model->kind();
+  p.info["data"] = p.data.source;
+  p.info["offset"] = f.offset;
+  p.info["count"] = p.data.size();
+  p.info["batch_size"] = f.batch;
+  p.info["threads"] = torch::get_num_threads();
+  p.info["version"] = version_string();
+  return p;
+}
+
+torch::Tensor sheet_images(const Prepared& p, int64_t sheet) {
+  if (sheet <= 0) return {};
+  return p.data.float_images(0, std::min(sheet, p.data.size()));
+}
+
+}  // namespace
+
+void add_attack_command(CLI::App& app, Common& common, Runner& run) {
+  auto* cmd = app.add_subcommand(
+      "attack",
+      "Attack images and measure the result. Writes to --out: metrics.json (every figure, the\n"
+      "configuration, versions, time), samples.csv (per image), adversarial.pt (float N x 3 x H x W,\n"
+      "torch.load-able) and sheet.png (clean | adversarial | perturbation amplified).\n"
+      "Attacks: fgsm, ifgsm (bim), mifgsm, nifgsm, pgd.");
+  auto f = std::make_shared<AttackFlags>();
+  auto name = std::make_shared<std::string>("ifgsm");
+  cmd->add_option("--attack", *name, "Attack name")->capture_default_str();
+  add_attack_flags(cmd, *f);
+  cmd->callback([&run, &common, f, name] {
+    run = [&common, f, name] {
+      auto attack = make_attack(*name, to_options(*f));
+      Prepared p = prepare(*f, common);
+      AttackRunResult r = run_attack(*p.model, p.data, *attack, p.run);
+      write_attack_outputs(r, p.info, f->out, sheet_images(p, f->sheet));
+      auto s = r.summary();
+      fmt::print("{} on {} ({} images): clean accuracy {:.2f}%, ASR {:.2f}% (8-bit {:.2f}%), l2 {:.3f}, "
+                 "SSIM {:.4f}, PSNR {:.2f} dB, {:.0f} img/s\nwrote {}\n",
+                 r.attack, p.model->name(), r.size(), 100 * s["clean_accuracy"].get<double>(),
+                 100 * s["float"]["asr"].get<double>(), 100 * s["rounded_8bit"]["asr"].get<double>(),
+                 s["float"]["l2_mean"].get<double>(), s["float"]["ssim_mean"].get<double>(),
+                 s["float"]["psnr_mean"].get<double>(), s["images_per_second"].get<double>(), f->out);
+    };
+  });
+
+  auto* cmp = app.add_subcommand(
+      "compare",
+      "Run several attacks on the same images and print one table (markdown; compare.md and\n"
+      "compare.json in --out, with each attack's full outputs in a sub-folder).");
+  auto fc = std::make_shared<AttackFlags>();
+  auto names = std::make_shared<std::string>("fgsm,ifgsm,mifgsm,nifgsm,pgd");
+  cmp->add_option("--attacks", *names, "Comma-separated attack names")->capture_default_str();
+  add_attack_flags(cmp, *fc);
+  cmp->callback([&run, &common, fc, names] {
+    run = [&common, fc, names] {
+      std::vector<std::unique_ptr<Attack>> attacks;
+      AttackOptions o = to_options(*fc);
+      std::stringstream ss(*names);
+      for (std::string item; std::getline(ss, item, ',');) {
+        if (!item.empty()) attacks.push_back(make_attack(item, o));
+      }
+      if (attacks.empty()) throw Error("--attacks names no attack");
+      Prepared p = prepare(*fc, common);
+      fs::path tmp = make_temp_dir_beside(fc->out);
+      try {
+        std::vector<nlohmann::json> summaries;
+        auto clean = sheet_images(p, fc->sheet);
+        for (const auto& a : attacks) {
+          AttackRunResult r = run_attack(*p.model, p.data, *a, p.run);
+          write_attack_outputs(r, p.info, tmp / a->name(), clean);
+          summaries.push_back(r.summary());
+        }
+        std::string table = comparison_markdown(summaries);
+        nlohmann::json j = p.info;
+        j["attack_options"] = o.to_json();
+        j["results"] = summaries;
+        write_file_atomic(tmp / "compare.json", j.dump(2) + "\n");
+        std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
+                                         p.model->name(), p.data.size(), p.data.source, o.eps, o.steps,
+                                         o.early_stop ? "on" : "off");
+        write_file_atomic(tmp / "compare.md", header + table);
+        commit_output_dir(tmp, fc->out);
+        fmt::print("{}{}\nwrote {}\n", header, table, fc->out);
+      } catch (...) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+        throw;
+      }
+    };
+  });
+}
+
+}  // namespace sdsgsm::cli

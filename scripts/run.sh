@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on the shipped defaults: set up, then evaluate the shipped ResNet-20 on the
+# 10,000 CIFAR-10 test images.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+mkdir -p runs
+./build/sdsgsm eval --model resnet20 --data data/cifar10 --json runs/eval-resnet20.json

@@ -1,0 +1,225 @@
+// The one iterative loop every attack runs (see include/sdsgsm/attacks.hpp).
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "sdsgsm/attacks.hpp"
+
+namespace sdsgsm {
+namespace {
+
+namespace F = torch::nn::functional;
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+/// A generator for one sample, independent of the batch it is attacked in.
+at::Generator sample_generator(uint64_t seed, int64_t id, uint64_t stream) {
+  return at::detail::createCPUGenerator(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(id) * 4 + stream)));
+}
+
+torch::Tensor per_sample_mean_abs(const torch::Tensor& g) {
+  return g.abs().mean({1, 2, 3}, /*keepdim=*/true);
+}
+
+}  // namespace
+
+TargetMode parse_target_mode(const std::string& text) {
+  if (text == "none" || text.empty()) return TargetMode::None;
+  if (text == "given") return TargetMode::Given;
+  if (text == "random") return TargetMode::Random;
+  if (text == "least-likely" || text == "ll") return TargetMode::LeastLikely;
+  throw Error(fmt::format("--targeted must be none, given, random or least-likely (got '{}')", text));
+}
+
+std::string to_string(TargetMode mode) {
+  switch (mode) {
+    case TargetMode::None: return "none";
+    case TargetMode::Given: return "given";
+    case TargetMode::Random: return "random";
+    case TargetMode::LeastLikely: return "least-likely";
+  }
+  return "none";
+}
+
+void AttackOptions::validate() const {
+  if (!(eps >= 0) || eps > 1) throw Error(fmt::format("--eps must be in [0,1] (got {})", eps));
+  if (!(alpha > 0)) throw Error(fmt::format("--alpha must be > 0 (got {})", alpha));
+  if (steps < 1) throw Error(fmt::format("--steps must be >= 1 (got {})", steps));
+  if (!(decay >= 0)) throw Error(fmt::format("--decay must be >= 0 (got {})", decay));
+  if (targeted == TargetMode::Given && target_label < 0) {
+    throw Error("--targeted given needs --target-label L (a class index)");
+  }
+}
+
+nlohmann::json AttackOptions::to_json() const {
+  nlohmann::json j = {{"eps", eps},           {"alpha", alpha},   {"steps", steps},
+                      {"decay", decay},       {"early_stop", early_stop},
+                      {"random_start", random_start},           {"seed", seed},
+                      {"targeted", to_string(targeted)}};
+  if (targeted == TargetMode::Given) j["target_label"] = target_label;
+  return j;
+}
+
+torch::Tensor sign_direction(const torch::Tensor& g) { return g.sign(); }
+
+Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
+    : name_(std::move(name)), options_(std::move(options)), hooks_(std::move(hooks)) {
+  options_.validate();
+  if (!hooks_.direction) hooks_.direction = sign_direction;
+}
+
+nlohmann::json Attack::config() const {
+  nlohmann::json j = options_.to_json();
+  j["attack"] = name_;
+  if (hooks_.single_step) {
+    j["steps"] = 1;
+    j["alpha"] = options_.eps;
+  }
+  if (!hooks_.momentum) j.erase("decay");
+  j["momentum"] = hooks_.momentum;
+  j["nesterov"] = hooks_.nesterov;
+  j["allocation"] = hooks_.allocation ? "map" : "uniform";
+  return j;
+}
+
+AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const torch::Tensor& y_in,
+                         const torch::Tensor& sample_ids) const {
+  if (x_in.dim() != 4) throw Error(fmt::format("attack input must be N x C x H x W (got {} dims)", x_in.dim()));
+  if (y_in.dim() != 1 || y_in.size(0) != x_in.size(0)) throw Error("attack labels must be a vector of N labels");
+  const AttackOptions& o = options_;
+  const int64_t n = x_in.size(0);
+  const torch::Tensor x = x_in.detach().to(torch::kFloat32).contiguous();
+  const torch::Tensor y = y_in.detach().to(torch::kInt64);
+  torch::Tensor ids = sample_ids.defined() ? sample_ids.to(torch::kInt64) : torch::arange(n, torch::kInt64);
+  const int64_t steps = hooks_.single_step ? 1 : o.steps;
+  const double alpha = hooks_.single_step ? o.eps : o.alpha;
+
+  AttackResult r;
+  torch::Tensor clean_logits;
+  {
+    torch::NoGradGuard ng;
+    clean_logits = model.forward(x);
+  }
+  const int64_t k = clean_logits.size(1);
+  r.clean_pred = clean_logits.argmax(1);
+
+  // Target labels.
+  const bool targeted = o.targeted != TargetMode::None;
+  torch::Tensor target = y.clone();
+  if (o.targeted == TargetMode::Given) {
+    if (o.target_label >= k) {
+      throw Error(fmt::format("--target-label {} is not a class of this {}-class model", o.target_label, k));
+    }
+    target.fill_(o.target_label);
+  } else if (o.targeted == TargetMode::Random) {
+    auto* t = target.data_ptr<int64_t>();
+    auto* yl = y.data_ptr<int64_t>();
+    auto* id = ids.data_ptr<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      at::Generator gen = sample_generator(o.seed, id[i], 1);
+      int64_t offset = torch::randint(1, k, {1}, gen, torch::kInt64).item<int64_t>();
+      t[i] = (yl[i] + offset) % k;  // uniform over the other labels
+    }
+  } else if (o.targeted == TargetMode::LeastLikely) {
+    target = clean_logits.argmin(1);
+  }
+  r.target = target;
+
+  auto succeeded = [&](const torch::Tensor& pred, const torch::Tensor& idx) {
+    return targeted ? pred.eq(target.index_select(0, idx)) : pred.ne(y.index_select(0, idx));
+  };
+
+  // Allocation map M (uniform unless the attack sets one), budget and step maps.
+  torch::Tensor weight = hooks_.allocation ? hooks_.allocation(model, x, y).to(torch::kFloat32)
+                                           : torch::ones({n, 1, 1, 1}, torch::kFloat32);
+  torch::Tensor eps_map = weight * o.eps;
+  torch::Tensor step_map = weight * alpha;
+
+  torch::Tensor adv = x.clone();
+  if (o.random_start) {
+    auto noise = torch::empty_like(x);
+    auto* id = ids.data_ptr<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      at::Generator gen = sample_generator(o.seed, id[i], 0);
+      noise[i].uniform_(-1.0, 1.0, gen);
+    }
+    adv = torch::clamp(x + noise * eps_map, 0.0, 1.0);
+  }
+  torch::Tensor g = torch::zeros_like(x);
+  r.iterations = torch::zeros({n}, torch::kInt64);
+  torch::Tensor active = torch::arange(n, torch::kInt64);
+  const auto sum_ce = F::CrossEntropyFuncOptions().reduction(torch::kSum);
+
+  for (int64_t t = 0; t < steps && active.size(0) > 0; ++t) {
+    const bool all = active.size(0) == n;
+    auto take = [&](const torch::Tensor& v) { return all ? v : v.index_select(0, active); };
+    torch::Tensor xa = take(adv);
+    torch::Tensor ga = hooks_.momentum ? take(g) : torch::Tensor();
+    torch::Tensor sa = step_map.size(0) == 1 ? step_map : take(step_map);
+    torch::Tensor point = hooks_.nesterov ? xa + sa * o.decay * ga : xa;
+    point = point.detach().requires_grad_(true);
+    torch::Tensor logits = model.forward(point);
+
+    torch::Tensor rows;  // rows of this forward pass that stay in the attack (undefined: all)
+    if (o.early_stop) {
+      torch::Tensor pred;
+      if (hooks_.nesterov) {
+        torch::NoGradGuard ng;
+        pred = model.forward(xa).argmax(1);
+      } else {
+        pred = logits.detach().argmax(1);
+      }
+      torch::Tensor keep = succeeded(pred, active).logical_not();
+      if (!keep.all().item<bool>()) {
+        // Samples that already succeed are frozen and leave the batch.
+        rows = keep.nonzero().squeeze(1);
+        if (rows.size(0) == 0) break;
+        active = active.index_select(0, rows);
+        logits = logits.index_select(0, rows);
+        xa = xa.index_select(0, rows);
+        if (ga.defined()) ga = ga.index_select(0, rows);
+        if (sa.size(0) != 1) sa = sa.index_select(0, rows);
+      }
+    }
+    const bool all_left = active.size(0) == n;
+    const torch::Tensor& lab = targeted ? target : y;
+    torch::Tensor loss = F::cross_entropy(logits, all_left ? lab : lab.index_select(0, active), sum_ce);
+    if (targeted) loss = -loss;
+    torch::Tensor grad = torch::autograd::grad({loss}, {point})[0];
+    if (rows.defined()) grad = grad.index_select(0, rows);
+    if (t == 0) r.zero_gradient_samples = grad.abs().amax({1, 2, 3}).eq(0).sum().item<int64_t>();
+
+    torch::Tensor dir_in = grad;
+    if (hooks_.momentum) {
+      ga = o.decay * ga + grad / per_sample_mean_abs(grad).clamp_min(1e-12);
+      dir_in = ga;
+    }
+    torch::Tensor x0 = all_left ? x : x.index_select(0, active);
+    torch::Tensor ea = (eps_map.size(0) == 1 || all_left) ? eps_map : eps_map.index_select(0, active);
+    torch::Tensor next = xa + sa * hooks_.direction(dir_in);
+    next = torch::min(torch::max(next, x0 - ea), x0 + ea).clamp_(0.0, 1.0);
+    if (all_left) {
+      adv = next;
+      if (hooks_.momentum) g = ga;
+      r.iterations.add_(1);
+    } else {
+      adv.index_copy_(0, active, next);
+      if (hooks_.momentum) g.index_copy_(0, active, ga);
+      r.iterations.index_add_(0, active, torch::ones({active.size(0)}, torch::kInt64));
+    }
+  }
+
+  {
+    torch::NoGradGuard ng;
+    r.adv_pred = model.forward(adv).argmax(1);
+  }
+  r.adversarial = adv.detach();
+  r.success = targeted ? r.adv_pred.eq(target) : r.adv_pred.ne(y);
+  return r;
+}
+
+}  // namespace sdsgsm

@@ -1,0 +1,19 @@
+// FGSM, the Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, "Explaining and Harnessing
+// Adversarial Examples", ICLR 2015). Distance: l_inf.
+//   x' = clip_[0,1](x + eps * sign(grad_x L(x, y)))
+// Options used: eps (default 8/255), targeted/target_label, seed (random targets). One step:
+// alpha, steps, decay and early_stop do not apply.
+#include "sdsgsm/attacks.hpp"
+
+namespace sdsgsm {
+
+std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
+  AttackHooks hooks;
+  hooks.single_step = true;
+  AttackOptions o = options;
+  o.early_stop = false;
+  o.random_start = false;
+  return std::make_unique<Attack>("fgsm", o, hooks);
+}
+
+}  // namespace sdsgsm

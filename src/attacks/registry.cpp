@@ -1,0 +1,20 @@
+#include <fmt/format.h>
+
+#include "sdsgsm/attacks.hpp"
+
+namespace sdsgsm {
+
+std::vector<std::string> attack_names() { return {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"}; }
+
+std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options) {
+  if (name == "fgsm") return make_fgsm(options);
+  if (name == "ifgsm" || name == "bim") return make_ifgsm(options);
+  if (name == "mifgsm") return make_mifgsm(options);
+  if (name == "nifgsm") return make_nifgsm(options);
+  if (name == "pgd") return make_pgd(options);
+  std::string known;
+  for (const auto& a : attack_names()) known += (known.empty() ? "" : ", ") + a;
+  throw Error(fmt::format("unknown attack '{}' (known: {})", name, known));
+}
+
+}  // namespace sdsgsm
