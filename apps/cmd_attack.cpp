@@ -5,6 +5,7 @@
 
 #include "commands.hpp"
 #include "sdsgsm/runner.hpp"
+#include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm::cli {
 namespace {
@@ -15,14 +16,14 @@ struct AttackFlags {
   std::string data = "data/cifar10";
   std::string split = "test";
   int64_t count = 1000, offset = 0, batch = 256, sheet = 8;
-  std::string eps = "8/255", alpha = "2/255";
+  std::string eps = "8/255", alpha, decay;
   int64_t steps = 10;
-  std::string decay = "1.0";
   bool early_stop = false;
   uint64_t seed = 0;
   std::string targeted = "none";
   int64_t target_label = -1;
   std::string out;
+  SdsgsmOptions sd;
 };
 
 void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
@@ -35,14 +36,33 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
   cmd->add_option("--batch-size", f.batch, "Images per batch")->capture_default_str();
   cmd->add_option("--eps", f.eps, "l_inf budget on the [0,1] scale (fractions allowed: 8/255)")->capture_default_str();
-  cmd->add_option("--alpha", f.alpha, "Step size (fractions allowed)")->capture_default_str();
+  cmd->add_option("--alpha", f.alpha,
+                  "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM");
   cmd->add_option("--steps", f.steps, "Iterations of the iterative attacks")->capture_default_str();
-  cmd->add_option("--decay", f.decay, "Momentum decay mu of MI-FGSM and NI-FGSM")->capture_default_str();
+  cmd->add_option("--decay", f.decay, "Momentum decay mu; default: 1.0 for mifgsm/nifgsm, 0 (off) for the SD-SGSM family");
   cmd->add_flag("--early-stop", f.early_stop, "Freeze each sample as soon as it succeeds (fewer passes, less distortion)");
   cmd->add_option("--seed", f.seed, "Seed for random starts and random targets")->capture_default_str();
   cmd->add_option("--targeted", f.targeted, "none, given (with --target-label), random or least-likely")
       ->capture_default_str();
   cmd->add_option("--target-label", f.target_label, "Target class for --targeted given");
+  auto* g = "SD-SGSM (sdsgsm, sd-ifgsm, sgsm)";
+  cmd->add_option("--window", f.sd.ddi.window, "DDI window side k")->capture_default_str()->group(g);
+  cmd->add_option("--stride", f.sd.ddi.stride, "DDI window stride s (<= k)")->capture_default_str()->group(g);
+  cmd->add_option("--fill", f.sd.ddi.fill, "Zero-out fill: zero, mean or blur")->capture_default_str()->group(g);
+  cmd->add_option("--score", f.sd.ddi.score, "Window score: prob (true-class probability drop), margin or loss")
+      ->capture_default_str()
+      ->group(g);
+  cmd->add_option("--ddi-batch", f.sd.ddi.max_batch, "Occluded images per forward call")->capture_default_str()->group(g);
+  cmd->add_option("--rho", f.sd.rho, "Fraction of pixels in the decision-dependent domain")->capture_default_str()->group(g);
+  cmd->add_option("--lambda", f.sd.lambda, "Background weight of the allocation map")->capture_default_str()->group(g);
+  cmd->add_option("--map", f.sd.map, "Allocation map: hard or soft")->capture_default_str()->group(g);
+  cmd->add_option("--gamma", f.sd.gamma, "Soft map exponent")->capture_default_str()->group(g);
+  cmd->add_option("--beta", f.sd.beta, "tanh sharpness of the smoothed sign")->capture_default_str()->group(g);
+  cmd->add_option("--step-factor", f.sd.step_factor, "Default alpha = eps / steps x this")->capture_default_str()->group(g);
+  cmd->add_flag("--rescale-step", f.sd.rescale_step, "Step map alpha M / mean(M) instead of alpha M")->group(g);
+  cmd->add_option("--recompute-every", f.sd.recompute_every, "Recompute the map every R iterations (0: once)")
+      ->capture_default_str()
+      ->group(g);
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
   cmd->add_option("--out", f.out, "Output folder (written under a temporary name, renamed when complete)")->required();
 }
@@ -50,13 +70,13 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
 AttackOptions to_options(const AttackFlags& f) {
   AttackOptions o;
   o.set_eps(parse_number(f.eps, "--eps"))
-      .set_alpha(parse_number(f.alpha, "--alpha"))
       .set_steps(f.steps)
-      .set_decay(parse_number(f.decay, "--decay"))
       .set_early_stop(f.early_stop)
       .set_seed(f.seed)
       .set_targeted(parse_target_mode(f.targeted))
       .set_target_label(f.target_label);
+  if (!f.alpha.empty()) o.set_alpha(parse_number(f.alpha, "--alpha"));
+  if (!f.decay.empty()) o.set_decay(parse_number(f.decay, "--decay"));
   o.validate();
   return o;
 }
@@ -102,14 +122,15 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       "Attack images and measure the result. Writes to --out: metrics.json (every figure, the\n"
       "configuration, versions, time), samples.csv (per image), adversarial.pt (float N x 3 x H x W,\n"
       "torch.load-able) and sheet.png (clean | adversarial | perturbation amplified).\n"
-      "Attacks: fgsm, ifgsm (bim), mifgsm, nifgsm, pgd.");
+      "Attacks: fgsm, ifgsm (bim), mifgsm, nifgsm, pgd, and the SD-SGSM family: sdsgsm (DDI map +\n"
+      "tanh), sd-ifgsm (DDI map + sign), sgsm (uniform + tanh).");
   auto f = std::make_shared<AttackFlags>();
   auto name = std::make_shared<std::string>("ifgsm");
   cmd->add_option("--attack", *name, "Attack name")->capture_default_str();
   add_attack_flags(cmd, *f);
   cmd->callback([&run, &common, f, name] {
     run = [&common, f, name] {
-      auto attack = make_attack(*name, to_options(*f));
+      auto attack = make_attack(*name, to_options(*f), f->sd);
       Prepared p = prepare(*f, common);
       AttackRunResult r = run_attack(*p.model, p.data, *attack, p.run);
       write_attack_outputs(r, p.info, f->out, sheet_images(p, f->sheet));
@@ -137,7 +158,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       AttackOptions o = to_options(*fc);
       std::stringstream ss(*names);
       for (std::string item; std::getline(ss, item, ',');) {
-        if (!item.empty()) attacks.push_back(make_attack(item, o));
+        if (!item.empty()) attacks.push_back(make_attack(item, o, fc->sd));
       }
       if (attacks.empty()) throw Error("--attacks names no attack");
       Prepared p = prepare(*fc, common);

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,13 @@ struct AttackOptions {
   T name = def;                         \
   AttackOptions& set_##name(T v) { name = std::move(v); return *this; }
   SDSGSM_ATTACK_ARG(double, eps, 8.0 / 255)     ///< l_inf budget on the [0,1] scale
-  SDSGSM_ATTACK_ARG(double, alpha, 2.0 / 255)   ///< step size (FGSM steps by eps)
+  /// Step size; unset: the attack's default (2/255 for the baselines, eps / steps * step factor
+  /// for the SD-SGSM family). FGSM steps by eps.
+  SDSGSM_ATTACK_ARG(std::optional<double>, alpha, std::nullopt)
   SDSGSM_ATTACK_ARG(int64_t, steps, 10)         ///< iterations (FGSM: 1)
-  SDSGSM_ATTACK_ARG(double, decay, 1.0)         ///< momentum decay mu (MI-FGSM, NI-FGSM)
+  /// Momentum decay mu; unset: the attack's default (1.0 for MI-FGSM and NI-FGSM, 0 for the
+  /// SD-SGSM family, where 0 turns momentum off).
+  SDSGSM_ATTACK_ARG(std::optional<double>, decay, std::nullopt)
   SDSGSM_ATTACK_ARG(bool, early_stop, false)    ///< freeze samples as soon as they succeed
   SDSGSM_ATTACK_ARG(bool, random_start, false)  ///< uniform start in the budget (PGD: on)
   SDSGSM_ATTACK_ARG(uint64_t, seed, 0)
@@ -49,6 +54,8 @@ struct AttackOptions {
 #undef SDSGSM_ATTACK_ARG
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
+  /// alpha, or `fallback` when unset.
+  double alpha_or(double fallback) const { return alpha.value_or(fallback); }
   nlohmann::json to_json() const;
 };
 
@@ -61,6 +68,7 @@ struct AttackResult {
   torch::Tensor success;      ///< bool: misclassified (untargeted) / target hit (targeted)
   torch::Tensor iterations;   ///< int64: gradient steps spent on each sample
   int64_t zero_gradient_samples = 0;  ///< samples whose input gradient was all zeros at step 1
+  double allocation_seconds = 0;      ///< time spent computing allocation maps (SD-SGSM's DDI)
 };
 
 /// The engine's hooks. An attack is a name, its options and these.
@@ -73,10 +81,18 @@ struct AttackHooks {
   bool momentum = false;  ///< accumulate g = decay * g + grad / mean|grad| (MI-FGSM)
   bool nesterov = false;  ///< take the gradient at x + alpha * decay * g (NI-FGSM)
   bool single_step = false;  ///< FGSM: one step of size eps
+  /// Step map alpha * M / mean(M) (per sample) instead of alpha * M: moves step size from the
+  /// background to the domain; the budget stays eps * M.
+  bool rescale_step = false;
+  /// Recompute the allocation map from the current iterate every R iterations (0: never).
+  int64_t reallocate_every = 0;
+  /// The attack's own parameters (e.g. SD-SGSM's rho, lambda, beta), reported with its config.
+  nlohmann::json parameters = nlohmann::json::object();
 };
 
 class Attack {
  public:
+  /// Unset alpha / decay take the engine's defaults (2/255; 1.0 with momentum, else 0).
   Attack(std::string name, AttackOptions options, AttackHooks hooks);
 
   /// Attacks a batch. `sample_ids` (int64, N) seed the per-sample randomness (random start,
@@ -95,11 +111,16 @@ class Attack {
   AttackHooks hooks_;
 };
 
-/// Names `make_attack` knows: fgsm, ifgsm (alias bim), mifgsm, nifgsm, pgd.
+struct SdsgsmOptions;
+
+/// Names `make_attack` knows: fgsm, ifgsm (alias bim), mifgsm, nifgsm, pgd, and the SD-SGSM
+/// family sdsgsm, sd-ifgsm, sgsm.
 std::vector<std::string> attack_names();
 
-/// Builds a named attack; throws Error for an unknown name or invalid options.
+/// Builds a named attack; throws Error for an unknown name or invalid options. `sd` configures
+/// the SD-SGSM family (defaults when omitted).
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options);
+std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd);
 
 // One factory per attack, each in its own file (src/attacks/<name>.cpp).
 std::unique_ptr<Attack> make_fgsm(const AttackOptions& options);

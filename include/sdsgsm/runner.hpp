@@ -28,7 +28,8 @@ struct AttackRunResult {
   torch::Tensor adv_pred_8bit, success_8bit, l2_8bit, linf_8bit, l0_8bit, ssim_8bit, psnr_8bit;
   torch::Tensor adversarial;  ///< N x C x H x W float (when kept)
   int64_t zero_gradient_samples = 0;
-  double attack_seconds = 0;  ///< time in the attack itself (model passes included)
+  double attack_seconds = 0;  ///< time in the attack itself (model passes and DDI included)
+  double allocation_seconds = 0;  ///< of which computing allocation maps (SD-SGSM's DDI)
   double total_seconds = 0;   ///< attack plus metrics
 
   int64_t size() const { return index.defined() ? index.size(0) : 0; }

@@ -1,4 +1,6 @@
 // The one iterative loop every attack runs (see include/sdsgsm/attacks.hpp).
+#include <chrono>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
@@ -47,20 +49,21 @@ std::string to_string(TargetMode mode) {
 
 void AttackOptions::validate() const {
   if (!(eps >= 0) || eps > 1) throw Error(fmt::format("--eps must be in [0,1] (got {})", eps));
-  if (!(alpha > 0)) throw Error(fmt::format("--alpha must be > 0 (got {})", alpha));
+  if (alpha && !(*alpha > 0)) throw Error(fmt::format("--alpha must be > 0 (got {})", *alpha));
   if (steps < 1) throw Error(fmt::format("--steps must be >= 1 (got {})", steps));
-  if (!(decay >= 0)) throw Error(fmt::format("--decay must be >= 0 (got {})", decay));
+  if (decay && !(*decay >= 0)) throw Error(fmt::format("--decay must be >= 0 (got {})", *decay));
   if (targeted == TargetMode::Given && target_label < 0) {
     throw Error("--targeted given needs --target-label L (a class index)");
   }
 }
 
 nlohmann::json AttackOptions::to_json() const {
-  nlohmann::json j = {{"eps", eps},           {"alpha", alpha},   {"steps", steps},
-                      {"decay", decay},       {"early_stop", early_stop},
+  nlohmann::json j = {{"eps", eps},           {"steps", steps},   {"early_stop", early_stop},
                       {"random_start", random_start},           {"seed", seed},
                       {"targeted", to_string(targeted)}};
   if (targeted == TargetMode::Given) j["target_label"] = target_label;
+  if (alpha) j["alpha"] = *alpha;
+  if (decay) j["decay"] = *decay;
   return j;
 }
 
@@ -69,6 +72,9 @@ torch::Tensor sign_direction(const torch::Tensor& g) { return g.sign(); }
 Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
     : name_(std::move(name)), options_(std::move(options)), hooks_(std::move(hooks)) {
   options_.validate();
+  // Factories set their family's defaults; these are the engine's own.
+  if (!options_.alpha) options_.alpha = 2.0 / 255;
+  if (!options_.decay) options_.decay = hooks_.momentum ? 1.0 : 0.0;
   if (!hooks_.direction) hooks_.direction = sign_direction;
 }
 
@@ -83,6 +89,8 @@ nlohmann::json Attack::config() const {
   j["momentum"] = hooks_.momentum;
   j["nesterov"] = hooks_.nesterov;
   j["allocation"] = hooks_.allocation ? "map" : "uniform";
+  j["direction"] = hooks_.parameters.value("direction", std::string("sign"));
+  for (const auto& [key, value] : hooks_.parameters.items()) j[key] = value;
   return j;
 }
 
@@ -96,7 +104,8 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
   const torch::Tensor y = y_in.detach().to(torch::kInt64);
   torch::Tensor ids = sample_ids.defined() ? sample_ids.to(torch::kInt64) : torch::arange(n, torch::kInt64);
   const int64_t steps = hooks_.single_step ? 1 : o.steps;
-  const double alpha = hooks_.single_step ? o.eps : o.alpha;
+  const double alpha = hooks_.single_step ? o.eps : *o.alpha;
+  const double decay = *o.decay;
 
   AttackResult r;
   torch::Tensor clean_logits;
@@ -134,10 +143,19 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
   };
 
   // Allocation map M (uniform unless the attack sets one), budget and step maps.
-  torch::Tensor weight = hooks_.allocation ? hooks_.allocation(model, x, y).to(torch::kFloat32)
-                                           : torch::ones({n, 1, 1, 1}, torch::kFloat32);
-  torch::Tensor eps_map = weight * o.eps;
-  torch::Tensor step_map = weight * alpha;
+  torch::Tensor eps_map, step_map;
+  auto allocate = [&](const torch::Tensor& at) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto m = hooks_.allocation(model, at, y).to(torch::kFloat32);
+    r.allocation_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return m;
+  };
+  auto set_maps = [&](const torch::Tensor& weight) {
+    eps_map = weight * o.eps;
+    step_map = hooks_.rescale_step ? weight * (alpha / weight.mean({1, 2, 3}, true).clamp_min(1e-12))
+                                   : weight * alpha;
+  };
+  set_maps(hooks_.allocation ? allocate(x) : torch::ones({n, 1, 1, 1}, torch::kFloat32));
 
   torch::Tensor adv = x.clone();
   if (o.random_start) {
@@ -155,12 +173,15 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
   const auto sum_ce = F::CrossEntropyFuncOptions().reduction(torch::kSum);
 
   for (int64_t t = 0; t < steps && active.size(0) > 0; ++t) {
+    if (hooks_.allocation && hooks_.reallocate_every > 0 && t > 0 && t % hooks_.reallocate_every == 0) {
+      set_maps(allocate(adv));
+    }
     const bool all = active.size(0) == n;
     auto take = [&](const torch::Tensor& v) { return all ? v : v.index_select(0, active); };
     torch::Tensor xa = take(adv);
     torch::Tensor ga = hooks_.momentum ? take(g) : torch::Tensor();
     torch::Tensor sa = step_map.size(0) == 1 ? step_map : take(step_map);
-    torch::Tensor point = hooks_.nesterov ? xa + sa * o.decay * ga : xa;
+    torch::Tensor point = hooks_.nesterov ? xa + sa * decay * ga : xa;
     point = point.detach().requires_grad_(true);
     torch::Tensor logits = model.forward(point);
 
@@ -195,7 +216,7 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
 
     torch::Tensor dir_in = grad;
     if (hooks_.momentum) {
-      ga = o.decay * ga + grad / per_sample_mean_abs(grad).clamp_min(1e-12);
+      ga = decay * ga + grad / per_sample_mean_abs(grad).clamp_min(1e-12);
       dir_in = ga;
     }
     torch::Tensor x0 = all_left ? x : x.index_select(0, active);

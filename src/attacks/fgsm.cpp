@@ -11,6 +11,8 @@ std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
   AttackHooks hooks;
   hooks.single_step = true;
   AttackOptions o = options;
+  o.alpha = o.alpha_or(2.0 / 255);
+  o.decay = o.decay.value_or(0.0);
   o.early_stop = false;
   o.random_start = false;
   return std::make_unique<Attack>("fgsm", o, hooks);

@@ -1,12 +1,19 @@
 #include <fmt/format.h>
 
-#include "sdsgsm/attacks.hpp"
+#include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm {
 
-std::vector<std::string> attack_names() { return {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"}; }
+std::vector<std::string> attack_names() {
+  return {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm", "sd-ifgsm", "sgsm"};
+}
 
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options) {
+  return make_attack(name, options, SdsgsmOptions());
+}
+
+std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd) {
+  if (name == "sdsgsm" || name == "sd-ifgsm" || name == "sgsm") return make_sdsgsm_variant(name, options, sd);
   if (name == "fgsm") return make_fgsm(options);
   if (name == "ifgsm" || name == "bim") return make_ifgsm(options);
   if (name == "mifgsm") return make_mifgsm(options);

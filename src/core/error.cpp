@@ -38,6 +38,8 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
 }
 
 std::string read_file(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(fmt::format("cannot read '{}': it is a folder", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw Error(fmt::format("cannot read '{}': {}", path.string(),

@@ -72,6 +72,7 @@ AttackRunResult run_attack(Classifier& model, const Dataset& data, const Attack&
     AttackResult a = attack.run(model, x, y, ids);
     r.attack_seconds += seconds_since(t0);
     r.zero_gradient_samples += a.zero_gradient_samples;
+    r.allocation_seconds += a.allocation_seconds;
     auto adv8 = quantize_8bit(a.adversarial);
     auto pred8 = predict(model, adv8.to(torch::kFloat32));
     const bool targeted = attack.options().targeted != TargetMode::None;
@@ -121,6 +122,8 @@ nlohmann::json AttackRunResult::summary() const {
   j["rounded_8bit"] = distortion_block(mask, success_8bit, l2_8bit, linf_8bit, l0_8bit, ssim_8bit, psnr_8bit);
   j["iterations_mean"] = mean_of(iterations.index({mask}));
   j["attack_seconds"] = attack_seconds;
+  j["ddi_seconds"] = allocation_seconds;
+  j["iteration_seconds"] = attack_seconds - allocation_seconds;
   j["total_seconds"] = total_seconds;
   j["images_per_second"] = attack_seconds > 0 ? n / attack_seconds : 0.0;
   j["zero_gradient_samples"] = zero_gradient_samples;

@@ -52,6 +52,11 @@ class ScriptClassifier : public Classifier {
     } catch (const c10::Error& e) {
       throw Error(fmt::format("TorchScript model '{}' failed on a {} batch: {}", name_, shape_of(x),
                               first_line(e.what_without_backtrace())));
+    } catch (const std::exception& e) {
+      // The TorchScript interpreter rethrows an operator's error as std::runtime_error holding
+      // its traceback; the last line is the error itself.
+      throw Error(fmt::format("TorchScript model '{}' failed on a {} batch: {}", name_, shape_of(x),
+                              last_line(e.what())));
     }
     if (!out.isTensor()) {
       throw Error(fmt::format("TorchScript model '{}' returned {} instead of a logits tensor", name_,
@@ -70,6 +75,11 @@ class ScriptClassifier : public Classifier {
   }
 
  private:
+  static std::string last_line(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    auto nl = s.rfind('\n');
+    return nl == std::string::npos ? s : s.substr(nl + 1);
+  }
   static std::string first_line(const std::string& s) {
     auto nl = s.find('\n');
     return nl == std::string::npos ? s : s.substr(0, nl);

@@ -36,8 +36,17 @@ torch::Tensor augment(const torch::Tensor& padded_u8, const torch::Tensor& index
 void save_optimizer(torch::optim::SGD& opt, const fs::path& path) {
   fs::path tmp = path;
   tmp += fmt::format(".tmp{}", static_cast<long>(::getpid()));
-  torch::save(opt, tmp.string());
-  fs::rename(tmp, path);
+  try {
+    torch::save(opt, tmp.string());
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("cannot write '{}': {}", path.string(), e.what_without_backtrace()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(fmt::format("cannot write '{}': {}", path.string(), ec.message()));
+  }
 }
 
 }  // namespace

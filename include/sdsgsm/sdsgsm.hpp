@@ -1,0 +1,85 @@
+// SD-SGSM (Xu, Li, Chang, Dong, "A Spatially Distributed Perturbation Strategy with Smoothed
+// Gradient Sign Method for Adversarial Analysis of Image Classification Systems", Entropy 28(2):193,
+// 2026), as docs/SD-SGSM.md in the shared project documents specifies it:
+//  1. decision-dependent domain identification (DDI): a deterministic zero-out operator over
+//     k x k windows with stride s scores how much each window matters to the true class; the
+//     per-pixel sensitivity S is the mean score of the windows covering the pixel, clamped at 0,
+//     normalised per image to S~ in [0,1] (a flat S gives S~ = 1); the domain D is the top rho
+//     fraction of pixels by S~ (ties broken by pixel index);
+//  2. spatially adaptive allocation: a weight map M (hard: 1 on D, lambda elsewhere; soft:
+//     lambda + (1 - lambda) S~^gamma), budget eps * M and step alpha * M per pixel;
+//  3. the smoothed gradient sign: tanh(beta * g / sigma(g)), sigma the per-sample mean |g|.
+// All three run inside the common attack engine as its hooks. Variants (the ablation):
+//   sdsgsm   = DDI map + tanh;   sd-ifgsm = DDI map + sign;   sgsm = uniform map + tanh.
+#pragma once
+
+#include <string>
+
+#include "sdsgsm/attacks.hpp"
+
+namespace sdsgsm {
+
+/// Options of the decision-dependent domain identification.
+struct DdiOptions {
+#define SDSGSM_DDI_ARG(T, name, def) \
+  T name = def;                      \
+  DdiOptions& set_##name(T v) { name = std::move(v); return *this; }
+  SDSGSM_DDI_ARG(int64_t, window, 4)           ///< k: window side in pixels
+  SDSGSM_DDI_ARG(int64_t, stride, 4)           ///< s: window stride (<= k, so every pixel is covered)
+  SDSGSM_DDI_ARG(std::string, fill, "zero")    ///< zero, mean (CIFAR-10 channel means) or blur
+  SDSGSM_DDI_ARG(std::string, score, "prob")   ///< prob (true-class probability drop), margin or loss
+  SDSGSM_DDI_ARG(int64_t, max_batch, 4096)     ///< occluded images per forward call (memory bound)
+#undef SDSGSM_DDI_ARG
+  void validate() const;
+  nlohmann::json to_json() const;
+};
+
+/// SD-SGSM's own options (the engine's are in AttackOptions).
+struct SdsgsmOptions {
+#define SDSGSM_SD_ARG(T, name, def) \
+  T name = def;                     \
+  SdsgsmOptions& set_##name(T v) { name = std::move(v); return *this; }
+  SDSGSM_SD_ARG(DdiOptions, ddi, DdiOptions())
+  SDSGSM_SD_ARG(double, rho, 0.25)             ///< fraction of pixels in the domain, (0, 1]
+  SDSGSM_SD_ARG(double, lambda, 0.5)           ///< background weight, [0, 1]
+  SDSGSM_SD_ARG(std::string, map, "hard")      ///< hard or soft
+  SDSGSM_SD_ARG(double, gamma, 1.0)            ///< soft map exponent, > 0
+  SDSGSM_SD_ARG(double, beta, 1.0)             ///< tanh sharpness, > 0 (infinity: sign)
+  SDSGSM_SD_ARG(double, step_factor, 2.5)      ///< default alpha = eps / steps * step_factor
+  SDSGSM_SD_ARG(bool, rescale_step, false)     ///< step map alpha * M / mean(M)
+  SDSGSM_SD_ARG(int64_t, recompute_every, 0)   ///< recompute the map every R iterations (0: once)
+#undef SDSGSM_SD_ARG
+  void validate(int64_t height, int64_t width) const;
+  nlohmann::json to_json() const;
+};
+
+/// The k x k windows (clipped at the border) as an (W, H, W) 0/1 float mask.
+torch::Tensor ddi_windows(int64_t height, int64_t width, const DdiOptions& options);
+
+/// Raw per-pixel sensitivity S (N x 1 x H x W, clamped at 0) from the zero-out operator; no
+/// gradients, all windows of several images per forward call.
+torch::Tensor sensitivity_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                              const DdiOptions& options);
+
+/// S~ = (S - min S) / (max S - min S + 1e-12) per image; a flat S gives S~ = 1.
+torch::Tensor normalize_sensitivity(const torch::Tensor& s);
+
+/// True where S is flat (all pixels equal), per image (N, bool).
+torch::Tensor flat_maps(const torch::Tensor& s);
+
+/// The domain: the top ceil(rho * H * W) pixels of S~ per image (ties: lower pixel index first);
+/// all pixels where S is flat. N x 1 x H x W bool.
+torch::Tensor domain_mask(const torch::Tensor& s_norm, double rho, const torch::Tensor& flat = {});
+
+/// The allocation map M in [0,1] (N x 1 x H x W) for the given options.
+torch::Tensor allocation_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                             const SdsgsmOptions& options);
+
+/// tanh(beta * g / sigma(g)), sigma the per-sample mean |g| (guarded against 0).
+torch::Tensor smoothed_sign(const torch::Tensor& g, double beta);
+
+/// The SD-SGSM family; `variant` is sdsgsm, sd-ifgsm or sgsm.
+std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const AttackOptions& options,
+                                            const SdsgsmOptions& sd);
+
+}  // namespace sdsgsm

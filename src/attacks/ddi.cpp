@@ -1,0 +1,163 @@
+// Decision-dependent domain identification and the allocation maps of SD-SGSM
+// (include/sdsgsm/sdsgsm.hpp).
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "sdsgsm/sdsgsm.hpp"
+
+namespace sdsgsm {
+namespace {
+
+std::vector<int64_t> window_starts(int64_t size, int64_t k, int64_t s) {
+  std::vector<int64_t> starts;
+  for (int64_t p = 0; p + k <= size; p += s) starts.push_back(p);
+  // A last window clipped at the border when the regular ones stop short of it.
+  if (starts.empty() || starts.back() + k < size) starts.push_back(starts.empty() ? 0 : starts.back() + s);
+  return starts;
+}
+
+/// What occluded pixels are set to: N x C x H x W.
+torch::Tensor fill_values(const torch::Tensor& x, const std::string& fill) {
+  if (fill == "zero") return torch::zeros_like(x);
+  if (fill == "mean") {
+    auto mean = torch::tensor(cifar10_mean()).view({1, -1, 1, 1});
+    if (mean.size(1) != x.size(1)) return x.mean({2, 3}, true).expand_as(x);  // not 3-channel: image mean
+    return mean.expand_as(x);
+  }
+  // blur: a 5 x 5 box blur of the image itself (border windows average what exists).
+  return torch::avg_pool2d(x, 5, 1, 2, /*ceil_mode=*/false, /*count_include_pad=*/false);
+}
+
+/// Per-image score of each (possibly occluded) copy; higher = the class is better supported.
+/// prob: p_y; margin: z_y - max_{j != y} z_j; loss: -CE = log p_y.
+torch::Tensor support(const torch::Tensor& logits, const torch::Tensor& y, const std::string& score) {
+  auto idx = y.view({-1, 1});
+  if (score == "prob") return torch::softmax(logits, 1).gather(1, idx).squeeze(1);
+  if (score == "loss") return torch::log_softmax(logits, 1).gather(1, idx).squeeze(1);
+  auto zy = logits.gather(1, idx).squeeze(1);
+  auto others = logits.scatter(1, idx, -std::numeric_limits<float>::infinity());
+  return zy - std::get<0>(others.max(1));
+}
+
+}  // namespace
+
+void DdiOptions::validate() const {
+  if (window < 1) throw Error(fmt::format("--window must be >= 1 (got {})", window));
+  if (stride < 1 || stride > window) {
+    throw Error(fmt::format("--stride must be in [1, window] so every pixel is covered (got {} with window {})",
+                            stride, window));
+  }
+  if (fill != "zero" && fill != "mean" && fill != "blur") {
+    throw Error(fmt::format("--fill must be zero, mean or blur (got '{}')", fill));
+  }
+  if (score != "prob" && score != "margin" && score != "loss") {
+    throw Error(fmt::format("--score must be prob, margin or loss (got '{}')", score));
+  }
+  if (max_batch < 1) throw Error(fmt::format("--ddi-batch must be >= 1 (got {})", max_batch));
+}
+
+nlohmann::json DdiOptions::to_json() const {
+  return {{"window", window}, {"stride", stride}, {"fill", fill}, {"score", score}};
+}
+
+void SdsgsmOptions::validate(int64_t height, int64_t width) const {
+  ddi.validate();
+  if (height > 0 && (ddi.window > height || ddi.window > width)) {
+    throw Error(fmt::format("--window {} is larger than the {}x{} image", ddi.window, height, width));
+  }
+  if (!(rho > 0) || rho > 1) throw Error(fmt::format("--rho must be in (0, 1] (got {})", rho));
+  if (!(lambda >= 0) || lambda > 1) throw Error(fmt::format("--lambda must be in [0, 1] (got {})", lambda));
+  if (map != "hard" && map != "soft") throw Error(fmt::format("--map must be hard or soft (got '{}')", map));
+  if (!(gamma > 0)) throw Error(fmt::format("--gamma must be > 0 (got {})", gamma));
+  if (!(beta > 0)) throw Error(fmt::format("--beta must be > 0 (got {})", beta));
+  if (!(step_factor > 0)) throw Error(fmt::format("--step-factor must be > 0 (got {})", step_factor));
+  if (recompute_every < 0) throw Error(fmt::format("--recompute-every must be >= 0 (got {})", recompute_every));
+}
+
+nlohmann::json SdsgsmOptions::to_json() const {
+  return {{"ddi", ddi.to_json()}, {"rho", rho},   {"lambda", lambda}, {"map", map},
+          {"gamma", gamma},       {"beta", beta}, {"step_factor", step_factor},
+          {"rescale_step", rescale_step},         {"recompute_every", recompute_every}};
+}
+
+torch::Tensor ddi_windows(int64_t h, int64_t w, const DdiOptions& o) {
+  auto rows = window_starts(h, o.window, o.stride), cols = window_starts(w, o.window, o.stride);
+  auto masks = torch::zeros({static_cast<int64_t>(rows.size() * cols.size()), h, w});
+  int64_t i = 0;
+  for (int64_t r : rows) {
+    for (int64_t c : cols) {
+      masks[i++].narrow(0, r, std::min(o.window, h - r)).narrow(1, c, std::min(o.window, w - c)).fill_(1.0f);
+    }
+  }
+  return masks;
+}
+
+torch::Tensor sensitivity_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                              const DdiOptions& o) {
+  o.validate();
+  torch::NoGradGuard ng;
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  auto masks = ddi_windows(h, w, o);  // W x H x W
+  const int64_t nw = masks.size(0);
+  auto fill = fill_values(x, o.fill);
+  auto base = support(model.forward(x), y, o.score);  // N
+  auto drops = torch::empty({n, nw});
+  auto m = masks.view({1, nw, 1, h, w}).to(torch::kBool);
+  // All windows of several images per forward call, at most max_batch occluded images.
+  const int64_t per_call = std::max<int64_t>(1, o.max_batch / nw);
+  for (int64_t i = 0; i < n; i += per_call) {
+    const int64_t b = std::min(per_call, n - i);
+    auto xi = x.narrow(0, i, b).unsqueeze(1);     // b x 1 x C x H x W
+    auto fi = fill.narrow(0, i, b).unsqueeze(1);  // b x 1 x C x H x W
+    auto occluded = torch::where(m, fi, xi).reshape({b * nw, c, h, w});
+    auto yi = y.narrow(0, i, b).repeat_interleave(nw);
+    auto s = support(model.forward(occluded), yi, o.score).view({b, nw});
+    drops.narrow(0, i, b).copy_(base.narrow(0, i, b).unsqueeze(1) - s);
+  }
+  // S(i,j): mean drop of the windows covering (i,j), clamped at 0.
+  auto cover = masks.sum(0);  // H x W, >= 1 everywhere
+  auto s = torch::mm(drops, masks.view({nw, h * w})).view({n, 1, h, w}) / cover;
+  return s.clamp_min(0.0);
+}
+
+torch::Tensor flat_maps(const torch::Tensor& s) {
+  auto f = s.flatten(1);
+  return (f.amax(1) - f.amin(1)).le(1e-12);
+}
+
+torch::Tensor normalize_sensitivity(const torch::Tensor& s) {
+  auto f = s.flatten(1);
+  auto lo = f.amin(1, true), hi = f.amax(1, true);
+  auto norm = (f - lo) / (hi - lo + 1e-12);
+  auto flat = flat_maps(s).unsqueeze(1);
+  return torch::where(flat, torch::ones_like(norm), norm).view_as(s);
+}
+
+torch::Tensor domain_mask(const torch::Tensor& s_norm, double rho, const torch::Tensor& flat) {
+  const int64_t n = s_norm.size(0), hw = s_norm[0].numel();
+  const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(rho * hw - 1e-9)), 1, hw);
+  // A stable descending sort: equal values keep their pixel order, so ties go to lower indices.
+  auto order = std::get<1>(torch::sort(s_norm.reshape({n, hw}), /*stable=*/true, /*dim=*/1, /*descending=*/true));
+  auto mask = torch::zeros({n, hw}, torch::kBool);
+  mask.scatter_(1, order.narrow(1, 0, k), true);
+  if (flat.defined()) mask.masked_fill_(flat.view({n, 1}), true);
+  return mask.view(s_norm.sizes());
+}
+
+torch::Tensor allocation_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                             const SdsgsmOptions& o) {
+  auto s = sensitivity_map(model, x, y, o.ddi);
+  auto flat = flat_maps(s);
+  auto s_norm = normalize_sensitivity(s);
+  if (o.map == "soft") return o.lambda + (1.0 - o.lambda) * s_norm.pow(o.gamma);
+  auto d = domain_mask(s_norm, o.rho, flat);
+  return torch::where(d, torch::ones_like(s_norm), torch::full_like(s_norm, o.lambda));
+}
+
+torch::Tensor smoothed_sign(const torch::Tensor& g, double beta) {
+  auto sigma = g.abs().mean({1, 2, 3}, true).clamp_min(1e-30);
+  return torch::tanh(beta * g / sigma);
+}
+
+}  // namespace sdsgsm

@@ -1,0 +1,49 @@
+// SD-SGSM and its ablation variants as configurations of the common engine (hooks: the DDI
+// allocation map, the tanh direction, optional momentum). See include/sdsgsm/sdsgsm.hpp.
+//   sdsgsm   : M from DDI, direction tanh(beta * g / sigma(g))
+//   sd-ifgsm : M from DDI, direction sign(g)
+//   sgsm     : M = 1,      direction tanh(beta * g / sigma(g))
+// Defaults: eps 8/255, 10 steps, alpha = eps / steps * step_factor, decay 0 (no momentum),
+// hard map, rho 0.25, lambda 0.5, beta 1, 4 x 4 windows with stride 4 (64 windows on 32 x 32).
+#include <fmt/format.h>
+
+#include "sdsgsm/sdsgsm.hpp"
+
+namespace sdsgsm {
+
+std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const AttackOptions& options,
+                                            const SdsgsmOptions& sd) {
+  const bool allocate = variant == "sdsgsm" || variant == "sd-ifgsm";
+  const bool smooth = variant == "sdsgsm" || variant == "sgsm";
+  if (!allocate && !smooth) throw Error(fmt::format("unknown SD-SGSM variant '{}'", variant));
+  sd.validate(-1, -1);
+  AttackOptions o = options;
+  o.alpha = o.alpha_or(o.eps / static_cast<double>(o.steps) * sd.step_factor);
+  o.decay = o.decay.value_or(0.0);
+  AttackHooks hooks;
+  hooks.momentum = *o.decay > 0;
+  hooks.parameters = {{"direction", smooth ? "tanh" : "sign"}};
+  if (smooth) hooks.parameters["beta"] = sd.beta;
+  if (allocate) {
+    nlohmann::json p = sd.to_json();
+    p.erase("beta");
+    p.erase("step_factor");
+    hooks.parameters.update(p);
+  }
+  if (!options.alpha) hooks.parameters["step_factor"] = sd.step_factor;
+  if (smooth) {
+    const double beta = sd.beta;
+    hooks.direction = [beta](const torch::Tensor& g) { return smoothed_sign(g, beta); };
+  }
+  if (allocate) {
+    hooks.allocation = [sd](Classifier& model, const torch::Tensor& x, const torch::Tensor& y) {
+      sd.validate(x.size(2), x.size(3));
+      return allocation_map(model, x, y, sd);
+    };
+    hooks.rescale_step = sd.rescale_step;
+    hooks.reallocate_every = sd.recompute_every;
+  }
+  return std::make_unique<Attack>(variant, o, hooks);
+}
+
+}  // namespace sdsgsm

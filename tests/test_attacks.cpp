@@ -1,0 +1,215 @@
+// The attack engine and the classic attacks: closed forms, bounds, invariants, determinism.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include "sdsgsm/attacks.hpp"
+#include "test_attacks_util.hpp"
+#include "test_util.hpp"
+
+using namespace sdsgsm;
+using sdsgsm_test::LinearClassifier;
+using sdsgsm_test::TinyCnn;
+
+namespace {
+
+torch::Tensor random_images(int64_t n, uint64_t seed, int64_t h = 8, int64_t w = 8) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return torch::rand({n, 3, h, w}, gen, torch::kFloat32);
+}
+
+torch::Tensor random_labels(int64_t n, uint64_t seed, int64_t k = 10) {
+  auto gen = at::detail::createCPUGenerator(seed + 99);
+  return torch::randint(0, k, {n}, gen, torch::kInt64);
+}
+
+const std::vector<std::string>& all_attacks() {
+  static const std::vector<std::string> names = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"};
+  return names;
+}
+
+}  // namespace
+
+TEST(Fgsm, EqualsClosedFormOnLinearModel) {
+  LinearClassifier model(4, 3, 4, 4);
+  auto x = random_images(5, 3, 4, 4);
+  auto y = torch::tensor({0, 1, 2, 3, 1}, torch::kInt64);
+  const double eps = 0.05;
+  auto attack = make_attack("fgsm", AttackOptions().set_eps(eps));
+  auto adv = attack->run(model, x, y).adversarial;
+  // d CE / d x = W^T (softmax(Wx + b) - onehot(y)).
+  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
+  auto p = torch::softmax(logits, 1) - torch::one_hot(y, 4).to(torch::kFloat64);
+  auto grad = torch::mm(p, model.weight).view_as(x);
+  auto expected = (x.to(torch::kFloat64) + eps * grad.sign()).clamp(0, 1).to(torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(adv, expected, 0, 1e-7)) << (adv - expected).abs().max().item<float>();
+}
+
+TEST(Attacks, StayInBudgetAndInUnitRange) {
+  TinyCnn model;
+  auto x = random_images(6, 5);
+  auto y = random_labels(6, 5);
+  for (const auto& name : all_attacks()) {
+    for (bool early : {false, true}) {
+      auto attack = make_attack(name, AttackOptions().set_eps(8.0 / 255).set_early_stop(early).set_seed(3));
+      auto adv = attack->run(model, x, y).adversarial;
+      EXPECT_GE(adv.min().item<float>(), 0.0f) << name;
+      EXPECT_LE(adv.max().item<float>(), 1.0f) << name;
+      EXPECT_LE((adv - x).abs().max().item<float>(), 8.0 / 255 + 1e-6) << name;
+      EXPECT_GT((adv - x).abs().max().item<float>(), 1.0 / 255) << name << ": the attack did not move";
+    }
+  }
+}
+
+TEST(Attacks, LeaveTheInputUntouched) {
+  TinyCnn model;
+  auto x = random_images(4, 6);
+  auto y = random_labels(4, 6);
+  auto x_copy = x.clone(), y_copy = y.clone();
+  for (const auto& name : all_attacks()) {
+    make_attack(name, AttackOptions().set_early_stop(true))->run(model, x, y);
+    EXPECT_TRUE(torch::equal(x, x_copy)) << name;
+    EXPECT_TRUE(torch::equal(y, y_copy)) << name;
+  }
+}
+
+TEST(Attacks, BatchEqualsEachSampleAlone) {
+  TinyCnn model;
+  auto x = random_images(5, 7);
+  auto y = random_labels(5, 7);
+  auto ids = torch::arange(100, 105, torch::kInt64);
+  for (const auto& name : all_attacks()) {
+    for (auto mode : {TargetMode::None, TargetMode::Random}) {
+      auto attack = make_attack(name, AttackOptions().set_seed(11).set_early_stop(true).set_targeted(mode));
+      auto batch = attack->run(model, x, y, ids);
+      for (int64_t i = 0; i < 5; ++i) {
+        auto one = attack->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1), ids.narrow(0, i, 1));
+        EXPECT_TRUE(torch::allclose(one.adversarial[0], batch.adversarial[i], 0, 1e-6)) << name << " sample " << i;
+        EXPECT_EQ(one.iterations[0].item<int64_t>(), batch.iterations[i].item<int64_t>()) << name;
+        EXPECT_EQ(one.target[0].item<int64_t>(), batch.target[i].item<int64_t>()) << name;
+      }
+    }
+  }
+}
+
+TEST(Attacks, ScalarBudgetEqualsUniformPerPixelMap) {
+  TinyCnn model;
+  auto x = random_images(4, 8);
+  auto y = random_labels(4, 8);
+  AttackOptions o;
+  o.set_seed(2);
+  for (bool momentum : {false, true}) {
+    AttackHooks plain;
+    plain.momentum = momentum;
+    AttackHooks mapped = plain;
+    mapped.allocation = [](Classifier&, const torch::Tensor& xb, const torch::Tensor&) {
+      return torch::ones({xb.size(0), 1, xb.size(2), xb.size(3)});
+    };
+    auto a = Attack("plain", o, plain).run(model, x, y).adversarial;
+    auto b = Attack("mapped", o, mapped).run(model, x, y).adversarial;
+    EXPECT_TRUE(torch::equal(a, b));
+  }
+}
+
+TEST(Attacks, PerPixelMapBoundsEachPixel) {
+  TinyCnn model;
+  auto x = random_images(3, 9);
+  auto y = random_labels(3, 9);
+  AttackHooks hooks;
+  auto map = torch::full({3, 1, 8, 8}, 0.25);
+  map.narrow(2, 0, 4).fill_(1.0);  // top half: full budget; bottom half: a quarter
+  hooks.allocation = [map](Classifier&, const torch::Tensor&, const torch::Tensor&) { return map; };
+  const double eps = 8.0 / 255;
+  auto adv = Attack("mapped", AttackOptions().set_eps(eps), hooks).run(model, x, y).adversarial;
+  auto delta = (adv - x).abs();
+  EXPECT_LE(delta.narrow(2, 4, 4).max().item<float>(), 0.25 * eps + 1e-6);
+  EXPECT_GT(delta.narrow(2, 0, 4).max().item<float>(), 0.25 * eps + 1e-4);
+}
+
+TEST(Attacks, SameSeedGivesBitIdenticalOutput) {
+  TinyCnn model;
+  auto x = random_images(4, 10);
+  auto y = random_labels(4, 10);
+  for (const auto& name : all_attacks()) {
+    auto o = AttackOptions().set_seed(42).set_targeted(TargetMode::Random);
+    auto a = make_attack(name, o)->run(model, x, y);
+    auto b = make_attack(name, o)->run(model, x, y);
+    EXPECT_TRUE(torch::equal(a.adversarial, b.adversarial)) << name;
+  }
+  auto a = make_attack("pgd", AttackOptions().set_seed(1))->run(model, x, y).adversarial;
+  auto b = make_attack("pgd", AttackOptions().set_seed(2))->run(model, x, y).adversarial;
+  EXPECT_FALSE(torch::equal(a, b)) << "PGD's random start must depend on the seed";
+}
+
+TEST(Attacks, MomentumWithZeroDecayEqualsIfgsm) {
+  TinyCnn model;
+  auto x = random_images(6, 12);
+  auto y = random_labels(6, 12);
+  auto o = AttackOptions().set_decay(0.0);
+  auto mi = make_attack("mifgsm", o)->run(model, x, y).adversarial;
+  auto i = make_attack("ifgsm", o)->run(model, x, y).adversarial;
+  EXPECT_TRUE(torch::equal(mi, i));
+  auto mi1 = make_attack("mifgsm", AttackOptions())->run(model, x, y).adversarial;
+  EXPECT_FALSE(torch::equal(mi1, i)) << "decay 1 must differ from I-FGSM";
+}
+
+TEST(Attacks, TargetedHitsTargetMoreOftenThanChance) {
+  LinearClassifier model(10, 3, 8, 8, 4);
+  auto x = random_images(200, 13);
+  auto y = random_labels(200, 13);
+  auto r = make_attack("ifgsm", AttackOptions().set_eps(0.1).set_alpha(0.02).set_targeted(TargetMode::Random))
+               ->run(model, x, y);
+  EXPECT_TRUE(r.target.ne(y).all().item<bool>()) << "random targets must differ from the label";
+  double hit = r.adv_pred.eq(r.target).to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(hit, 0.5) << "targeted hit rate " << hit << " vs chance 0.1";
+  auto given = make_attack("ifgsm", AttackOptions().set_eps(0.1).set_alpha(0.02).set_targeted(TargetMode::Given)
+                                        .set_target_label(3))->run(model, x, y);
+  EXPECT_TRUE(given.target.eq(3).all().item<bool>());
+  EXPECT_GT(given.adv_pred.eq(3).to(torch::kFloat64).mean().item<double>(), 0.5);
+  auto ll = make_attack("fgsm", AttackOptions().set_targeted(TargetMode::LeastLikely))->run(model, x, y);
+  EXPECT_TRUE(torch::equal(ll.target, model.forward(x).argmin(1)));
+}
+
+TEST(Attacks, EarlyStopFreezesSucceededSamples) {
+  TinyCnn model;
+  auto x = random_images(20, 14);
+  auto y = model.forward(x).argmax(1);  // every sample starts correctly classified
+  auto o = AttackOptions().set_eps(16.0 / 255).set_steps(10);
+  auto full = make_attack("ifgsm", o)->run(model, x, y);
+  auto early = make_attack("ifgsm", o.set_early_stop(true))->run(model, x, y);
+  EXPECT_TRUE(full.iterations.eq(10).all().item<bool>());
+  EXPECT_TRUE(early.iterations.le(10).all().item<bool>());
+  EXPECT_TRUE(early.iterations.ge(1).all().item<bool>());
+  EXPECT_LT(early.iterations.sum().item<int64_t>(), full.iterations.sum().item<int64_t>());
+  // A sample frozen after t steps equals the first t steps of the full attack's trajectory.
+  for (int64_t i = 0; i < 20; ++i) {
+    int64_t t = early.iterations[i].item<int64_t>();
+    if (!early.success[i].item<bool>() || t == 10) continue;
+    auto partial = make_attack("ifgsm", AttackOptions().set_eps(16.0 / 255).set_steps(t))
+                       ->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1));
+    EXPECT_TRUE(torch::allclose(partial.adversarial[0], early.adversarial[i], 0, 1e-6)) << i;
+  }
+  double l2_full = (full.adversarial - x).flatten(1).norm(2, 1).mean().item<double>();
+  double l2_early = (early.adversarial - x).flatten(1).norm(2, 1).mean().item<double>();
+  EXPECT_LT(l2_early, l2_full);
+}
+
+TEST(Attacks, InvalidOptionsAreRejected) {
+  using sdsgsm_test::Contains;
+  using sdsgsm_test::error_message;
+  EXPECT_TRUE(Contains(error_message([] { make_attack("ifgsm", AttackOptions().set_eps(-0.1)); }), "--eps"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("ifgsm", AttackOptions().set_steps(0)); }), "--steps"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("ifgsm", AttackOptions().set_alpha(0)); }), "--alpha"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("mifgsm", AttackOptions().set_decay(-1)); }), "--decay"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("nosuch", AttackOptions()); }), "unknown attack 'nosuch'"));
+  EXPECT_TRUE(Contains(error_message([] { parse_target_mode("sideways"); }), "--targeted"));
+  EXPECT_TRUE(Contains(error_message([] {
+                         make_attack("ifgsm", AttackOptions().set_targeted(TargetMode::Given));
+                       }),
+                       "--target-label"));
+  TinyCnn model;
+  EXPECT_TRUE(Contains(error_message([&] {
+                         make_attack("ifgsm", AttackOptions().set_targeted(TargetMode::Given).set_target_label(10))
+                             ->run(model, random_images(1, 1), random_labels(1, 1));
+                       }),
+                       "--target-label 10"));
+}

@@ -1,0 +1,110 @@
+// The attack and compare commands end to end on a small synthetic data set and model.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sdsgsm/models.hpp"
+#include "test_util.hpp"
+
+using namespace sdsgsm;
+using sdsgsm_test::Contains;
+using sdsgsm_test::TempDir;
+
+namespace {
+
+struct Fixture {
+  TempDir dir;
+  fs::path data, model;
+  Fixture() {
+    data = dir / "batch.bin";
+    std::vector<int> labels;
+    for (int i = 0; i < 12; ++i) labels.push_back(i % 10);
+    sdsgsm_test::write_bytes(data, sdsgsm_test::make_cifar_bytes(labels));
+    model = dir / "net.pt";
+    torch::manual_seed(0);
+    save_network(make_network("resnet20"), "resnet20", 10, model);
+  }
+  sdsgsm_test::CommandResult run(const std::string& args) {
+    return sdsgsm_test::run_shell(std::string(SDSGSM_TEST_BINARY) + " --threads 1 -q " + args, dir.path());
+  }
+  std::string common() const {
+    return "--model " + model.string() + " --data " + data.string() + " --count 12 --batch-size 5 ";
+  }
+  /// Entries of the folder whose name starts with '.' (temporary folders left behind).
+  int hidden_entries() const {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir.path())) n += e.path().filename().string()[0] == '.';
+    return n;
+  }
+};
+
+void expect_one_line_error(const sdsgsm_test::CommandResult& r, const std::string& part) {
+  EXPECT_NE(r.exit_code, 0);
+  auto lines = sdsgsm_test::split_lines(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_TRUE(Contains(lines[0], "sdsgsm: error: "));
+  EXPECT_TRUE(Contains(lines[0], part));
+}
+
+}  // namespace
+
+TEST(CliAttack, WritesEveryOutputFile) {
+  Fixture f;
+  auto r = f.run("attack --attack mifgsm " + f.common() + "--out " + (f.dir / "run").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"metrics.json", "samples.csv", "adversarial.pt", "sheet.png"}) {
+    EXPECT_TRUE(fs::is_regular_file(f.dir / "run" / name)) << name;
+  }
+  auto metrics = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "run" / "metrics.json"));
+  EXPECT_EQ(metrics["count"], 12);
+  EXPECT_EQ(metrics["attack_config"]["attack"], "mifgsm");
+  EXPECT_NEAR(metrics["attack_config"]["eps"].get<double>(), 8.0 / 255, 1e-12);
+  EXPECT_TRUE(metrics["summary"]["float"].contains("ssim_mean"));
+  EXPECT_TRUE(metrics["summary"]["rounded_8bit"].contains("asr"));
+  EXPECT_LE(metrics["summary"]["float"]["linf_max"].get<double>(), 8.0 / 255 + 1e-6);
+  auto csv = sdsgsm_test::split_lines(sdsgsm_test::read_bytes(f.dir / "run" / "samples.csv"));
+  EXPECT_EQ(csv.size(), 13u);
+  EXPECT_TRUE(Contains(csv[0], "label,target,clean_pred,adv_pred,success,iterations,l2,linf"));
+  EXPECT_EQ(f.hidden_entries(), 0);
+  // adversarial.pt is readable by PyTorch (Debian's python3-torch), as 12 x 3 x 32 x 32 floats.
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0) {
+    auto py = sdsgsm_test::run_shell("/usr/bin/python3 -c \"import torch; t = torch.load('" +
+                                         (f.dir / "run" / "adversarial.pt").string() +
+                                         "'); print(tuple(t.shape), t.dtype, float(t.min()) >= 0, float(t.max()) <= 1)\"",
+                                     f.dir.path());
+    EXPECT_EQ(py.exit_code, 0) << py.err;
+    EXPECT_TRUE(Contains(py.out, "(12, 3, 32, 32) torch.float32 True True"));
+  }
+}
+
+TEST(CliAttack, CompareWritesOneTable) {
+  Fixture f;
+  auto r = f.run("compare --attacks fgsm,pgd --steps 2 " + f.common() + "--out " + (f.dir / "cmp").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "| fgsm |"));
+  EXPECT_TRUE(Contains(r.out, "| pgd |"));
+  EXPECT_TRUE(fs::is_regular_file(f.dir / "cmp" / "compare.md"));
+  EXPECT_TRUE(fs::is_regular_file(f.dir / "cmp" / "pgd" / "metrics.json"));
+  auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "compare.json"));
+  EXPECT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(f.hidden_entries(), 0);
+}
+
+TEST(CliAttack, InvalidOptionsFailWithOneLineAndNoOutput) {
+  Fixture f;
+  const std::string out = "--out " + (f.dir / "bad").string();
+  expect_one_line_error(f.run("attack --attack nosuch " + f.common() + out), "unknown attack 'nosuch'");
+  expect_one_line_error(f.run("attack --eps -0.1 " + f.common() + out), "--eps");
+  expect_one_line_error(f.run("attack --eps 8/0 " + f.common() + out), "--eps");
+  expect_one_line_error(f.run("attack --steps 0 " + f.common() + out), "--steps");
+  expect_one_line_error(f.run("attack --model " + f.model.string() + " --data " + f.data.string() + " --count 50 " + out),
+                        "holds 12 images");
+  expect_one_line_error(f.run("compare --attacks fgsm,nope " + f.common() + out), "unknown attack 'nope'");
+  EXPECT_FALSE(fs::exists(f.dir / "bad"));
+  expect_one_line_error(f.run("attack " + f.common() + "--out /proc/sdsgsm-test/run"), "/proc/sdsgsm-test/run");
+  EXPECT_EQ(f.hidden_entries(), 0);
+  // An existing folder that is not an sdsgsm output is never replaced.
+  fs::create_directories(f.dir / "mine");
+  sdsgsm_test::write_bytes(f.dir / "mine" / "keep.txt", "precious");
+  expect_one_line_error(f.run("attack " + f.common() + "--out " + (f.dir / "mine").string()), "refusing");
+  EXPECT_TRUE(fs::exists(f.dir / "mine" / "keep.txt"));
+}

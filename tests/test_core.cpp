@@ -1,0 +1,212 @@
+// Tests of src/core: MD5, number parsing, file helpers, threads, progress reporting.
+#include <cmath>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "sdsgsm/core.hpp"
+#include "sdsgsm/progress.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using sdsgsm::Error;
+using sdsgsm_test::Contains;
+using sdsgsm_test::error_message;
+using sdsgsm_test::TempDir;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// MD5
+
+TEST(Md5, Rfc1321TestSuite) {
+  // The test suite of RFC 1321, appendix A.5.
+  EXPECT_EQ(sdsgsm::md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+  EXPECT_EQ(sdsgsm::md5_hex("a"), "0cc175b9c0f1b6a831c399e269772661");
+  EXPECT_EQ(sdsgsm::md5_hex("abc"), "900150983cd24fb0d6963f7d28e17f72");
+  EXPECT_EQ(sdsgsm::md5_hex("message digest"), "f96b697d7cb7938d525a2f31aaf161d0");
+  EXPECT_EQ(sdsgsm::md5_hex("abcdefghijklmnopqrstuvwxyz"), "c3fcd3d76192e4007dfb496cca67e13b");
+  EXPECT_EQ(sdsgsm::md5_hex("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
+            "d174ab98d277d9f5a5611c2c9f419d9f");
+  // 80 bytes: crosses the 64-byte block boundary.
+  EXPECT_EQ(sdsgsm::md5_hex("1234567890123456789012345678901234567890"
+                            "1234567890123456789012345678901234567890"),
+            "57edf4a22be3c955ac49da2e2107b67a");
+}
+
+TEST(Md5, PaddingBoundaries) {
+  // Lengths around the 56-byte padding limit and the 64-byte block size.
+  EXPECT_EQ(sdsgsm::md5_hex(std::string(55, 'a')), "ef1772b6dff9a122358552954ad0df65");
+  EXPECT_EQ(sdsgsm::md5_hex(std::string(56, 'a')), "3b0c8ac703f828b04c6c197006d17218");
+  EXPECT_EQ(sdsgsm::md5_hex(std::string(63, 'a')), "b06521f39153d618550606be297466d5");
+  EXPECT_EQ(sdsgsm::md5_hex(std::string(64, 'a')), "014842d480b571495a4a0363793f7367");
+  EXPECT_EQ(sdsgsm::md5_hex(std::string(65, 'a')), "c743a45e0d2e6a95cb859adae0248435");
+  EXPECT_EQ(sdsgsm::md5_hex(std::string(1000000, 'a')), "7707d6ae4e027c70eea2a935c2296f21");
+}
+
+TEST(Md5, BinaryBytesIncludingNulAndHighBytes) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  EXPECT_EQ(sdsgsm::md5_hex(all), "e2c865db4162bed963bfaa9ef6ac18f0");
+  std::string longer = all + all + all + std::string("\x00\xff", 2);
+  ASSERT_EQ(longer.size(), 770u);
+  EXPECT_EQ(sdsgsm::md5_hex(longer), "3a6ecadeb608bdf69b31592f8846b7c1");
+}
+
+TEST(Md5, FileMatchesBytesAndMissingFileNamesIt) {
+  TempDir tmp;
+  std::string content;
+  for (int i = 0; i < 3 * 1024 * 1024 + 17; ++i) content.push_back(static_cast<char>((i * 131) % 251));
+  fs::path f = tmp / "blob.bin";
+  sdsgsm_test::write_bytes(f, content);
+  EXPECT_EQ(sdsgsm::md5_file(f), sdsgsm::md5_hex(content));
+  sdsgsm_test::write_bytes(tmp / "empty.bin", "");
+  EXPECT_EQ(sdsgsm::md5_file(tmp / "empty.bin"), "d41d8cd98f00b204e9800998ecf8427e");
+  std::string msg = error_message([&] { sdsgsm::md5_file(tmp / "nope.bin"); });
+  EXPECT_TRUE(Contains(msg, "nope.bin"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// parse_number
+
+TEST(ParseNumber, PlainFractionsAndExponents) {
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("8/255", "--eps"), 8.0 / 255.0);
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("0.03", "--eps"), 0.03);
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("2e-3", "--eps"), 2e-3);
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("1", "--eps"), 1.0);
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("0", "--eps"), 0.0);
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("-0.5", "--eps"), -0.5);
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("2/3", "--eps"), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(sdsgsm::parse_number("1.5/0.5", "--eps"), 3.0);
+}
+
+TEST(ParseNumber, BadTextThrowsErrorNamingTheOption) {
+  for (const char* bad : {"", "abc", "0.03x", "x0.03", "8/", "/255", "8/255/2", "8//255", "1/abc",
+                          "nan", "inf", "1e999", " "}) {
+    SCOPED_TRACE(std::string("text '") + bad + "'");
+    std::string msg = error_message([&] { sdsgsm::parse_number(bad, "--epsilon"); });
+    EXPECT_TRUE(Contains(msg, "--epsilon"));
+  }
+}
+
+TEST(ParseNumber, DivisionByZeroThrows) {
+  std::string msg = error_message([] { sdsgsm::parse_number("1/0", "--eps"); });
+  EXPECT_TRUE(Contains(msg, "--eps"));
+  EXPECT_TRUE(Contains(msg, "1/0"));
+  error_message([] { sdsgsm::parse_number("8/0.0", "--eps"); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+TEST(WriteFileAtomic, WritesBinaryContentAndLeavesNoTemporaryFile) {
+  TempDir tmp;
+  fs::path f = tmp / "out.bin";
+  std::string content("a\0b\nc\xff", 6);
+  sdsgsm::write_file_atomic(f, content);
+  EXPECT_EQ(sdsgsm_test::read_bytes(f), content);
+  // Overwriting replaces the content completely (shorter file, no stale tail).
+  sdsgsm::write_file_atomic(f, "xy");
+  EXPECT_EQ(sdsgsm_test::read_bytes(f), "xy");
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(tmp.path())) names.push_back(e.path().filename().string());
+  ASSERT_EQ(names.size(), 1u) << "left behind: " << names.back();
+  EXPECT_EQ(names[0], "out.bin");
+}
+
+TEST(WriteFileAtomic, UnwritableDestinationThrowsAndLeavesNothing) {
+  TempDir tmp;
+  fs::path f = tmp / "no" / "such" / "dir" / "out.bin";
+  std::string msg = error_message([&] { sdsgsm::write_file_atomic(f, "data"); });
+  EXPECT_TRUE(Contains(msg, "out.bin"));
+  EXPECT_FALSE(fs::exists(tmp / "no"));
+  // A directory in the way: the rename fails, and the temporary file is removed.
+  fs::create_directories(tmp / "blocked" / "inside");
+  msg = error_message([&] { sdsgsm::write_file_atomic(tmp / "blocked", "data"); });
+  EXPECT_TRUE(Contains(msg, "blocked"));
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(tmp.path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1) << "a temporary file was left beside the destination";
+}
+
+TEST(ReadFile, RoundTripAndMissingFile) {
+  TempDir tmp;
+  std::string content("\x00\x01\x02 text\r\n", 10);
+  sdsgsm_test::write_bytes(tmp / "f", content);
+  EXPECT_EQ(sdsgsm::read_file(tmp / "f"), content);
+  std::string msg = error_message([&] { sdsgsm::read_file(tmp / "missing.txt"); });
+  EXPECT_TRUE(Contains(msg, "missing.txt"));
+  EXPECT_TRUE(Contains(msg, "no such file"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+
+TEST(Runtime, ThreadsAndVersion) {
+  EXPECT_GE(sdsgsm::hardware_threads(), 1);
+  EXPECT_EQ(sdsgsm::configure_threads(1), 1);
+  EXPECT_EQ(torch::get_num_threads(), 1);
+  std::string v = sdsgsm::version_string();
+  EXPECT_TRUE(Contains(v, "sdsgsm 0."));
+  EXPECT_TRUE(Contains(v, "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "."));
+}
+
+TEST(ErrorType, IsARuntimeErrorWithTheMessage) {
+  try {
+    throw Error("one line");
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "one line");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress
+
+TEST(FormatDuration, SecondsMinutesHours) {
+  EXPECT_EQ(sdsgsm::format_duration(0), "0.0s");
+  EXPECT_EQ(sdsgsm::format_duration(4.2), "4.2s");
+  EXPECT_EQ(sdsgsm::format_duration(59.4), "59.4s");
+  EXPECT_EQ(sdsgsm::format_duration(60), "1m00s");
+  EXPECT_EQ(sdsgsm::format_duration(125), "2m05s");
+  EXPECT_EQ(sdsgsm::format_duration(3599), "59m59s");
+  EXPECT_EQ(sdsgsm::format_duration(3600), "1h00m00s");
+  EXPECT_EQ(sdsgsm::format_duration(3723), "1h02m03s");
+  EXPECT_EQ(sdsgsm::format_duration(36000 + 61), "10h01m01s");
+  EXPECT_EQ(sdsgsm::format_duration(-5), "0.0s");
+}
+
+TEST(Progress, PlainLinesWhenNotATerminal) {
+  ::testing::internal::CaptureStderr();
+  {
+    sdsgsm::Progress bar("unit-test", 100, true);
+    for (int i = 0; i < 10; ++i) bar.advance(10, "status-" + std::to_string(i));
+    bar.finish("all done");
+    EXPECT_GE(bar.elapsed_seconds(), 0.0);
+  }
+  std::string err = ::testing::internal::GetCapturedStderr();
+  auto lines = sdsgsm_test::split_lines(err);
+  ASSERT_GE(lines.size(), 2u) << err;
+  EXPECT_LE(lines.size(), 11u) << "one line per tenth at most, plus the final line:\n" << err;
+  for (const auto& l : lines) EXPECT_EQ(l.rfind("unit-test", 0), 0u) << l;
+  EXPECT_TRUE(Contains(lines.back(), "100%"));
+  EXPECT_TRUE(Contains(lines.back(), "100/100"));
+  EXPECT_TRUE(Contains(lines.back(), "all done"));
+  EXPECT_EQ(err.find('\r'), std::string::npos) << "no carriage returns in a log";
+}
+
+TEST(Progress, DisabledPrintsNothing) {
+  ::testing::internal::CaptureStderr();
+  {
+    sdsgsm::Progress bar("quiet", 10, false);
+    bar.advance(5);
+    bar.advance(5);
+    bar.finish("done");
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
+}  // namespace

@@ -1,0 +1,209 @@
+// SD-SGSM: domain identification, allocation maps, the smoothed sign, and the variants' invariants.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include "sdsgsm/sdsgsm.hpp"
+#include "test_attacks_util.hpp"
+#include "test_util.hpp"
+
+using namespace sdsgsm;
+using sdsgsm_test::Contains;
+using sdsgsm_test::error_message;
+using sdsgsm_test::TinyCnn;
+
+namespace {
+
+/// Decides from one 8 x 8 patch only: logit 0 = sum of the patch's pixels, the others 0.
+class PatchClassifier : public Classifier {
+ public:
+  static constexpr int64_t kRow = 8, kCol = 20, kSize = 8;
+  torch::Tensor forward(const torch::Tensor& x) override {
+    auto patch = x.narrow(2, kRow, kSize).narrow(3, kCol, kSize).flatten(1).sum(1, true) * 0.05;
+    return torch::cat({patch, torch::zeros({x.size(0), 9})}, 1);
+  }
+  std::string name() const override { return "patch"; }
+  std::string kind() const override { return "test"; }
+  int64_t parameter_count() const override { return 0; }
+};
+
+/// Ignores its input: every image gets the same logits.
+class FlatClassifier : public Classifier {
+ public:
+  torch::Tensor forward(const torch::Tensor& x) override {
+    return (torch::arange(10, torch::kFloat32) * 0.1).expand({x.size(0), 10}) + 0 * x.sum({1, 2, 3}, true).view({-1, 1});
+  }
+  std::string name() const override { return "flat"; }
+  std::string kind() const override { return "test"; }
+  int64_t parameter_count() const override { return 0; }
+};
+
+torch::Tensor images(int64_t n, uint64_t seed, int64_t side = 32) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return torch::rand({n, 3, side, side}, gen) * 0.8 + 0.1;
+}
+
+const std::vector<std::string>& variants() {
+  static const std::vector<std::string> v = {"sdsgsm", "sd-ifgsm", "sgsm"};
+  return v;
+}
+
+}  // namespace
+
+TEST(Ddi, WindowsCoverEveryPixel) {
+  EXPECT_EQ(ddi_windows(32, 32, DdiOptions().set_window(4).set_stride(4)).size(0), 64);
+  EXPECT_EQ(ddi_windows(32, 32, DdiOptions().set_window(4).set_stride(2)).size(0), 225);
+  auto clipped = ddi_windows(32, 32, DdiOptions().set_window(5).set_stride(5));
+  EXPECT_EQ(clipped.size(0), 49);  // 6 full windows per side and one clipped at the border
+  EXPECT_TRUE(clipped.sum(0).ge(1).all().item<bool>());
+  EXPECT_TRUE(ddi_windows(32, 32, DdiOptions()).sum(0).eq(1).all().item<bool>());
+}
+
+TEST(Ddi, DomainIsThePatchTheDecisionDependsOn) {
+  PatchClassifier model;
+  auto x = images(3, 1);
+  auto y = torch::zeros({3}, torch::kInt64);
+  auto s = sensitivity_map(model, x, y, DdiOptions());
+  auto expected = torch::zeros({3, 1, 32, 32}, torch::kBool);
+  expected.narrow(2, PatchClassifier::kRow, 8).narrow(3, PatchClassifier::kCol, 8).fill_(true);
+  EXPECT_TRUE(s.masked_select(expected.logical_not()).eq(0).all().item<bool>());
+  EXPECT_TRUE(s.masked_select(expected).gt(0).all().item<bool>());
+  auto domain = domain_mask(normalize_sensitivity(s), 64.0 / 1024);
+  EXPECT_TRUE(torch::equal(domain, expected));
+  // The hard map: 1 on the patch, lambda elsewhere.
+  auto m = allocation_map(model, x, y, SdsgsmOptions().set_rho(64.0 / 1024).set_lambda(0.3));
+  EXPECT_TRUE(m.masked_select(expected).eq(1.0f).all().item<bool>());
+  EXPECT_TRUE(m.masked_select(expected.logical_not()).eq(0.3f).all().item<bool>());
+  // Every score finds the same domain; so does every fill on an image whose patch is bright
+  // (where any fill lowers the patch's pixels).
+  for (const char* score : {"prob", "margin", "loss"}) {
+    auto sm = sensitivity_map(model, x, y, DdiOptions().set_score(score));
+    EXPECT_TRUE(torch::equal(domain_mask(normalize_sensitivity(sm), 64.0 / 1024), expected)) << score;
+  }
+  auto bright = torch::where(expected.expand_as(x), torch::full_like(x, 0.9), torch::full_like(x, 0.1));
+  for (const char* fill : {"zero", "mean", "blur"}) {
+    auto sm = sensitivity_map(model, bright, y, DdiOptions().set_fill(fill));
+    EXPECT_TRUE(torch::equal(domain_mask(normalize_sensitivity(sm), 64.0 / 1024), expected)) << fill;
+  }
+  // Several images per forward call or one at a time: the same map.
+  auto small = sensitivity_map(model, x, y, DdiOptions().set_max_batch(1));
+  EXPECT_TRUE(torch::allclose(small, s, 0, 1e-6));
+}
+
+TEST(Ddi, FlatModelGivesUniformMap) {
+  FlatClassifier model;
+  auto x = images(2, 2);
+  auto y = torch::tensor({1, 4}, torch::kInt64);
+  auto s = sensitivity_map(model, x, y, DdiOptions());
+  EXPECT_TRUE(flat_maps(s).all().item<bool>());
+  EXPECT_TRUE(normalize_sensitivity(s).eq(1.0f).all().item<bool>());
+  auto m = allocation_map(model, x, y, SdsgsmOptions().set_lambda(0.2));
+  EXPECT_TRUE(m.eq(1.0f).all().item<bool>()) << "a flat map must degrade to a uniform attack, never a zero one";
+  auto soft = allocation_map(model, x, y, SdsgsmOptions().set_lambda(0.2).set_map("soft"));
+  EXPECT_TRUE(soft.eq(1.0f).all().item<bool>());
+}
+
+TEST(Ddi, DomainSizeAndTiesAreDeterministic) {
+  auto s = torch::zeros({1, 1, 4, 4});
+  s[0][0][3][3] = 1.0;
+  auto d = domain_mask(normalize_sensitivity(s), 0.25);  // 4 pixels: the peak, then ties by index
+  EXPECT_EQ(d.sum().item<int64_t>(), 4);
+  EXPECT_TRUE(d[0][0][3][3].item<bool>());
+  EXPECT_TRUE(d[0][0][0][0].item<bool>() && d[0][0][0][1].item<bool>() && d[0][0][0][2].item<bool>());
+  EXPECT_EQ(domain_mask(normalize_sensitivity(s), 1.0).sum().item<int64_t>(), 16);
+}
+
+TEST(Sdsgsm, BackgroundNeverMovesMoreThanLambdaEps) {
+  TinyCnn model;
+  auto x = images(4, 3, 16);
+  auto y = model.forward(x).argmax(1);
+  const double eps = 8.0 / 255, lambda = 0.3;
+  for (const std::string v : {"sdsgsm", "sd-ifgsm"}) {
+    for (const char* map : {"hard", "soft"}) {
+      SdsgsmOptions sd = SdsgsmOptions().set_lambda(lambda).set_map(map).set_rho(0.25);
+      auto m = allocation_map(model, x, y, sd);
+      auto r = make_attack(v, AttackOptions().set_eps(eps).set_steps(10), sd)->run(model, x, y);
+      auto delta = (r.adversarial - x).abs();
+      EXPECT_TRUE(delta.le(m * eps + 1e-6).all().item<bool>()) << v << " " << map;
+      if (std::string(map) == "hard") {
+        auto background = m.lt(1.0f).expand_as(delta);
+        EXPECT_LE(delta.masked_select(background).max().item<float>(), lambda * eps + 1e-6) << v;
+        EXPECT_GT(delta.masked_select(background.logical_not()).max().item<float>(), lambda * eps + 1e-4) << v;
+      }
+    }
+  }
+}
+
+TEST(Sdsgsm, SgsmWithLargeBetaEqualsSignAttacks) {
+  TinyCnn model;
+  auto x = images(5, 4, 16);
+  auto y = model.forward(x).argmax(1);
+  auto o = AttackOptions().set_alpha(2.0 / 255);
+  SdsgsmOptions sd = SdsgsmOptions().set_beta(1e9);
+  auto sgsm = make_attack("sgsm", AttackOptions(o).set_decay(0.0), sd)->run(model, x, y).adversarial;
+  auto ifgsm = make_attack("ifgsm", o)->run(model, x, y).adversarial;
+  EXPECT_LE((sgsm - ifgsm).abs().max().item<float>(), 1e-6);
+  auto sgsm_m = make_attack("sgsm", AttackOptions(o).set_decay(1.0), sd)->run(model, x, y).adversarial;
+  auto mifgsm = make_attack("mifgsm", o)->run(model, x, y).adversarial;
+  EXPECT_LE((sgsm_m - mifgsm).abs().max().item<float>(), 1e-6);
+  // A small beta gives smaller steps, so less distortion than the sign.
+  auto smooth = make_attack("sgsm", AttackOptions(o).set_decay(0.0), SdsgsmOptions().set_beta(0.5))
+                    ->run(model, x, y).adversarial;
+  EXPECT_LT((smooth - x).norm().item<float>(), (ifgsm - x).norm().item<float>());
+}
+
+TEST(Sdsgsm, SmoothedSignIsScaleFreeAndGuarded) {
+  auto gen = at::detail::createCPUGenerator(5);
+  auto g = torch::randn({2, 3, 4, 4}, gen);
+  EXPECT_TRUE(torch::allclose(smoothed_sign(g, 1.0), smoothed_sign(g * 1000, 1.0), 1e-5, 1e-6));
+  auto zero = smoothed_sign(torch::zeros({1, 3, 4, 4}), 1.0);
+  EXPECT_TRUE(zero.eq(0).all().item<bool>());
+  EXPECT_LE(smoothed_sign(g, 3.0).abs().max().item<float>(), 1.0f);
+}
+
+TEST(Sdsgsm, EveryVariantIsBatchConsistentAndDeterministic) {
+  TinyCnn model;
+  auto x = images(4, 6, 16);
+  auto y = model.forward(x).argmax(1);
+  for (const auto& v : variants()) {
+    for (bool early : {false, true}) {
+      auto attack = make_attack(v, AttackOptions().set_early_stop(early).set_seed(3), SdsgsmOptions());
+      auto batch = attack->run(model, x, y);
+      auto again = attack->run(model, x, y);
+      EXPECT_TRUE(torch::equal(batch.adversarial, again.adversarial)) << v;
+      for (int64_t i = 0; i < 4; ++i) {
+        auto one = attack->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1), torch::tensor({i}, torch::kInt64));
+        EXPECT_TRUE(torch::allclose(one.adversarial[0], batch.adversarial[i], 0, 1e-6)) << v << " " << i;
+      }
+    }
+  }
+}
+
+TEST(Sdsgsm, RecomputedMapStillBoundsThePerturbation) {
+  TinyCnn model;
+  auto x = images(3, 8, 16);
+  auto y = model.forward(x).argmax(1);
+  auto r = make_attack("sdsgsm", AttackOptions(), SdsgsmOptions().set_recompute_every(3).set_rescale_step(true))
+               ->run(model, x, y);
+  EXPECT_LE((r.adversarial - x).abs().max().item<float>(), 8.0 / 255 + 1e-6);
+  EXPECT_GT(r.allocation_seconds, 0.0);
+}
+
+TEST(Sdsgsm, InvalidParametersAreRejected) {
+  TinyCnn model;
+  auto x = images(1, 9, 16);
+  auto y = torch::zeros({1}, torch::kInt64);
+  auto fails = [&](const SdsgsmOptions& sd) {
+    return error_message([&] { make_attack("sdsgsm", AttackOptions(), sd)->run(model, x, y); });
+  };
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_rho(0)), "--rho"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_rho(1.5)), "--rho"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_lambda(-0.1)), "--lambda"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_lambda(1.1)), "--lambda"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_beta(0)), "--beta"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_map("fuzzy")), "--map"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_window(40).set_stride(4))),
+                       "--window 40 is larger than the 16x16 image"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_window(4).set_stride(5))), "--stride"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_fill("noise"))), "--fill"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_score("entropy"))), "--score"));
+}

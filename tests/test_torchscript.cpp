@@ -1,0 +1,203 @@
+// Tests of TorchScript models through load_classifier: modules exported by PyTorch (Debian's
+// python3-torch at /usr/bin/python3) must load and give the logits PyTorch computed; modules with
+// the wrong output must be refused with a clear Error.
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "sdsgsm/evaluation.hpp"
+#include "sdsgsm/models.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using sdsgsm_test::Contains;
+using sdsgsm_test::error_message;
+using sdsgsm_test::TempDir;
+namespace fs = std::filesystem;
+
+const char* kPython = "/usr/bin/python3";
+
+// Exports the models into argv[1]. The fixed input is torch.linspace(0, 1, 2*3*32*32), which the
+// C++ side rebuilds with the same ATen kernel; the expected logits are written as text with 17
+// significant digits (exact round trip of float32 values).
+const char* kExportScript = R"PY(
+import sys, os
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+out = sys.argv[1]
+torch.manual_seed(0)
+
+class SmallCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1))
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+    def forward(self, x):
+        x = F.relu(self.conv((x - self.mean) / 0.25))
+        x = F.avg_pool2d(x, 4)
+        return self.fc(x.flatten(1))
+
+class OneDim(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3))
+
+class TupleOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+    def forward(self, x):
+        y = self.fc(x.flatten(1))
+        return y, y
+
+class DoubleOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+    def forward(self, x):
+        return self.fc(x.flatten(1)).double()
+
+net = SmallCnn().eval()
+x = torch.linspace(0, 1, 2 * 3 * 32 * 32).view(2, 3, 32, 32)
+torch.jit.script(net).save(os.path.join(out, "scripted.pt"))
+torch.jit.trace(net, x).save(os.path.join(out, "traced.pt"))
+torch.jit.script(OneDim()).save(os.path.join(out, "onedim.pt"))
+torch.jit.script(TupleOut()).save(os.path.join(out, "tuple.pt"))
+dbl = DoubleOut().eval()
+torch.jit.script(dbl).save(os.path.join(out, "double.pt"))
+with torch.no_grad():
+    for name, model in (("scripted", net), ("double", dbl)):
+        y = model(x)
+        with open(os.path.join(out, name + "_logits.txt"), "w") as f:
+            f.write("%d %d\n" % tuple(y.shape))
+            f.write(" ".join("%.17g" % v for v in y.flatten().tolist()) + "\n")
+)PY";
+
+bool python_has_torch() {
+  static int cached = -1;
+  if (cached < 0) {
+    std::string cmd = std::string(kPython) + " -c 'import torch' >/dev/null 2>&1";
+    cached = fs::exists(kPython) && std::system(cmd.c_str()) == 0 ? 1 : 0;
+  }
+  return cached == 1;
+}
+
+torch::Tensor read_logits(const fs::path& f) {
+  std::ifstream in(f);
+  int64_t rows = 0, cols = 0;
+  in >> rows >> cols;
+  std::vector<double> v(static_cast<size_t>(rows * cols));
+  for (auto& e : v) in >> e;
+  if (!in) throw std::runtime_error("cannot parse " + f.string());
+  return torch::tensor(v, torch::kFloat64).view({rows, cols});
+}
+
+torch::Tensor fixed_input() { return torch::linspace(0, 1, 2 * 3 * 32 * 32).view({2, 3, 32, 32}); }
+
+class TorchScriptModels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!python_has_torch()) GTEST_SKIP() << kPython << " cannot import torch (install python3-torch)";
+    sdsgsm_test::write_bytes(tmp_ / "export.py", kExportScript);
+    auto r = sdsgsm_test::run_shell(std::string(kPython) + " " + sdsgsm_test::shell_quote((tmp_ / "export.py").string()) +
+                                        " " + sdsgsm_test::shell_quote(tmp_.path().string()),
+                                    tmp_.path());
+    ASSERT_EQ(r.exit_code, 0) << "exporting with PyTorch failed:\n" << r.err;
+  }
+  std::string model(const std::string& name) const { return (tmp_ / (name + ".pt")).string(); }
+  TempDir tmp_;
+};
+
+TEST_F(TorchScriptModels, ScriptedModelGivesPyTorchLogits) {
+  auto clf = sdsgsm::load_classifier(model("scripted"));
+  EXPECT_EQ(clf->kind(), "torchscript");
+  EXPECT_EQ(clf->name(), model("scripted"));
+  EXPECT_EQ(clf->parameter_count(), 3 * 4 * 9 + 4 + 256 * 10 + 10);
+  auto expected = read_logits(tmp_ / "scripted_logits.txt");
+  ASSERT_EQ(expected.sizes(), (std::vector<int64_t>{2, 10}));
+  torch::NoGradGuard ng;
+  auto got = clf->forward(fixed_input());
+  EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(got.to(torch::kFloat64), expected, 1e-5, 1e-6))
+      << "got\n" << got << "\nexpected\n" << expected;
+}
+
+TEST_F(TorchScriptModels, TracedModelGivesTheSameLogits) {
+  auto clf = sdsgsm::load_classifier(model("traced"));
+  EXPECT_EQ(clf->kind(), "torchscript");
+  auto expected = read_logits(tmp_ / "scripted_logits.txt");
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(torch::allclose(clf->forward(fixed_input()).to(torch::kFloat64), expected, 1e-5, 1e-6));
+}
+
+TEST_F(TorchScriptModels, ParametersFrozenButInputGradientFlows) {
+  auto clf = sdsgsm::load_classifier(model("scripted"));
+  auto x = fixed_input();
+  EXPECT_FALSE(clf->forward(x).requires_grad());
+  auto xg = x.clone().requires_grad_(true);
+  auto logits = clf->forward(xg);
+  ASSERT_TRUE(logits.requires_grad());
+  logits.select(1, 0).sum().backward();
+  ASSERT_TRUE(xg.grad().defined());
+  EXPECT_GT(xg.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST_F(TorchScriptModels, DoubleLogitsAreReturnedAsFloat) {
+  auto clf = sdsgsm::load_classifier(model("double"));
+  torch::NoGradGuard ng;
+  auto got = clf->forward(fixed_input());
+  EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(got.to(torch::kFloat64), read_logits(tmp_ / "double_logits.txt"), 1e-5, 1e-6));
+}
+
+TEST_F(TorchScriptModels, WrongOutputsAreRefused) {
+  auto x = fixed_input();
+  torch::NoGradGuard ng;
+  auto onedim = sdsgsm::load_classifier(model("onedim"));
+  std::string msg = error_message([&] { onedim->forward(x); });
+  EXPECT_TRUE(Contains(msg, "logits"));
+  EXPECT_TRUE(Contains(msg, "shape 2"));
+  EXPECT_TRUE(Contains(msg, "onedim.pt"));
+
+  auto tuple = sdsgsm::load_classifier(model("tuple"));
+  msg = error_message([&] { tuple->forward(x); });
+  EXPECT_TRUE(Contains(msg, "logits"));
+  EXPECT_TRUE(Contains(msg, "tuple.pt"));
+}
+
+TEST_F(TorchScriptModels, ModelFailingOnItsInputGivesAnError) {
+  auto clf = sdsgsm::load_classifier(model("scripted"));
+  torch::NoGradGuard ng;
+  // 16x16 images do not fit the linear layer: a one-line sdsgsm::Error, not a c10::Error.
+  std::string msg = error_message([&] { clf->forward(torch::rand({2, 3, 16, 16})); });
+  EXPECT_TRUE(Contains(msg, "scripted.pt"));
+  EXPECT_TRUE(Contains(msg, "2 x 3 x 16 x 16"));
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+TEST_F(TorchScriptModels, EvaluateRunsOnATorchScriptModel) {
+  auto clf = sdsgsm::load_classifier(model("scripted"));
+  sdsgsm::Dataset ds;
+  ds.images = (fixed_input() * 255).round().to(torch::kUInt8).repeat({3, 1, 1, 1});
+  ds.classes = sdsgsm::cifar10_classes();
+  torch::Tensor pred;
+  {
+    torch::NoGradGuard ng;
+    pred = clf->forward(ds.images.to(torch::kFloat32) / 255).argmax(1);
+  }
+  // Labels: right for the first four images, wrong for the last two.
+  ds.labels = pred.clone();
+  ds.labels.narrow(0, 4, 2).add_(1).remainder_(10);
+  auto r = sdsgsm::evaluate(*clf, ds, 4);
+  EXPECT_EQ(r.total, 6);
+  EXPECT_EQ(r.correct, 4);
+  EXPECT_TRUE(torch::equal(r.predictions, pred));
+}
+
+}  // namespace
