@@ -18,7 +18,7 @@ struct AttackFlags {
   int64_t count = 1000, offset = 0, batch = 256, sheet = 8;
   std::string eps = "8/255", alpha, decay;
   int64_t steps = 10;
-  bool early_stop = false;
+  std::optional<bool> early_stop;
   uint64_t seed = 0;
   std::string targeted = "none";
   int64_t target_label = -1;
@@ -40,7 +40,10 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
                   "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM");
   cmd->add_option("--steps", f.steps, "Iterations of the iterative attacks")->capture_default_str();
   cmd->add_option("--decay", f.decay, "Momentum decay mu; default: 1.0 for mifgsm/nifgsm, 0 (off) for the SD-SGSM family");
-  cmd->add_flag("--early-stop", f.early_stop, "Freeze each sample as soon as it succeeds (fewer passes, less distortion)");
+  cmd->add_flag_callback("--early-stop", [&f] { f.early_stop = true; },
+                         "Freeze each sample as soon as it succeeds (fewer passes, less distortion); default for SD-SGSM");
+  cmd->add_flag_callback("--no-early-stop", [&f] { f.early_stop = false; },
+                         "Attack every sample for all steps (the default for the classic attacks)");
   cmd->add_option("--seed", f.seed, "Seed for random starts and random targets")->capture_default_str();
   cmd->add_option("--targeted", f.targeted, "none, given (with --target-label), random or least-likely")
       ->capture_default_str();
@@ -178,7 +181,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         write_file_atomic(tmp / "compare.json", j.dump(2) + "\n");
         std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
                                          p.model->name(), p.data.size(), p.data.source, o.eps, o.steps,
-                                         o.early_stop ? "on" : "off");
+                                         o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
         write_file_atomic(tmp / "compare.md", header + table);
         commit_output_dir(tmp, fc->out);
         fmt::print("{}{}\nwrote {}\n", header, table, fc->out);

@@ -21,6 +21,8 @@ void add_data_command(CLI::App& app, Common& common, Runner& run);
 void add_train_command(CLI::App& app, Common& common, Runner& run);
 void add_eval_command(CLI::App& app, Common& common, Runner& run);
 void add_attack_command(CLI::App& app, Common& common, Runner& run);
+void add_saliency_command(CLI::App& app, Common& common, Runner& run);
+void add_reproduce_command(CLI::App& app, Common& common, Runner& run);
 
 
 }  // namespace sdsgsm::cli

@@ -46,7 +46,9 @@ struct AttackOptions {
   /// Momentum decay mu; unset: the attack's default (1.0 for MI-FGSM and NI-FGSM, 0 for the
   /// SD-SGSM family, where 0 turns momentum off).
   SDSGSM_ATTACK_ARG(std::optional<double>, decay, std::nullopt)
-  SDSGSM_ATTACK_ARG(bool, early_stop, false)    ///< freeze samples as soon as they succeed
+  /// Freeze samples as soon as they succeed; unset: the attack's default (off for the classic
+  /// attacks, as the literature defines them; on for the SD-SGSM family).
+  SDSGSM_ATTACK_ARG(std::optional<bool>, early_stop, std::nullopt)
   SDSGSM_ATTACK_ARG(bool, random_start, false)  ///< uniform start in the budget (PGD: on)
   SDSGSM_ATTACK_ARG(uint64_t, seed, 0)
   SDSGSM_ATTACK_ARG(TargetMode, targeted, TargetMode::None)

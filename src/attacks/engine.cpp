@@ -58,7 +58,7 @@ void AttackOptions::validate() const {
 }
 
 nlohmann::json AttackOptions::to_json() const {
-  nlohmann::json j = {{"eps", eps},           {"steps", steps},   {"early_stop", early_stop},
+  nlohmann::json j = {{"eps", eps},           {"steps", steps},   {"early_stop", early_stop.value_or(false)},
                       {"random_start", random_start},           {"seed", seed},
                       {"targeted", to_string(targeted)}};
   if (targeted == TargetMode::Given) j["target_label"] = target_label;
@@ -75,6 +75,7 @@ Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
   // Factories set their family's defaults; these are the engine's own.
   if (!options_.alpha) options_.alpha = 2.0 / 255;
   if (!options_.decay) options_.decay = hooks_.momentum ? 1.0 : 0.0;
+  if (!options_.early_stop) options_.early_stop = false;
   if (!hooks_.direction) hooks_.direction = sign_direction;
 }
 
@@ -186,7 +187,7 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     torch::Tensor logits = model.forward(point);
 
     torch::Tensor rows;  // rows of this forward pass that stay in the attack (undefined: all)
-    if (o.early_stop) {
+    if (*o.early_stop) {
       torch::Tensor pred;
       if (hooks_.nesterov) {
         torch::NoGradGuard ng;

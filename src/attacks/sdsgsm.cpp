@@ -3,7 +3,7 @@
 //   sdsgsm   : M from DDI, direction tanh(beta * g / sigma(g))
 //   sd-ifgsm : M from DDI, direction sign(g)
 //   sgsm     : M = 1,      direction tanh(beta * g / sigma(g))
-// Defaults: eps 8/255, 10 steps, alpha = eps / steps * step_factor, decay 0 (no momentum),
+// Defaults: eps 8/255, 10 steps, early stop on, alpha = eps / steps * step_factor, decay 0 (no momentum),
 // hard map, rho 0.25, lambda 0.5, beta 1, 4 x 4 windows with stride 4 (64 windows on 32 x 32).
 #include <fmt/format.h>
 
@@ -20,6 +20,7 @@ std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const At
   AttackOptions o = options;
   o.alpha = o.alpha_or(o.eps / static_cast<double>(o.steps) * sd.step_factor);
   o.decay = o.decay.value_or(0.0);
+  o.early_stop = o.early_stop.value_or(true);
   AttackHooks hooks;
   hooks.momentum = *o.decay > 0;
   hooks.parameters = {{"direction", smooth ? "tanh" : "sign"}};

@@ -1,0 +1,86 @@
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "sdsgsm/data.hpp"
+#include "sdsgsm/report.hpp"
+#include "sdsgsm/runner.hpp"
+#include "sdsgsm/sdsgsm.hpp"
+
+namespace sdsgsm::cli {
+
+void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
+  auto* cmd = app.add_subcommand(
+      "saliency",
+      "SD-SGSM's decision-dependent domain for N images. Writes to --out: saliency.png (image |\n"
+      "sensitivity | overlay | domain, one row per image), maps.pt (the normalised sensitivity S~,\n"
+      "N x 1 x H x W float), domain.pt (N x 1 x H x W bool) and saliency.json (settings, DDI time).");
+  struct Opts {
+    std::string model = "resnet20", data = "data/cifar10", split = "test", out;
+    int64_t count = 16, offset = 0;
+    SdsgsmOptions sd;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "Zoo name or model file")->capture_default_str();
+  cmd->add_option("--data", o->data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
+  cmd->add_option("--split", o->split, "CIFAR-10 split: test or train")
+      ->check(CLI::IsMember({"test", "train"}))
+      ->capture_default_str();
+  cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
+  cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
+  cmd->add_option("--window", o->sd.ddi.window, "DDI window side k")->capture_default_str();
+  cmd->add_option("--stride", o->sd.ddi.stride, "DDI window stride s (<= k)")->capture_default_str();
+  cmd->add_option("--fill", o->sd.ddi.fill, "Zero-out fill: zero, mean or blur")->capture_default_str();
+  cmd->add_option("--score", o->sd.ddi.score, "Window score: prob, margin or loss")->capture_default_str();
+  cmd->add_option("--ddi-batch", o->sd.ddi.max_batch, "Occluded images per forward call")->capture_default_str();
+  cmd->add_option("--rho", o->sd.rho, "Fraction of pixels in the domain")->capture_default_str();
+  cmd->add_option("--out", o->out, "Output folder")->required();
+  cmd->callback([&run, &common, o] {
+    run = [&common, o] {
+      (void)common;
+      if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
+      check_output_dir(o->out);
+      auto model = load_classifier(o->model);
+      Dataset data = open_dataset(o->data, o->split == "train" ? Split::Train : Split::Test, o->offset, o->count);
+      auto x = data.float_images(0, data.size());
+      o->sd.validate(x.size(2), x.size(3));
+      auto t0 = std::chrono::steady_clock::now();
+      auto s = sensitivity_map(*model, x, data.labels, o->sd.ddi);
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      auto flat = flat_maps(s);
+      auto s_norm = normalize_sensitivity(s);
+      auto domain = domain_mask(s_norm, o->sd.rho, flat);
+      fs::path tmp = make_temp_dir_beside(o->out);
+      try {
+        write_saliency_png(x, s_norm, domain, tmp / "saliency.png");
+        auto save = [&](const torch::Tensor& t, const char* name) {
+          auto bytes = torch::pickle_save(t.contiguous());
+          write_file_atomic(tmp / name, std::string_view(bytes.data(), bytes.size()));
+        };
+        save(s_norm, "maps.pt");
+        save(domain, "domain.pt");
+        nlohmann::json j = {{"model", model->name()},
+                            {"data", data.source},
+                            {"offset", o->offset},
+                            {"count", data.size()},
+                            {"ddi", o->sd.ddi.to_json()},
+                            {"rho", o->sd.rho},
+                            {"windows", ddi_windows(x.size(2), x.size(3), o->sd.ddi).size(0)},
+                            {"flat_maps", flat.sum().item<int64_t>()},
+                            {"ddi_seconds", seconds},
+                            {"version", version_string()}};
+        write_file_atomic(tmp / "saliency.json", j.dump(2) + "\n");
+        commit_output_dir(tmp, o->out);
+      } catch (...) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+        throw;
+      }
+      fmt::print("DDI maps of {} images ({} windows each, {:.2f}s, {} flat): wrote {}\n", data.size(),
+                 ddi_windows(x.size(2), x.size(3), o->sd.ddi).size(0), seconds, flat.sum().item<int64_t>(), o->out);
+    };
+  });
+}
+
+}  // namespace sdsgsm::cli
