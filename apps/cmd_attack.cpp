@@ -165,8 +165,8 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       }
       if (attacks.empty()) throw Error("--attacks names no attack");
       Prepared p = prepare(*fc, common);
-      fs::path tmp = make_temp_dir_beside(fc->out);
-      try {
+      std::string report;
+      write_output_dir(fc->out, [&](const fs::path& tmp) {
         std::vector<nlohmann::json> summaries;
         auto clean = sheet_images(p, fc->sheet);
         for (const auto& a : attacks) {
@@ -183,13 +183,9 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
                                          p.model->name(), p.data.size(), p.data.source, o.eps, o.steps,
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
         write_file_atomic(tmp / "compare.md", header + table);
-        commit_output_dir(tmp, fc->out);
-        fmt::print("{}{}\nwrote {}\n", header, table, fc->out);
-      } catch (...) {
-        std::error_code ec;
-        fs::remove_all(tmp, ec);
-        throw;
-      }
+        report = header + table + "\n";
+      });
+      fmt::print("{}wrote {}\n", report, fc->out);
     };
   });
 }

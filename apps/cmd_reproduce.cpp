@@ -109,8 +109,8 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
         if (!m.empty()) models.push_back(m);
       }
       if (models.empty()) throw Error("--models names no model");
-      fs::path tmp = make_temp_dir_beside(o->out);
-      try {
+      std::string report;
+      write_output_dir(o->out, [&](const fs::path& tmp) {
         std::string md = fmt::format(
             "# SD-SGSM reproduction\n\nCommand: `sdsgsm reproduce --models {} --count {} --offset {} --eps {} --steps {}`"
             " ({}, {} threads). SD-SGSM settings: {}.\n\n",
@@ -152,13 +152,9 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
         }
         write_file_atomic(tmp / "results.md", md);
         write_file_atomic(tmp / "results.json", all.dump(2) + "\n");
-        commit_output_dir(tmp, o->out);
-        fmt::print("{}wrote {}\n", md, o->out);
-      } catch (...) {
-        std::error_code ec;
-        fs::remove_all(tmp, ec);
-        throw;
-      }
+        report = md;
+      });
+      fmt::print("{}wrote {}\n", report, o->out);
     };
   });
 }

@@ -51,8 +51,7 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
       auto flat = flat_maps(s);
       auto s_norm = normalize_sensitivity(s);
       auto domain = domain_mask(s_norm, o->sd.rho, flat);
-      fs::path tmp = make_temp_dir_beside(o->out);
-      try {
+      write_output_dir(o->out, [&](const fs::path& tmp) {
         write_saliency_png(x, s_norm, domain, tmp / "saliency.png");
         auto save = [&](const torch::Tensor& t, const char* name) {
           auto bytes = torch::pickle_save(t.contiguous());
@@ -71,12 +70,7 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
                             {"ddi_seconds", seconds},
                             {"version", version_string()}};
         write_file_atomic(tmp / "saliency.json", j.dump(2) + "\n");
-        commit_output_dir(tmp, o->out);
-      } catch (...) {
-        std::error_code ec;
-        fs::remove_all(tmp, ec);
-        throw;
-      }
+      });
       fmt::print("DDI maps of {} images ({} windows each, {:.2f}s, {} flat): wrote {}\n", data.size(),
                  ddi_windows(x.size(2), x.size(3), o->sd.ddi).size(0), seconds, flat.sum().item<int64_t>(), o->out);
     };

@@ -137,7 +137,8 @@ TEST(Sdsgsm, SgsmWithLargeBetaEqualsSignAttacks) {
   TinyCnn model;
   auto x = images(5, 4, 16);
   auto y = model.forward(x).argmax(1);
-  auto o = AttackOptions().set_alpha(2.0 / 255);
+  // The SD-SGSM family early-stops by default; the classic attacks do not.
+  auto o = AttackOptions().set_alpha(2.0 / 255).set_early_stop(false);
   SdsgsmOptions sd = SdsgsmOptions().set_beta(1e9);
   auto sgsm = make_attack("sgsm", AttackOptions(o).set_decay(0.0), sd)->run(model, x, y).adversarial;
   auto ifgsm = make_attack("ifgsm", o)->run(model, x, y).adversarial;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -30,6 +31,10 @@ int hardware_threads();
 /// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename, so a crash
 /// never leaves a half-written file under the final name.
 void write_file_atomic(const fs::path& path, std::string_view bytes);
+
+/// Has `write` produce a file at a temporary path beside `path`, then renames it onto `path`;
+/// on any failure the temporary file is removed and Error names `path`.
+void write_via_temp(const fs::path& path, const std::function<void(const fs::path& tmp)>& write);
 
 /// Reads a whole file; throws Error naming the file when it cannot be read.
 std::string read_file(const fs::path& path);

@@ -2,6 +2,7 @@
 // rounded), the summary over the originally-correct samples, and the output folder.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,11 +54,10 @@ void write_attack_outputs(const AttackRunResult& result, const nlohmann::json& r
 /// Checks up front that `dir` can be created or replaced; throws Error otherwise.
 void check_output_dir(const fs::path& dir);
 
-/// Renames a finished temporary folder onto `dir` (replacing an earlier output folder).
-void commit_output_dir(const fs::path& tmp, const fs::path& dir);
-
-/// A fresh temporary folder beside `dir`.
-fs::path make_temp_dir_beside(const fs::path& dir);
+/// Writes an output folder all or nothing: checks `dir`, lets `fill` write into a fresh
+/// temporary folder beside it, then renames that onto `dir` (replacing an earlier sdsgsm output).
+/// If `fill` throws, the temporary folder is removed and `dir` is left as it was.
+void write_output_dir(const fs::path& dir, const std::function<void(const fs::path& tmp)>& fill);
 
 /// Writes a PNG sheet: one row per image, columns clean | adversarial | |delta| amplified.
 void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const fs::path& file, int scale = 4);

@@ -13,28 +13,37 @@
 
 namespace sdsgsm {
 
-void write_file_atomic(const fs::path& path, std::string_view bytes) {
+void write_via_temp(const fs::path& path, const std::function<void(const fs::path& tmp)>& write) {
   fs::path tmp = path;
   tmp += fmt::format(".tmp{}", static_cast<long>(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      throw Error(fmt::format("cannot write '{}': {}", path.string(), std::strerror(errno)));
-    }
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error(fmt::format("cannot write '{}': write failed", path.string()));
-    }
-  }
   std::error_code ec;
+  try {
+    write(tmp);
+  } catch (const Error&) {
+    fs::remove(tmp, ec);
+    throw;
+  } catch (const c10::Error& e) {
+    fs::remove(tmp, ec);
+    throw Error(fmt::format("cannot write '{}': {}", path.string(), e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    fs::remove(tmp, ec);
+    throw Error(fmt::format("cannot write '{}': {}", path.string(), e.what()));
+  }
   fs::rename(tmp, path, ec);
   if (ec) {
     fs::remove(tmp, ec);
     throw Error(fmt::format("cannot write '{}': {}", path.string(), ec.message()));
   }
+}
+
+void write_file_atomic(const fs::path& path, std::string_view bytes) {
+  write_via_temp(path, [&](const fs::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(fmt::format("cannot write '{}': {}", path.string(), std::strerror(errno)));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw Error(fmt::format("cannot write '{}': write failed", path.string()));
+  });
 }
 
 std::string read_file(const fs::path& path) {

@@ -48,6 +48,32 @@ nlohmann::json distortion_block(const torch::Tensor& mask, const torch::Tensor& 
 
 std::string csv_number(double v) { return fmt::format("{:.6g}", v); }
 
+/// A fresh temporary folder beside `dir`.
+fs::path make_temp_dir_beside(const fs::path& dir) {
+  fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  fs::path tmp = parent / fmt::format(".{}.tmp-{}", dir.filename().string(), static_cast<long>(::getpid()));
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) throw Error(fmt::format("cannot write --out '{}': {}", dir.string(), ec.message()));
+  return tmp;
+}
+
+/// Renames a finished temporary folder onto `dir`, replacing an earlier output folder.
+void commit_output_dir(const fs::path& tmp, const fs::path& dir) {
+  std::error_code ec;
+  fs::path old;
+  if (fs::exists(dir)) {
+    old = dir.string() + fmt::format(".old-{}", static_cast<long>(::getpid()));
+    fs::rename(dir, old, ec);
+    if (ec) throw Error(fmt::format("cannot replace '{}': {}", dir.string(), ec.message()));
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec) throw Error(fmt::format("cannot write '{}': {}", dir.string(), ec.message()));
+  if (!old.empty()) fs::remove_all(old, ec);
+}
+
+
 }  // namespace
 
 bool AttackRunResult::targeted() const { return config.value("targeted", std::string("none")) != "none"; }
@@ -147,16 +173,6 @@ std::string AttackRunResult::samples_csv() const {
   return out;
 }
 
-fs::path make_temp_dir_beside(const fs::path& dir) {
-  fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
-  fs::path tmp = parent / fmt::format(".{}.tmp-{}", dir.filename().string(), static_cast<long>(::getpid()));
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) throw Error(fmt::format("cannot write --out '{}': {}", dir.string(), ec.message()));
-  return tmp;
-}
-
 void check_output_dir(const fs::path& dir) {
   if (dir.empty()) throw Error("--out is required: the folder to write results to");
   std::error_code ec;
@@ -177,17 +193,17 @@ void check_output_dir(const fs::path& dir) {
   }
 }
 
-void commit_output_dir(const fs::path& tmp, const fs::path& dir) {
-  std::error_code ec;
-  fs::path old;
-  if (fs::exists(dir)) {
-    old = dir.string() + fmt::format(".old-{}", static_cast<long>(::getpid()));
-    fs::rename(dir, old, ec);
-    if (ec) throw Error(fmt::format("cannot replace '{}': {}", dir.string(), ec.message()));
+void write_output_dir(const fs::path& dir, const std::function<void(const fs::path& tmp)>& fill) {
+  check_output_dir(dir);
+  fs::path tmp = make_temp_dir_beside(dir);
+  try {
+    fill(tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
   }
-  fs::rename(tmp, dir, ec);
-  if (ec) throw Error(fmt::format("cannot write '{}': {}", dir.string(), ec.message()));
-  if (!old.empty()) fs::remove_all(old, ec);
+  commit_output_dir(tmp, dir);
 }
 
 void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const fs::path& file, int scale) {
@@ -209,9 +225,7 @@ void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const
 
 void write_attack_outputs(const AttackRunResult& r, const nlohmann::json& run_info, const fs::path& dir,
                           const torch::Tensor& sheet_clean) {
-  check_output_dir(dir);
-  fs::path tmp = make_temp_dir_beside(dir);
-  try {
+  write_output_dir(dir, [&](const fs::path& tmp) {
     nlohmann::json metrics = run_info;
     metrics["summary"] = r.summary();
     metrics["attack_config"] = r.config;
@@ -225,12 +239,7 @@ void write_attack_outputs(const AttackRunResult& r, const nlohmann::json& run_in
         write_sheet_png(sheet_clean.narrow(0, 0, k), r.adversarial.narrow(0, 0, k), tmp / "sheet.png");
       }
     }
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
-  commit_output_dir(tmp, dir);
+  });
 }
 
 std::string comparison_markdown(const std::vector<nlohmann::json>& summaries) {

@@ -30,19 +30,7 @@ void save_network(const std::shared_ptr<Network>& net, const std::string& arch, 
   net->save(archive);
   archive.write("sdsgsm_arch", c10::IValue(arch));
   archive.write("sdsgsm_num_classes", c10::IValue(num_classes));
-  fs::path tmp = path;
-  tmp += fmt::format(".tmp{}", static_cast<long>(::getpid()));
-  try {
-    archive.save_to(tmp.string());
-  } catch (const c10::Error& e) {
-    throw Error(fmt::format("cannot write '{}': {}", path.string(), e.what_without_backtrace()));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(fmt::format("cannot write '{}': {}", path.string(), ec.message()));
-  }
+  write_via_temp(path, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
 }
 
 LoadedNetwork load_network(const fs::path& path) {

@@ -34,19 +34,7 @@ torch::Tensor augment(const torch::Tensor& padded_u8, const torch::Tensor& index
 }
 
 void save_optimizer(torch::optim::SGD& opt, const fs::path& path) {
-  fs::path tmp = path;
-  tmp += fmt::format(".tmp{}", static_cast<long>(::getpid()));
-  try {
-    torch::save(opt, tmp.string());
-  } catch (const c10::Error& e) {
-    throw Error(fmt::format("cannot write '{}': {}", path.string(), e.what_without_backtrace()));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(fmt::format("cannot write '{}': {}", path.string(), ec.message()));
-  }
+  write_via_temp(path, [&](const fs::path& tmp) { torch::save(opt, tmp.string()); });
 }
 
 }  // namespace
