@@ -8,22 +8,16 @@
 
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
+#include "bench_util.hpp"
 #include "sdsgsm/models.hpp"
 #include "sdsgsm_config.hpp"
 
 namespace {
 
+using sdsgsm_bench::default_model;
+
 constexpr int64_t kBatch = 256;
 constexpr int kThreads = 2;
-
-std::shared_ptr<sdsgsm::Classifier> model() {
-  static std::shared_ptr<sdsgsm::Classifier> m = [] {
-    if (!sdsgsm::find_zoo_weights("resnet20").empty()) return sdsgsm::load_classifier("resnet20");
-    torch::manual_seed(0);
-    return sdsgsm::wrap_network(sdsgsm::make_network("resnet20"), "resnet20 (untrained)", "resnet20");
-  }();
-  return m;
-}
 
 const std::pair<torch::Tensor, torch::Tensor>& batch() {
   static std::pair<torch::Tensor, torch::Tensor> b = [] {
@@ -46,7 +40,7 @@ void report(benchmark::State& state) {
 void BM_RawPasses(benchmark::State& state) {
   torch::set_num_threads(kThreads);
   const int64_t steps = state.range(0);
-  auto m = model();
+  auto m = default_model();
   const auto& [x, y] = batch();
   for (auto _ : state) {
     {
@@ -67,7 +61,7 @@ void BM_RawPasses(benchmark::State& state) {
 
 void BM_Attack(benchmark::State& state, const std::string& name, bool early_stop) {
   torch::set_num_threads(kThreads);
-  auto m = model();
+  auto m = default_model();
   const auto& [x, y] = batch();
   auto attack = sdsgsm::make_attack(name, sdsgsm::AttackOptions().set_early_stop(early_stop));
   double iterations = 0;

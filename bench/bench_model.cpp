@@ -6,18 +6,12 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "bench_util.hpp"
 #include "sdsgsm/models.hpp"
 
 namespace {
 
-std::shared_ptr<sdsgsm::Classifier> default_model() {
-  static std::shared_ptr<sdsgsm::Classifier> model = [] {
-    if (!sdsgsm::find_zoo_weights("resnet20").empty()) return sdsgsm::load_classifier("resnet20");
-    torch::manual_seed(0);
-    return sdsgsm::wrap_network(sdsgsm::make_network("resnet20"), "resnet20 (untrained)", "resnet20");
-  }();
-  return model;
-}
+using sdsgsm_bench::default_model;
 
 void BM_ModelForward(benchmark::State& state) {
   const int64_t batch = state.range(0);
