@@ -21,11 +21,14 @@ class BasicBlockImpl : public nn::Module {
         conv2(register_module("conv2", conv3x3(out, out, 1))),
         bn2(register_module("bn2", nn::BatchNorm2d(out))),
         stride_(stride),
-        pad_(out - in) {}
+        pad_(out - in),
+        unit1_(conv1, bn1),
+        unit2_(conv2, bn2) {}
 
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = torch::relu(bn1(conv1(x)));
-    y = bn2(conv2(y));
+    // In-place ReLU and sum: neither the convolutions' nor batch norm's backward needs its output.
+    auto y = unit1_(x).relu_();
+    y = unit2_(y);
     torch::Tensor shortcut = x;
     if (stride_ != 1 || pad_ != 0) {
       using torch::indexing::Slice;
@@ -33,7 +36,7 @@ class BasicBlockImpl : public nn::Module {
                           Slice(torch::indexing::None, torch::indexing::None, stride_)});
       shortcut = torch::constant_pad_nd(shortcut, {0, 0, 0, 0, pad_ / 2, pad_ - pad_ / 2});
     }
-    return torch::relu(y + shortcut);
+    return y.add_(shortcut).relu_();
   }
 
   nn::Conv2d conv1;
@@ -42,6 +45,9 @@ class BasicBlockImpl : public nn::Module {
   nn::BatchNorm2d bn2;
   int64_t stride_;
   int64_t pad_;
+
+ private:
+  ConvBn unit1_, unit2_;
 };
 TORCH_MODULE(BasicBlock);
 
@@ -51,7 +57,8 @@ class CifarResNet : public Network {
       : normalize(register_module("normalize", Normalize(cifar10_mean(), cifar10_std()))),
         conv(register_module("conv", conv3x3(3, 16, 1))),
         bn(register_module("bn", nn::BatchNorm2d(16))),
-        fc(register_module("fc", nn::Linear(64, num_classes))) {
+        fc(register_module("fc", nn::Linear(64, num_classes))),
+        stem_(conv, bn) {
     int64_t in = 16;
     int s = 0;
     for (int64_t width : {16, 32, 64}) {
@@ -74,7 +81,7 @@ class CifarResNet : public Network {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = torch::relu(bn(conv(normalize(x))));
+    x = stem_(inference_layout(*this, normalize(x))).relu_();
     for (auto& stage : stages) x = stage->forward(x);
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return fc(x);
@@ -85,6 +92,9 @@ class CifarResNet : public Network {
   nn::BatchNorm2d bn;
   std::vector<nn::Sequential> stages;
   nn::Linear fc;
+
+ private:
+  ConvBn stem_;
 };
 
 }  // namespace

@@ -12,12 +12,17 @@ class Vgg7Bn : public Network {
  public:
   explicit Vgg7Bn(int64_t num_classes)
       : normalize(register_module("normalize", Normalize(cifar10_mean(), cifar10_std()))) {
+    // Module indices in `features` (conv, bn, relu per layer; a pool per stage) are what the weight
+    // files are keyed by.
     int64_t in = 3;
     for (int64_t width : {32, 64, 128}) {
       for (int rep = 0; rep < 2; ++rep) {
-        features->push_back(nn::Conv2d(nn::Conv2dOptions(in, width, 3).padding(1).bias(false)));
-        features->push_back(nn::BatchNorm2d(width));
+        nn::Conv2d conv(nn::Conv2dOptions(in, width, 3).padding(1).bias(false));
+        nn::BatchNorm2d bn(width);
+        features->push_back(conv);
+        features->push_back(bn);
         features->push_back(nn::Functional(torch::relu));
+        units_.emplace_back(conv, bn);
         in = width;
       }
       features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2)));
@@ -32,13 +37,20 @@ class Vgg7Bn : public Network {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = features->forward(normalize(x));
+    x = inference_layout(*this, normalize(x));
+    for (size_t i = 0; i < units_.size(); ++i) {
+      x = units_[i](x).relu_();
+      if (i % 2 == 1) x = torch::max_pool2d(x, 2);
+    }
     return classifier(x.flatten(1));
   }
 
   Normalize normalize;
   nn::Sequential features;
   nn::Linear classifier{nullptr};
+
+ private:
+  std::vector<ConvBn> units_;  ///< the six conv + bn layers of `features`, in order
 };
 
 }  // namespace
