@@ -101,8 +101,8 @@ TEST(Attacks, ScalarBudgetEqualsUniformPerPixelMap) {
     AttackHooks plain;
     plain.momentum = momentum;
     AttackHooks mapped = plain;
-    mapped.allocation = [](Classifier&, const torch::Tensor& xb, const torch::Tensor&) {
-      return torch::ones({xb.size(0), 1, xb.size(2), xb.size(3)});
+    mapped.allocation = [](Classifier&, const AllocationInput& in) {
+      return torch::ones({in.x.size(0), 1, in.x.size(2), in.x.size(3)});
     };
     auto a = Attack("plain", o, plain).run(model, x, y).adversarial;
     auto b = Attack("mapped", o, mapped).run(model, x, y).adversarial;
@@ -117,7 +117,7 @@ TEST(Attacks, PerPixelMapBoundsEachPixel) {
   AttackHooks hooks;
   auto map = torch::full({3, 1, 8, 8}, 0.25);
   map.narrow(2, 0, 4).fill_(1.0);  // top half: full budget; bottom half: a quarter
-  hooks.allocation = [map](Classifier&, const torch::Tensor&, const torch::Tensor&) { return map; };
+  hooks.allocation = [map](Classifier&, const AllocationInput&) { return map; };
   const double eps = 8.0 / 255;
   auto adv = Attack("mapped", AttackOptions().set_eps(eps), hooks).run(model, x, y).adversarial;
   auto delta = (adv - x).abs();

@@ -208,3 +208,59 @@ TEST(Sdsgsm, InvalidParametersAreRejected) {
   EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_fill("noise"))), "--fill"));
   EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_score("entropy"))), "--score"));
 }
+
+TEST(Ddi, SensitivityCacheServesEachSampleOnceAndChangesNothing) {
+  TinyCnn model;
+  auto x = images(6, 12, 16);
+  auto y = model.forward(x).argmax(1);
+  auto ids = torch::arange(100, 106, torch::kInt64);
+  DdiOptions ddi = DdiOptions().set_window(4).set_stride(4);
+  auto cache = std::make_shared<SensitivityCache>(ddi);
+  auto direct = sensitivity_map(model, x, y, ddi);
+  // Any subset first, then all: the maps equal the direct ones and each is computed once.
+  auto part = cache->get(model, x.narrow(0, 2, 3), y.narrow(0, 2, 3), ids.narrow(0, 2, 3));
+  EXPECT_TRUE(torch::equal(part, direct.narrow(0, 2, 3)));
+  EXPECT_EQ(cache->computed(), 3);
+  EXPECT_TRUE(torch::allclose(cache->get(model, x, y, ids), direct, 0, 1e-7));
+  EXPECT_EQ(cache->computed(), 6);
+  // An attack served by the cache equals one that computes its own maps, for several settings.
+  auto o = AttackOptions().set_early_stop(false);
+  for (double lambda : {0.3, 0.7}) {
+    SdsgsmOptions sd = SdsgsmOptions().set_ddi(ddi).set_lambda(lambda);
+    auto cached = make_sdsgsm_variant("sdsgsm", o, sd, cache)->run(model, x, y, ids);
+    auto own = make_sdsgsm_variant("sdsgsm", o, sd)->run(model, x, y, ids);
+    EXPECT_TRUE(torch::allclose(cached.adversarial, own.adversarial, 0, 1e-6)) << lambda;
+  }
+  EXPECT_EQ(cache->computed(), 6);
+  // A cache made for other DDI options is refused.
+  EXPECT_TRUE(Contains(error_message([&] {
+                         make_sdsgsm_variant("sdsgsm", o, SdsgsmOptions().set_ddi(DdiOptions().set_window(8).set_stride(8)),
+                                             cache);
+                       }),
+                       "DDI options"));
+}
+
+TEST(Sdsgsm, EarlyStopComputesNoMapForSamplesAlreadyMisclassified) {
+  TinyCnn model;
+  auto x = images(6, 13, 16);
+  auto pred = model.forward(x).argmax(1);
+  auto y = pred.clone();
+  y[1] = (pred[1].item<int64_t>() + 1) % 10;  // samples 1 and 4 are misclassified before the attack
+  y[4] = (pred[4].item<int64_t>() + 3) % 10;
+  auto ids = torch::arange(10, 16, torch::kInt64);
+  auto cache = std::make_shared<SensitivityCache>(DdiOptions());
+  auto r = make_sdsgsm_variant("sdsgsm", AttackOptions(), SdsgsmOptions(), cache)->run(model, x, y, ids);
+  EXPECT_EQ(cache->computed(), 4);
+  EXPECT_TRUE(torch::equal(r.iterations.index({torch::tensor({1, 4})}), torch::zeros({2}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(r.adversarial[1], x[1]));
+  EXPECT_TRUE(torch::equal(r.adversarial[4], x[4]));
+  // The others are attacked exactly as in a batch without the misclassified samples.
+  auto keep = torch::tensor({0, 2, 3, 5}, torch::kInt64);
+  auto alone = make_sdsgsm_variant("sdsgsm", AttackOptions(), SdsgsmOptions())
+                   ->run(model, x.index_select(0, keep), y.index_select(0, keep), ids.index_select(0, keep));
+  EXPECT_TRUE(torch::allclose(r.adversarial.index_select(0, keep), alone.adversarial, 0, 1e-6));
+  // Without early stop every sample gets its map.
+  auto all = std::make_shared<SensitivityCache>(DdiOptions());
+  make_sdsgsm_variant("sdsgsm", AttackOptions().set_early_stop(false), SdsgsmOptions(), all)->run(model, x, y, ids);
+  EXPECT_EQ(all->computed(), 6);
+}

@@ -73,11 +73,23 @@ struct AttackResult {
   double allocation_seconds = 0;      ///< time spent computing allocation maps (SD-SGSM's DDI)
 };
 
+/// What the allocation hook is asked for: maps for these images.
+struct AllocationInput {
+  const torch::Tensor& x;    ///< the images (clean, or the current iterate when recomputed), N x C x H x W
+  const torch::Tensor& y;    ///< their true labels
+  const torch::Tensor& ids;  ///< their sample ids (data-set indices), for caches
+  int64_t iteration = 0;     ///< 0: the initial map of the clean images; t: recomputed before step t
+};
+
 /// The engine's hooks. An attack is a name, its options and these.
 struct AttackHooks {
-  /// Per-pixel weight map M in [0,1] (N x 1 x H x W), computed once per batch before the
-  /// iterations; empty function: uniform M = 1.
-  std::function<torch::Tensor(Classifier&, const torch::Tensor& x, const torch::Tensor& y)> allocation;
+  /// Per-pixel weight map M in [0,1] (N x 1 x H x W) for the images given; empty function:
+  /// uniform M = 1. Computed before the first step for the samples that take one (with early
+  /// stop, samples already misclassified are frozen first and get no map).
+  std::function<torch::Tensor(Classifier&, const AllocationInput&)> allocation;
+  /// Checks the input against the attack's own parameters before anything runs (e.g. SD-SGSM's
+  /// window must fit the image); throws Error.
+  std::function<void(const torch::Tensor& x)> check_input;
   /// Step direction from the (momentum-accumulated) gradient; default sign.
   std::function<torch::Tensor(const torch::Tensor& g)> direction;
   bool momentum = false;  ///< accumulate g = decay * g + grad / mean|grad| (MI-FGSM)

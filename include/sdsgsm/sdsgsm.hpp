@@ -13,7 +13,9 @@
 //   sdsgsm   = DDI map + tanh;   sd-ifgsm = DDI map + sign;   sgsm = uniform map + tanh.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "sdsgsm/attacks.hpp"
 
@@ -75,11 +77,37 @@ torch::Tensor domain_mask(const torch::Tensor& s_norm, double rho, const torch::
 torch::Tensor allocation_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
                              const SdsgsmOptions& options);
 
+/// The allocation map from a raw sensitivity map S (hard: 1 on the top-rho domain, lambda
+/// elsewhere; soft: lambda + (1 - lambda) S~^gamma; a flat S gives M = 1).
+torch::Tensor allocation_from_sensitivity(const torch::Tensor& s, const SdsgsmOptions& options);
+
+/// Sensitivity maps of one model for one set of DDI options, computed once per sample id and
+/// reused: a sweep tries many allocation and step settings on the same maps. Only initial maps
+/// (of the clean images) are served from it; maps recomputed during the iterations are not.
+/// The caller keeps ids, images and model consistent across calls.
+class SensitivityCache {
+ public:
+  explicit SensitivityCache(DdiOptions options) : options_(std::move(options)) {}
+  /// S for images `x` (labels `y`) with sample ids `ids`, computing only the uncached ones.
+  torch::Tensor get(Classifier& model, const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& ids);
+  const DdiOptions& options() const { return options_; }
+  double seconds() const { return seconds_; }    ///< time spent computing maps
+  int64_t computed() const { return computed_; }  ///< maps computed
+
+ private:
+  DdiOptions options_;
+  std::unordered_map<int64_t, torch::Tensor> maps_;
+  double seconds_ = 0;
+  int64_t computed_ = 0;
+};
+
 /// tanh(beta * g / sigma(g)), sigma the per-sample mean |g| (guarded against 0).
 torch::Tensor smoothed_sign(const torch::Tensor& g, double beta);
 
-/// The SD-SGSM family; `variant` is sdsgsm, sd-ifgsm or sgsm.
+/// The SD-SGSM family; `variant` is sdsgsm, sd-ifgsm or sgsm. With `cache` (whose DDI options
+/// must equal sd.ddi), initial maps come from it.
 std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const AttackOptions& options,
-                                            const SdsgsmOptions& sd);
+                                            const SdsgsmOptions& sd,
+                                            std::shared_ptr<SensitivityCache> cache = nullptr);
 
 }  // namespace sdsgsm

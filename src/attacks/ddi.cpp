@@ -1,5 +1,6 @@
 // Decision-dependent domain identification and the allocation maps of SD-SGSM
 // (include/sdsgsm/sdsgsm.hpp).
+#include <chrono>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -147,12 +148,38 @@ torch::Tensor domain_mask(const torch::Tensor& s_norm, double rho, const torch::
 
 torch::Tensor allocation_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
                              const SdsgsmOptions& o) {
-  auto s = sensitivity_map(model, x, y, o.ddi);
+  return allocation_from_sensitivity(sensitivity_map(model, x, y, o.ddi), o);
+}
+
+torch::Tensor allocation_from_sensitivity(const torch::Tensor& s, const SdsgsmOptions& o) {
   auto flat = flat_maps(s);
   auto s_norm = normalize_sensitivity(s);
   if (o.map == "soft") return o.lambda + (1.0 - o.lambda) * s_norm.pow(o.gamma);
   auto d = domain_mask(s_norm, o.rho, flat);
   return torch::where(d, torch::ones_like(s_norm), torch::full_like(s_norm, o.lambda));
+}
+
+torch::Tensor SensitivityCache::get(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                                    const torch::Tensor& ids) {
+  const int64_t n = x.size(0);
+  auto id = ids.to(torch::kInt64).contiguous();
+  const int64_t* idp = id.data_ptr<int64_t>();
+  std::vector<int64_t> missing;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!maps_.count(idp[i])) missing.push_back(i);
+  }
+  if (!missing.empty()) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto rows = torch::tensor(missing, torch::kInt64);
+    auto s = sensitivity_map(model, x.index_select(0, rows), y.index_select(0, rows), options_);
+    for (size_t j = 0; j < missing.size(); ++j) maps_[idp[missing[j]]] = s[static_cast<int64_t>(j)].clone();
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    computed_ += static_cast<int64_t>(missing.size());
+  }
+  std::vector<torch::Tensor> out;
+  out.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out.push_back(maps_.at(idp[i]));
+  return torch::stack(out);
 }
 
 torch::Tensor smoothed_sign(const torch::Tensor& g, double beta) {

@@ -99,6 +99,7 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
                          const torch::Tensor& sample_ids) const {
   if (x_in.dim() != 4) throw Error(fmt::format("attack input must be N x C x H x W (got {} dims)", x_in.dim()));
   if (y_in.dim() != 1 || y_in.size(0) != x_in.size(0)) throw Error("attack labels must be a vector of N labels");
+  if (hooks_.check_input) hooks_.check_input(x_in);
   const AttackOptions& o = options_;
   const int64_t n = x_in.size(0);
   const torch::Tensor x = x_in.detach().to(torch::kFloat32).contiguous();
@@ -143,11 +144,29 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     return targeted ? pred.eq(target.index_select(0, idx)) : pred.ne(y.index_select(0, idx));
   };
 
+  // With early stop and a clean start, a sample that already succeeds is frozen before its first
+  // step: it needs no allocation map (SD-SGSM's DDI is the costly part) and is decided by the
+  // clean prediction, so the two can never disagree.
+  const bool clean_start_freeze = *o.early_stop && !o.random_start;
+  const torch::Tensor all_rows = torch::arange(n, torch::kInt64);
+  const torch::Tensor start_done =
+      clean_start_freeze ? succeeded(r.clean_pred, all_rows) : torch::zeros({n}, torch::kBool);
+
   // Allocation map M (uniform unless the attack sets one), budget and step maps.
   torch::Tensor eps_map, step_map;
-  auto allocate = [&](const torch::Tensor& at) {
+  auto allocate = [&](const torch::Tensor& at, int64_t iteration) {
     auto t0 = std::chrono::steady_clock::now();
-    auto m = hooks_.allocation(model, at, y).to(torch::kFloat32);
+    torch::Tensor m;
+    if (iteration == 0 && start_done.any().item<bool>()) {
+      m = torch::ones({n, 1, at.size(2), at.size(3)}, torch::kFloat32);
+      torch::Tensor rows = start_done.logical_not().nonzero().squeeze(1);
+      if (rows.size(0) > 0) {
+        torch::Tensor xs = at.index_select(0, rows), ys = y.index_select(0, rows), is = ids.index_select(0, rows);
+        m.index_copy_(0, rows, hooks_.allocation(model, AllocationInput{xs, ys, is, 0}).to(torch::kFloat32));
+      }
+    } else {
+      m = hooks_.allocation(model, AllocationInput{at, y, ids, iteration}).to(torch::kFloat32);
+    }
     r.allocation_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return m;
   };
@@ -156,7 +175,7 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     step_map = hooks_.rescale_step ? weight * (alpha / weight.mean({1, 2, 3}, true).clamp_min(1e-12))
                                    : weight * alpha;
   };
-  set_maps(hooks_.allocation ? allocate(x) : torch::ones({n, 1, 1, 1}, torch::kFloat32));
+  set_maps(hooks_.allocation ? allocate(x, 0) : torch::ones({n, 1, 1, 1}, torch::kFloat32));
 
   torch::Tensor adv = x.clone();
   if (o.random_start) {
@@ -170,12 +189,12 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
   }
   torch::Tensor g = torch::zeros_like(x);
   r.iterations = torch::zeros({n}, torch::kInt64);
-  torch::Tensor active = torch::arange(n, torch::kInt64);
+  torch::Tensor active = all_rows;
   const auto sum_ce = F::CrossEntropyFuncOptions().reduction(torch::kSum);
 
   for (int64_t t = 0; t < steps && active.size(0) > 0; ++t) {
     if (hooks_.allocation && hooks_.reallocate_every > 0 && t > 0 && t % hooks_.reallocate_every == 0) {
-      set_maps(allocate(adv));
+      set_maps(allocate(adv, t));
     }
     const bool all = active.size(0) == n;
     auto take = [&](const torch::Tensor& v) { return all ? v : v.index_select(0, active); };
@@ -189,7 +208,9 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     torch::Tensor rows;  // rows of this forward pass that stay in the attack (undefined: all)
     if (*o.early_stop) {
       torch::Tensor pred;
-      if (hooks_.nesterov) {
+      if (t == 0 && clean_start_freeze) {
+        pred = r.clean_pred;
+      } else if (hooks_.nesterov) {
         torch::NoGradGuard ng;
         pred = model.forward(xa).argmax(1);
       } else {

@@ -12,7 +12,7 @@
 namespace sdsgsm {
 
 std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const AttackOptions& options,
-                                            const SdsgsmOptions& sd) {
+                                            const SdsgsmOptions& sd, std::shared_ptr<SensitivityCache> cache) {
   const bool allocate = variant == "sdsgsm" || variant == "sd-ifgsm";
   const bool smooth = variant == "sdsgsm" || variant == "sgsm";
   if (!allocate && !smooth) throw Error(fmt::format("unknown SD-SGSM variant '{}'", variant));
@@ -37,9 +37,14 @@ std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const At
     hooks.direction = [beta](const torch::Tensor& g) { return smoothed_sign(g, beta); };
   }
   if (allocate) {
-    hooks.allocation = [sd](Classifier& model, const torch::Tensor& x, const torch::Tensor& y) {
-      sd.validate(x.size(2), x.size(3));
-      return allocation_map(model, x, y, sd);
+    if (cache && cache->options().to_json() != sd.ddi.to_json()) {
+      throw Error("internal: the sensitivity cache was made with other DDI options");
+    }
+    hooks.check_input = [sd](const torch::Tensor& x) { sd.validate(x.size(2), x.size(3)); };
+    hooks.allocation = [sd, cache](Classifier& model, const AllocationInput& in) {
+      auto s = cache && in.iteration == 0 ? cache->get(model, in.x, in.y, in.ids)
+                                          : sensitivity_map(model, in.x, in.y, sd.ddi);
+      return allocation_from_sensitivity(s, sd);
     };
     hooks.rescale_step = sd.rescale_step;
     hooks.reallocate_every = sd.recompute_every;
