@@ -15,7 +15,7 @@ struct AttackFlags {
   std::string model = "resnet20";
   std::string data = "data/cifar10";
   std::string split = "test";
-  int64_t count = 1000, offset = 0, batch = 256, sheet = 8;
+  int64_t count = 1000, offset = 0, batch = 128, sheet = 8;
   std::string eps = "8/255", alpha, decay;
   int64_t steps = 10;
   std::optional<bool> early_stop;

@@ -13,7 +13,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
     std::string data = "data/cifar10";
     std::string json;
     std::string split = "test";
-    int64_t count = -1, offset = 0, batch = 256;
+    int64_t count = -1, offset = 0, batch = 128;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--model", o->model, "Zoo name or model file (sdsgsm weights or TorchScript)")

@@ -76,7 +76,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       "outputs to --out.");
   struct Opts {
     std::string models = "resnet20,vgg7bn", data = "data/cifar10", out = "runs/reproduce";
-    int64_t count = 1000, offset = 0, batch = 256;
+    int64_t count = 1000, offset = 0, batch = 128;
     std::string eps = "8/255";
     int64_t steps = 10;
     SdsgsmOptions sd;

@@ -23,6 +23,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run);
 void add_attack_command(CLI::App& app, Common& common, Runner& run);
 void add_saliency_command(CLI::App& app, Common& common, Runner& run);
 void add_reproduce_command(CLI::App& app, Common& common, Runner& run);
+void add_sweep_command(CLI::App& app, Common& common, Runner& run);
 
 
 }  // namespace sdsgsm::cli

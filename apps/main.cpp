@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   sdsgsm::cli::add_attack_command(app, common, run);
   sdsgsm::cli::add_saliency_command(app, common, run);
   sdsgsm::cli::add_reproduce_command(app, common, run);
+  sdsgsm::cli::add_sweep_command(app, common, run);
 
   try {
     app.parse(argc, argv);

@@ -108,3 +108,24 @@ TEST(CliAttack, InvalidOptionsFailWithOneLineAndNoOutput) {
   expect_one_line_error(f.run("attack " + f.common() + "--out " + (f.dir / "mine").string()), "refusing");
   EXPECT_TRUE(fs::exists(f.dir / "mine" / "keep.txt"));
 }
+
+TEST(CliAttack, SweepWritesItsTablesAndRefusesTheEvaluationImages) {
+  Fixture f;
+  auto refused = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
+                       " --offset 0 --count 12 --out " + (f.dir / "sw").string());
+  expect_one_line_error(refused, "evaluation images");
+  EXPECT_FALSE(fs::exists(f.dir / "sw"));
+  auto bad = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
+                   " --split train --offset 0 --count 12 --rho 0.2,abc --out " + (f.dir / "sw").string());
+  expect_one_line_error(bad, "--rho");
+  // The training split may be used from its first image; two window grids, two lambdas.
+  auto r = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
+                 " --split train --offset 0 --count 12 --batch-size 5 --window 8,16 --lambda 0.4,0.8 --out " +
+                 (f.dir / "sw").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "sw" / "sweep.json"));
+  EXPECT_EQ(j["rows"].size(), 4u);
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "sw" / "sweep.md"), "| 16 | 16 | hard |"));
+  EXPECT_TRUE(Contains(r.out, "Chosen"));
+  EXPECT_EQ(f.hidden_entries(), 0);
+}

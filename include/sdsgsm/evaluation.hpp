@@ -22,7 +22,7 @@ struct EvalResult {
 };
 
 /// Predicts every image of `data` in batches (no gradients) and tallies accuracy.
-EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size = 256, bool progress = false);
+EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size = 128, bool progress = false);
 
 /// Predicted labels for a float batch, without gradients.
 torch::Tensor predict(Classifier& model, const torch::Tensor& images);

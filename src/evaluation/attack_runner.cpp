@@ -180,7 +180,8 @@ void check_output_dir(const fs::path& dir) {
     if (!fs::is_directory(dir, ec)) throw Error(fmt::format("--out '{}' exists and is not a folder", dir.string()));
     bool empty = fs::is_empty(dir, ec);
     bool ours = fs::exists(dir / "metrics.json") || fs::exists(dir / "compare.json") ||
-                fs::exists(dir / "results.json") || fs::exists(dir / "saliency.json");
+                fs::exists(dir / "results.json") || fs::exists(dir / "saliency.json") ||
+                fs::exists(dir / "sweep.json");
     if (!empty && !ours) {
       throw Error(fmt::format("--out '{}' exists and is not an sdsgsm output folder; refusing to replace it",
                               dir.string()));

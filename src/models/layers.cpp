@@ -44,7 +44,7 @@ torch::Tensor ConvBn::operator()(const torch::Tensor& x) {
 }
 
 torch::Tensor inference_layout(const torch::nn::Module& net, const torch::Tensor& x) {
-  if (net.is_training() || x.requires_grad() || x.dim() != 4) return x;
+  if (net.is_training() || x.dim() != 4) return x;
   return x.contiguous(at::MemoryFormat::ChannelsLast);
 }
 

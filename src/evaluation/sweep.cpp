@@ -1,0 +1,182 @@
+// The SD-SGSM tuning sweep (include/sdsgsm/sweep.hpp).
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "sdsgsm/sweep.hpp"
+
+namespace sdsgsm {
+
+std::vector<SdsgsmOptions> SweepGrid::expand(const SdsgsmOptions& base) const {
+  auto need = [](bool ok, const char* flag) {
+    if (!ok) throw Error(fmt::format("{} needs at least one value", flag));
+  };
+  need(!window.empty(), "--window");
+  need(!rho.empty(), "--rho");
+  need(!lambda.empty(), "--lambda");
+  need(!map.empty(), "--map");
+  need(!beta.empty(), "--beta");
+  need(!step_factor.empty(), "--step-factor");
+  std::vector<SdsgsmOptions> out;
+  for (int64_t k : window) {
+    std::vector<int64_t> strides;
+    for (int64_t s : stride.empty() ? std::vector<int64_t>{-1} : stride) {
+      int64_t v = s > 0 ? s : std::max<int64_t>(1, k / -s);
+      if (v <= k && std::find(strides.begin(), strides.end(), v) == strides.end()) strides.push_back(v);
+    }
+    for (int64_t s : strides) {
+      for (const auto& m : map) {
+        if (m != "hard" && m != "soft") throw Error(fmt::format("--map must be hard or soft (got '{}')", m));
+        // A soft map has no domain: rho does not enter it, so it is tried once (with the first rho).
+        const std::vector<double> rhos = m == "soft" ? std::vector<double>{rho.front()} : rho;
+        for (double r : rhos) {
+          for (double l : lambda) {
+            for (double b : beta) {
+              for (double f : step_factor) {
+                SdsgsmOptions o = base;
+                o.ddi.window = k;
+                o.ddi.stride = s;
+                o.set_map(m).set_rho(r).set_lambda(l).set_beta(b).set_step_factor(f);
+                o.validate(-1, -1);
+                out.push_back(o);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  if (out.empty()) throw Error("the sweep grid is empty: every --stride is larger than every --window");
+  return out;
+}
+
+nlohmann::json SweepGrid::to_json() const {
+  return {{"window", window}, {"stride", stride}, {"rho", rho},   {"lambda", lambda},
+          {"map", map},       {"beta", beta},     {"step_factor", step_factor}, {"decay", decay}};
+}
+
+nlohmann::json SweepRow::to_json() const {
+  nlohmann::json j = sd.to_json();
+  j["decay"] = decay;
+  j["windows"] = windows;
+  j["ddi_seconds"] = ddi_seconds;
+  j["iteration_seconds"] = iteration_seconds;
+  j["meets_asr"] = meets_asr;
+  j["ddi_within_iterations"] = ddi_within_iterations;
+  j["summary"] = summary;
+  return j;
+}
+
+std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const SweepGrid& grid,
+                                const SweepOptions& options,
+                                const std::function<void(const SweepRow&, size_t, size_t)>& on_row) {
+  if (grid.decay.empty()) throw Error("--decay needs at least one value");
+  const auto configs = grid.expand(options.base);
+  const size_t total = configs.size() * grid.decay.size();
+  const int64_t h = data.images.size(2), w = data.images.size(3);
+  const bool allocates = options.variant != "sgsm";
+  // One cache per window grid: its DDI runs once, on the first configuration that uses it.
+  std::map<std::pair<int64_t, int64_t>, std::shared_ptr<SensitivityCache>> caches;
+  std::vector<SweepRow> rows;
+  for (const auto& sd : configs) {
+    sd.validate(h, w);
+    auto& cache = caches[{sd.ddi.window, sd.ddi.stride}];
+    if (!cache) cache = std::make_shared<SensitivityCache>(sd.ddi);
+    for (double decay : grid.decay) {
+      AttackOptions ao = options.attack;
+      ao.alpha.reset();  // from the step factor
+      ao.set_decay(decay);
+      auto attack = make_sdsgsm_variant(options.variant, ao, sd, allocates ? cache : nullptr);
+      RunOptions ro = options.run;
+      ro.keep_adversarial = false;
+      AttackRunResult r = run_attack(model, data, *attack, ro);
+      SweepRow row;
+      row.sd = sd;
+      row.decay = decay;
+      row.windows = allocates ? ddi_windows(h, w, sd.ddi).size(0) : 0;
+      row.summary = r.summary();
+      row.ddi_seconds = allocates ? cache->seconds() : 0.0;
+      row.iteration_seconds = r.attack_seconds - r.allocation_seconds;
+      row.meets_asr = row.summary["float"]["asr"].get<double>() >= options.min_asr;
+      row.ddi_within_iterations = row.ddi_seconds <= row.iteration_seconds;
+      rows.push_back(row);
+      if (on_row) on_row(rows.back(), rows.size(), total);
+    }
+  }
+  return rows;
+}
+
+namespace {
+
+double ssim_of(const SweepRow& r) { return r.summary["float"]["ssim_mean"].get<double>(); }
+double l2_of(const SweepRow& r) { return r.summary["float"]["l2_mean"].get<double>(); }
+
+/// Row order of the rule: meets ASR first, then higher SSIM, then lower l2, then grid order.
+std::vector<size_t> rule_order(const std::vector<SweepRow>& rows) {
+  std::vector<size_t> idx(rows.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+    const auto &ra = rows[a], &rb = rows[b];
+    if (ra.meets_asr != rb.meets_asr) return ra.meets_asr;
+    if (ssim_of(ra) != ssim_of(rb)) return ssim_of(ra) > ssim_of(rb);
+    return l2_of(ra) < l2_of(rb);
+  });
+  return idx;
+}
+
+std::string describe(const SweepRow& r) {
+  return fmt::format("k {} s {} ({} windows), {} map, rho {}, lambda {}, beta {}, step factor {}, decay {}", r.sd.ddi.window,
+                     r.sd.ddi.stride, r.windows, r.sd.map, r.sd.rho, r.sd.lambda, r.sd.beta, r.sd.step_factor, r.decay);
+}
+
+}  // namespace
+
+int64_t choose_row(const std::vector<SweepRow>& rows, bool within_cost) {
+  for (size_t i : rule_order(rows)) {
+    if (!rows[i].meets_asr) return -1;
+    if (!within_cost || rows[i].ddi_within_iterations) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string& command) {
+  std::string md = fmt::format("# SD-SGSM tuning sweep\n\nCommand: `{}`\n\n", command);
+  if (rows.empty()) return md + "No configurations.\n";
+  const auto& s0 = rows.front().summary;
+  md += fmt::format("{} images ({} classified correctly, {} attacked).\n\n", s0["images"].get<int64_t>(),
+                    s0["clean_correct"].get<int64_t>(), s0["attacked"].get<int64_t>());
+  md += "Rule: ASR >= 99.9% on these images, then the highest mean SSIM (ties: lower l2).\n\n";
+  for (bool cost : {false, true}) {
+    int64_t c = choose_row(rows, cost);
+    md += fmt::format("- **Chosen{}**: {}\n", cost ? " with DDI <= attack iterations" : "",
+                      c < 0 ? std::string("none meets the ASR bound")
+                            : fmt::format("{}: ASR {:.2f}%, SSIM {:.4f}, l2 {:.3f}", describe(rows[c]),
+                                          100 * rows[c].summary["float"]["asr"].get<double>(), ssim_of(rows[c]),
+                                          l2_of(rows[c])));
+  }
+  md += "\n## DDI cost per window grid\n\n| k | s | windows | DDI s |\n|---|---|---|---|\n";
+  std::map<std::pair<int64_t, int64_t>, const SweepRow*> grids;
+  for (const auto& r : rows) grids.emplace(std::make_pair(r.sd.ddi.window, r.sd.ddi.stride), &r);
+  for (const auto& [key, r] : grids) {
+    md += fmt::format("| {} | {} | {} | {:.1f} |\n", key.first, key.second, r->windows, r->ddi_seconds);
+  }
+  md += "\n## Every configuration, in the rule's order\n\n"
+        "| k | s | map | rho | lambda | beta | step f. | decay | ASR | ASR 8-bit | l2 | SSIM | PSNR | iters | "
+        "iter s | DDI <= iter |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (size_t i : rule_order(rows)) {
+    const auto& r = rows[i];
+    const auto& f = r.summary["float"];
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {:.2f}% | {:.2f}% | {:.3f} | {:.4f} | {:.2f} | {:.2f} | "
+                      "{:.1f} | {} |\n",
+                      r.sd.ddi.window, r.sd.ddi.stride, r.sd.map, r.sd.map == "soft" ? "-" : fmt::format("{}", r.sd.rho),
+                      r.sd.lambda, r.sd.beta, r.sd.step_factor,
+                      r.decay, 100 * f["asr"].get<double>(), 100 * r.summary["rounded_8bit"]["asr"].get<double>(),
+                      f["l2_mean"].get<double>(), f["ssim_mean"].get<double>(), f["psnr_mean"].get<double>(),
+                      r.summary["iterations_mean"].get<double>(), r.iteration_seconds,
+                      r.ddi_within_iterations ? "yes" : "no");
+  }
+  return md;
+}
+
+}  // namespace sdsgsm

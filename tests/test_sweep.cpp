@@ -1,0 +1,99 @@
+// The SD-SGSM tuning sweep: grid expansion, the selection rule, map reuse, and the CLI's guard
+// against tuning on the evaluation images.
+#include <gtest/gtest.h>
+
+#include "sdsgsm/sweep.hpp"
+#include "test_attacks_util.hpp"
+#include "test_util.hpp"
+
+using namespace sdsgsm;
+using sdsgsm_test::Contains;
+using sdsgsm_test::error_message;
+
+namespace {
+
+SweepRow row(double asr, double ssim, double l2, bool cheap) {
+  SweepRow r;
+  r.summary["float"] = {{"asr", asr}, {"ssim_mean", ssim}, {"l2_mean", l2}, {"psnr_mean", 40.0}};
+  r.summary["rounded_8bit"] = r.summary["float"];
+  r.summary["images"] = 10;
+  r.summary["clean_correct"] = 9;
+  r.summary["attacked"] = 9;
+  r.summary["iterations_mean"] = 1.5;
+  r.meets_asr = asr >= 0.999;
+  r.ddi_within_iterations = cheap;
+  return r;
+}
+
+}  // namespace
+
+TEST(Sweep, GridIsTheProductWithoutInvalidOrRedundantPoints) {
+  SweepGrid g;
+  g.window = {4, 8};
+  g.stride = {2, 4, 8};  // (4,2) (4,4) (8,2) (8,4) (8,8); (4,8) is skipped
+  g.rho = {0.1, 0.25};
+  g.lambda = {0.3, 0.5, 0.7};
+  g.map = {"hard", "soft"};  // soft: one rho only
+  g.beta = {1, 2};
+  g.step_factor = {2.5};
+  auto configs = g.expand(SdsgsmOptions().set_gamma(2.0));
+  EXPECT_EQ(configs.size(), 5u * (2 + 1) * 3 * 2);
+  for (const auto& c : configs) {
+    EXPECT_LE(c.ddi.stride, c.ddi.window);
+    EXPECT_EQ(c.gamma, 2.0);  // what the grid does not vary comes from the base
+  }
+  EXPECT_EQ(configs.front().ddi.window, 4);
+  EXPECT_EQ(configs.front().ddi.stride, 2);
+  g.stride = {};
+  EXPECT_EQ(g.expand(SdsgsmOptions()).size(), 2u * 3 * 3 * 2);  // s = k
+  g.stride = {-1, -2, 4};  // k, k/2 and 4: (4,4) (4,2) (8,8) (8,4)
+  auto rel = g.expand(SdsgsmOptions());
+  EXPECT_EQ(rel.size(), 4u * 3 * 3 * 2);
+  EXPECT_EQ(rel.front().ddi.stride, 4);
+  EXPECT_EQ(rel.back().ddi.stride, 4);
+  EXPECT_EQ(rel.back().ddi.window, 8);
+  g.rho = {1.5};
+  EXPECT_TRUE(Contains(error_message([&] { g.expand(SdsgsmOptions()); }), "--rho"));
+  g.rho = {0.25};
+  g.window = {4};
+  g.stride = {8};
+  EXPECT_TRUE(Contains(error_message([&] { g.expand(SdsgsmOptions()); }), "empty"));
+}
+
+TEST(Sweep, RulePicksTheHighestSsimAmongRowsMeetingTheAsrBound) {
+  std::vector<SweepRow> rows = {row(1.0, 0.990, 0.50, true), row(0.998, 0.999, 0.10, true),
+                                row(1.0, 0.995, 0.40, false), row(1.0, 0.995, 0.30, false),
+                                row(0.9995, 0.992, 0.45, true)};
+  EXPECT_EQ(choose_row(rows, false), 3);  // SSIM tie broken by the lower l2; row 1 misses the ASR bound
+  EXPECT_EQ(choose_row(rows, true), 4);   // among the rows whose DDI costs no more than the iterations
+  EXPECT_EQ(choose_row({row(0.99, 0.999, 0.1, true)}, false), -1);
+  auto md = sweep_markdown(rows, "sdsgsm sweep ...");
+  EXPECT_TRUE(Contains(md, "**Chosen**: k 4 s 4 (0 windows), hard map, rho 0.25, lambda 0.5"));
+  EXPECT_TRUE(Contains(md, "SSIM 0.9950, l2 0.300"));
+}
+
+TEST(Sweep, RunsEveryConfigurationOnSharedMaps) {
+  sdsgsm_test::TinyCnn model;
+  Dataset data;
+  auto gen = at::detail::createCPUGenerator(3);
+  auto x = torch::rand({6, 3, 16, 16}, gen) * 0.8 + 0.1;
+  data.images = (x * 255).round().to(torch::kUInt8);
+  data.labels = model.forward(data.images.to(torch::kFloat32) / 255).argmax(1);
+  data.classes = cifar10_classes();
+  SweepGrid g;
+  g.window = {4, 8};
+  g.lambda = {0.3, 0.6};
+  SweepOptions o;
+  o.run.progress = false;
+  auto rows = run_sweep(model, data, g, o);
+  ASSERT_EQ(rows.size(), 4u);
+  // Rows of one window grid share its DDI time (computed once).
+  EXPECT_EQ(rows[0].ddi_seconds, rows[1].ddi_seconds);
+  EXPECT_EQ(rows[0].windows, 16);
+  EXPECT_EQ(rows[2].windows, 4);
+  // Each row equals a standalone attack with its settings.
+  RunOptions ro;
+  ro.progress = false;
+  auto alone = run_attack(model, data, *make_attack("sdsgsm", AttackOptions(), rows[1].sd), ro);
+  EXPECT_DOUBLE_EQ(alone.summary()["float"]["l2_mean"].get<double>(), rows[1].summary["float"]["l2_mean"].get<double>());
+}
