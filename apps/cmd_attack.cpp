@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/distributed.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -23,6 +24,7 @@ struct AttackFlags {
   std::string targeted = "none";
   int64_t target_label = -1;
   std::string out;
+  bool resume = false, restart = false, no_adversarial = false;
   SdsgsmOptions sd;
 };
 
@@ -67,7 +69,12 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
       ->capture_default_str()
       ->group(g);
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
-  cmd->add_option("--out", f.out, "Output folder (written under a temporary name, renamed when complete)")->required();
+  cmd->add_flag("--no-adversarial", f.no_adversarial, "Do not write the adversarial images (adversarial/ shards)");
+  cmd->add_flag("--resume", f.resume,
+                "Continue an interrupted run of the same command (its .OUT.partial folder); a changed configuration "
+                "is refused");
+  cmd->add_flag("--restart", f.restart, "Discard an interrupted run's partial output and start over");
+  cmd->add_option("--out", f.out, "Output folder (written as .OUT.partial beside it, renamed when complete)")->required();
 }
 
 AttackOptions to_options(const AttackFlags& f) {
@@ -86,35 +93,48 @@ AttackOptions to_options(const AttackFlags& f) {
 
 struct Prepared {
   std::shared_ptr<Classifier> model;
-  Dataset data;
+  std::unique_ptr<ImageSource> data;
   RunOptions run;
-  nlohmann::json info;
+  nlohmann::json info;         ///< deterministic: goes into metrics.json
+  nlohmann::json fingerprint;  ///< what a resume must match (per attack: add its config)
 };
 
 Prepared prepare(const AttackFlags& f, const Common& common) {
   if (f.batch < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", f.batch));
   if (f.count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", f.count));
-  check_output_dir(f.out);
+  if (f.sheet < 0) throw Error(fmt::format("--sheet must be >= 0 (got {})", f.sheet));
   Prepared p;
+  p.run.device = parse_device(common.device);
   p.model = load_classifier(f.model);
-  p.data = open_dataset(f.data, f.split == "train" ? Split::Train : Split::Test, f.offset, f.count);
+  p.model->to(p.run.device);
+  p.data = open_image_source(f.data, f.split == "train" ? Split::Train : Split::Test, f.offset, f.count);
   p.run.batch_size = f.batch;
   p.run.progress = !common.quiet;
   p.run.first_index = f.offset;
   p.info["model"] = p.model->name();
   p.info["model_kind"] = p.model->kind();
-  p.info["data"] = p.data.source;
+  p.info["data"] = p.data->source();
+  p.info["split"] = f.split;
   p.info["offset"] = f.offset;
-  p.info["count"] = p.data.size();
+  p.info["count"] = p.data->size();
   p.info["batch_size"] = f.batch;
-  p.info["threads"] = torch::get_num_threads();
   p.info["version"] = version_string();
+  p.fingerprint = p.info;
+  p.fingerprint["model_md5"] = model_checksum(f.model);
+  p.fingerprint["adversarial"] = !f.no_adversarial;
+  p.fingerprint["sheet"] = f.sheet;
   return p;
 }
 
-torch::Tensor sheet_images(const Prepared& p, int64_t sheet) {
-  if (sheet <= 0) return {};
-  return p.data.float_images(0, std::min(sheet, p.data.size()));
+RunOutput run_output(const Prepared& p, const AttackFlags& f, const Attack& attack, const fs::path& work) {
+  RunOutput out;
+  out.work = work;
+  out.info = p.info;
+  out.fingerprint = p.fingerprint;
+  out.fingerprint["attack_config"] = attack.config();
+  out.adversarial = !f.no_adversarial;
+  out.sheet = f.sheet;
+  return out;
 }
 
 }  // namespace
@@ -135,9 +155,14 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
     run = [&common, f, name] {
       auto attack = make_attack(*name, to_options(*f), f->sd);
       Prepared p = prepare(*f, common);
-      AttackRunResult r = run_attack(*p.model, p.data, *attack, p.run);
-      write_attack_outputs(r, p.info, f->out, sheet_images(p, f->sheet));
-      auto s = r.summary();
+      nlohmann::json fp = p.fingerprint;
+      fp["attack_config"] = attack->config();
+      PartialFolder folder(f->out, fp, f->resume, f->restart);
+      RunOutput out = run_output(p, *f, *attack, folder.work());
+      AttackRunResult r = run_attack(*p.model, *p.data, *attack, p.run, &out);
+      folder.commit();
+      if (!dist::is_root()) return;
+      auto s = r.report();
       fmt::print("{} on {} ({} images): clean accuracy {:.2f}%, ASR {:.2f}% (8-bit {:.2f}%), l2 {:.3f}, "
                  "SSIM {:.4f}, PSNR {:.2f} dB, {:.0f} img/s\nwrote {}\n",
                  r.attack, p.model->name(), r.size(), 100 * s["clean_accuracy"].get<double>(),
@@ -161,31 +186,42 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       AttackOptions o = to_options(*fc);
       std::stringstream ss(*names);
       for (std::string item; std::getline(ss, item, ',');) {
-        if (!item.empty()) attacks.push_back(make_attack(item, o, fc->sd));
+        if (item.empty()) continue;
+        attacks.push_back(make_attack(item, o, fc->sd));
+        for (size_t i = 0; i + 1 < attacks.size(); ++i) {
+          if (attacks[i]->name() == attacks.back()->name()) {
+            throw Error(fmt::format("--attacks lists '{}' twice", attacks.back()->name()));
+          }
+        }
       }
       if (attacks.empty()) throw Error("--attacks names no attack");
       Prepared p = prepare(*fc, common);
+      nlohmann::json fp = p.fingerprint;
+      for (const auto& a : attacks) fp["attacks"].push_back(a->config());
+      PartialFolder folder(fc->out, fp, fc->resume, fc->restart);
+      std::vector<nlohmann::json> reports;
+      for (const auto& a : attacks) {
+        RunOutput out = run_output(p, *fc, *a, folder.work() / a->name());
+        AttackRunResult r = run_attack(*p.model, *p.data, *a, p.run, &out);
+        if (dist::is_root()) reports.push_back(r.report());
+      }
       std::string report;
-      write_output_dir(fc->out, [&](const fs::path& tmp) {
-        std::vector<nlohmann::json> summaries;
-        auto clean = sheet_images(p, fc->sheet);
-        for (const auto& a : attacks) {
-          AttackRunResult r = run_attack(*p.model, p.data, *a, p.run);
-          write_attack_outputs(r, p.info, tmp / a->name(), clean);
-          summaries.push_back(r.summary());
-        }
-        std::string table = comparison_markdown(summaries);
+      if (dist::is_root()) {
+        std::string table = comparison_markdown(reports);
         nlohmann::json j = p.info;
         j["attack_options"] = o.to_json();
-        j["results"] = summaries;
-        write_file_atomic(tmp / "compare.json", j.dump(2) + "\n");
+        j["results"] = reports;
+        j["ranks"] = dist::size();
+        j["threads_per_rank"] = torch::get_num_threads();
+        write_file_atomic(folder.work() / "compare.json", j.dump(2) + "\n");
         std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
-                                         p.model->name(), p.data.size(), p.data.source, o.eps, o.steps,
+                                         p.model->name(), p.data->size(), p.data->source(), o.eps, o.steps,
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
-        write_file_atomic(tmp / "compare.md", header + table);
+        write_file_atomic(folder.work() / "compare.md", header + table);
         report = header + table + "\n";
-      });
-      fmt::print("{}wrote {}\n", report, fc->out);
+      }
+      folder.commit();
+      if (dist::is_root()) fmt::print("{}wrote {}\n", report, fc->out);
     };
   });
 }

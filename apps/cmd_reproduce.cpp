@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/distributed.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -80,6 +81,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
     std::string eps = "8/255";
     int64_t steps = 10;
     SdsgsmOptions sd;
+    bool resume = false, restart = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--models", o->models, "Comma-separated models")->capture_default_str();
@@ -95,66 +97,85 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--step-factor", o->sd.step_factor, "SD-SGSM alpha = eps / steps x this")->capture_default_str();
   cmd->add_option("--window", o->sd.ddi.window, "DDI window side")->capture_default_str();
   cmd->add_option("--stride", o->sd.ddi.stride, "DDI window stride")->capture_default_str();
+  cmd->add_option("--map", o->sd.map, "SD-SGSM allocation map: hard or soft")->capture_default_str();
   cmd->add_option("--out", o->out, "Output folder")->capture_default_str();
+  cmd->add_flag("--resume", o->resume, "Continue an interrupted run (finished attacks are kept, the one cut off resumes)");
+  cmd->add_flag("--restart", o->restart, "Discard an interrupted run's partial output and start over");
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
       AttackOptions base;
       base.set_eps(parse_number(o->eps, "--eps")).set_steps(o->steps);
       base.validate();
       o->sd.validate(-1, -1);
-      check_output_dir(o->out);
+      if (o->batch < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", o->batch));
       std::vector<std::string> models;
       std::stringstream ss(o->models);
       for (std::string m; std::getline(ss, m, ',');) {
         if (!m.empty()) models.push_back(m);
       }
       if (models.empty()) throw Error("--models names no model");
-      std::string report;
-      write_output_dir(o->out, [&](const fs::path& tmp) {
-        std::string md = fmt::format(
-            "# SD-SGSM reproduction\n\nCommand: `sdsgsm reproduce --models {} --count {} --offset {} --eps {} --steps {}`"
-            " ({}, {} threads). SD-SGSM settings: {}.\n\n",
-            o->models, o->count, o->offset, o->eps, o->steps, version_string(), torch::get_num_threads(),
-            o->sd.to_json().dump());
-        nlohmann::json all;
-        all["sdsgsm_options"] = o->sd.to_json();
-        all["attack_options"] = base.to_json();
-        for (const auto& name : models) {
-          auto model = load_classifier(name);
-          Dataset data = open_dataset(o->data, Split::Test, o->offset, o->count);
-          RunOptions ro;
-          ro.batch_size = o->batch;
-          ro.progress = !common.quiet;
-          ro.first_index = o->offset;
-          std::vector<nlohmann::json> rows;
-          auto clean = data.float_images(0, std::min<int64_t>(8, data.size()));
-          for (const auto& e : entries()) {
-            AttackOptions ao = base;
-            ao.early_stop = e.early_stop;
-            auto attack = make_attack(e.attack, ao, o->sd);
-            AttackRunResult r = run_attack(*model, data, *attack, ro);
-            std::string dir = e.label;
-            for (char& c : dir) {
-              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-            }
-            nlohmann::json info = {{"model", model->name()}, {"data", data.source}, {"offset", o->offset},
-                                   {"count", data.size()}, {"version", version_string()}};
-            write_attack_outputs(r, info, tmp / name / dir, clean);
-            auto s = r.summary();
-            s["label"] = e.label;
-            s["config"] = r.config;
-            rows.push_back(s);
+      const torch::Device device = parse_device(common.device);
+      // Everything the tables depend on: a resume must match it.
+      nlohmann::json fp = {{"models", models},  {"data", o->data},   {"offset", o->offset},
+                           {"count", o->count}, {"batch_size", o->batch}, {"attack_options", base.to_json()},
+                           {"sdsgsm_options", o->sd.to_json()}, {"version", version_string()}};
+      for (const auto& m : models) fp["model_md5"][m] = model_checksum(m);
+      PartialFolder folder(o->out, fp, o->resume, o->restart);
+      std::string md = fmt::format(
+          "# SD-SGSM reproduction\n\nCommand: `sdsgsm reproduce --models {} --count {} --offset {} --eps {} --steps {}`"
+          " ({}). SD-SGSM settings: {}.\n\n",
+          o->models, o->count, o->offset, o->eps, o->steps, version_string(), o->sd.to_json().dump());
+      nlohmann::json all;
+      all["sdsgsm_options"] = o->sd.to_json();
+      all["attack_options"] = base.to_json();
+      all["ranks"] = dist::size();
+      all["threads_per_rank"] = torch::get_num_threads();
+      for (const auto& name : models) {
+        auto model = load_classifier(name);
+        model->to(device);
+        auto data = open_image_source(o->data, Split::Test, o->offset, o->count);
+        RunOptions ro;
+        ro.batch_size = o->batch;
+        ro.progress = !common.quiet;
+        ro.first_index = o->offset;
+        ro.device = device;
+        nlohmann::json info = {{"model", model->name()}, {"model_kind", model->kind()}, {"data", data->source()},
+                               {"split", "test"},          {"offset", o->offset},       {"count", data->size()},
+                               {"batch_size", o->batch},   {"version", version_string()}};
+        std::vector<nlohmann::json> rows;
+        for (const auto& e : entries()) {
+          AttackOptions ao = base;
+          ao.early_stop = e.early_stop;
+          auto attack = make_attack(e.attack, ao, o->sd);
+          std::string dir = e.label;
+          for (char& c : dir) {
+            if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
           }
-          md += fmt::format("## {} ({} images, clean accuracy {:.2f}%)\n\n{}\n### Ablation\n\n{}\n", model->name(),
-                            data.size(), 100 * rows[0]["clean_accuracy"].get<double>(), paper_table(rows),
-                            ablation_table(rows));
-          all["models"][name] = rows;
+          RunOutput out;
+          out.work = folder.work() / name / dir;
+          out.info = info;
+          out.fingerprint = info;
+          out.fingerprint["model_md5"] = fp["model_md5"][name];
+          out.fingerprint["attack_config"] = attack->config();
+          AttackRunResult r = run_attack(*model, *data, *attack, ro, &out);
+          if (!dist::is_root()) continue;
+          auto s = r.report();
+          s["label"] = e.label;
+          s["config"] = r.config;
+          rows.push_back(s);
         }
-        write_file_atomic(tmp / "results.md", md);
-        write_file_atomic(tmp / "results.json", all.dump(2) + "\n");
-        report = md;
-      });
-      fmt::print("{}wrote {}\n", report, o->out);
+        if (!dist::is_root()) continue;
+        md += fmt::format("## {} ({} images, clean accuracy {:.2f}%)\n\n{}\n### Ablation\n\n{}\n", model->name(),
+                          data->size(), 100 * rows[0]["clean_accuracy"].get<double>(), paper_table(rows),
+                          ablation_table(rows));
+        all["models"][name] = rows;
+      }
+      if (dist::is_root()) {
+        write_file_atomic(folder.work() / "results.md", md);
+        write_file_atomic(folder.work() / "results.json", all.dump(2) + "\n");
+      }
+      folder.commit();
+      if (dist::is_root()) fmt::print("{}wrote {}\n", md, o->out);
     };
   });
 }

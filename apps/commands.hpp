@@ -11,8 +11,9 @@ namespace sdsgsm::cli {
 
 /// Options every sub-command shares.
 struct Common {
-  int threads = 0;  ///< 0: all cores
+  int threads = 0;  ///< 0: all cores (divided among the ranks on this machine under mpirun)
   bool quiet = false;
+  std::string device = "cpu";
 };
 
 using Runner = std::function<void()>;

@@ -2,12 +2,14 @@
 #include <cstdio>
 #include <iostream>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <torch/torch.h>
 
 #include "commands.hpp"
 #include "sdsgsm/core.hpp"
+#include "sdsgsm/distributed.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -26,8 +28,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   sdsgsm::cli::Common common;
-  app.add_option("--threads", common.threads, "LibTorch intra-op threads (default: all cores)")
+  app.add_option("--threads", common.threads,
+                 "LibTorch intra-op threads (default: all cores; under mpirun, the cores divided among the "
+                 "ranks on each machine)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--device", common.device, "cpu, cuda or cuda:N (CUDA needs a CUDA LibTorch build)")
+      ->capture_default_str();
   app.add_flag("-q,--quiet", common.quiet, "Only warnings and errors on stderr; no progress bars");
 
   sdsgsm::cli::Runner run;
@@ -39,30 +45,47 @@ int main(int argc, char** argv) {
   sdsgsm::cli::add_reproduce_command(app, common, run);
   sdsgsm::cli::add_sweep_command(app, common, run);
 
+  sdsgsm::dist::init(&argc, &argv);
+  const bool root = sdsgsm::dist::is_root();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int rc = root ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 1);
+    sdsgsm::dist::finalize();
+    return rc;
   }
   auto logger = spdlog::stderr_color_mt("sdsgsm");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
-  spdlog::set_level(common.quiet ? spdlog::level::warn : spdlog::level::info);
+  spdlog::set_pattern(sdsgsm::dist::size() > 1 ? fmt::format("[%H:%M:%S] [rank {}] %^%l%$ %v", sdsgsm::dist::rank())
+                                              : std::string("[%H:%M:%S] %^%l%$ %v"));
+  // Other ranks only warn: rank 0 reports.
+  spdlog::set_level(common.quiet || !root ? spdlog::level::warn : spdlog::level::info);
+  if (!root) common.quiet = true;
+  auto fail = [](const std::string& message) {
+    sdsgsm::dist::abort_all(message);  // returns only in a single process
+    sdsgsm::dist::finalize();
+    return 1;
+  };
   try {
+    if (sdsgsm::dist::size() > 1) {
+      const std::string cmd = app.get_subcommands().front()->get_name();
+      if (cmd != "attack" && cmd != "compare" && cmd != "reproduce") {
+        throw sdsgsm::Error(fmt::format("'{}' runs in one process; under mpirun only attack, compare and reproduce "
+                                        "split their work across ranks",
+                                        cmd));
+      }
+    }
     int n = sdsgsm::configure_threads(common.threads);
     spdlog::debug("using {} threads", n);
     run();
   } catch (const sdsgsm::Error& e) {
-    std::fprintf(stderr, "sdsgsm: error: %s\n", e.what());
-    return 1;
+    return fail(e.what());
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
-    auto nl = msg.find('\n');
-    std::fprintf(stderr, "sdsgsm: error: %s\n", msg.substr(0, nl).c_str());
-    return 1;
+    return fail(msg.substr(0, msg.find('\n')));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sdsgsm: error: %s\n", e.what());
-    return 1;
+    return fail(e.what());
   }
+  sdsgsm::dist::finalize();
   return 0;
 }

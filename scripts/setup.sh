@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config ca-certificates curl npm
   libtorch-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev
-  libgtest-dev libbenchmark-dev python3-torch python3-skimage)
+  libgtest-dev libbenchmark-dev python3-torch python3-skimage libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   # npm may come from elsewhere (e.g. a Node.js install); only install Debian's when absent.

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sdsgsm/models.hpp"
+#include "sdsgsm/runner.hpp"
 #include "test_util.hpp"
 
 using namespace sdsgsm;
@@ -51,9 +52,22 @@ TEST(CliAttack, WritesEveryOutputFile) {
   Fixture f;
   auto r = f.run("attack --attack mifgsm " + f.common() + "--out " + (f.dir / "run").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* name : {"metrics.json", "samples.csv", "adversarial.pt", "sheet.png"}) {
+  for (const char* name : {"metrics.json", "samples.csv", "samples.pt", "timing.json", "sheet.png",
+                           "adversarial/000000.pt", "adversarial/000001.pt", "adversarial/000002.pt"}) {
     EXPECT_TRUE(fs::is_regular_file(f.dir / "run" / name)) << name;
   }
+  // No working files are left: per-batch results, the resume state.
+  EXPECT_FALSE(fs::exists(f.dir / "run" / "batches"));
+  EXPECT_FALSE(fs::exists(f.dir / "run" / "state.json"));
+  EXPECT_FALSE(fs::exists(f.dir / "run" / "adversarial" / "000003.pt"));
+  auto timing = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "run" / "timing.json"));
+  EXPECT_GT(timing["images_per_second"].get<double>(), 0.0);
+  EXPECT_GT(timing["peak_rss_mb_rank0"].get<double>(), 10.0);
+  EXPECT_EQ(timing["ranks"], 1);
+  EXPECT_EQ(timing["threads_per_rank"], 1);
+  // The adversarial shards, read back in order, are the whole set within the budget.
+  auto adv = read_adversarial(f.dir / "run");
+  EXPECT_EQ(adv.sizes(), (std::vector<int64_t>{12, 3, 32, 32}));
   auto metrics = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "run" / "metrics.json"));
   EXPECT_EQ(metrics["count"], 12);
   EXPECT_EQ(metrics["attack_config"]["attack"], "mifgsm");
@@ -65,14 +79,17 @@ TEST(CliAttack, WritesEveryOutputFile) {
   EXPECT_EQ(csv.size(), 13u);
   EXPECT_TRUE(Contains(csv[0], "label,target,clean_pred,adv_pred,success,iterations,l2,linf"));
   EXPECT_EQ(f.hidden_entries(), 0);
-  // adversarial.pt is readable by PyTorch (Debian's python3-torch), as 12 x 3 x 32 x 32 floats.
+  // The shards and samples.pt are readable by PyTorch (Debian's python3-torch): the shards
+  // concatenate to 12 x 3 x 32 x 32 floats in [0,1], samples.pt holds the 19 per-sample columns.
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0) {
-    auto py = sdsgsm_test::run_shell("/usr/bin/python3 -c \"import torch; t = torch.load('" +
-                                         (f.dir / "run" / "adversarial.pt").string() +
-                                         "'); print(tuple(t.shape), t.dtype, float(t.min()) >= 0, float(t.max()) <= 1)\"",
-                                     f.dir.path());
+    auto py = sdsgsm_test::run_shell(
+        "/usr/bin/python3 -c \"import torch, glob; d = '" + (f.dir / "run").string() +
+            "'; t = torch.cat([torch.load(p) for p in sorted(glob.glob(d + '/adversarial/*.pt'))]); "
+            "s = torch.load(d + '/samples.pt'); "
+            "print(tuple(t.shape), t.dtype, float(t.min()) >= 0, float(t.max()) <= 1, tuple(s.shape))\"",
+        f.dir.path());
     EXPECT_EQ(py.exit_code, 0) << py.err;
-    EXPECT_TRUE(Contains(py.out, "(12, 3, 32, 32) torch.float32 True True"));
+    EXPECT_TRUE(Contains(py.out, "(12, 3, 32, 32) torch.float32 True True (12, 19)"));
   }
 }
 

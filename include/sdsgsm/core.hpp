@@ -22,7 +22,8 @@ class Error : public std::runtime_error {
 };
 
 /// Sets LibTorch's intra-op thread count (Debian's LibTorch defaults to ONE thread).
-/// threads <= 0 means "all cores". Returns the count in force afterwards.
+/// threads <= 0 means "all cores" (under mpirun: the cores divided among the ranks on this
+/// machine). Returns the count in force afterwards.
 int configure_threads(int threads);
 
 /// Number of hardware threads of this machine (at least 1).

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -54,6 +56,34 @@ Dataset read_image_folder(const fs::path& dir);
 /// or data_batch_*.bin), a single .bin file, or an image folder. `split` picks the CIFAR-10 split.
 /// `offset`/`count` select images (count < 0: all); a count beyond the data set is an error.
 Dataset open_dataset(const fs::path& path, Split split, int64_t offset = 0, int64_t count = -1);
+
+/// Labelled images read on demand, batch by batch, so that working through a data set takes
+/// memory independent of its size. Reading validates what it reads (labels in range, images of
+/// one size) and names the file in its errors.
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  virtual int64_t size() const = 0;
+  /// Images [start, start + n) as uint8 N x C x H x W, and their int64 labels.
+  virtual std::pair<torch::Tensor, torch::Tensor> read(int64_t start, int64_t n) const = 0;
+  /// C, H, W of every image.
+  virtual std::vector<int64_t> image_shape() const = 0;
+  virtual const std::vector<std::string>& classes() const = 0;
+  /// Where the images come from (for reports).
+  virtual std::string source() const = 0;
+  /// Images [start, start + n) as float in [0,1].
+  torch::Tensor float_images(int64_t start, int64_t n) const;
+};
+
+/// Opens what `open_dataset` opens, reading only when asked: a CIFAR-10 binary file or folder
+/// (records are read by seeking; file sizes are checked at once, labels as they are read) or an
+/// image folder (listed at once, each image decoded when its batch is read). `offset`/`count`
+/// select images (count < 0: all); a range beyond the data set is an error.
+std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset = 0,
+                                               int64_t count = -1);
+
+/// An in-memory data set as a source (shares its tensors).
+std::unique_ptr<ImageSource> memory_source(const Dataset& data);
 
 /// Published MD5 sums of the original CIFAR-10 binary release's files.
 const std::vector<std::pair<std::string, std::string>>& cifar10_md5();

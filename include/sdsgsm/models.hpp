@@ -75,7 +75,14 @@ class Classifier {
   /// "resnet20", ... or "torchscript".
   virtual std::string kind() const = 0;
   virtual int64_t parameter_count() const = 0;
+  /// Moves the model to a device (its inputs must then live there too). Classifiers that only run
+  /// on the CPU may ignore it.
+  virtual void to(const torch::Device& device) { (void)device; }
 };
+
+/// Parses --device: "cpu", "cuda" or "cuda:N". Throws Error for anything else, and for CUDA when
+/// this build's LibTorch has none (Debian's libtorch-dev is CPU-only), saying how to get it.
+torch::Device parse_device(const std::string& text);
 
 /// Resolves `--model NAME|PATH` and loads it in evaluation mode with frozen parameters.
 /// A zoo name (resnet20, vgg7bn, ...) resolves to the shipped weights wherever the tool runs

@@ -16,7 +16,7 @@ torch::Tensor hot_colormap(const torch::Tensor& values);
 void write_saliency_png(const torch::Tensor& images, const torch::Tensor& s_norm, const torch::Tensor& domain,
                         const fs::path& file, int scale = 4);
 
-/// Writes an N x 3 x H x W tensor in [0,1] as one PNG image grid row (rounded to 8 bits).
-void write_png(const torch::Tensor& chw_rows, const fs::path& file);
+/// Writes one 3 x H x W image in [0,1] as a PNG (rounded to 8 bits).
+void write_png(const torch::Tensor& image, const fs::path& file);
 
 }  // namespace sdsgsm

@@ -22,7 +22,7 @@ std::vector<int64_t> window_starts(int64_t size, int64_t k, int64_t s) {
 torch::Tensor fill_values(const torch::Tensor& x, const std::string& fill) {
   if (fill == "zero") return torch::zeros_like(x);
   if (fill == "mean") {
-    auto mean = torch::tensor(cifar10_mean()).view({1, -1, 1, 1});
+    auto mean = torch::tensor(cifar10_mean()).view({1, -1, 1, 1}).to(x.device());
     if (mean.size(1) != x.size(1)) return x.mean({2, 3}, true).expand_as(x);  // not 3-channel: image mean
     return mean.expand_as(x);
   }
@@ -99,11 +99,11 @@ torch::Tensor sensitivity_map(Classifier& model, const torch::Tensor& x, const t
   o.validate();
   torch::NoGradGuard ng;
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  auto masks = ddi_windows(h, w, o);  // W x H x W
+  auto masks = ddi_windows(h, w, o).to(x.device());  // W x H x W
   const int64_t nw = masks.size(0);
   auto fill = fill_values(x, o.fill);
   auto base = support(model.forward(x), y, o.score);  // N
-  auto drops = torch::empty({n, nw});
+  auto drops = torch::empty({n, nw}, x.options());
   auto m = masks.view({1, nw, 1, h, w}).to(torch::kBool);
   // All windows of several images per forward call, at most max_batch occluded images.
   const int64_t per_call = std::max<int64_t>(1, o.max_batch / nw);
@@ -140,7 +140,7 @@ torch::Tensor domain_mask(const torch::Tensor& s_norm, double rho, const torch::
   const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(rho * hw - 1e-9)), 1, hw);
   // A stable descending sort: equal values keep their pixel order, so ties go to lower indices.
   auto order = std::get<1>(torch::sort(s_norm.reshape({n, hw}), /*stable=*/true, /*dim=*/1, /*descending=*/true));
-  auto mask = torch::zeros({n, hw}, torch::kBool);
+  auto mask = torch::zeros({n, hw}, s_norm.options().dtype(torch::kBool));
   mask.scatter_(1, order.narrow(1, 0, k), true);
   if (flat.defined()) mask.masked_fill_(flat.view({n, 1}), true);
   return mask.view(s_norm.sizes());
@@ -162,7 +162,7 @@ torch::Tensor allocation_from_sensitivity(const torch::Tensor& s, const SdsgsmOp
 torch::Tensor SensitivityCache::get(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
                                     const torch::Tensor& ids) {
   const int64_t n = x.size(0);
-  auto id = ids.to(torch::kInt64).contiguous();
+  auto id = ids.to(torch::kCPU, torch::kInt64).contiguous();
   const int64_t* idp = id.data_ptr<int64_t>();
   std::vector<int64_t> missing;
   for (int64_t i = 0; i < n; ++i) {
@@ -170,7 +170,7 @@ torch::Tensor SensitivityCache::get(Classifier& model, const torch::Tensor& x, c
   }
   if (!missing.empty()) {
     auto t0 = std::chrono::steady_clock::now();
-    auto rows = torch::tensor(missing, torch::kInt64);
+    auto rows = torch::tensor(missing, torch::kInt64).to(x.device());
     auto s = sensitivity_map(model, x.index_select(0, rows), y.index_select(0, rows), options_);
     for (size_t j = 0; j < missing.size(); ++j) maps_[idp[missing[j]]] = s[static_cast<int64_t>(j)].clone();
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -104,7 +104,11 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
   const int64_t n = x_in.size(0);
   const torch::Tensor x = x_in.detach().to(torch::kFloat32).contiguous();
   const torch::Tensor y = y_in.detach().to(torch::kInt64);
-  torch::Tensor ids = sample_ids.defined() ? sample_ids.to(torch::kInt64) : torch::arange(n, torch::kInt64);
+  // Everything lives on the input's device; per-sample randomness is drawn on the CPU.
+  const auto dev = x.device();
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(dev);
+  torch::Tensor ids = sample_ids.defined() ? sample_ids.to(i64) : torch::arange(n, i64);
+  const torch::Tensor ids_cpu = ids.to(torch::kCPU);
   const int64_t steps = hooks_.single_step ? 1 : o.steps;
   const double alpha = hooks_.single_step ? o.eps : *o.alpha;
   const double decay = *o.decay;
@@ -127,14 +131,16 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     }
     target.fill_(o.target_label);
   } else if (o.targeted == TargetMode::Random) {
-    auto* t = target.data_ptr<int64_t>();
-    auto* yl = y.data_ptr<int64_t>();
-    auto* id = ids.data_ptr<int64_t>();
+    auto t_cpu = target.to(torch::kCPU), y_cpu = y.to(torch::kCPU);
+    auto* t = t_cpu.data_ptr<int64_t>();
+    auto* yl = y_cpu.data_ptr<int64_t>();
+    auto* id = ids_cpu.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
       at::Generator gen = sample_generator(o.seed, id[i], 1);
       int64_t offset = torch::randint(1, k, {1}, gen, torch::kInt64).item<int64_t>();
       t[i] = (yl[i] + offset) % k;  // uniform over the other labels
     }
+    target = t_cpu.to(dev);
   } else if (o.targeted == TargetMode::LeastLikely) {
     target = clean_logits.argmin(1);
   }
@@ -148,9 +154,9 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
   // step: it needs no allocation map (SD-SGSM's DDI is the costly part) and is decided by the
   // clean prediction, so the two can never disagree.
   const bool clean_start_freeze = *o.early_stop && !o.random_start;
-  const torch::Tensor all_rows = torch::arange(n, torch::kInt64);
+  const torch::Tensor all_rows = torch::arange(n, i64);
   const torch::Tensor start_done =
-      clean_start_freeze ? succeeded(r.clean_pred, all_rows) : torch::zeros({n}, torch::kBool);
+      clean_start_freeze ? succeeded(r.clean_pred, all_rows) : torch::zeros({n}, i64.dtype(torch::kBool));
 
   // Allocation map M (uniform unless the attack sets one), budget and step maps.
   torch::Tensor eps_map, step_map;
@@ -158,7 +164,7 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     auto t0 = std::chrono::steady_clock::now();
     torch::Tensor m;
     if (iteration == 0 && start_done.any().item<bool>()) {
-      m = torch::ones({n, 1, at.size(2), at.size(3)}, torch::kFloat32);
+      m = torch::ones({n, 1, at.size(2), at.size(3)}, x.options());
       torch::Tensor rows = start_done.logical_not().nonzero().squeeze(1);
       if (rows.size(0) > 0) {
         torch::Tensor xs = at.index_select(0, rows), ys = y.index_select(0, rows), is = ids.index_select(0, rows);
@@ -175,20 +181,20 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     step_map = hooks_.rescale_step ? weight * (alpha / weight.mean({1, 2, 3}, true).clamp_min(1e-12))
                                    : weight * alpha;
   };
-  set_maps(hooks_.allocation ? allocate(x, 0) : torch::ones({n, 1, 1, 1}, torch::kFloat32));
+  set_maps(hooks_.allocation ? allocate(x, 0) : torch::ones({n, 1, 1, 1}, x.options()));
 
   torch::Tensor adv = x.clone();
   if (o.random_start) {
-    auto noise = torch::empty_like(x);
-    auto* id = ids.data_ptr<int64_t>();
+    auto noise = torch::empty(x.sizes(), torch::kFloat32);
+    auto* id = ids_cpu.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
       at::Generator gen = sample_generator(o.seed, id[i], 0);
       noise[i].uniform_(-1.0, 1.0, gen);
     }
-    adv = torch::clamp(x + noise * eps_map, 0.0, 1.0);
+    adv = torch::clamp(x + noise.to(dev) * eps_map, 0.0, 1.0);
   }
   torch::Tensor g = torch::zeros_like(x);
-  r.iterations = torch::zeros({n}, torch::kInt64);
+  r.iterations = torch::zeros({n}, i64);
   torch::Tensor active = all_rows;
   const auto sum_ce = F::CrossEntropyFuncOptions().reduction(torch::kSum);
 
@@ -252,7 +258,7 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     } else {
       adv.index_copy_(0, active, next);
       if (hooks_.momentum) g.index_copy_(0, active, ga);
-      r.iterations.index_add_(0, active, torch::ones({active.size(0)}, torch::kInt64));
+      r.iterations.index_add_(0, active, torch::ones({active.size(0)}, i64));
     }
   }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "sdsgsm/core.hpp"
+#include "sdsgsm/distributed.hpp"
 
 namespace sdsgsm {
 
@@ -12,7 +13,7 @@ int hardware_threads() {
 }
 
 int configure_threads(int threads) {
-  int n = threads <= 0 ? hardware_threads() : threads;
+  int n = threads <= 0 ? std::max(1, hardware_threads() / dist::local_size()) : threads;
   torch::set_num_threads(n);
   // Inter-op parallelism is unused by eager C++ code; keep it from oversubscribing the cores.
   static bool interop_set = false;

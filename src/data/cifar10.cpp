@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "sdsgsm/data.hpp"
+#include "data/data_internal.hpp"
 
 namespace sdsgsm {
 
@@ -13,7 +13,9 @@ const std::vector<std::string>& cifar10_classes() {
   return names;
 }
 
-Dataset read_cifar10_file(const fs::path& file) {
+namespace detail {
+
+int64_t cifar_record_count(const fs::path& file) {
   if (!fs::is_regular_file(file)) {
     throw Error(fmt::format("CIFAR-10 file '{}' does not exist", file.string()));
   }
@@ -23,39 +25,52 @@ Dataset read_cifar10_file(const fs::path& file) {
                             "{}-byte record",
                             file.string(), bytes, kCifarRecordBytes));
   }
-  const int64_t n = bytes / kCifarRecordBytes;
-  std::string raw = read_file(file);
-  if (static_cast<int64_t>(raw.size()) != bytes) {
-    throw Error(fmt::format("'{}' changed while being read", file.string()));
-  }
-  Dataset ds;
-  ds.images = torch::empty({n, 3, 32, 32}, torch::kUInt8);
-  ds.labels = torch::empty({n}, torch::kInt64);
-  auto* img = ds.images.data_ptr<uint8_t>();
-  auto* lab = ds.labels.data_ptr<int64_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    const char* rec = raw.data() + i * kCifarRecordBytes;
-    auto label = static_cast<unsigned char>(rec[0]);
-    if (label > 9) {
-      throw Error(fmt::format("'{}': record {} has label {}, outside 0..9", file.string(), i, label));
-    }
-    lab[i] = label;
-    std::memcpy(img + i * 3072, rec + 1, 3072);
-  }
-  ds.classes = cifar10_classes();
-  ds.source = file.string();
-  return ds;
+  return bytes / kCifarRecordBytes;
 }
 
-Dataset read_cifar10(const fs::path& dir, Split split) {
+void parse_cifar_records(const char* records, int64_t n, const fs::path& file, int64_t first_record,
+                         uint8_t* images, int64_t* labels) {
+  for (int64_t i = 0; i < n; ++i) {
+    const char* rec = records + i * kCifarRecordBytes;
+    auto label = static_cast<unsigned char>(rec[0]);
+    if (label > 9) {
+      throw Error(fmt::format("'{}': record {} has label {}, outside 0..9", file.string(), first_record + i, label));
+    }
+    labels[i] = label;
+    std::memcpy(images + i * 3072, rec + 1, 3072);
+  }
+}
+
+std::vector<fs::path> cifar_split_files(const fs::path& dir, Split split) {
   std::vector<fs::path> files;
   if (split == Split::Test) {
     files.push_back(dir / "test_batch.bin");
   } else {
     for (int i = 1; i <= 5; ++i) files.push_back(dir / fmt::format("data_batch_{}.bin", i));
   }
+  return files;
+}
+
+}  // namespace detail
+
+Dataset read_cifar10_file(const fs::path& file) {
+  const int64_t n = detail::cifar_record_count(file);
+  std::string raw = read_file(file);
+  if (static_cast<int64_t>(raw.size()) != n * kCifarRecordBytes) {
+    throw Error(fmt::format("'{}' changed while being read", file.string()));
+  }
+  Dataset ds;
+  ds.images = torch::empty({n, 3, 32, 32}, torch::kUInt8);
+  ds.labels = torch::empty({n}, torch::kInt64);
+  detail::parse_cifar_records(raw.data(), n, file, 0, ds.images.data_ptr<uint8_t>(), ds.labels.data_ptr<int64_t>());
+  ds.classes = cifar10_classes();
+  ds.source = file.string();
+  return ds;
+}
+
+Dataset read_cifar10(const fs::path& dir, Split split) {
   std::vector<torch::Tensor> imgs, labs;
-  for (const auto& f : files) {
+  for (const auto& f : detail::cifar_split_files(dir, split)) {
     Dataset part = read_cifar10_file(f);
     imgs.push_back(part.images);
     labs.push_back(part.labels);

@@ -1,6 +1,6 @@
 #include <fmt/format.h>
 
-#include "sdsgsm/data.hpp"
+#include "data/data_internal.hpp"
 
 namespace sdsgsm {
 
@@ -12,16 +12,25 @@ torch::Tensor Dataset::batch_labels(int64_t start, int64_t n) const {
   return labels.narrow(0, start, n);
 }
 
-Dataset Dataset::slice(int64_t offset, int64_t count) const {
+namespace detail {
+
+int64_t checked_range(int64_t offset, int64_t count, int64_t total, const std::string& source) {
   if (offset < 0) throw Error(fmt::format("--offset must be >= 0 (got {})", offset));
-  if (offset > size()) {
-    throw Error(fmt::format("--offset {} is beyond the {} images of '{}'", offset, size(), source));
+  if (offset > total) {
+    throw Error(fmt::format("--offset {} is beyond the {} images of '{}'", offset, total, source));
   }
-  if (count < 0) count = size() - offset;
-  if (offset + count > size()) {
+  if (count < 0) count = total - offset;
+  if (offset + count > total) {
     throw Error(fmt::format("asked for {} images from offset {}, but '{}' holds {} images", count,
-                            offset, source, size()));
+                            offset, source, total));
   }
+  return count;
+}
+
+}  // namespace detail
+
+Dataset Dataset::slice(int64_t offset, int64_t count) const {
+  count = detail::checked_range(offset, count, size(), source);
   Dataset out = *this;
   out.images = images.narrow(0, offset, count);
   out.labels = labels.narrow(0, offset, count);

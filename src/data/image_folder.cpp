@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 #include <stb_image.h>
 
-#include "sdsgsm/data.hpp"
+#include "data/data_internal.hpp"
 
 namespace sdsgsm {
 namespace {
@@ -17,52 +17,63 @@ bool is_image_file(const fs::path& p) {
 
 }  // namespace
 
-Dataset read_image_folder(const fs::path& dir) {
+namespace detail {
+
+ImageFolderListing list_image_folder(const fs::path& dir) {
   if (!fs::is_directory(dir)) throw Error(fmt::format("image folder '{}' does not exist", dir.string()));
-  std::vector<std::string> classes;
+  ImageFolderListing out;
   for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.is_directory()) classes.push_back(entry.path().filename().string());
+    if (entry.is_directory()) out.classes.push_back(entry.path().filename().string());
   }
-  std::sort(classes.begin(), classes.end());
-  if (classes.empty()) {
+  std::sort(out.classes.begin(), out.classes.end());
+  if (out.classes.empty()) {
     throw Error(fmt::format("'{}' is neither a CIFAR-10 binary folder nor an image folder "
                             "(class_name/*.png)",
                             dir.string()));
   }
-  std::vector<torch::Tensor> imgs;
-  std::vector<int64_t> labels;
-  int width = -1, height = -1;
-  for (size_t c = 0; c < classes.size(); ++c) {
+  for (size_t c = 0; c < out.classes.size(); ++c) {
     std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(dir / classes[c])) {
+    for (const auto& entry : fs::directory_iterator(dir / out.classes[c])) {
       if (entry.is_regular_file() && is_image_file(entry.path())) files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
-      int w = 0, h = 0, channels = 0;
-      unsigned char* pixels = stbi_load(f.string().c_str(), &w, &h, &channels, 3);
-      if (pixels == nullptr) {
-        throw Error(fmt::format("cannot decode image '{}': {}", f.string(), stbi_failure_reason()));
-      }
-      if (width < 0) {
-        width = w;
-        height = h;
-      } else if (w != width || h != height) {
-        stbi_image_free(pixels);
-        throw Error(fmt::format("image '{}' is {}x{}, but the folder's images are {}x{}", f.string(),
-                                w, h, width, height));
-      }
-      auto hwc = torch::from_blob(pixels, {h, w, 3}, torch::kUInt8);
-      imgs.push_back(hwc.permute({2, 0, 1}).contiguous());
-      stbi_image_free(pixels);
-      labels.push_back(static_cast<int64_t>(c));
+      out.files.push_back(f);
+      out.labels.push_back(static_cast<int64_t>(c));
     }
   }
-  if (imgs.empty()) throw Error(fmt::format("image folder '{}' holds no images", dir.string()));
+  if (out.files.empty()) throw Error(fmt::format("image folder '{}' holds no images", dir.string()));
+  return out;
+}
+
+torch::Tensor decode_rgb(const fs::path& file) {
+  int w = 0, h = 0, channels = 0;
+  unsigned char* pixels = stbi_load(file.string().c_str(), &w, &h, &channels, 3);
+  if (pixels == nullptr) {
+    throw Error(fmt::format("cannot decode image '{}': {}", file.string(), stbi_failure_reason()));
+  }
+  auto chw = torch::from_blob(pixels, {h, w, 3}, torch::kUInt8).permute({2, 0, 1}).contiguous();
+  stbi_image_free(pixels);
+  return chw;
+}
+
+}  // namespace detail
+
+Dataset read_image_folder(const fs::path& dir) {
+  auto listing = detail::list_image_folder(dir);
+  std::vector<torch::Tensor> imgs;
+  for (const auto& f : listing.files) {
+    auto img = detail::decode_rgb(f);
+    if (!imgs.empty() && img.sizes() != imgs.front().sizes()) {
+      throw Error(fmt::format("image '{}' is {}x{}, but the folder's images are {}x{}", f.string(), img.size(2),
+                              img.size(1), imgs.front().size(2), imgs.front().size(1)));
+    }
+    imgs.push_back(img);
+  }
   Dataset ds;
   ds.images = torch::stack(imgs);
-  ds.labels = torch::tensor(labels, torch::kInt64);
-  ds.classes = classes;
+  ds.labels = torch::tensor(listing.labels, torch::kInt64);
+  ds.classes = listing.classes;
   ds.source = dir.string();
   return ds;
 }

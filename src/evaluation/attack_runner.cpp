@@ -1,13 +1,18 @@
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <exception>
+#include <set>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <stb_image_write.h>
 
+#include "sdsgsm/distributed.hpp"
 #include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/metrics.hpp"
 #include "sdsgsm/progress.hpp"
@@ -76,51 +81,336 @@ void commit_output_dir(const fs::path& tmp, const fs::path& dir) {
 
 }  // namespace
 
-bool AttackRunResult::targeted() const { return config.value("targeted", std::string("none")) != "none"; }
+namespace {
 
-AttackRunResult run_attack(Classifier& model, const Dataset& data, const Attack& attack, const RunOptions& options) {
-  if (options.batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", options.batch_size));
-  const int64_t n = data.size();
-  if (n == 0) throw Error("no images to attack");
+/// The per-sample columns of a run, in samples.pt order (metrics.json lists them).
+const std::vector<std::string>& column_names() {
+  static const std::vector<std::string> names = {
+      "index",    "label",     "target",    "clean_pred", "adv_pred",  "success",       "iterations",
+      "l2",       "linf",      "l0",        "ssim",       "psnr",      "adv_pred_8bit", "success_8bit",
+      "l2_8bit",  "linf_8bit", "l0_8bit",   "ssim_8bit",  "psnr_8bit"};
+  return names;
+}
+
+std::vector<torch::Tensor*> column_pointers(AttackRunResult& r) {
+  return {&r.index,     &r.label,      &r.target,  &r.clean_pred, &r.adv_pred,      &r.success,
+          &r.iterations, &r.l2,        &r.linf,    &r.l0,         &r.ssim,          &r.psnr,
+          &r.adv_pred_8bit, &r.success_8bit, &r.l2_8bit, &r.linf_8bit, &r.l0_8bit, &r.ssim_8bit, &r.psnr_8bit};
+}
+
+/// Which columns hold integers (labels, predictions, flags, counts); the rest are float64.
+bool integer_column(size_t c) { return c <= 6 || c == 12 || c == 13; }
+
+/// One batch's results: what a rank computes and rank 0 writes.
+struct BatchPacket {
+  torch::Tensor columns;      ///< b x 19 float64 (integers exact)
+  torch::Tensor adversarial;  ///< b x C x H x W float32, CPU
+  int64_t zero_gradient = 0;
+  double attack_seconds = 0, allocation_seconds = 0;
+};
+
+torch::Tensor packet_stats(const BatchPacket& p) {
+  return torch::tensor({static_cast<double>(p.zero_gradient), p.attack_seconds, p.allocation_seconds}, torch::kFloat64);
+}
+
+std::string pickle(const c10::IValue& v) {
+  auto bytes = torch::pickle_save(v);
+  return std::string(bytes.data(), bytes.size());
+}
+
+c10::IValue unpickle(const std::string& bytes, const std::string& what) {
+  try {
+    return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("{} is corrupt: {}", what, e.what_without_backtrace()));
+  }
+}
+
+std::string encode(const BatchPacket& p) {
+  return pickle(c10::ivalue::Tuple::create({p.columns, p.adversarial, packet_stats(p)}));
+}
+
+BatchPacket decode_tuple(const c10::IValue& v, bool with_adversarial, const std::string& what) {
+  if (!v.isTuple()) throw Error(fmt::format("{} is not a batch result", what));
+  const auto& e = v.toTupleRef().elements();
+  if (e.size() != 3 || !e[0].isTensor() || !e[2].isTensor()) throw Error(fmt::format("{} is not a batch result", what));
+  BatchPacket p;
+  p.columns = e[0].toTensor();
+  if (with_adversarial) p.adversarial = e[1].toTensor();
+  auto st = e[2].toTensor();
+  if (p.columns.dim() != 2 || p.columns.size(1) != static_cast<int64_t>(column_names().size()) || st.numel() != 3) {
+    throw Error(fmt::format("{} is not a batch result", what));
+  }
+  p.zero_gradient = static_cast<int64_t>(st[0].item<double>());
+  p.attack_seconds = st[1].item<double>();
+  p.allocation_seconds = st[2].item<double>();
+  return p;
+}
+
+/// Attacks batch `b` (images [b * bs, ...)) and measures it.
+BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Attack& attack, const RunOptions& o,
+                         int64_t b) {
+  const int64_t start = b * o.batch_size;
+  const int64_t n = std::min(o.batch_size, source.size() - start);
+  auto [images, y] = source.read(start, n);
+  auto x = images.to(torch::kFloat32).div_(255.0f);
+  auto ids = torch::arange(o.first_index + start, o.first_index + start + n, torch::kInt64);
+  auto t0 = std::chrono::steady_clock::now();
+  AttackResult a = attack.run(model, x.to(o.device), y.to(o.device), ids.to(o.device));
+  BatchPacket p;
+  p.attack_seconds = seconds_since(t0);
+  p.allocation_seconds = a.allocation_seconds;
+  p.zero_gradient = a.zero_gradient_samples;
+  auto adv = a.adversarial.to(torch::kCPU);
+  auto adv8 = quantize_8bit(adv);
+  auto pred8 = predict(model, adv8.to(o.device)).to(torch::kCPU);
+  auto target = a.target.to(torch::kCPU);
+  const bool targeted = attack.options().targeted != TargetMode::None;
+  auto success8 = targeted ? pred8.eq(target) : pred8.ne(y);
+  std::vector<torch::Tensor> parts = {ids, y, target, a.clean_pred.to(torch::kCPU), a.adv_pred.to(torch::kCPU),
+                                      a.success.to(torch::kCPU), a.iterations.to(torch::kCPU),
+                                      l2_distance(x, adv), linf_distance(x, adv), l0_fraction(x, adv), ssim(x, adv),
+                                      psnr(x, adv), pred8, success8, l2_distance(x, adv8), linf_distance(x, adv8),
+                                      l0_fraction(x, adv8), ssim(x, adv8), psnr(x, adv8)};
+  for (auto& t : parts) t = t.to(torch::kFloat64).view({n, 1});
+  p.columns = torch::cat(parts, 1);
+  p.adversarial = adv.contiguous();
+  return p;
+}
+
+/// Fills a result's columns from the concatenated b x 19 float64 rows.
+void set_columns(AttackRunResult& r, const torch::Tensor& rows) {
+  auto cols = column_pointers(r);
+  for (size_t c = 0; c < cols.size(); ++c) {
+    auto col = rows.select(1, static_cast<int64_t>(c)).contiguous();
+    if (c == 5 || c == 13) {
+      *cols[c] = col.ne(0);
+    } else {
+      *cols[c] = integer_column(c) ? col.to(torch::kInt64) : col;
+    }
+  }
+}
+
+/// What run_attack returns on ranks other than 0: no samples.
+AttackRunResult empty_result(const Attack& attack) {
   AttackRunResult r;
   r.attack = attack.name();
   r.config = attack.config();
-  auto start = std::chrono::steady_clock::now();
-  std::vector<torch::Tensor> cols[19];
-  std::vector<torch::Tensor> advs;
-  Progress bar(attack.name(), n, options.progress);
-  for (int64_t i = 0; i < n; i += options.batch_size) {
-    const int64_t b = std::min(options.batch_size, n - i);
-    auto x = data.float_images(i, b);
-    auto y = data.batch_labels(i, b);
-    auto ids = torch::arange(options.first_index + i, options.first_index + i + b, torch::kInt64);
-    auto t0 = std::chrono::steady_clock::now();
-    AttackResult a = attack.run(model, x, y, ids);
-    r.attack_seconds += seconds_since(t0);
-    r.zero_gradient_samples += a.zero_gradient_samples;
-    r.allocation_seconds += a.allocation_seconds;
-    auto adv8 = quantize_8bit(a.adversarial);
-    auto pred8 = predict(model, adv8.to(torch::kFloat32));
-    const bool targeted = attack.options().targeted != TargetMode::None;
-    auto success8 = targeted ? pred8.eq(a.target) : pred8.ne(y);
-    torch::Tensor parts[19] = {ids, y, a.target, a.clean_pred, a.adv_pred, a.success, a.iterations,
-                               l2_distance(x, a.adversarial), linf_distance(x, a.adversarial),
-                               l0_fraction(x, a.adversarial), ssim(x, a.adversarial), psnr(x, a.adversarial),
-                               pred8, success8, l2_distance(x, adv8), linf_distance(x, adv8),
-                               l0_fraction(x, adv8), ssim(x, adv8), psnr(x, adv8)};
-    for (int c = 0; c < 19; ++c) cols[c].push_back(parts[c]);
-    if (options.keep_adversarial) advs.push_back(a.adversarial);
-    int64_t done_success = 0;
-    for (const auto& s : cols[5]) done_success += s.sum().item<int64_t>();
-    bar.advance(b, fmt::format("success {:.1f}%", 100.0 * done_success / (i + b)));
+  set_columns(r, torch::zeros({0, static_cast<int64_t>(column_names().size())}, torch::kFloat64));
+  return r;
+}
+
+std::string shard_name(int64_t b) { return fmt::format("{:06d}.pt", b); }
+
+/// peak resident memory of this process in MB (Linux ru_maxrss is in KB).
+double peak_rss_mb() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+/// Rank 0's bookkeeping of a run's work folder.
+class WorkFolder {
+ public:
+  WorkFolder(const RunOutput& out, int64_t batches, int64_t batch_size)
+      : out_(out), batches_(batches), batch_size_(batch_size), hash_(fingerprint_hash(out.fingerprint)) {
+    fs::create_directories(out_.work / "batches");
+    if (out_.adversarial) fs::create_directories(out_.work / "adversarial");
+    const fs::path state = out_.work / "state.json";
+    if (!fs::exists(state)) return;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_file(state));
+    } catch (const nlohmann::json::exception&) {
+      throw Error(fmt::format("'{}' is corrupt; rerun with --restart", state.string()));
+    }
+    if (j.value("fingerprint", std::string()) != hash_ || j.value("batch_size", int64_t{-1}) != batch_size) {
+      throw Error(fmt::format("'{}' belongs to a run with another configuration; rerun with --restart",
+                              out_.work.string()));
+    }
+    done_ = std::min<int64_t>(j.value("batches_done", int64_t{0}), batches_);
+    attack_seconds_ = j.value("attack_seconds", 0.0);
+    allocation_seconds_ = j.value("allocation_seconds", 0.0);
+    for (int64_t b = 0; b < done_; ++b) {
+      fs::path f = out_.work / "batches" / shard_name(b);
+      auto p = decode_tuple(unpickle(read_file(f), f.string()), false, f.string());
+      rows_.push_back(p.columns);
+      zero_gradient_ += p.zero_gradient;
+    }
   }
-  torch::Tensor* outs[19] = {&r.index,    &r.label,       &r.target,       &r.clean_pred, &r.adv_pred,
-                             &r.success,  &r.iterations,  &r.l2,           &r.linf,       &r.l0,
-                             &r.ssim,     &r.psnr,        &r.adv_pred_8bit, &r.success_8bit, &r.l2_8bit,
-                             &r.linf_8bit, &r.l0_8bit,    &r.ssim_8bit,    &r.psnr_8bit};
-  for (int c = 0; c < 19; ++c) *outs[c] = torch::cat(cols[c]);
-  if (options.keep_adversarial) r.adversarial = torch::cat(advs);
-  r.total_seconds = seconds_since(start);
+  int64_t done() const { return done_; }
+
+  void write(int64_t b, const BatchPacket& p) {
+    if (b != done_) throw Error(fmt::format("internal: batch {} written out of order ({} done)", b, done_));
+    BatchPacket kept = p;
+    kept.adversarial = torch::zeros({0});
+    write_file_atomic(out_.work / "batches" / shard_name(b), encode(kept));
+    if (out_.adversarial) write_file_atomic(out_.work / "adversarial" / shard_name(b), pickle(p.adversarial));
+    zero_gradient_ += p.zero_gradient;
+    attack_seconds_ += p.attack_seconds;
+    allocation_seconds_ += p.allocation_seconds;
+    ++done_;
+    nlohmann::json state = {{"fingerprint", hash_},
+                            {"batches_done", done_},
+                            {"batches", batches_},
+                            {"batch_size", batch_size_},
+                            {"attack_seconds", attack_seconds_},
+                            {"allocation_seconds", allocation_seconds_}};
+    write_file_atomic(out_.work / "state.json", state.dump(2) + "\n");
+  }
+
+  /// The per-sample rows of the batches found done when resuming.
+  const std::vector<torch::Tensor>& rows() const { return rows_; }
+  int64_t zero_gradient() const { return zero_gradient_; }
+  double attack_seconds() const { return attack_seconds_; }
+  double allocation_seconds() const { return allocation_seconds_; }
+
+ private:
+  const RunOutput& out_;
+  int64_t batches_, batch_size_;
+  std::string hash_;
+  int64_t done_ = 0, zero_gradient_ = 0;
+  double attack_seconds_ = 0, allocation_seconds_ = 0;
+  std::vector<torch::Tensor> rows_;
+};
+
+/// Writes the finished folder's files; metrics.json last, as the mark of a finished run.
+void finish_folder(const AttackRunResult& r, const RunOutput& out, const ImageSource& source, int64_t batch_size,
+                   const torch::Tensor& rows) {
+  write_file_atomic(out.work / "samples.csv", r.samples_csv());
+  write_file_atomic(out.work / "samples.pt", pickle(rows));
+  nlohmann::json timing = r.timing();
+  write_file_atomic(out.work / "timing.json", timing.dump(2) + "\n");
+  if (out.adversarial && out.sheet > 0) {
+    const int64_t k = std::min(out.sheet, r.size());
+    std::vector<torch::Tensor> adv;
+    for (int64_t b = 0; b * batch_size < k; ++b) {
+      fs::path f = out.work / "adversarial" / shard_name(b);
+      adv.push_back(unpickle(read_file(f), f.string()).toTensor());
+    }
+    if (k > 0) write_sheet_png(source.float_images(0, k), torch::cat(adv).narrow(0, 0, k), out.work / "sheet.png");
+  }
+  nlohmann::json metrics = out.info;
+  metrics["fingerprint"] = fingerprint_hash(out.fingerprint);
+  metrics["summary"] = r.summary();
+  metrics["attack_config"] = r.config;
+  metrics["sample_columns"] = column_names();
+  write_file_atomic(out.work / "metrics.json", metrics.dump(2) + "\n");
+  std::error_code ec;
+  fs::remove_all(out.work / "batches", ec);
+  fs::remove(out.work / "state.json", ec);
+}
+
+/// A finished folder read back (its per-sample values exactly, its recorded times).
+AttackRunResult read_finished(const RunOutput& out, const Attack& attack) {
+  auto metrics = nlohmann::json::parse(read_file(out.work / "metrics.json"));
+  if (metrics.value("fingerprint", std::string()) != fingerprint_hash(out.fingerprint)) {
+    throw Error(fmt::format("'{}' holds a finished run of another configuration; rerun with --restart",
+                            out.work.string()));
+  }
+  AttackRunResult r;
+  r.attack = attack.name();
+  r.config = attack.config();
+  fs::path f = out.work / "samples.pt";
+  set_columns(r, unpickle(read_file(f), f.string()).toTensor());
+  auto timing = nlohmann::json::parse(read_file(out.work / "timing.json"));
+  r.zero_gradient_samples = metrics["summary"].value("zero_gradient_samples", int64_t{0});
+  r.attack_seconds = timing.value("attack_seconds", 0.0);
+  r.allocation_seconds = timing.value("ddi_seconds", 0.0);
+  r.wall_seconds = timing.value("wall_seconds", 0.0);
+  r.images_this_session = timing.value("images_this_session", int64_t{0});
+  std::error_code ec;
+  fs::remove_all(out.work / "batches", ec);
+  fs::remove(out.work / "state.json", ec);
+  return r;
+}
+
+}  // namespace
+
+bool AttackRunResult::targeted() const { return config.value("targeted", std::string("none")) != "none"; }
+
+AttackRunResult run_attack(Classifier& model, const ImageSource& source, const Attack& attack, const RunOptions& o,
+                           const RunOutput* output) {
+  if (o.batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", o.batch_size));
+  const int64_t n = source.size();
+  if (n == 0) throw Error("no images to attack");
+  const bool root = dist::is_root();
+  const int ranks = dist::size(), me = dist::rank();
+  const int64_t batches = (n + o.batch_size - 1) / o.batch_size;
+  const bool write = output != nullptr && root;
+  if (output != nullptr) {
+    if (output->fingerprint.value("batch_size", int64_t{-1}) != o.batch_size) {
+      throw Error("internal: a run's fingerprint must hold its batch size");
+    }
+    // A run finished earlier (e.g. interrupted between finishing and renaming its folder).
+    int64_t finished = write && fs::exists(output->work / "metrics.json") ? 1 : 0;
+    if (dist::broadcast(finished)) {
+      if (!root) return empty_result(attack);
+      return read_finished(*output, attack);
+    }
+  }
+  auto start = std::chrono::steady_clock::now();
+  std::optional<WorkFolder> folder;
+  if (write) folder.emplace(*output, batches, o.batch_size);
+  const int64_t first = dist::broadcast(folder ? folder->done() : 0);
+
+  AttackRunResult r;
+  r.attack = attack.name();
+  r.config = attack.config();
+  std::vector<torch::Tensor> rows = folder ? folder->rows() : std::vector<torch::Tensor>{};
+  std::vector<torch::Tensor> advs;
+  int64_t zero_gradient = folder ? folder->zero_gradient() : 0;
+  double attack_seconds = folder ? folder->attack_seconds() : 0.0;
+  double allocation_seconds = folder ? folder->allocation_seconds() : 0.0;
+  int64_t successes = 0, done_images = std::min(n, first * o.batch_size);
+  for (const auto& t : rows) successes += t.select(1, 5).sum().item<int64_t>();
+  Progress bar(attack.name(), n, o.progress && root);
+  if (done_images > 0) bar.advance(done_images, "resumed");
+  int64_t session_images = 0;
+
+  auto take = [&](int64_t b, const BatchPacket& p) {
+    if (folder) folder->write(b, p);
+    rows.push_back(p.columns);
+    if (o.keep_adversarial) advs.push_back(p.adversarial);
+    zero_gradient += p.zero_gradient;
+    attack_seconds += p.attack_seconds;
+    allocation_seconds += p.allocation_seconds;
+    successes += p.columns.select(1, 5).sum().item<int64_t>();
+    const int64_t b_images = p.columns.size(0);
+    done_images += b_images;
+    session_images += b_images;
+    bar.advance(b_images, fmt::format("success {:.1f}%", 100.0 * successes / done_images));
+  };
+  // Batch b runs on rank b mod P; rank 0 takes the results of each round in batch order.
+  for (int64_t round = first; round < batches; round += ranks) {
+    const int64_t mine = round + me;
+    BatchPacket p;
+    if (mine < batches) p = attack_batch(model, source, attack, o, mine);
+    if (root) {
+      for (int r2 = 0; r2 < ranks && round + r2 < batches; ++r2) {
+        if (r2 == 0) {
+          take(mine, p);
+        } else {
+          take(round + r2, decode_tuple(unpickle(dist::recv_bytes(r2), "a rank's batch"), true, "a rank's batch"));
+        }
+      }
+    } else if (mine < batches) {
+      dist::send_bytes(0, encode(p));
+    }
+  }
+  if (!root) return empty_result(attack);
+
+  auto all = rows.empty() ? torch::zeros({0, static_cast<int64_t>(column_names().size())}, torch::kFloat64)
+                          : torch::cat(rows);
+  set_columns(r, all);
+  if (o.keep_adversarial && !advs.empty()) r.adversarial = torch::cat(advs);
+  r.zero_gradient_samples = zero_gradient;
+  r.attack_seconds = attack_seconds;
+  r.allocation_seconds = allocation_seconds;
+  r.images_this_session = session_images;
+  r.wall_seconds = seconds_since(start);
+  if (write) finish_folder(r, *output, source, o.batch_size, all);
+  r.wall_seconds = seconds_since(start);
   bar.finish(fmt::format("ASR {:.2f}%", 100 * r.summary()["float"]["asr"].get<double>()));
   if (r.zero_gradient_samples > 0) {
     spdlog::warn("{}: {} of {} samples had an all-zero input gradient at the first step (saturated softmax or "
@@ -129,6 +419,34 @@ AttackRunResult run_attack(Classifier& model, const Dataset& data, const Attack&
   }
   return r;
 }
+
+AttackRunResult run_attack(Classifier& model, const Dataset& data, const Attack& attack, const RunOptions& options) {
+  return run_attack(model, *memory_source(data), attack, options, nullptr);
+}
+
+nlohmann::json AttackRunResult::timing() const {
+  nlohmann::json j;
+  j["attack_seconds"] = attack_seconds;
+  j["ddi_seconds"] = allocation_seconds;
+  j["iteration_seconds"] = attack_seconds - allocation_seconds;
+  j["wall_seconds"] = wall_seconds;
+  j["images_this_session"] = images_this_session;
+  j["images_per_second"] = wall_seconds > 0 ? images_this_session / wall_seconds : 0.0;
+  j["attack_images_per_second"] = attack_seconds > 0 ? size() / attack_seconds : 0.0;
+  j["ranks"] = dist::size();
+  j["threads_per_rank"] = torch::get_num_threads();
+  j["peak_rss_mb_rank0"] = peak_rss_mb();
+  j["version"] = version_string();
+  return j;
+}
+
+nlohmann::json AttackRunResult::report() const {
+  nlohmann::json j = summary();
+  const nlohmann::json t = timing();
+  for (const auto& [k, v] : t.items()) j[k] = v;
+  return j;
+}
+
 
 nlohmann::json AttackRunResult::summary() const {
   nlohmann::json j;
@@ -147,11 +465,6 @@ nlohmann::json AttackRunResult::summary() const {
   j["float"] = distortion_block(mask, success, l2, linf, l0, ssim, psnr);
   j["rounded_8bit"] = distortion_block(mask, success_8bit, l2_8bit, linf_8bit, l0_8bit, ssim_8bit, psnr_8bit);
   j["iterations_mean"] = mean_of(iterations.index({mask}));
-  j["attack_seconds"] = attack_seconds;
-  j["ddi_seconds"] = allocation_seconds;
-  j["iteration_seconds"] = attack_seconds - allocation_seconds;
-  j["total_seconds"] = total_seconds;
-  j["images_per_second"] = attack_seconds > 0 ? n / attack_seconds : 0.0;
   j["zero_gradient_samples"] = zero_gradient_samples;
   j["scored_over"] = targeted() ? "clean-correct samples whose target differs from the label"
                                 : "samples classified correctly before the attack";
@@ -224,31 +537,12 @@ void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const
   }
 }
 
-void write_attack_outputs(const AttackRunResult& r, const nlohmann::json& run_info, const fs::path& dir,
-                          const torch::Tensor& sheet_clean) {
-  write_output_dir(dir, [&](const fs::path& tmp) {
-    nlohmann::json metrics = run_info;
-    metrics["summary"] = r.summary();
-    metrics["attack_config"] = r.config;
-    write_file_atomic(tmp / "metrics.json", metrics.dump(2) + "\n");
-    write_file_atomic(tmp / "samples.csv", r.samples_csv());
-    if (r.adversarial.defined()) {
-      auto bytes = torch::pickle_save(r.adversarial.contiguous());
-      write_file_atomic(tmp / "adversarial.pt", std::string_view(bytes.data(), bytes.size()));
-      if (sheet_clean.defined() && sheet_clean.size(0) > 0) {
-        const int64_t k = std::min(sheet_clean.size(0), r.adversarial.size(0));
-        write_sheet_png(sheet_clean.narrow(0, 0, k), r.adversarial.narrow(0, 0, k), tmp / "sheet.png");
-      }
-    }
-  });
-}
-
-std::string comparison_markdown(const std::vector<nlohmann::json>& summaries) {
+std::string comparison_markdown(const std::vector<nlohmann::json>& reports) {
   std::string out =
       "| attack | ASR | l2 mean | l2 median | l_inf | l_0 | SSIM | PSNR (dB) | ASR 8-bit | l2 8-bit | SSIM 8-bit | "
       "iters | img/s |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const auto& s : summaries) {
+  for (const auto& s : reports) {
     const auto& f = s["float"];
     const auto& q = s["rounded_8bit"];
     out += fmt::format("| {} | {:.1f}% | {:.3f} | {:.3f} | {:.4f} | {:.3f} | {:.4f} | {:.2f} | {:.1f}% | {:.3f} | {:.4f} | "
@@ -257,9 +551,105 @@ std::string comparison_markdown(const std::vector<nlohmann::json>& summaries) {
                        f["l2_mean"].get<double>(), f["l2_median"].get<double>(), f["linf_max"].get<double>(),
                        f["l0_mean"].get<double>(), f["ssim_mean"].get<double>(), f["psnr_mean"].get<double>(),
                        100 * q["asr"].get<double>(), q["l2_mean"].get<double>(), q["ssim_mean"].get<double>(),
-                       s["iterations_mean"].get<double>(), s["images_per_second"].get<double>());
+                       s["iterations_mean"].get<double>(), s.value("images_per_second", 0.0));
   }
   return out;
+}
+
+std::string fingerprint_hash(const nlohmann::json& fingerprint) { return md5_hex(fingerprint.dump()); }
+
+std::string model_checksum(const std::string& name_or_path) {
+  fs::path p = name_or_path;
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec)) p = find_zoo_weights(name_or_path);
+  return p.empty() ? std::string() : md5_file(p);
+}
+
+torch::Tensor read_adversarial(const fs::path& dir) {
+  std::vector<fs::path> shards;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir / "adversarial", ec)) shards.push_back(e.path());
+  if (ec || shards.empty()) throw Error(fmt::format("'{}' holds no adversarial shards", dir.string()));
+  std::sort(shards.begin(), shards.end());
+  std::vector<torch::Tensor> parts;
+  for (const auto& f : shards) parts.push_back(unpickle(read_file(f), f.string()).toTensor());
+  return torch::cat(parts);
+}
+
+namespace {
+
+/// The top-level keys whose values differ between two fingerprints (for the refusal message).
+std::string changed_keys(const nlohmann::json& a, const nlohmann::json& b) {
+  std::string out;
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a.items()) keys.insert(k);
+  for (const auto& [k, v] : b.items()) keys.insert(k);
+  for (const auto& k : keys) {
+    if (!a.contains(k) || !b.contains(k) || a[k] != b[k]) out += (out.empty() ? "" : ", ") + k;
+  }
+  return out.empty() ? "its details" : out;
+}
+
+}  // namespace
+
+PartialFolder::PartialFolder(fs::path dir, nlohmann::json fingerprint, bool resume, bool restart)
+    : dir_(std::move(dir)), uncaught_(std::uncaught_exceptions()) {
+  if (resume && restart) throw Error("--resume and --restart exclude each other");
+  if (!dist::is_root()) return;
+  check_output_dir(dir_);
+  fs::path parent = dir_.has_parent_path() ? dir_.parent_path() : fs::path(".");
+  work_ = parent / fmt::format(".{}.partial", dir_.filename().string());
+  std::error_code ec;
+  const fs::path run_file = work_ / "run.json";
+  if (fs::exists(work_)) {
+    if (restart) {
+      fs::remove_all(work_, ec);
+    } else if (!resume) {
+      throw Error(fmt::format("'{}' has an interrupted run in '{}': add --resume to continue it, or --restart to "
+                              "discard it",
+                              dir_.string(), work_.string()));
+    } else {
+      nlohmann::json old;
+      try {
+        old = nlohmann::json::parse(read_file(run_file));
+      } catch (const std::exception&) {
+        throw Error(fmt::format("cannot resume: '{}' is missing or corrupt; rerun with --restart", run_file.string()));
+      }
+      if (old.value("fingerprint", std::string()) != fingerprint_hash(fingerprint)) {
+        throw Error(fmt::format("cannot resume '{}': the configuration differs from the interrupted run's ({}); "
+                                "rerun with the same options, or with --restart to discard it",
+                                dir_.string(), changed_keys(old.value("configuration", nlohmann::json::object()),
+                                                            fingerprint)));
+      }
+      resumed_ = true;
+      spdlog::info("resuming the interrupted run in '{}'", work_.string());
+      return;
+    }
+  }
+  fs::create_directories(work_, ec);
+  if (ec) throw Error(fmt::format("cannot write --out '{}': {}", dir_.string(), ec.message()));
+  write_file_atomic(run_file, nlohmann::json{{"fingerprint", fingerprint_hash(fingerprint)}, {"configuration", fingerprint}}
+                                      .dump(2) +
+                                  "\n");
+}
+
+void PartialFolder::commit() {
+  if (!dist::is_root()) return;
+  std::error_code ec;
+  fs::remove(work_ / "run.json", ec);
+  commit_output_dir(work_, dir_);
+  committed_ = true;
+}
+
+PartialFolder::~PartialFolder() {
+  if (committed_ || work_.empty() || std::uncaught_exceptions() <= uncaught_) return;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(work_, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const auto name = it->path().filename();
+    if (name == "state.json" || name == "metrics.json") return;  // finished work: keep it for --resume
+  }
+  fs::remove_all(work_, ec);
 }
 
 }  // namespace sdsgsm

@@ -32,6 +32,7 @@ class NetworkClassifier : public Classifier {
   std::string name() const override { return name_; }
   std::string kind() const override { return kind_; }
   int64_t parameter_count() const override { return count_parameters(*net_); }
+  void to(const torch::Device& device) override { net_->to(device); }
 
  private:
   std::shared_ptr<Network> net_;
@@ -68,6 +69,7 @@ class ScriptClassifier : public Classifier {
   }
   std::string name() const override { return name_; }
   std::string kind() const override { return "torchscript"; }
+  void to(const torch::Device& device) override { module_.to(device); }
   int64_t parameter_count() const override {
     int64_t n = 0;
     for (const auto& p : module_.parameters()) n += p.numel();
@@ -96,6 +98,31 @@ bool is_zoo_name(const std::string& s) {
 }
 
 }  // namespace
+
+torch::Device parse_device(const std::string& text) {
+  if (text == "cpu") return torch::kCPU;
+  if (text == "cuda" || text.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw Error(fmt::format("--device {}: this sdsgsm is built against a LibTorch without CUDA (Debian's "
+                              "libtorch-dev is CPU-only) or sees no GPU; build it against a CUDA LibTorch with "
+                              "SDSGSM_CMAKE_ARGS=-DSDSGSM_TORCH_DIR=/path/to/libtorch (README: 'On a GPU')",
+                              text));
+    }
+    torch::Device d(torch::kCUDA);
+    if (text.size() > 5) {
+      try {
+        d = torch::Device(text);
+      } catch (const c10::Error&) {
+        throw Error(fmt::format("--device '{}' is not a device (cpu, cuda or cuda:N)", text));
+      }
+      if (d.index() >= static_cast<int>(torch::cuda::device_count())) {
+        throw Error(fmt::format("--device {}: this machine has {} CUDA device(s)", text, torch::cuda::device_count()));
+      }
+    }
+    return d;
+  }
+  throw Error(fmt::format("--device '{}' is not a device (cpu, cuda or cuda:N)", text));
+}
 
 std::shared_ptr<Classifier> wrap_network(std::shared_ptr<Network> net, std::string name, std::string kind) {
   return std::make_shared<NetworkClassifier>(std::move(net), std::move(name), std::move(kind));

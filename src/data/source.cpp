@@ -1,0 +1,137 @@
+// Streaming image sources (include/sdsgsm/data.hpp): the attack runner reads one batch at a time.
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "data/data_internal.hpp"
+
+namespace sdsgsm {
+namespace {
+
+/// CIFAR-10 binary files read by seeking to records.
+class CifarSource : public ImageSource {
+ public:
+  CifarSource(std::vector<fs::path> files, std::string source, int64_t offset, int64_t count)
+      : files_(std::move(files)), source_(std::move(source)) {
+    int64_t total = 0;
+    for (const auto& f : files_) {
+      starts_.push_back(total);
+      total += detail::cifar_record_count(f);
+    }
+    count_ = detail::checked_range(offset, count, total, source_);
+    offset_ = offset;
+  }
+  int64_t size() const override { return count_; }
+  std::vector<int64_t> image_shape() const override { return {3, 32, 32}; }
+  const std::vector<std::string>& classes() const override { return cifar10_classes(); }
+  std::string source() const override { return source_; }
+
+  std::pair<torch::Tensor, torch::Tensor> read(int64_t start, int64_t n) const override {
+    detail::checked_range(start, n, count_, source_);
+    auto images = torch::empty({n, 3, 32, 32}, torch::kUInt8);
+    auto labels = torch::empty({n}, torch::kInt64);
+    int64_t done = 0;
+    std::string buffer;
+    while (done < n) {
+      const int64_t global = offset_ + start + done;
+      size_t f = files_.size() - 1;
+      while (starts_[f] > global) --f;
+      const int64_t record = global - starts_[f];
+      const int64_t end = f + 1 < files_.size() ? starts_[f + 1] : std::numeric_limits<int64_t>::max();
+      const int64_t take = std::min(n - done, end - global);
+      std::ifstream in(files_[f], std::ios::binary);
+      buffer.resize(static_cast<size_t>(take * kCifarRecordBytes));
+      in.seekg(record * kCifarRecordBytes);
+      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+      if (!in) throw Error(fmt::format("cannot read records {}..{} of '{}'", record, record + take - 1, files_[f].string()));
+      detail::parse_cifar_records(buffer.data(), take, files_[f], record, images[done].data_ptr<uint8_t>(),
+                                  labels.data_ptr<int64_t>() + done);
+      done += take;
+    }
+    return {images, labels};
+  }
+
+ private:
+  std::vector<fs::path> files_;
+  std::vector<int64_t> starts_;  ///< index of each file's first record
+  std::string source_;
+  int64_t offset_ = 0, count_ = 0;
+};
+
+/// An image folder: listed at once, decoded batch by batch.
+class FolderSource : public ImageSource {
+ public:
+  FolderSource(const fs::path& dir, int64_t offset, int64_t count)
+      : listing_(detail::list_image_folder(dir)), source_(dir.string()) {
+    count_ = detail::checked_range(offset, count, static_cast<int64_t>(listing_.files.size()), source_);
+    offset_ = offset;
+    auto first = detail::decode_rgb(listing_.files[static_cast<size_t>(offset_)]);
+    shape_ = first.sizes().vec();
+  }
+  int64_t size() const override { return count_; }
+  std::vector<int64_t> image_shape() const override { return shape_; }
+  const std::vector<std::string>& classes() const override { return listing_.classes; }
+  std::string source() const override { return source_; }
+
+  std::pair<torch::Tensor, torch::Tensor> read(int64_t start, int64_t n) const override {
+    detail::checked_range(start, n, count_, source_);
+    auto images = torch::empty({n, shape_[0], shape_[1], shape_[2]}, torch::kUInt8);
+    auto labels = torch::empty({n}, torch::kInt64);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto k = static_cast<size_t>(offset_ + start + i);
+      auto img = detail::decode_rgb(listing_.files[k]);
+      if (img.sizes().vec() != shape_) {
+        throw Error(fmt::format("image '{}' is {}x{}, but the folder's images are {}x{}", listing_.files[k].string(),
+                                img.size(2), img.size(1), shape_[2], shape_[1]));
+      }
+      images[i].copy_(img);
+      labels[i] = listing_.labels[k];
+    }
+    return {images, labels};
+  }
+
+ private:
+  detail::ImageFolderListing listing_;
+  std::string source_;
+  int64_t offset_ = 0, count_ = 0;
+  std::vector<int64_t> shape_;
+};
+
+class MemorySource : public ImageSource {
+ public:
+  explicit MemorySource(const Dataset& d) : data_(d) {}
+  int64_t size() const override { return data_.size(); }
+  std::vector<int64_t> image_shape() const override {
+    return {data_.images.size(1), data_.images.size(2), data_.images.size(3)};
+  }
+  const std::vector<std::string>& classes() const override { return data_.classes; }
+  std::string source() const override { return data_.source; }
+  std::pair<torch::Tensor, torch::Tensor> read(int64_t start, int64_t n) const override {
+    detail::checked_range(start, n, size(), data_.source);
+    return {data_.images.narrow(0, start, n), data_.labels.narrow(0, start, n)};
+  }
+
+ private:
+  Dataset data_;
+};
+
+}  // namespace
+
+torch::Tensor ImageSource::float_images(int64_t start, int64_t n) const {
+  return read(start, n).first.to(torch::kFloat32).div_(255.0f);
+}
+
+std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset, int64_t count) {
+  if (!fs::exists(path)) throw Error(fmt::format("data set '{}' does not exist", path.string()));
+  if (fs::is_regular_file(path)) return std::make_unique<CifarSource>(std::vector<fs::path>{path}, path.string(), offset, count);
+  if (fs::exists(path / "test_batch.bin") || fs::exists(path / "data_batch_1.bin")) {
+    auto files = detail::cifar_split_files(path, split);
+    std::string source = (path / (split == Split::Test ? "test_batch.bin" : "data_batch_*.bin")).string();
+    return std::make_unique<CifarSource>(files, source, offset, count);
+  }
+  return std::make_unique<FolderSource>(path, offset, count);
+}
+
+std::unique_ptr<ImageSource> memory_source(const Dataset& data) { return std::make_unique<MemorySource>(data); }
+
+}  // namespace sdsgsm
