@@ -87,6 +87,8 @@ TEST(Ddi, DomainIsThePatchTheDecisionDependsOn) {
   // Several images per forward call or one at a time: the same map.
   auto small = sensitivity_map(model, x, y, DdiOptions().set_max_batch(1));
   EXPECT_TRUE(torch::allclose(small, s, 0, 1e-6));
+  // Given the clean logits (as the engine passes them), the same map without the unoccluded pass.
+  EXPECT_TRUE(torch::equal(sensitivity_map(model, x, y, DdiOptions(), model.forward(x)), s));
 }
 
 TEST(Ddi, FlatModelGivesUniformMap) {

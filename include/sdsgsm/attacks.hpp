@@ -79,6 +79,7 @@ struct AllocationInput {
   const torch::Tensor& y;    ///< their true labels
   const torch::Tensor& ids;  ///< their sample ids (data-set indices), for caches
   int64_t iteration = 0;     ///< 0: the initial map of the clean images; t: recomputed before step t
+  torch::Tensor logits = {};  ///< the model's logits on x when the engine has them (iteration 0)
 };
 
 /// The engine's hooks. An attack is a name, its options and these.

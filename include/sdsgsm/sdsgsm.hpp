@@ -61,9 +61,10 @@ struct SdsgsmOptions {
 torch::Tensor ddi_windows(int64_t height, int64_t width, const DdiOptions& options);
 
 /// Raw per-pixel sensitivity S (N x 1 x H x W, clamped at 0) from the zero-out operator; no
-/// gradients, all windows of several images per forward call.
+/// gradients, all windows of several images per forward call. `logits`: the model's logits on x
+/// when the caller has them (saves the unoccluded pass).
 torch::Tensor sensitivity_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
-                              const DdiOptions& options);
+                              const DdiOptions& options, const torch::Tensor& logits = {});
 
 /// S~ = (S - min S) / (max S - min S + 1e-12) per image; a flat S gives S~ = 1.
 torch::Tensor normalize_sensitivity(const torch::Tensor& s);
@@ -90,8 +91,10 @@ torch::Tensor allocation_from_sensitivity(const torch::Tensor& s, const SdsgsmOp
 class SensitivityCache {
  public:
   explicit SensitivityCache(DdiOptions options) : options_(std::move(options)) {}
-  /// S for images `x` (labels `y`) with sample ids `ids`, computing only the uncached ones.
-  torch::Tensor get(Classifier& model, const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& ids);
+  /// S for images `x` (labels `y`, logits when known) with sample ids `ids`, computing only the
+  /// uncached ones.
+  torch::Tensor get(Classifier& model, const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& ids,
+                    const torch::Tensor& logits = {});
   const DdiOptions& options() const { return options_; }
   double seconds() const { return seconds_; }    ///< time spent computing maps
   int64_t computed() const { return computed_; }  ///< maps computed

@@ -95,14 +95,14 @@ torch::Tensor ddi_windows(int64_t h, int64_t w, const DdiOptions& o) {
 }
 
 torch::Tensor sensitivity_map(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
-                              const DdiOptions& o) {
+                              const DdiOptions& o, const torch::Tensor& logits) {
   o.validate();
   torch::NoGradGuard ng;
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   auto masks = ddi_windows(h, w, o).to(x.device());  // W x H x W
   const int64_t nw = masks.size(0);
   auto fill = fill_values(x, o.fill);
-  auto base = support(model.forward(x), y, o.score);  // N
+  auto base = support(logits.defined() ? logits : model.forward(x), y, o.score);  // N
   auto drops = torch::empty({n, nw}, x.options());
   auto m = masks.view({1, nw, 1, h, w}).to(torch::kBool);
   // All windows of several images per forward call, at most max_batch occluded images.
@@ -160,7 +160,7 @@ torch::Tensor allocation_from_sensitivity(const torch::Tensor& s, const SdsgsmOp
 }
 
 torch::Tensor SensitivityCache::get(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
-                                    const torch::Tensor& ids) {
+                                    const torch::Tensor& ids, const torch::Tensor& logits) {
   const int64_t n = x.size(0);
   auto id = ids.to(torch::kCPU, torch::kInt64).contiguous();
   const int64_t* idp = id.data_ptr<int64_t>();
@@ -171,7 +171,8 @@ torch::Tensor SensitivityCache::get(Classifier& model, const torch::Tensor& x, c
   if (!missing.empty()) {
     auto t0 = std::chrono::steady_clock::now();
     auto rows = torch::tensor(missing, torch::kInt64).to(x.device());
-    auto s = sensitivity_map(model, x.index_select(0, rows), y.index_select(0, rows), options_);
+    auto s = sensitivity_map(model, x.index_select(0, rows), y.index_select(0, rows), options_,
+                             logits.defined() ? logits.index_select(0, rows) : torch::Tensor());
     for (size_t j = 0; j < missing.size(); ++j) maps_[idp[missing[j]]] = s[static_cast<int64_t>(j)].clone();
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     computed_ += static_cast<int64_t>(missing.size());

@@ -168,10 +168,12 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
       torch::Tensor rows = start_done.logical_not().nonzero().squeeze(1);
       if (rows.size(0) > 0) {
         torch::Tensor xs = at.index_select(0, rows), ys = y.index_select(0, rows), is = ids.index_select(0, rows);
-        m.index_copy_(0, rows, hooks_.allocation(model, AllocationInput{xs, ys, is, 0}).to(torch::kFloat32));
+        AllocationInput in{xs, ys, is, 0, clean_logits.index_select(0, rows)};
+        m.index_copy_(0, rows, hooks_.allocation(model, in).to(torch::kFloat32));
       }
     } else {
-      m = hooks_.allocation(model, AllocationInput{at, y, ids, iteration}).to(torch::kFloat32);
+      AllocationInput in{at, y, ids, iteration, iteration == 0 ? clean_logits : torch::Tensor()};
+      m = hooks_.allocation(model, in).to(torch::kFloat32);
     }
     r.allocation_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return m;

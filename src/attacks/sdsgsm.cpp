@@ -42,8 +42,8 @@ std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const At
     }
     hooks.check_input = [sd](const torch::Tensor& x) { sd.validate(x.size(2), x.size(3)); };
     hooks.allocation = [sd, cache](Classifier& model, const AllocationInput& in) {
-      auto s = cache && in.iteration == 0 ? cache->get(model, in.x, in.y, in.ids)
-                                          : sensitivity_map(model, in.x, in.y, sd.ddi);
+      auto s = cache && in.iteration == 0 ? cache->get(model, in.x, in.y, in.ids, in.logits)
+                                          : sensitivity_map(model, in.x, in.y, sd.ddi, in.logits);
       return allocation_from_sensitivity(s, sd);
     };
     hooks.rescale_step = sd.rescale_step;
