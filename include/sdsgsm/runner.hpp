@@ -34,7 +34,7 @@ struct RunOptions {
   int64_t batch_size = 128;  ///< activations of 128 CIFAR images stay in cache: ~1.7x the gradient passes of 256 here
   bool progress = true;
   int64_t first_index = 0;        ///< data-set index of the source's first image (sample ids, reports)
-  bool keep_adversarial = false;  ///< also return the adversarial images in memory
+  bool keep_adversarial = false;  ///< also return the adversarial images in memory (runs without an output folder)
   torch::Device device = torch::kCPU;
 };
 

@@ -83,23 +83,39 @@ void commit_output_dir(const fs::path& tmp, const fs::path& dir) {
 
 namespace {
 
-/// The per-sample columns of a run, in samples.pt order (metrics.json lists them).
-const std::vector<std::string>& column_names() {
-  static const std::vector<std::string> names = {
-      "index",    "label",     "target",    "clean_pred", "adv_pred",  "success",       "iterations",
-      "l2",       "linf",      "l0",        "ssim",       "psnr",      "adv_pred_8bit", "success_8bit",
-      "l2_8bit",  "linf_8bit", "l0_8bit",   "ssim_8bit",  "psnr_8bit"};
+/// The per-sample columns of a run, in samples.pt order (metrics.json lists their names). All are
+/// stored as float64 (integers exactly) and typed back when read.
+enum class Kind { Int, Bool, Real };
+struct Column {
+  const char* name;
+  Kind kind;
+  torch::Tensor AttackRunResult::*member;
+};
+
+const std::vector<Column>& columns() {
+  using R = AttackRunResult;
+  static const std::vector<Column> c = {
+      {"index", Kind::Int, &R::index},           {"label", Kind::Int, &R::label},
+      {"target", Kind::Int, &R::target},         {"clean_pred", Kind::Int, &R::clean_pred},
+      {"adv_pred", Kind::Int, &R::adv_pred},     {"success", Kind::Bool, &R::success},
+      {"iterations", Kind::Int, &R::iterations}, {"l2", Kind::Real, &R::l2},
+      {"linf", Kind::Real, &R::linf},            {"l0", Kind::Real, &R::l0},
+      {"ssim", Kind::Real, &R::ssim},            {"psnr", Kind::Real, &R::psnr},
+      {"adv_pred_8bit", Kind::Int, &R::adv_pred_8bit}, {"success_8bit", Kind::Bool, &R::success_8bit},
+      {"l2_8bit", Kind::Real, &R::l2_8bit},      {"linf_8bit", Kind::Real, &R::linf_8bit},
+      {"l0_8bit", Kind::Real, &R::l0_8bit},      {"ssim_8bit", Kind::Real, &R::ssim_8bit},
+      {"psnr_8bit", Kind::Real, &R::psnr_8bit}};
+  return c;
+}
+
+const int64_t kColumns = 19;
+const int64_t kSuccessColumn = 5;
+
+std::vector<std::string> column_names() {
+  std::vector<std::string> names;
+  for (const auto& c : columns()) names.emplace_back(c.name);
   return names;
 }
-
-std::vector<torch::Tensor*> column_pointers(AttackRunResult& r) {
-  return {&r.index,     &r.label,      &r.target,  &r.clean_pred, &r.adv_pred,      &r.success,
-          &r.iterations, &r.l2,        &r.linf,    &r.l0,         &r.ssim,          &r.psnr,
-          &r.adv_pred_8bit, &r.success_8bit, &r.l2_8bit, &r.linf_8bit, &r.l0_8bit, &r.ssim_8bit, &r.psnr_8bit};
-}
-
-/// Which columns hold integers (labels, predictions, flags, counts); the rest are float64.
-bool integer_column(size_t c) { return c <= 6 || c == 12 || c == 13; }
 
 /// One batch's results: what a rank computes and rank 0 writes.
 struct BatchPacket {
@@ -138,7 +154,7 @@ BatchPacket decode_tuple(const c10::IValue& v, bool with_adversarial, const std:
   p.columns = e[0].toTensor();
   if (with_adversarial) p.adversarial = e[1].toTensor();
   auto st = e[2].toTensor();
-  if (p.columns.dim() != 2 || p.columns.size(1) != static_cast<int64_t>(column_names().size()) || st.numel() != 3) {
+  if (p.columns.dim() != 2 || p.columns.size(1) != kColumns || st.numel() != 3) {
     throw Error(fmt::format("{} is not a batch result", what));
   }
   p.zero_gradient = static_cast<int64_t>(st[0].item<double>());
@@ -167,6 +183,7 @@ BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Att
   auto target = a.target.to(torch::kCPU);
   const bool targeted = attack.options().targeted != TargetMode::None;
   auto success8 = targeted ? pred8.eq(target) : pred8.ne(y);
+  // In the order of columns().
   std::vector<torch::Tensor> parts = {ids, y, target, a.clean_pred.to(torch::kCPU), a.adv_pred.to(torch::kCPU),
                                       a.success.to(torch::kCPU), a.iterations.to(torch::kCPU),
                                       l2_distance(x, adv), linf_distance(x, adv), l0_fraction(x, adv), ssim(x, adv),
@@ -178,16 +195,12 @@ BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Att
   return p;
 }
 
-/// Fills a result's columns from the concatenated b x 19 float64 rows.
+/// Fills a result's columns from the concatenated N x 19 float64 rows.
 void set_columns(AttackRunResult& r, const torch::Tensor& rows) {
-  auto cols = column_pointers(r);
-  for (size_t c = 0; c < cols.size(); ++c) {
+  for (size_t c = 0; c < columns().size(); ++c) {
     auto col = rows.select(1, static_cast<int64_t>(c)).contiguous();
-    if (c == 5 || c == 13) {
-      *cols[c] = col.ne(0);
-    } else {
-      *cols[c] = integer_column(c) ? col.to(torch::kInt64) : col;
-    }
+    const Kind kind = columns()[c].kind;
+    r.*(columns()[c].member) = kind == Kind::Bool ? col.ne(0) : kind == Kind::Int ? col.to(torch::kInt64) : col;
   }
 }
 
@@ -196,7 +209,7 @@ AttackRunResult empty_result(const Attack& attack) {
   AttackRunResult r;
   r.attack = attack.name();
   r.config = attack.config();
-  set_columns(r, torch::zeros({0, static_cast<int64_t>(column_names().size())}, torch::kFloat64));
+  set_columns(r, torch::zeros({0, kColumns}, torch::kFloat64));
   return r;
 }
 
@@ -363,7 +376,7 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   double attack_seconds = folder ? folder->attack_seconds() : 0.0;
   double allocation_seconds = folder ? folder->allocation_seconds() : 0.0;
   int64_t successes = 0, done_images = std::min(n, first * o.batch_size);
-  for (const auto& t : rows) successes += t.select(1, 5).sum().item<int64_t>();
+  for (const auto& t : rows) successes += t.select(1, kSuccessColumn).sum().item<int64_t>();
   Progress bar(attack.name(), n, o.progress && root);
   if (done_images > 0) bar.advance(done_images, "resumed");
   int64_t session_images = 0;
@@ -375,7 +388,7 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
     zero_gradient += p.zero_gradient;
     attack_seconds += p.attack_seconds;
     allocation_seconds += p.allocation_seconds;
-    successes += p.columns.select(1, 5).sum().item<int64_t>();
+    successes += p.columns.select(1, kSuccessColumn).sum().item<int64_t>();
     const int64_t b_images = p.columns.size(0);
     done_images += b_images;
     session_images += b_images;
@@ -400,17 +413,15 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   }
   if (!root) return empty_result(attack);
 
-  auto all = rows.empty() ? torch::zeros({0, static_cast<int64_t>(column_names().size())}, torch::kFloat64)
-                          : torch::cat(rows);
+  auto all = rows.empty() ? torch::zeros({0, kColumns}, torch::kFloat64) : torch::cat(rows);
   set_columns(r, all);
   if (o.keep_adversarial && !advs.empty()) r.adversarial = torch::cat(advs);
   r.zero_gradient_samples = zero_gradient;
   r.attack_seconds = attack_seconds;
   r.allocation_seconds = allocation_seconds;
   r.images_this_session = session_images;
-  r.wall_seconds = seconds_since(start);
+  r.wall_seconds = seconds_since(start);  // attack and metrics; writing the finished folder is not counted
   if (write) finish_folder(r, *output, source, o.batch_size, all);
-  r.wall_seconds = seconds_since(start);
   bar.finish(fmt::format("ASR {:.2f}%", 100 * r.summary()["float"]["asr"].get<double>()));
   if (r.zero_gradient_samples > 0) {
     spdlog::warn("{}: {} of {} samples had an all-zero input gradient at the first step (saturated softmax or "
