@@ -28,9 +28,11 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--json", o->json, "Also write the full result (per-class accuracy, confusion matrix) here");
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
+      const torch::Device device = parse_device(common.device);
       auto model = load_classifier(o->model);
+      model->to(device);
       Dataset data = open_dataset(o->data, o->split == "train" ? Split::Train : Split::Test, o->offset, o->count);
-      EvalResult r = evaluate(*model, data, o->batch, !common.quiet);
+      EvalResult r = evaluate(*model, data, o->batch, !common.quiet, device);
       fmt::print("model {} ({}, {} parameters) on {} images of {}\n", model->name(), model->kind(),
                  model->parameter_count(), r.total, data.source);
       fmt::print("top-1 accuracy: {:.2f}% ({}/{})  [{:.1f}s, {:.0f} img/s, {} threads]\n", 100 * r.accuracy(),

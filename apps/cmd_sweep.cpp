@@ -55,6 +55,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
     std::string eps = "8/255", window = "4,8,16", stride, rho = "0.25", lambda = "0.5", map = "hard", beta = "1",
                 step_factor = "2.5", decay = "0";
     uint64_t seed = 0;
+    std::string asr_basis = "both";
     SdsgsmOptions base;
   };
   auto o = std::make_shared<Opts>();
@@ -85,6 +86,10 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--score", o->base.ddi.score, "Window score: prob, margin or loss")->capture_default_str();
   cmd->add_option("--gamma", o->base.gamma, "Soft map exponent")->capture_default_str();
   cmd->add_option("--ddi-batch", o->base.ddi.max_batch, "Occluded images per forward call")->capture_default_str();
+  cmd->add_option("--asr-basis", o->asr_basis,
+                  "Which ASR must reach 99.9%: float, 8bit (after rounding to 8-bit pixels) or both")
+      ->check(CLI::IsMember({"float", "8bit", "both"}))
+      ->capture_default_str();
   cmd->add_option("--out", o->out, "Output folder")->required();
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
@@ -117,6 +122,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       grid.decay = numbers(o->decay, "--decay");
       SweepOptions so;
       so.variant = o->variant;
+      so.asr_basis = o->asr_basis;
       so.attack.set_eps(parse_number(o->eps, "--eps")).set_steps(o->steps).set_seed(o->seed);
       so.attack.validate();
       for (double d : grid.decay) AttackOptions().set_decay(d).validate();
@@ -130,10 +136,11 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       Dataset data = open_dataset(o->data, o->split == "train" ? Split::Train : Split::Test, o->offset, o->count);
       std::string command = fmt::format(
           "sdsgsm sweep --model {} --split {} --offset {} --count {} --variant {} --eps {} --steps {} --window {}{} "
-          "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --out {}",
+          "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --asr-basis {} "
+          "--out {}",
           o->model, o->split, o->offset, data.size(), o->variant, o->eps, o->steps, o->window,
           o->stride.empty() ? "" : " --stride " + o->stride, o->rho, o->lambda, o->map, o->beta, o->step_factor,
-          o->decay, o->base.ddi.fill, o->base.ddi.score, o->out);
+          o->decay, o->base.ddi.fill, o->base.ddi.score, o->asr_basis, o->out);
       spdlog::info("sweep: {} configurations on {} images ({})", total, data.size(), data.source);
       auto rows = run_sweep(*model, data, grid, so, [&](const SweepRow& r, size_t i, size_t n) {
         if (common.quiet) return;
@@ -145,11 +152,12 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
                      f["l2_mean"].get<double>(), r.summary["iterations_mean"].get<double>(), r.iteration_seconds,
                      r.ddi_seconds);
       });
-      std::string md = sweep_markdown(rows, command);
+      std::string md = sweep_markdown(rows, command, o->asr_basis);
       write_output_dir(o->out, [&](const fs::path& tmp) {
         nlohmann::json j = {{"command", command}, {"model", model->name()}, {"data", data.source},
                             {"offset", o->offset}, {"count", data.size()}, {"grid", grid.to_json()},
                             {"attack_options", so.attack.to_json()}, {"variant", o->variant},
+                            {"asr_basis", o->asr_basis},
                             {"threads", torch::get_num_threads()}, {"version", version_string()}};
         for (bool cost : {false, true}) {
           int64_t c = choose_row(rows, cost);

@@ -67,8 +67,13 @@ int main(int argc, char** argv) {
     return 1;
   };
   try {
+    const std::string cmd = app.get_subcommands().front()->get_name();
+    if (common.device != "cpu" && cmd != "attack" && cmd != "compare" && cmd != "reproduce" && cmd != "eval") {
+      throw sdsgsm::Error(fmt::format("--device {}: '{}' runs on the CPU; --device applies to attack, compare, "
+                                      "reproduce and eval",
+                                      common.device, cmd));
+    }
     if (sdsgsm::dist::size() > 1) {
-      const std::string cmd = app.get_subcommands().front()->get_name();
       if (cmd != "attack" && cmd != "compare" && cmd != "reproduce") {
         throw sdsgsm::Error(fmt::format("'{}' runs in one process; under mpirun only attack, compare and reproduce "
                                         "split their work across ranks",

@@ -217,6 +217,9 @@ TEST(Device, CudaWithoutACudaBuildIsAClearError) {
   EXPECT_FALSE(fs::exists(f.dir / "G"));
   auto bad = f.run("--device tpu attack --attack fgsm " + f.common(4) + "--out " + (f.dir / "G").string());
   EXPECT_TRUE(Contains(bad.err, "--device 'tpu' is not a device"));
+  // Commands that only run on the CPU say so rather than ignore the option.
+  auto sweep = f.run("--device cuda:1 sweep --split train " + f.common(4) + "--out " + (f.dir / "S").string());
+  EXPECT_TRUE(Contains(sweep.err, "'sweep' runs on the CPU")) << sweep.err;
   // The CPU, named, is the default.
   EXPECT_EQ(f.run("--device cpu attack --attack fgsm " + f.common(4) + "--out " + (f.dir / "G").string()).exit_code, 0);
 }

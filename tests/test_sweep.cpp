@@ -67,6 +67,13 @@ TEST(Sweep, RulePicksTheHighestSsimAmongRowsMeetingTheAsrBound) {
   EXPECT_EQ(choose_row(rows, false), 3);  // SSIM tie broken by the lower l2; row 1 misses the ASR bound
   EXPECT_EQ(choose_row(rows, true), 4);   // among the rows whose DDI costs no more than the iterations
   EXPECT_EQ(choose_row({row(0.99, 0.999, 0.1, true)}, false), -1);
+  // The ASR bound on the float adversarials, after 8-bit rounding, or both.
+  nlohmann::json s = {{"float", {{"asr", 1.0}}}, {"rounded_8bit", {{"asr", 0.98}}}};
+  EXPECT_TRUE(meets_asr(s, 0.999, "float"));
+  EXPECT_FALSE(meets_asr(s, 0.999, "8bit"));
+  EXPECT_FALSE(meets_asr(s, 0.999, "both"));
+  EXPECT_TRUE(meets_asr(s, 0.95, "both"));
+  EXPECT_TRUE(Contains(error_message([&] { meets_asr(s, 0.999, "png"); }), "--asr-basis"));
   auto md = sweep_markdown(rows, "sdsgsm sweep ...");
   EXPECT_TRUE(Contains(md, "**Chosen**: k 4 s 4 (0 windows), hard map, rho 0.25, lambda 0.5"));
   EXPECT_TRUE(Contains(md, "SSIM 0.9950, l2 0.300"));

@@ -21,8 +21,10 @@ struct EvalResult {
   nlohmann::json to_json() const;
 };
 
-/// Predicts every image of `data` in batches (no gradients) and tallies accuracy.
-EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size = 128, bool progress = false);
+/// Predicts every image of `data` in batches (no gradients) and tallies accuracy. The batches go to
+/// `device`, where the model must already be.
+EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size = 128, bool progress = false,
+                    const torch::Device& device = torch::kCPU);
 
 /// Predicted labels for a float batch, without gradients.
 torch::Tensor predict(Classifier& model, const torch::Tensor& images);

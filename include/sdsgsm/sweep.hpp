@@ -3,7 +3,9 @@
 // split that must not be the evaluation images. Sensitivity maps depend only on (k, s, fill,
 // score), so each window grid's DDI runs once and serves every other setting (SensitivityCache).
 //
-// Selection rule (the issue's): ASR >= 99.9% on the tuning images, then the highest mean SSIM.
+// Selection rule: ASR >= 99.9% on the tuning images, then the highest mean SSIM. By default the
+// ASR bound holds for the float adversarials AND after rounding them to 8-bit pixels (a saved
+// image that no longer fools the model is no adversarial example); --asr-basis float|8bit|both.
 // The same rule is also applied within the configurations whose DDI costs no more than their
 // attack iterations, and both choices are reported.
 #pragma once
@@ -43,6 +45,7 @@ struct SweepOptions {
   SdsgsmOptions base;              ///< fill, score, gamma, DDI batch: what the grid does not vary
   RunOptions run;
   double min_asr = 0.999;
+  std::string asr_basis = "both";  ///< float, 8bit or both: which ASR must reach min_asr
 };
 
 /// One configuration's result on the tuning images.
@@ -69,6 +72,10 @@ int64_t choose_row(const std::vector<SweepRow>& rows, bool within_cost);
 
 /// The sweep's report: the DDI cost per window grid, the chosen settings, and every row sorted
 /// by the rule, as markdown.
-std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string& command);
+std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string& command,
+                           const std::string& asr_basis = "both");
+
+/// Whether a summary meets the ASR bound on the given basis (float, 8bit or both).
+bool meets_asr(const nlohmann::json& summary, double min_asr, const std::string& basis);
 
 }  // namespace sdsgsm

@@ -12,7 +12,8 @@ torch::Tensor predict(Classifier& model, const torch::Tensor& images) {
   return model.forward(images).argmax(1);
 }
 
-EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size, bool progress) {
+EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size, bool progress,
+                    const torch::Device& device) {
   if (batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", batch_size));
   auto start = std::chrono::steady_clock::now();
   EvalResult r;
@@ -23,7 +24,7 @@ EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size, 
   Progress bar("eval", r.total, progress);
   for (int64_t i = 0; i < r.total; i += batch_size) {
     int64_t n = std::min(batch_size, r.total - i);
-    auto pred = predict(model, data.float_images(i, n));
+    auto pred = predict(model, data.float_images(i, n).to(device)).to(torch::kCPU);
     r.predictions.narrow(0, i, n).copy_(pred);
     bar.advance(n);
   }

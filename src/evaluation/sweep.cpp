@@ -68,10 +68,20 @@ nlohmann::json SweepRow::to_json() const {
   return j;
 }
 
+bool meets_asr(const nlohmann::json& summary, double min_asr, const std::string& basis) {
+  const bool f = summary["float"]["asr"].get<double>() >= min_asr;
+  const bool q = summary["rounded_8bit"]["asr"].get<double>() >= min_asr;
+  if (basis == "float") return f;
+  if (basis == "8bit") return q;
+  if (basis == "both") return f && q;
+  throw Error(fmt::format("--asr-basis must be float, 8bit or both (got '{}')", basis));
+}
+
 std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const SweepGrid& grid,
                                 const SweepOptions& options,
                                 const std::function<void(const SweepRow&, size_t, size_t)>& on_row) {
   if (grid.decay.empty()) throw Error("--decay needs at least one value");
+  meets_asr({{"float", {{"asr", 1.0}}}, {"rounded_8bit", {{"asr", 1.0}}}}, options.min_asr, options.asr_basis);
   const auto configs = grid.expand(options.base);
   const size_t total = configs.size() * grid.decay.size();
   const int64_t h = data.images.size(2), w = data.images.size(3);
@@ -98,7 +108,7 @@ std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const Sw
       row.summary = r.summary();
       row.ddi_seconds = allocates ? cache->seconds() : 0.0;
       row.iteration_seconds = r.attack_seconds - r.allocation_seconds;
-      row.meets_asr = row.summary["float"]["asr"].get<double>() >= options.min_asr;
+      row.meets_asr = meets_asr(row.summary, options.min_asr, options.asr_basis);
       row.ddi_within_iterations = row.ddi_seconds <= row.iteration_seconds;
       rows.push_back(row);
       if (on_row) on_row(rows.back(), rows.size(), total);
@@ -140,19 +150,21 @@ int64_t choose_row(const std::vector<SweepRow>& rows, bool within_cost) {
   return -1;
 }
 
-std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string& command) {
+std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string& command, const std::string& asr_basis) {
   std::string md = fmt::format("# SD-SGSM tuning sweep\n\nCommand: `{}`\n\n", command);
   if (rows.empty()) return md + "No configurations.\n";
   const auto& s0 = rows.front().summary;
   md += fmt::format("{} images ({} classified correctly, {} attacked).\n\n", s0["images"].get<int64_t>(),
                     s0["clean_correct"].get<int64_t>(), s0["attacked"].get<int64_t>());
-  md += "Rule: ASR >= 99.9% on these images, then the highest mean SSIM (ties: lower l2).\n\n";
+  md += fmt::format("Rule: ASR >= 99.9% on these images ({}), then the highest mean SSIM (ties: lower l2).\n\n",
+                    asr_basis == "both" ? "float and 8-bit rounded" : asr_basis == "8bit" ? "8-bit rounded" : "float");
   for (bool cost : {false, true}) {
     int64_t c = choose_row(rows, cost);
     md += fmt::format("- **Chosen{}**: {}\n", cost ? " with DDI <= attack iterations" : "",
                       c < 0 ? std::string("none meets the ASR bound")
-                            : fmt::format("{}: ASR {:.2f}%, SSIM {:.4f}, l2 {:.3f}", describe(rows[c]),
-                                          100 * rows[c].summary["float"]["asr"].get<double>(), ssim_of(rows[c]),
+                            : fmt::format("{}: ASR {:.2f}% (8-bit {:.2f}%), SSIM {:.4f}, l2 {:.3f}", describe(rows[c]),
+                                          100 * rows[c].summary["float"]["asr"].get<double>(),
+                                          100 * rows[c].summary["rounded_8bit"]["asr"].get<double>(), ssim_of(rows[c]),
                                           l2_of(rows[c])));
   }
   md += "\n## DDI cost per window grid\n\n| k | s | windows | DDI s |\n|---|---|---|---|\n";
