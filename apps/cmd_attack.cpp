@@ -1,5 +1,3 @@
-#include <sstream>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -29,11 +27,7 @@ struct AttackFlags {
 };
 
 void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
-  cmd->add_option("--model", f.model, "Zoo name or model file (sdsgsm weights or TorchScript)")->capture_default_str();
-  cmd->add_option("--data", f.data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
-  cmd->add_option("--split", f.split, "CIFAR-10 split: test or train")
-      ->check(CLI::IsMember({"test", "train"}))
-      ->capture_default_str();
+  add_model_data_flags(cmd, f.model, f.data, f.split);
   cmd->add_option("--count", f.count, "Number of images to attack")->capture_default_str();
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
   cmd->add_option("--batch-size", f.batch, "Images per batch")->capture_default_str();
@@ -107,7 +101,7 @@ Prepared prepare(const AttackFlags& f, const Common& common) {
   p.run.device = parse_device(common.device);
   p.model = load_classifier(f.model);
   p.model->to(p.run.device);
-  p.data = open_image_source(f.data, f.split == "train" ? Split::Train : Split::Test, f.offset, f.count);
+  p.data = open_image_source(f.data, to_split(f.split), f.offset, f.count);
   p.run.batch_size = f.batch;
   p.run.progress = !common.quiet;
   p.run.first_index = f.offset;
@@ -184,9 +178,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
     run = [&common, fc, names] {
       std::vector<std::unique_ptr<Attack>> attacks;
       AttackOptions o = to_options(*fc);
-      std::stringstream ss(*names);
-      for (std::string item; std::getline(ss, item, ',');) {
-        if (item.empty()) continue;
+      for (const auto& item : split_list(*names)) {
         attacks.push_back(make_attack(item, o, fc->sd));
         for (size_t i = 0; i + 1 < attacks.size(); ++i) {
           if (attacks[i]->name() == attacks.back()->name()) {

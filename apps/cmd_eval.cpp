@@ -16,12 +16,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
     int64_t count = -1, offset = 0, batch = 128;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model", o->model, "Zoo name or model file (sdsgsm weights or TorchScript)")
-      ->capture_default_str();
-  cmd->add_option("--data", o->data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
-  cmd->add_option("--split", o->split, "CIFAR-10 split: test or train")
-      ->check(CLI::IsMember({"test", "train"}))
-      ->capture_default_str();
+  add_model_data_flags(cmd, o->model, o->data, o->split);
   cmd->add_option("--count", o->count, "Number of images (default: all)");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   cmd->add_option("--batch-size", o->batch, "Images per forward pass")->capture_default_str();
@@ -31,7 +26,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
       const torch::Device device = parse_device(common.device);
       auto model = load_classifier(o->model);
       model->to(device);
-      Dataset data = open_dataset(o->data, o->split == "train" ? Split::Train : Split::Test, o->offset, o->count);
+      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
       EvalResult r = evaluate(*model, data, o->batch, !common.quiet, device);
       fmt::print("model {} ({}, {} parameters) on {} images of {}\n", model->name(), model->kind(),
                  model->parameter_count(), r.total, data.source);

@@ -1,5 +1,3 @@
-#include <sstream>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -108,11 +106,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       base.validate();
       o->sd.validate(-1, -1);
       if (o->batch < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", o->batch));
-      std::vector<std::string> models;
-      std::stringstream ss(o->models);
-      for (std::string m; std::getline(ss, m, ',');) {
-        if (!m.empty()) models.push_back(m);
-      }
+      const std::vector<std::string> models = split_list(o->models);
       if (models.empty()) throw Error("--models names no model");
       const torch::Device device = parse_device(common.device);
       // Everything the tables depend on: a resume must match it.

@@ -22,11 +22,7 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
     SdsgsmOptions sd;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model", o->model, "Zoo name or model file")->capture_default_str();
-  cmd->add_option("--data", o->data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
-  cmd->add_option("--split", o->split, "CIFAR-10 split: test or train")
-      ->check(CLI::IsMember({"test", "train"}))
-      ->capture_default_str();
+  add_model_data_flags(cmd, o->model, o->data, o->split);
   cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   cmd->add_option("--window", o->sd.ddi.window, "DDI window side k")->capture_default_str();
@@ -42,7 +38,7 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
       if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       check_output_dir(o->out);
       auto model = load_classifier(o->model);
-      Dataset data = open_dataset(o->data, o->split == "train" ? Split::Train : Split::Test, o->offset, o->count);
+      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
       auto x = data.float_images(0, data.size());
       o->sd.validate(x.size(2), x.size(3));
       auto t0 = std::chrono::steady_clock::now();

@@ -1,5 +1,3 @@
-#include <sstream>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -8,15 +6,6 @@
 
 namespace sdsgsm::cli {
 namespace {
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 std::vector<double> numbers(const std::string& text, const std::string& flag) {
   std::vector<double> out;
@@ -59,11 +48,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
     SdsgsmOptions base;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model", o->model, "Zoo name or model file")->capture_default_str();
-  cmd->add_option("--data", o->data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
-  cmd->add_option("--split", o->split, "CIFAR-10 split: test or train")
-      ->check(CLI::IsMember({"test", "train"}))
-      ->capture_default_str();
+  add_model_data_flags(cmd, o->model, o->data, o->split);
   cmd->add_option("--offset", o->offset, "Index of the first tuning image")->capture_default_str();
   cmd->add_option("--count", o->count, "Tuning images")->capture_default_str();
   cmd->add_option("--batch-size", o->batch, "Images per batch")->capture_default_str();
@@ -133,7 +118,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       const size_t total = grid.expand(so.base).size() * grid.decay.size();
       check_output_dir(o->out);
       auto model = load_classifier(o->model);
-      Dataset data = open_dataset(o->data, o->split == "train" ? Split::Train : Split::Test, o->offset, o->count);
+      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
       std::string command = fmt::format(
           "sdsgsm sweep --model {} --split {} --offset {} --count {} --variant {} --eps {} --steps {} --window {}{} "
           "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --asr-basis {} "

@@ -4,8 +4,11 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "sdsgsm/data.hpp"
 
 namespace sdsgsm::cli {
 
@@ -17,6 +20,16 @@ struct Common {
 };
 
 using Runner = std::function<void()>;
+
+/// --model, --data and --split, named and explained the same way by every command that reads
+/// images with a model.
+void add_model_data_flags(CLI::App* cmd, std::string& model, std::string& data, std::string& split);
+
+/// The --split value as a Split.
+Split to_split(const std::string& split);
+
+/// The items of a comma-separated list (empty items skipped).
+std::vector<std::string> split_list(const std::string& text);
 
 void add_data_command(CLI::App& app, Common& common, Runner& run);
 void add_train_command(CLI::App& app, Common& common, Runner& run);
