@@ -30,24 +30,36 @@ const std::vector<Entry>& entries() {
   return e;
 }
 
+/// A model name or label as one folder name: "I-FGSM (early stop)" -> "I_FGSM__early_stop_",
+/// "/models/net.pt" -> "_models_net_pt".
+std::string folder_name(std::string text) {
+  for (char& c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return text;
+}
+
 std::string paper_table(const std::vector<nlohmann::json>& rows) {
   std::string out =
-      "| attack | ASR | l2 | l_inf | SSIM | PSNR (dB) | ASR 8-bit | SSIM 8-bit | iters | DDI s | attack s |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|\n";
+      "| attack | ASR | l2 | l_inf | SSIM | PSNR (dB) | ASR 8-bit | SSIM 8-bit | iters | DDI s | iterations s | img/s |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : rows) {
     const auto& f = s["float"];
     const auto& q = s["rounded_8bit"];
-    out += fmt::format("| {} | {:.1f}% | {:.3f} | {:.4f} | {:.4f} | {:.2f} | {:.1f}% | {:.4f} | {:.2f} | {:.1f} | {:.1f} |\n",
+    out += fmt::format("| {} | {:.2f}% | {:.3f} | {:.4f} | {:.4f} | {:.2f} | {:.2f}% | {:.4f} | {:.2f} | {:.1f} | {:.1f} | "
+                       "{:.0f} |\n",
                        s["label"].get<std::string>(), 100 * f["asr"].get<double>(), f["l2_mean"].get<double>(),
                        f["linf_max"].get<double>(), f["ssim_mean"].get<double>(), f["psnr_mean"].get<double>(),
                        100 * q["asr"].get<double>(), q["ssim_mean"].get<double>(), s["iterations_mean"].get<double>(),
-                       s["ddi_seconds"].get<double>(), s["iteration_seconds"].get<double>());
+                       s["ddi_seconds"].get<double>(), s["iteration_seconds"].get<double>(),
+                       s["images_per_second"].get<double>());
   }
   return out;
 }
 
 std::string ablation_table(const std::vector<nlohmann::json>& rows) {
-  std::string out = "| variant | allocation M | direction | ASR | l2 | SSIM |\n|---|---|---|---|---|---|\n";
+  std::string out =
+      "| variant | allocation M | direction | ASR | ASR 8-bit | l2 | SSIM | iters |\n|---|---|---|---|---|---|---|---|\n";
   const std::vector<std::tuple<std::string, std::string, std::string>> order = {
       {"I-FGSM (early stop)", "uniform", "sign"},
       {"SD only (sd-ifgsm)", "DDI", "sign"},
@@ -56,9 +68,10 @@ std::string ablation_table(const std::vector<nlohmann::json>& rows) {
   for (const auto& [label, m, dir] : order) {
     for (const auto& s : rows) {
       if (s["label"] != label) continue;
-      out += fmt::format("| {} | {} | {} | {:.1f}% | {:.3f} | {:.4f} |\n", label, m, dir,
-                         100 * s["float"]["asr"].get<double>(), s["float"]["l2_mean"].get<double>(),
-                         s["float"]["ssim_mean"].get<double>());
+      out += fmt::format("| {} | {} | {} | {:.2f}% | {:.2f}% | {:.3f} | {:.4f} | {:.2f} |\n", label, m, dir,
+                         100 * s["float"]["asr"].get<double>(), 100 * s["rounded_8bit"]["asr"].get<double>(),
+                         s["float"]["l2_mean"].get<double>(), s["float"]["ssim_mean"].get<double>(),
+                         s["iterations_mean"].get<double>());
     }
   }
   return out;
@@ -141,12 +154,8 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
           AttackOptions ao = base;
           ao.early_stop = e.early_stop;
           auto attack = make_attack(e.attack, ao, o->sd);
-          std::string dir = e.label;
-          for (char& c : dir) {
-            if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-          }
           RunOutput out;
-          out.work = folder.work() / name / dir;
+          out.work = folder.work() / folder_name(name) / folder_name(e.label);
           out.info = info;
           out.fingerprint = info;
           out.fingerprint["model_md5"] = fp["model_md5"][name];

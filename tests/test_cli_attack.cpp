@@ -146,3 +146,44 @@ TEST(CliAttack, SweepWritesItsTablesAndRefusesTheEvaluationImages) {
   EXPECT_TRUE(Contains(r.out, "Chosen"));
   EXPECT_EQ(f.hidden_entries(), 0);
 }
+
+TEST(CliAttack, ReproduceWritesThePaperAndAblationTablesForEachModel) {
+  Fixture f;
+  auto r = f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
+                 " --count 12 --batch-size 5 --steps 3 --out " + (f.dir / "rep").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto md = sdsgsm_test::read_bytes(f.dir / "rep" / "results.md");
+  for (const char* row : {"| FGSM |", "| I-FGSM |", "| MI-FGSM |", "| I-FGSM (early stop) |", "| MI-FGSM (early stop) |",
+                          "| SD only (sd-ifgsm) | DDI | sign |", "| SGSM only (sgsm) | uniform | tanh |",
+                          "| SD-SGSM | DDI | tanh |", "### Ablation"}) {
+    EXPECT_TRUE(Contains(md, row)) << row;
+  }
+  auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "rep" / "results.json"));
+  ASSERT_EQ(j["models"].size(), 1u);
+  const auto& rows = j["models"].begin().value();
+  EXPECT_EQ(rows.size(), 8u);
+  EXPECT_EQ(rows[7]["config"]["direction"], "tanh");
+  EXPECT_EQ(rows[1]["config"]["early_stop"], false);
+  EXPECT_EQ(rows[3]["config"]["early_stop"], true);
+  // Each run's full outputs sit inside --out, whatever the model's path.
+  int metrics = 0;
+  for (const auto& e : fs::recursive_directory_iterator(f.dir / "rep")) metrics += e.path().filename() == "metrics.json";
+  EXPECT_EQ(metrics, 8);
+  EXPECT_EQ(f.hidden_entries(), 0);
+}
+
+TEST(CliAttack, SaliencyWritesMapsAndPicture) {
+  Fixture f;
+  auto r = f.run("saliency --model " + f.model.string() + " --data " + f.data.string() +
+                 " --count 3 --window 8 --stride 8 --rho 0.25 --out " + (f.dir / "sal").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"saliency.png", "maps.pt", "domain.pt", "saliency.json"}) {
+    EXPECT_TRUE(fs::is_regular_file(f.dir / "sal" / name)) << name;
+  }
+  auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "sal" / "saliency.json"));
+  EXPECT_EQ(j["windows"], 16);
+  EXPECT_EQ(j["count"], 3);
+  expect_one_line_error(f.run("saliency --model " + f.model.string() + " --data " + f.data.string() +
+                              " --count 3 --window 40 --out " + (f.dir / "sal2").string()),
+                        "--window 40 is larger than the 32x32 image");
+}

@@ -556,7 +556,7 @@ std::string comparison_markdown(const std::vector<nlohmann::json>& reports) {
   for (const auto& s : reports) {
     const auto& f = s["float"];
     const auto& q = s["rounded_8bit"];
-    out += fmt::format("| {} | {:.1f}% | {:.3f} | {:.3f} | {:.4f} | {:.3f} | {:.4f} | {:.2f} | {:.1f}% | {:.3f} | {:.4f} | "
+    out += fmt::format("| {} | {:.2f}% | {:.3f} | {:.3f} | {:.4f} | {:.3f} | {:.4f} | {:.2f} | {:.2f}% | {:.3f} | {:.4f} | "
                        "{:.2f} | {:.0f} |\n",
                        s.value("label", s["attack"].get<std::string>()), 100 * f["asr"].get<double>(),
                        f["l2_mean"].get<double>(), f["l2_median"].get<double>(), f["linf_max"].get<double>(),
