@@ -136,9 +136,12 @@ RunOutput run_output(const Prepared& p, const AttackFlags& f, const Attack& atta
 void add_attack_command(CLI::App& app, Common& common, Runner& run) {
   auto* cmd = app.add_subcommand(
       "attack",
-      "Attack images and measure the result. Writes to --out: metrics.json (every figure, the\n"
-      "configuration, versions, time), samples.csv (per image), adversarial.pt (float N x 3 x H x W,\n"
-      "torch.load-able) and sheet.png (clean | adversarial | perturbation amplified).\n"
+      "Attack images and measure the result. Writes to --out: metrics.json (every figure and the\n"
+      "configuration), samples.csv and samples.pt (per image), timing.json (seconds, images/s, peak\n"
+      "memory), adversarial/ (the float adversarials, one torch.load-able N x 3 x H x W shard per\n"
+      "batch) and sheet.png (clean | adversarial | perturbation amplified). Batches are written as\n"
+      "they finish: an interrupted run continues with --resume, and under mpirun the batches are\n"
+      "shared among the ranks.\n"
       "Attacks: fgsm, ifgsm (bim), mifgsm, nifgsm, pgd, and the SD-SGSM family: sdsgsm (DDI map +\n"
       "tanh), sd-ifgsm (DDI map + sign), sgsm (uniform + tanh).");
   auto f = std::make_shared<AttackFlags>();

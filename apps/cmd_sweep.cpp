@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -152,7 +154,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
         write_file_atomic(tmp / "sweep.json", j.dump(2) + "\n");
         write_file_atomic(tmp / "sweep.md", md);
       });
-      auto head = md.substr(0, md.find("## DDI cost"));
+      auto head = md.substr(0, std::min(md.find("## DDI cost"), md.find("## Every configuration")));
       fmt::print("{}wrote {}\n", head, o->out);
     };
   });

@@ -42,6 +42,11 @@ torch::Tensor images(int64_t n, uint64_t seed, int64_t side = 32) {
   return torch::rand({n, 3, side, side}, gen) * 0.8 + 0.1;
 }
 
+/// The 4 x 4 grid (64 windows on 32 x 32) these tests are written for: fine enough to find an
+/// 8 x 8 patch. The shipped default is 16 x 16 (4 windows), chosen by the tuning sweep.
+DdiOptions grid4() { return DdiOptions().set_window(4).set_stride(4); }
+SdsgsmOptions sd4() { return SdsgsmOptions().set_ddi(grid4()); }
+
 const std::vector<std::string>& variants() {
   static const std::vector<std::string> v = {"sdsgsm", "sd-ifgsm", "sgsm"};
   return v;
@@ -62,7 +67,7 @@ TEST(Ddi, DomainIsThePatchTheDecisionDependsOn) {
   PatchClassifier model;
   auto x = images(3, 1);
   auto y = torch::zeros({3}, torch::kInt64);
-  auto s = sensitivity_map(model, x, y, DdiOptions());
+  auto s = sensitivity_map(model, x, y, grid4());
   auto expected = torch::zeros({3, 1, 32, 32}, torch::kBool);
   expected.narrow(2, PatchClassifier::kRow, 8).narrow(3, PatchClassifier::kCol, 8).fill_(true);
   EXPECT_TRUE(s.masked_select(expected.logical_not()).eq(0).all().item<bool>());
@@ -70,37 +75,37 @@ TEST(Ddi, DomainIsThePatchTheDecisionDependsOn) {
   auto domain = domain_mask(normalize_sensitivity(s), 64.0 / 1024);
   EXPECT_TRUE(torch::equal(domain, expected));
   // The hard map: 1 on the patch, lambda elsewhere.
-  auto m = allocation_map(model, x, y, SdsgsmOptions().set_rho(64.0 / 1024).set_lambda(0.3));
+  auto m = allocation_map(model, x, y, sd4().set_rho(64.0 / 1024).set_lambda(0.3));
   EXPECT_TRUE(m.masked_select(expected).eq(1.0f).all().item<bool>());
   EXPECT_TRUE(m.masked_select(expected.logical_not()).eq(0.3f).all().item<bool>());
   // Every score finds the same domain; so does every fill on an image whose patch is bright
   // (where any fill lowers the patch's pixels).
   for (const char* score : {"prob", "margin", "loss"}) {
-    auto sm = sensitivity_map(model, x, y, DdiOptions().set_score(score));
+    auto sm = sensitivity_map(model, x, y, grid4().set_score(score));
     EXPECT_TRUE(torch::equal(domain_mask(normalize_sensitivity(sm), 64.0 / 1024), expected)) << score;
   }
   auto bright = torch::where(expected.expand_as(x), torch::full_like(x, 0.9), torch::full_like(x, 0.1));
   for (const char* fill : {"zero", "mean", "blur"}) {
-    auto sm = sensitivity_map(model, bright, y, DdiOptions().set_fill(fill));
+    auto sm = sensitivity_map(model, bright, y, grid4().set_fill(fill));
     EXPECT_TRUE(torch::equal(domain_mask(normalize_sensitivity(sm), 64.0 / 1024), expected)) << fill;
   }
   // Several images per forward call or one at a time: the same map.
-  auto small = sensitivity_map(model, x, y, DdiOptions().set_max_batch(1));
+  auto small = sensitivity_map(model, x, y, grid4().set_max_batch(1));
   EXPECT_TRUE(torch::allclose(small, s, 0, 1e-6));
   // Given the clean logits (as the engine passes them), the same map without the unoccluded pass.
-  EXPECT_TRUE(torch::equal(sensitivity_map(model, x, y, DdiOptions(), model.forward(x)), s));
+  EXPECT_TRUE(torch::equal(sensitivity_map(model, x, y, grid4(), model.forward(x)), s));
 }
 
 TEST(Ddi, FlatModelGivesUniformMap) {
   FlatClassifier model;
   auto x = images(2, 2);
   auto y = torch::tensor({1, 4}, torch::kInt64);
-  auto s = sensitivity_map(model, x, y, DdiOptions());
+  auto s = sensitivity_map(model, x, y, grid4());
   EXPECT_TRUE(flat_maps(s).all().item<bool>());
   EXPECT_TRUE(normalize_sensitivity(s).eq(1.0f).all().item<bool>());
-  auto m = allocation_map(model, x, y, SdsgsmOptions().set_lambda(0.2));
+  auto m = allocation_map(model, x, y, sd4().set_lambda(0.2));
   EXPECT_TRUE(m.eq(1.0f).all().item<bool>()) << "a flat map must degrade to a uniform attack, never a zero one";
-  auto soft = allocation_map(model, x, y, SdsgsmOptions().set_lambda(0.2).set_map("soft"));
+  auto soft = allocation_map(model, x, y, sd4().set_lambda(0.2).set_map("soft"));
   EXPECT_TRUE(soft.eq(1.0f).all().item<bool>());
 }
 
@@ -121,7 +126,7 @@ TEST(Sdsgsm, BackgroundNeverMovesMoreThanLambdaEps) {
   const double eps = 8.0 / 255, lambda = 0.3;
   for (const std::string v : {"sdsgsm", "sd-ifgsm"}) {
     for (const char* map : {"hard", "soft"}) {
-      SdsgsmOptions sd = SdsgsmOptions().set_lambda(lambda).set_map(map).set_rho(0.25);
+      SdsgsmOptions sd = sd4().set_lambda(lambda).set_map(map).set_rho(0.25);
       auto m = allocation_map(model, x, y, sd);
       auto r = make_attack(v, AttackOptions().set_eps(eps).set_steps(10), sd)->run(model, x, y);
       auto delta = (r.adversarial - x).abs();
@@ -141,7 +146,7 @@ TEST(Sdsgsm, SgsmWithLargeBetaEqualsSignAttacks) {
   auto y = model.forward(x).argmax(1);
   // The SD-SGSM family early-stops by default; the classic attacks do not.
   auto o = AttackOptions().set_alpha(2.0 / 255).set_early_stop(false);
-  SdsgsmOptions sd = SdsgsmOptions().set_beta(1e9);
+  SdsgsmOptions sd = sd4().set_beta(1e9);
   auto sgsm = make_attack("sgsm", AttackOptions(o).set_decay(0.0), sd)->run(model, x, y).adversarial;
   auto ifgsm = make_attack("ifgsm", o)->run(model, x, y).adversarial;
   EXPECT_LE((sgsm - ifgsm).abs().max().item<float>(), 1e-6);
@@ -149,7 +154,7 @@ TEST(Sdsgsm, SgsmWithLargeBetaEqualsSignAttacks) {
   auto mifgsm = make_attack("mifgsm", o)->run(model, x, y).adversarial;
   EXPECT_LE((sgsm_m - mifgsm).abs().max().item<float>(), 1e-6);
   // A small beta gives smaller steps, so less distortion than the sign.
-  auto smooth = make_attack("sgsm", AttackOptions(o).set_decay(0.0), SdsgsmOptions().set_beta(0.5))
+  auto smooth = make_attack("sgsm", AttackOptions(o).set_decay(0.0), sd4().set_beta(0.5))
                     ->run(model, x, y).adversarial;
   EXPECT_LT((smooth - x).norm().item<float>(), (ifgsm - x).norm().item<float>());
 }
@@ -169,7 +174,7 @@ TEST(Sdsgsm, EveryVariantIsBatchConsistentAndDeterministic) {
   auto y = model.forward(x).argmax(1);
   for (const auto& v : variants()) {
     for (bool early : {false, true}) {
-      auto attack = make_attack(v, AttackOptions().set_early_stop(early).set_seed(3), SdsgsmOptions());
+      auto attack = make_attack(v, AttackOptions().set_early_stop(early).set_seed(3), sd4());
       auto batch = attack->run(model, x, y);
       auto again = attack->run(model, x, y);
       EXPECT_TRUE(torch::equal(batch.adversarial, again.adversarial)) << v;
@@ -185,7 +190,7 @@ TEST(Sdsgsm, RecomputedMapStillBoundsThePerturbation) {
   TinyCnn model;
   auto x = images(3, 8, 16);
   auto y = model.forward(x).argmax(1);
-  auto r = make_attack("sdsgsm", AttackOptions(), SdsgsmOptions().set_recompute_every(3).set_rescale_step(true))
+  auto r = make_attack("sdsgsm", AttackOptions(), sd4().set_recompute_every(3).set_rescale_step(true))
                ->run(model, x, y);
   EXPECT_LE((r.adversarial - x).abs().max().item<float>(), 8.0 / 255 + 1e-6);
   EXPECT_GT(r.allocation_seconds, 0.0);
@@ -228,7 +233,7 @@ TEST(Ddi, SensitivityCacheServesEachSampleOnceAndChangesNothing) {
   // An attack served by the cache equals one that computes its own maps, for several settings.
   auto o = AttackOptions().set_early_stop(false);
   for (double lambda : {0.3, 0.7}) {
-    SdsgsmOptions sd = SdsgsmOptions().set_ddi(ddi).set_lambda(lambda);
+    SdsgsmOptions sd = sd4().set_ddi(ddi).set_lambda(lambda);
     auto cached = make_sdsgsm_variant("sdsgsm", o, sd, cache)->run(model, x, y, ids);
     auto own = make_sdsgsm_variant("sdsgsm", o, sd)->run(model, x, y, ids);
     EXPECT_TRUE(torch::allclose(cached.adversarial, own.adversarial, 0, 1e-6)) << lambda;
@@ -236,7 +241,7 @@ TEST(Ddi, SensitivityCacheServesEachSampleOnceAndChangesNothing) {
   EXPECT_EQ(cache->computed(), 6);
   // A cache made for other DDI options is refused.
   EXPECT_TRUE(Contains(error_message([&] {
-                         make_sdsgsm_variant("sdsgsm", o, SdsgsmOptions().set_ddi(DdiOptions().set_window(8).set_stride(8)),
+                         make_sdsgsm_variant("sdsgsm", o, sd4().set_ddi(DdiOptions().set_window(8).set_stride(8)),
                                              cache);
                        }),
                        "DDI options"));
@@ -250,19 +255,19 @@ TEST(Sdsgsm, EarlyStopComputesNoMapForSamplesAlreadyMisclassified) {
   y[1] = (pred[1].item<int64_t>() + 1) % 10;  // samples 1 and 4 are misclassified before the attack
   y[4] = (pred[4].item<int64_t>() + 3) % 10;
   auto ids = torch::arange(10, 16, torch::kInt64);
-  auto cache = std::make_shared<SensitivityCache>(DdiOptions());
-  auto r = make_sdsgsm_variant("sdsgsm", AttackOptions(), SdsgsmOptions(), cache)->run(model, x, y, ids);
+  auto cache = std::make_shared<SensitivityCache>(grid4());
+  auto r = make_sdsgsm_variant("sdsgsm", AttackOptions(), sd4(), cache)->run(model, x, y, ids);
   EXPECT_EQ(cache->computed(), 4);
   EXPECT_TRUE(torch::equal(r.iterations.index({torch::tensor({1, 4})}), torch::zeros({2}, torch::kInt64)));
   EXPECT_TRUE(torch::equal(r.adversarial[1], x[1]));
   EXPECT_TRUE(torch::equal(r.adversarial[4], x[4]));
   // The others are attacked exactly as in a batch without the misclassified samples.
   auto keep = torch::tensor({0, 2, 3, 5}, torch::kInt64);
-  auto alone = make_sdsgsm_variant("sdsgsm", AttackOptions(), SdsgsmOptions())
+  auto alone = make_sdsgsm_variant("sdsgsm", AttackOptions(), sd4())
                    ->run(model, x.index_select(0, keep), y.index_select(0, keep), ids.index_select(0, keep));
   EXPECT_TRUE(torch::allclose(r.adversarial.index_select(0, keep), alone.adversarial, 0, 1e-6));
   // Without early stop every sample gets its map.
-  auto all = std::make_shared<SensitivityCache>(DdiOptions());
-  make_sdsgsm_variant("sdsgsm", AttackOptions().set_early_stop(false), SdsgsmOptions(), all)->run(model, x, y, ids);
+  auto all = std::make_shared<SensitivityCache>(grid4());
+  make_sdsgsm_variant("sdsgsm", AttackOptions().set_early_stop(false), sd4(), all)->run(model, x, y, ids);
   EXPECT_EQ(all->computed(), 6);
 }

@@ -22,6 +22,7 @@ SweepRow row(double asr, double ssim, double l2, bool cheap) {
   r.summary["iterations_mean"] = 1.5;
   r.meets_asr = asr >= 0.999;
   r.ddi_within_iterations = cheap;
+  r.windows = 4;  // the default 16 x 16 grid on 32 x 32
   return r;
 }
 
@@ -75,8 +76,15 @@ TEST(Sweep, RulePicksTheHighestSsimAmongRowsMeetingTheAsrBound) {
   EXPECT_TRUE(meets_asr(s, 0.95, "both"));
   EXPECT_TRUE(Contains(error_message([&] { meets_asr(s, 0.999, "png"); }), "--asr-basis"));
   auto md = sweep_markdown(rows, "sdsgsm sweep ...");
-  EXPECT_TRUE(Contains(md, "**Chosen**: k 4 s 4 (0 windows), hard map, rho 0.25, lambda 0.5"));
+  EXPECT_TRUE(Contains(md, "**Chosen**: k 16 s 16 (4 windows), hard map, rho 0.05, lambda 0.8, beta 0.5"));
   EXPECT_TRUE(Contains(md, "SSIM 0.9950, l2 0.300"));
+  EXPECT_TRUE(Contains(md, "| 16 | 16 | 4 |"));  // the DDI cost table
+  // sgsm rows have no DDI: a uniform map, no window columns, no DDI cost table.
+  for (auto& r : rows) r.windows = 0;
+  md = sweep_markdown(rows, "sdsgsm sweep --variant sgsm ...");
+  EXPECT_TRUE(Contains(md, "**Chosen**: uniform map (no DDI), beta 0.5, step factor 1.5"));
+  EXPECT_TRUE(Contains(md, "| - | - | uniform | - | - | 0.5 | 1.5 |"));
+  EXPECT_FALSE(Contains(md, "DDI cost"));
 }
 
 TEST(Sweep, RunsEveryConfigurationOnSharedMaps) {

@@ -11,6 +11,8 @@
 //   metrics.json   every figure and the configuration; deterministic (no times): a resumed or
 //                  multi-process run writes it byte for byte as an uninterrupted one does
 //   samples.csv    one row per image
+//   samples.pt     the same columns as one float64 N x 19 tensor (torch.load-able; the column
+//                  names are in metrics.json), what compare and reproduce read back
 //   timing.json    wall-clock figures: seconds, images/s, DDI time, threads, ranks, peak memory
 //   adversarial/   the float adversarial images, one torch.load-able N x C x H x W shard per batch
 //                  (000000.pt, 000001.pt, ...; torch.cat them in name order for the whole set)

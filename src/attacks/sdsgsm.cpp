@@ -4,7 +4,8 @@
 //   sd-ifgsm : M from DDI, direction sign(g)
 //   sgsm     : M = 1,      direction tanh(beta * g / sigma(g))
 // Defaults: eps 8/255, 10 steps, early stop on, alpha = eps / steps * step_factor, decay 0 (no momentum),
-// hard map, rho 0.25, lambda 0.5, beta 1, 4 x 4 windows with stride 4 (64 windows on 32 x 32).
+// hard map, rho 0.05, lambda 0.8, beta 0.5, step factor 1.5, 16 x 16 windows with stride 16 (4 windows
+// on 32 x 32): the tuning sweeps' choice (docs/sweep-refine; its DDI costs less than the iterations).
 #include <fmt/format.h>
 
 #include "sdsgsm/sdsgsm.hpp"

@@ -136,6 +136,9 @@ std::vector<size_t> rule_order(const std::vector<SweepRow>& rows) {
 }
 
 std::string describe(const SweepRow& r) {
+  if (r.windows == 0) {  // sgsm: no DDI, a uniform map
+    return fmt::format("uniform map (no DDI), beta {}, step factor {}, decay {}", r.sd.beta, r.sd.step_factor, r.decay);
+  }
   return fmt::format("k {} s {} ({} windows), {} map, rho {}, lambda {}, beta {}, step factor {}, decay {}", r.sd.ddi.window,
                      r.sd.ddi.stride, r.windows, r.sd.map, r.sd.rho, r.sd.lambda, r.sd.beta, r.sd.step_factor, r.decay);
 }
@@ -167,9 +170,11 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string&
                                           100 * rows[c].summary["rounded_8bit"]["asr"].get<double>(), ssim_of(rows[c]),
                                           l2_of(rows[c])));
   }
-  md += "\n## DDI cost per window grid\n\n| k | s | windows | DDI s |\n|---|---|---|---|\n";
   std::map<std::pair<int64_t, int64_t>, const SweepRow*> grids;
-  for (const auto& r : rows) grids.emplace(std::make_pair(r.sd.ddi.window, r.sd.ddi.stride), &r);
+  for (const auto& r : rows) {
+    if (r.windows > 0) grids.emplace(std::make_pair(r.sd.ddi.window, r.sd.ddi.stride), &r);
+  }
+  if (!grids.empty()) md += "\n## DDI cost per window grid\n\n| k | s | windows | DDI s |\n|---|---|---|---|\n";
   for (const auto& [key, r] : grids) {
     md += fmt::format("| {} | {} | {} | {:.1f} |\n", key.first, key.second, r->windows, r->ddi_seconds);
   }
@@ -179,10 +184,13 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string&
   for (size_t i : rule_order(rows)) {
     const auto& r = rows[i];
     const auto& f = r.summary["float"];
+    const bool ddi = r.windows > 0;
+    auto shown = [ddi](const auto& v) { return ddi ? fmt::format("{}", v) : std::string("-"); };
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {:.2f}% | {:.2f}% | {:.3f} | {:.4f} | {:.2f} | {:.2f} | "
                       "{:.1f} | {} |\n",
-                      r.sd.ddi.window, r.sd.ddi.stride, r.sd.map, r.sd.map == "soft" ? "-" : fmt::format("{}", r.sd.rho),
-                      r.sd.lambda, r.sd.beta, r.sd.step_factor,
+                      shown(r.sd.ddi.window), shown(r.sd.ddi.stride), ddi ? r.sd.map : std::string("uniform"),
+                      ddi && r.sd.map != "soft" ? fmt::format("{}", r.sd.rho) : std::string("-"), shown(r.sd.lambda),
+                      r.sd.beta, r.sd.step_factor,
                       r.decay, 100 * f["asr"].get<double>(), 100 * r.summary["rounded_8bit"]["asr"].get<double>(),
                       f["l2_mean"].get<double>(), f["ssim_mean"].get<double>(), f["psnr_mean"].get<double>(),
                       r.summary["iterations_mean"].get<double>(), r.iteration_seconds,
