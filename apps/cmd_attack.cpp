@@ -18,6 +18,7 @@ struct AttackFlags {
   std::string eps = "8/255", alpha, decay;
   int64_t steps = 10;
   std::optional<bool> early_stop;
+  bool early_stop_8bit = false;
   uint64_t seed = 0;
   std::string targeted = "none";
   int64_t target_label = -1;
@@ -40,6 +41,9 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
                          "Freeze each sample as soon as it succeeds (fewer passes, less distortion); default for SD-SGSM");
   cmd->add_flag_callback("--no-early-stop", [&f] { f.early_stop = false; },
                          "Attack every sample for all steps (the default for the classic attacks)");
+  cmd->add_flag("--early-stop-8bit", f.early_stop_8bit,
+                "Early stop, freezing a sample only when its adversarial rounded to 8-bit pixels (a saved PNG) "
+                "succeeds too");
   cmd->add_option("--seed", f.seed, "Seed for random starts and random targets")->capture_default_str();
   cmd->add_option("--targeted", f.targeted, "none, given (with --target-label), random or least-likely")
       ->capture_default_str();
@@ -75,7 +79,8 @@ AttackOptions to_options(const AttackFlags& f) {
   AttackOptions o;
   o.set_eps(parse_number(f.eps, "--eps"))
       .set_steps(f.steps)
-      .set_early_stop(f.early_stop)
+      .set_early_stop(f.early_stop_8bit && !f.early_stop ? std::optional<bool>(true) : f.early_stop)
+      .set_early_stop_8bit(f.early_stop_8bit)
       .set_seed(f.seed)
       .set_targeted(parse_target_mode(f.targeted))
       .set_target_label(f.target_label);

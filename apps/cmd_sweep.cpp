@@ -47,6 +47,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
                 step_factor = "2.5", decay = "0";
     uint64_t seed = 0;
     std::string asr_basis = "both";
+    bool early_stop_8bit = false;
     SdsgsmOptions base;
   };
   auto o = std::make_shared<Opts>();
@@ -77,6 +78,8 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
                   "Which ASR must reach 99.9%: float, 8bit (after rounding to 8-bit pixels) or both")
       ->check(CLI::IsMember({"float", "8bit", "both"}))
       ->capture_default_str();
+  cmd->add_flag("--early-stop-8bit", o->early_stop_8bit,
+                "Freeze a sample only when its adversarial rounded to 8-bit pixels succeeds too");
   cmd->add_option("--out", o->out, "Output folder")->required();
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
@@ -111,6 +114,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       so.variant = o->variant;
       so.asr_basis = o->asr_basis;
       so.attack.set_eps(parse_number(o->eps, "--eps")).set_steps(o->steps).set_seed(o->seed);
+      if (o->early_stop_8bit) so.attack.set_early_stop(true).set_early_stop_8bit(true);
       so.attack.validate();
       for (double d : grid.decay) AttackOptions().set_decay(d).validate();
       so.base = o->base;
@@ -123,11 +127,12 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
       std::string command = fmt::format(
           "sdsgsm sweep --model {} --split {} --offset {} --count {} --variant {} --eps {} --steps {} --window {}{} "
-          "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --asr-basis {} "
+          "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --asr-basis {}{} "
           "--out {}",
           o->model, o->split, o->offset, data.size(), o->variant, o->eps, o->steps, o->window,
           o->stride.empty() ? "" : " --stride " + o->stride, o->rho, o->lambda, o->map, o->beta, o->step_factor,
-          o->decay, o->base.ddi.fill, o->base.ddi.score, o->asr_basis, o->out);
+          o->decay, o->base.ddi.fill, o->base.ddi.score, o->asr_basis, o->early_stop_8bit ? " --early-stop-8bit" : "",
+          o->out);
       spdlog::info("sweep: {} configurations on {} images ({})", total, data.size(), data.source);
       auto rows = run_sweep(*model, data, grid, so, [&](const SweepRow& r, size_t i, size_t n) {
         if (common.quiet) return;

@@ -155,20 +155,21 @@ TEST(CliAttack, ReproduceWritesThePaperAndAblationTablesForEachModel) {
   auto md = sdsgsm_test::read_bytes(f.dir / "rep" / "results.md");
   for (const char* row : {"| FGSM |", "| I-FGSM |", "| MI-FGSM |", "| I-FGSM (early stop) |", "| MI-FGSM (early stop) |",
                           "| SD only (sd-ifgsm) | DDI | sign |", "| SGSM only (sgsm) | uniform | tanh |",
-                          "| SD-SGSM | DDI | tanh |", "### Ablation"}) {
+                          "| SD-SGSM | DDI | tanh |", "| SD-SGSM (8-bit early stop) |", "### Ablation"}) {
     EXPECT_TRUE(Contains(md, row)) << row;
   }
   auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "rep" / "results.json"));
   ASSERT_EQ(j["models"].size(), 1u);
   const auto& rows = j["models"].begin().value();
-  EXPECT_EQ(rows.size(), 8u);
+  EXPECT_EQ(rows.size(), 9u);
   EXPECT_EQ(rows[7]["config"]["direction"], "tanh");
+  EXPECT_EQ(rows[8]["config"]["early_stop_8bit"], true);
   EXPECT_EQ(rows[1]["config"]["early_stop"], false);
   EXPECT_EQ(rows[3]["config"]["early_stop"], true);
   // Each run's full outputs sit inside --out, whatever the model's path.
   int metrics = 0;
   for (const auto& e : fs::recursive_directory_iterator(f.dir / "rep")) metrics += e.path().filename() == "metrics.json";
-  EXPECT_EQ(metrics, 8);
+  EXPECT_EQ(metrics, 9);
   EXPECT_EQ(f.hidden_entries(), 0);
 }
 

@@ -2,6 +2,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include "sdsgsm/metrics.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 #include "test_attacks_util.hpp"
 #include "test_util.hpp"
@@ -166,6 +167,37 @@ TEST(Sdsgsm, SmoothedSignIsScaleFreeAndGuarded) {
   auto zero = smoothed_sign(torch::zeros({1, 3, 4, 4}), 1.0);
   EXPECT_TRUE(zero.eq(0).all().item<bool>());
   EXPECT_LE(smoothed_sign(g, 3.0).abs().max().item<float>(), 1.0f);
+}
+
+TEST(Sdsgsm, EarlyStop8bitFreezesOnlySamplesWhoseRoundedAdversarialSucceeds) {
+  TinyCnn model;
+  auto x = quantize_8bit(images(64, 11, 16));  // 8-bit images, as data sets hold them
+  auto y = model.forward(x).argmax(1);
+  // Small, fractional steps: early stop leaves samples just past the boundary, where rounding
+  // to 8-bit pixels can take them back.
+  auto options = AttackOptions().set_steps(20).set_alpha(0.3 / 255);
+  int64_t flipped_back_without = 0;
+  for (bool eight : {false, true}) {
+    for (const auto& v : variants()) {
+      auto attack = make_attack(v, AttackOptions(options).set_early_stop_8bit(eight), sd4());
+      EXPECT_EQ(attack->config().value("early_stop_8bit", false), eight) << v;
+      auto r = attack->run(model, x, y);
+      auto pred8 = model.forward(quantize_8bit(r.adversarial)).argmax(1);
+      // Frozen by the attack: succeeded before the last step (not already wrong on the clean image).
+      auto frozen = r.iterations.lt(20).logical_and(r.clean_pred.eq(y));
+      ASSERT_GT(frozen.sum().item<int64_t>(), 0) << v;
+      auto fails8 = frozen.logical_and(pred8.eq(y));
+      if (eight) {
+        EXPECT_EQ(fails8.sum().item<int64_t>(), 0) << v;
+      } else {
+        flipped_back_without += fails8.sum().item<int64_t>();
+      }
+    }
+  }
+  EXPECT_GT(flipped_back_without, 0) << "the case the option exists for does not occur here";
+  EXPECT_TRUE(Contains(error_message([] { make_attack("fgsm", AttackOptions().set_early_stop_8bit(true)); }), "fgsm"));
+  EXPECT_TRUE(Contains(error_message([] { AttackOptions().set_early_stop(false).set_early_stop_8bit(true).validate(); }),
+                       "--early-stop-8bit needs early stop"));
 }
 
 TEST(Sdsgsm, EveryVariantIsBatchConsistentAndDeterministic) {

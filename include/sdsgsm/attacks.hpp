@@ -49,6 +49,10 @@ struct AttackOptions {
   /// Freeze samples as soon as they succeed; unset: the attack's default (off for the classic
   /// attacks, as the literature defines them; on for the SD-SGSM family).
   SDSGSM_ATTACK_ARG(std::optional<bool>, early_stop, std::nullopt)
+  /// With early stop: freeze a sample only when its adversarial rounded to 8-bit pixels succeeds
+  /// too (one extra forward pass of the samples about to leave), so a saved PNG keeps the
+  /// success. Needs early stop.
+  SDSGSM_ATTACK_ARG(bool, early_stop_8bit, false)
   SDSGSM_ATTACK_ARG(bool, random_start, false)  ///< uniform start in the budget (PGD: on)
   SDSGSM_ATTACK_ARG(uint64_t, seed, 0)
   SDSGSM_ATTACK_ARG(TargetMode, targeted, TargetMode::None)

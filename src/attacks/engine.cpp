@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "sdsgsm/attacks.hpp"
+#include "sdsgsm/metrics.hpp"
 
 namespace sdsgsm {
 namespace {
@@ -52,6 +53,9 @@ void AttackOptions::validate() const {
   if (alpha && !(*alpha > 0)) throw Error(fmt::format("--alpha must be > 0 (got {})", *alpha));
   if (steps < 1) throw Error(fmt::format("--steps must be >= 1 (got {})", steps));
   if (decay && !(*decay >= 0)) throw Error(fmt::format("--decay must be >= 0 (got {})", *decay));
+  if (early_stop_8bit && early_stop == false) {
+    throw Error("--early-stop-8bit needs early stop (drop --no-early-stop)");
+  }
   if (targeted == TargetMode::Given && target_label < 0) {
     throw Error("--targeted given needs --target-label L (a class index)");
   }
@@ -64,6 +68,7 @@ nlohmann::json AttackOptions::to_json() const {
   if (targeted == TargetMode::Given) j["target_label"] = target_label;
   if (alpha) j["alpha"] = *alpha;
   if (decay) j["decay"] = *decay;
+  if (early_stop_8bit) j["early_stop_8bit"] = true;  // only when on: older configurations keep their form
   return j;
 }
 
@@ -76,6 +81,9 @@ Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
   if (!options_.alpha) options_.alpha = 2.0 / 255;
   if (!options_.decay) options_.decay = hooks_.momentum ? 1.0 : 0.0;
   if (!options_.early_stop) options_.early_stop = false;
+  if (options_.early_stop_8bit && !*options_.early_stop) {
+    throw Error(fmt::format("--early-stop-8bit needs early stop, which {} does not use", name_));
+  }
   if (!hooks_.direction) hooks_.direction = sign_direction;
 }
 
@@ -225,6 +233,17 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
         pred = logits.detach().argmax(1);
       }
       torch::Tensor keep = succeeded(pred, active).logical_not();
+      if (o.early_stop_8bit && !(t == 0 && clean_start_freeze)) {
+        // Of the samples about to leave, those whose 8-bit rounded adversarial does not succeed
+        // stay in the attack.
+        torch::Tensor leaving = keep.logical_not().nonzero().squeeze(1);
+        if (leaving.size(0) > 0) {
+          torch::NoGradGuard ng;
+          torch::Tensor pred8 = model.forward(quantize_8bit(xa.index_select(0, leaving))).argmax(1);
+          torch::Tensor fails8 = succeeded(pred8, active.index_select(0, leaving)).logical_not();
+          keep.index_fill_(0, leaving.masked_select(fails8), true);
+        }
+      }
       if (!keep.all().item<bool>()) {
         // Samples that already succeed are frozen and leave the batch.
         rows = keep.nonzero().squeeze(1);

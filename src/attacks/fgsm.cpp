@@ -10,6 +10,7 @@ namespace sdsgsm {
 std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
   AttackHooks hooks;
   hooks.single_step = true;
+  if (options.early_stop_8bit) throw Error("--early-stop-8bit: fgsm takes one step and has no early stop");
   AttackOptions o = options;
   o.alpha = o.alpha_or(2.0 / 255);
   o.decay = o.decay.value_or(0.0);
