@@ -2,7 +2,8 @@
 // Adversarial Examples", ICLR 2015). Distance: l_inf.
 //   x' = clip_[0,1](x + eps * sign(grad_x L(x, y)))
 // Options used: eps (default 8/255), targeted/target_label, seed (random targets). One step:
-// alpha, steps, decay and early_stop do not apply.
+// alpha, steps, decay and early stop (also on 8-bit) do not apply, so that one set of options
+// serves every attack of a comparison.
 #include "sdsgsm/attacks.hpp"
 
 namespace sdsgsm {
@@ -10,11 +11,11 @@ namespace sdsgsm {
 std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
   AttackHooks hooks;
   hooks.single_step = true;
-  if (options.early_stop_8bit) throw Error("--early-stop-8bit: fgsm takes one step and has no early stop");
   AttackOptions o = options;
   o.alpha = o.alpha_or(2.0 / 255);
   o.decay = o.decay.value_or(0.0);
   o.early_stop = false;
+  o.early_stop_8bit = false;
   o.random_start = false;
   return std::make_unique<Attack>("fgsm", o, hooks);
 }
