@@ -33,4 +33,7 @@ int64_t checked_range(int64_t offset, int64_t count, int64_t total, const std::s
 /// Decodes one image file to RGB uint8 3 x H x W; an Error names the file when it cannot.
 torch::Tensor decode_rgb(const fs::path& file);
 
+/// An Error naming `file` unless `image` (3 x H x W) has the folder's `shape`.
+void check_image_shape(const fs::path& file, const torch::Tensor& image, at::IntArrayRef shape);
+
 }  // namespace sdsgsm::detail

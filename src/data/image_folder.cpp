@@ -57,6 +57,13 @@ torch::Tensor decode_rgb(const fs::path& file) {
   return chw;
 }
 
+void check_image_shape(const fs::path& file, const torch::Tensor& image, at::IntArrayRef shape) {
+  if (image.sizes() != shape) {
+    throw Error(fmt::format("image '{}' is {}x{}, but the folder's images are {}x{}", file.string(), image.size(2),
+                            image.size(1), shape[2], shape[1]));
+  }
+}
+
 }  // namespace detail
 
 Dataset read_image_folder(const fs::path& dir) {
@@ -64,10 +71,7 @@ Dataset read_image_folder(const fs::path& dir) {
   std::vector<torch::Tensor> imgs;
   for (const auto& f : listing.files) {
     auto img = detail::decode_rgb(f);
-    if (!imgs.empty() && img.sizes() != imgs.front().sizes()) {
-      throw Error(fmt::format("image '{}' is {}x{}, but the folder's images are {}x{}", f.string(), img.size(2),
-                              img.size(1), imgs.front().size(2), imgs.front().size(1)));
-    }
+    if (!imgs.empty()) detail::check_image_shape(f, img, imgs.front().sizes());
     imgs.push_back(img);
   }
   Dataset ds;

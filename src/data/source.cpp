@@ -1,5 +1,6 @@
 // Streaming image sources (include/sdsgsm/data.hpp): the attack runner reads one batch at a time.
 #include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -80,10 +81,7 @@ class FolderSource : public ImageSource {
     for (int64_t i = 0; i < n; ++i) {
       const auto k = static_cast<size_t>(offset_ + start + i);
       auto img = detail::decode_rgb(listing_.files[k]);
-      if (img.sizes().vec() != shape_) {
-        throw Error(fmt::format("image '{}' is {}x{}, but the folder's images are {}x{}", listing_.files[k].string(),
-                                img.size(2), img.size(1), shape_[2], shape_[1]));
-      }
+      detail::check_image_shape(listing_.files[k], img, shape_);
       images[i].copy_(img);
       labels[i] = listing_.labels[k];
     }

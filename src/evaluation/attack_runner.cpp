@@ -117,16 +117,28 @@ std::vector<std::string> column_names() {
   return names;
 }
 
+/// The figures a run adds up over its batches (besides the per-sample columns).
+struct Tally {
+  int64_t zero_gradient = 0;
+  double attack_seconds = 0, allocation_seconds = 0;
+  Tally& operator+=(const Tally& t) {
+    zero_gradient += t.zero_gradient;
+    attack_seconds += t.attack_seconds;
+    allocation_seconds += t.allocation_seconds;
+    return *this;
+  }
+};
+
 /// One batch's results: what a rank computes and rank 0 writes.
 struct BatchPacket {
   torch::Tensor columns;      ///< b x 19 float64 (integers exact)
   torch::Tensor adversarial;  ///< b x C x H x W float32, CPU
-  int64_t zero_gradient = 0;
-  double attack_seconds = 0, allocation_seconds = 0;
+  Tally tally;
 };
 
 torch::Tensor packet_stats(const BatchPacket& p) {
-  return torch::tensor({static_cast<double>(p.zero_gradient), p.attack_seconds, p.allocation_seconds}, torch::kFloat64);
+  const Tally& t = p.tally;
+  return torch::tensor({static_cast<double>(t.zero_gradient), t.attack_seconds, t.allocation_seconds}, torch::kFloat64);
 }
 
 std::string pickle(const c10::IValue& v) {
@@ -157,9 +169,9 @@ BatchPacket decode_tuple(const c10::IValue& v, bool with_adversarial, const std:
   if (p.columns.dim() != 2 || p.columns.size(1) != kColumns || st.numel() != 3) {
     throw Error(fmt::format("{} is not a batch result", what));
   }
-  p.zero_gradient = static_cast<int64_t>(st[0].item<double>());
-  p.attack_seconds = st[1].item<double>();
-  p.allocation_seconds = st[2].item<double>();
+  p.tally.zero_gradient = static_cast<int64_t>(st[0].item<double>());
+  p.tally.attack_seconds = st[1].item<double>();
+  p.tally.allocation_seconds = st[2].item<double>();
   return p;
 }
 
@@ -174,9 +186,9 @@ BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Att
   auto t0 = std::chrono::steady_clock::now();
   AttackResult a = attack.run(model, x.to(o.device), y.to(o.device), ids.to(o.device));
   BatchPacket p;
-  p.attack_seconds = seconds_since(t0);
-  p.allocation_seconds = a.allocation_seconds;
-  p.zero_gradient = a.zero_gradient_samples;
+  p.tally.attack_seconds = seconds_since(t0);
+  p.tally.allocation_seconds = a.allocation_seconds;
+  p.tally.zero_gradient = a.zero_gradient_samples;
   auto adv = a.adversarial.to(torch::kCPU);
   auto adv8 = quantize_8bit(adv);
   auto pred8 = predict(model, adv8.to(o.device)).to(torch::kCPU);
@@ -242,50 +254,47 @@ class WorkFolder {
                               out_.work.string()));
     }
     done_ = std::min<int64_t>(j.value("batches_done", int64_t{0}), batches_);
-    attack_seconds_ = j.value("attack_seconds", 0.0);
-    allocation_seconds_ = j.value("allocation_seconds", 0.0);
     for (int64_t b = 0; b < done_; ++b) {
       fs::path f = out_.work / "batches" / shard_name(b);
       auto p = decode_tuple(unpickle(read_file(f), f.string()), false, f.string());
       rows_.push_back(p.columns);
-      zero_gradient_ += p.zero_gradient;
+      resumed_ += p.tally;
     }
   }
   int64_t done() const { return done_; }
 
+  /// Writes batch `b` (the next one) and then the state that counts it as done.
   void write(int64_t b, const BatchPacket& p) {
     if (b != done_) throw Error(fmt::format("internal: batch {} written out of order ({} done)", b, done_));
     BatchPacket kept = p;
     kept.adversarial = torch::zeros({0});
     write_file_atomic(out_.work / "batches" / shard_name(b), encode(kept));
     if (out_.adversarial) write_file_atomic(out_.work / "adversarial" / shard_name(b), pickle(p.adversarial));
-    zero_gradient_ += p.zero_gradient;
-    attack_seconds_ += p.attack_seconds;
-    allocation_seconds_ += p.allocation_seconds;
     ++done_;
-    nlohmann::json state = {{"fingerprint", hash_},
-                            {"batches_done", done_},
-                            {"batches", batches_},
-                            {"batch_size", batch_size_},
-                            {"attack_seconds", attack_seconds_},
-                            {"allocation_seconds", allocation_seconds_}};
+    nlohmann::json state = {
+        {"fingerprint", hash_}, {"batches_done", done_}, {"batches", batches_}, {"batch_size", batch_size_}};
     write_file_atomic(out_.work / "state.json", state.dump(2) + "\n");
   }
 
-  /// The per-sample rows of the batches found done when resuming.
+  /// The per-sample rows and the tally of the batches found done when resuming.
   const std::vector<torch::Tensor>& rows() const { return rows_; }
-  int64_t zero_gradient() const { return zero_gradient_; }
-  double attack_seconds() const { return attack_seconds_; }
-  double allocation_seconds() const { return allocation_seconds_; }
+  const Tally& resumed() const { return resumed_; }
 
  private:
   const RunOutput& out_;
   int64_t batches_, batch_size_;
   std::string hash_;
-  int64_t done_ = 0, zero_gradient_ = 0;
-  double attack_seconds_ = 0, allocation_seconds_ = 0;
+  int64_t done_ = 0;
+  Tally resumed_;
   std::vector<torch::Tensor> rows_;
 };
+
+/// Removes what only an unfinished run needs (per-batch results, state.json).
+void drop_work_state(const fs::path& work) {
+  std::error_code ec;
+  fs::remove_all(work / "batches", ec);
+  fs::remove(work / "state.json", ec);
+}
 
 /// Writes the finished folder's files; metrics.json last, as the mark of a finished run.
 void finish_folder(const AttackRunResult& r, const RunOutput& out, const ImageSource& source, int64_t batch_size,
@@ -309,9 +318,7 @@ void finish_folder(const AttackRunResult& r, const RunOutput& out, const ImageSo
   metrics["attack_config"] = r.config;
   metrics["sample_columns"] = column_names();
   write_file_atomic(out.work / "metrics.json", metrics.dump(2) + "\n");
-  std::error_code ec;
-  fs::remove_all(out.work / "batches", ec);
-  fs::remove(out.work / "state.json", ec);
+  drop_work_state(out.work);
 }
 
 /// A finished folder read back (its per-sample values exactly, its recorded times).
@@ -332,9 +339,7 @@ AttackRunResult read_finished(const RunOutput& out, const Attack& attack) {
   r.allocation_seconds = timing.value("ddi_seconds", 0.0);
   r.wall_seconds = timing.value("wall_seconds", 0.0);
   r.images_this_session = timing.value("images_this_session", int64_t{0});
-  std::error_code ec;
-  fs::remove_all(out.work / "batches", ec);
-  fs::remove(out.work / "state.json", ec);
+  drop_work_state(out.work);
   return r;
 }
 
@@ -372,9 +377,7 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   r.config = attack.config();
   std::vector<torch::Tensor> rows = folder ? folder->rows() : std::vector<torch::Tensor>{};
   std::vector<torch::Tensor> advs;
-  int64_t zero_gradient = folder ? folder->zero_gradient() : 0;
-  double attack_seconds = folder ? folder->attack_seconds() : 0.0;
-  double allocation_seconds = folder ? folder->allocation_seconds() : 0.0;
+  Tally total = folder ? folder->resumed() : Tally{};
   int64_t successes = 0, done_images = std::min(n, first * o.batch_size);
   for (const auto& t : rows) successes += t.select(1, kSuccessColumn).sum().item<int64_t>();
   Progress bar(attack.name(), n, o.progress && root);
@@ -385,9 +388,7 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
     if (folder) folder->write(b, p);
     rows.push_back(p.columns);
     if (o.keep_adversarial) advs.push_back(p.adversarial);
-    zero_gradient += p.zero_gradient;
-    attack_seconds += p.attack_seconds;
-    allocation_seconds += p.allocation_seconds;
+    total += p.tally;
     successes += p.columns.select(1, kSuccessColumn).sum().item<int64_t>();
     const int64_t b_images = p.columns.size(0);
     done_images += b_images;
@@ -416,9 +417,9 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   auto all = rows.empty() ? torch::zeros({0, kColumns}, torch::kFloat64) : torch::cat(rows);
   set_columns(r, all);
   if (o.keep_adversarial && !advs.empty()) r.adversarial = torch::cat(advs);
-  r.zero_gradient_samples = zero_gradient;
-  r.attack_seconds = attack_seconds;
-  r.allocation_seconds = allocation_seconds;
+  r.zero_gradient_samples = total.zero_gradient;
+  r.attack_seconds = total.attack_seconds;
+  r.allocation_seconds = total.allocation_seconds;
   r.images_this_session = session_images;
   r.wall_seconds = seconds_since(start);  // attack and metrics; writing the finished folder is not counted
   if (write) finish_folder(r, *output, source, o.batch_size, all);

@@ -93,6 +93,7 @@ std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const Sw
     sd.validate(h, w);
     auto& cache = caches[{sd.ddi.window, sd.ddi.stride}];
     if (!cache) cache = std::make_shared<SensitivityCache>(sd.ddi);
+    const int64_t windows = allocates ? ddi_windows(h, w, sd.ddi).size(0) : 0;
     for (double decay : grid.decay) {
       AttackOptions ao = options.attack;
       ao.alpha.reset();  // from the step factor
@@ -104,7 +105,7 @@ std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const Sw
       SweepRow row;
       row.sd = sd;
       row.decay = decay;
-      row.windows = allocates ? ddi_windows(h, w, sd.ddi).size(0) : 0;
+      row.windows = allocates ? windows : 0;
       row.summary = r.summary();
       row.ddi_seconds = allocates ? cache->seconds() : 0.0;
       row.iteration_seconds = r.attack_seconds - r.allocation_seconds;
