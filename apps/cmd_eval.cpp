@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/checks.hpp"
 #include "sdsgsm/evaluation.hpp"
 
 namespace sdsgsm::cli {
@@ -27,6 +28,10 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
       auto model = load_classifier(o->model);
       model->to(device);
       Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
+      const int64_t probe = std::min<int64_t>(data.size(), 16);
+      auto warnings = check_model(*model, data.float_images(0, probe).to(device), data.labels.narrow(0, 0, probe).to(device),
+                                  data.num_classes(), /*gradients=*/false);
+      for (const auto& w : warnings) spdlog::warn("{}", w);
       EvalResult r = evaluate(*model, data, o->batch, !common.quiet, device);
       fmt::print("model {} ({}, {} parameters) on {} images of {}\n", model->name(), model->kind(),
                  model->parameter_count(), r.total, data.source);
@@ -43,6 +48,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
         j["offset"] = o->offset;
         j["threads"] = torch::get_num_threads();
         j["version"] = version_string();
+        j["warnings"] = warnings;
         write_file_atomic(o->json, j.dump(2) + "\n");
         fmt::print("wrote {}\n", o->json);
       }

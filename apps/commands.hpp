@@ -38,6 +38,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run);
 void add_saliency_command(CLI::App& app, Common& common, Runner& run);
 void add_reproduce_command(CLI::App& app, Common& common, Runner& run);
 void add_sweep_command(CLI::App& app, Common& common, Runner& run);
+void add_export_command(CLI::App& app, Common& common, Runner& run);
 
 
 }  // namespace sdsgsm::cli

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   sdsgsm::cli::add_saliency_command(app, common, run);
   sdsgsm::cli::add_reproduce_command(app, common, run);
   sdsgsm::cli::add_sweep_command(app, common, run);
+  sdsgsm::cli::add_export_command(app, common, run);
 
   sdsgsm::dist::init(&argc, &argv);
   const bool root = sdsgsm::dist::is_root();

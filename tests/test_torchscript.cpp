@@ -201,3 +201,69 @@ TEST_F(TorchScriptModels, EvaluateRunsOnATorchScriptModel) {
 }
 
 }  // namespace
+
+// `sdsgsm export`'s library call: a zoo network (with non-trivial batch-norm statistics) as a
+// TorchScript module whose logits and input gradients equal the native network's.
+TEST(ExportTorchScript, ZooNetworksKeepTheirLogitsAndGradients) {
+  TempDir tmp;
+  for (const std::string arch : {"resnet20", "vgg7bn"}) {
+    torch::manual_seed(3);
+    auto net = sdsgsm::make_network(arch);
+    {
+      torch::NoGradGuard ng;
+      for (auto& b : net->named_buffers()) {
+        if (Contains(b.key(), "running_mean")) b.value().uniform_(-0.2, 0.2);
+        if (Contains(b.key(), "running_var")) b.value().uniform_(0.5, 2.0);
+      }
+      for (auto& p : net->named_parameters()) {
+        if (Contains(p.key(), "bn") || Contains(p.key(), "features")) {
+          if (p.value().dim() == 1) p.value().uniform_(0.5, 1.5);
+        }
+      }
+    }
+    net->eval();
+    fs::path file = tmp / (arch + "-script.pt");
+    sdsgsm::export_torchscript(*net, arch, file);
+    auto native = sdsgsm::wrap_network(net, arch, arch);
+    auto script = sdsgsm::load_classifier(file.string());
+    EXPECT_EQ(script->kind(), "torchscript");
+    EXPECT_EQ(script->parameter_count(), native->parameter_count());
+    torch::manual_seed(4);
+    auto x = torch::rand({6, 3, 32, 32});
+    auto a = native->forward(x), b = script->forward(x);
+    EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + a.abs().max().item<double>())) << arch;
+    auto grad_of = [&](sdsgsm::Classifier& m) {
+      auto xi = x.clone().requires_grad_(true);
+      auto loss = torch::nn::functional::cross_entropy(m.forward(xi), torch::arange(6) % 10);
+      return torch::autograd::grad({loss}, {xi})[0];
+    };
+    auto ga = grad_of(*native), gb = grad_of(*script);
+    EXPECT_LT((ga - gb).abs().max().item<double>(), 1e-3 * ga.abs().max().item<double>()) << arch;
+  }
+}
+
+// The exported file loads in PyTorch itself (Debian's python3-torch) and names its weights after
+// the network's.
+TEST(ExportTorchScript, PyTorchLoadsTheExport) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3-torch";
+  TempDir tmp;
+  torch::manual_seed(5);
+  auto net = sdsgsm::make_network("resnet20");
+  net->eval();
+  sdsgsm::export_torchscript(*net, "resnet20", tmp / "r.pt");
+  auto x = torch::linspace(0, 1, 2 * 3 * 32 * 32).view({2, 3, 32, 32});
+  auto expected = net->forward(x);
+  std::string cmd = std::string(kPython) + " -c \"import torch; m = torch.jit.load('" + (tmp / "r.pt").string() +
+                    "'); assert 'stage2_0_conv1_weight' in m.state_dict(); "
+                    "y = m(torch.linspace(0, 1, 2 * 3 * 32 * 32).view(2, 3, 32, 32)); "
+                    "print(' '.join('%.9g' % v for v in y.flatten().tolist()))\" > " +
+                    (tmp / "out.txt").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(tmp / "out.txt");
+  std::vector<double> got;
+  for (double v; in >> v;) got.push_back(v);
+  ASSERT_EQ(got.size(), 20u);
+  for (int64_t i = 0; i < 20; ++i) {
+    EXPECT_NEAR(got[static_cast<size_t>(i)], expected.flatten()[i].item<double>(), 1e-4);
+  }
+}

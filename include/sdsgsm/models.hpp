@@ -33,7 +33,17 @@ std::vector<float> cifar10_std();
 class Network : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  /// The same function as forward() in evaluation mode, as the TorchScript source of
+  /// `def forward(self, x)`, naming each parameter and buffer by its name with '.' written '_'
+  /// (`stage1.0.conv1.weight` is `self.stage1_0_conv1_weight`). Batch norm stays unfolded, as in
+  /// a model exported from PyTorch.
+  virtual std::string script_forward() const = 0;
 };
+
+/// Writes a zoo network, in evaluation mode, as a TorchScript module that PyTorch loads with
+/// torch.jit.load and that `--model FILE` takes (the logits equal the network's up to float
+/// rounding). Its parameters and buffers carry the network's names with '.' written '_'.
+void export_torchscript(Network& net, const std::string& arch, const fs::path& out);
 
 /// Names of the architectures `make_network` knows.
 std::vector<std::string> zoo_architectures();

@@ -49,6 +49,7 @@ struct AttackRunResult {
   torch::Tensor adv_pred_8bit, success_8bit, l2_8bit, linf_8bit, l0_8bit, ssim_8bit, psnr_8bit;
   torch::Tensor adversarial;  ///< N x C x H x W float (with RunOptions::keep_adversarial)
   int64_t zero_gradient_samples = 0;
+  std::vector<std::string> warnings;  ///< the evaluation checks' findings (sdsgsm/checks.hpp)
   // Wall-clock figures (not part of the deterministic summary).
   double attack_seconds = 0;      ///< in the attack itself (model passes and DDI), summed over ranks
   double allocation_seconds = 0;  ///< of which computing allocation maps (SD-SGSM's DDI)

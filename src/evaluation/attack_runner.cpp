@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <stb_image_write.h>
 
+#include "sdsgsm/checks.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/metrics.hpp"
@@ -317,6 +318,7 @@ void finish_folder(const AttackRunResult& r, const RunOutput& out, const ImageSo
   metrics["summary"] = r.summary();
   metrics["attack_config"] = r.config;
   metrics["sample_columns"] = column_names();
+  metrics["warnings"] = r.warnings;
   write_file_atomic(out.work / "metrics.json", metrics.dump(2) + "\n");
   drop_work_state(out.work);
 }
@@ -335,6 +337,7 @@ AttackRunResult read_finished(const RunOutput& out, const Attack& attack) {
   set_columns(r, unpickle(read_file(f), f.string()).toTensor());
   auto timing = nlohmann::json::parse(read_file(out.work / "timing.json"));
   r.zero_gradient_samples = metrics["summary"].value("zero_gradient_samples", int64_t{0});
+  r.warnings = metrics.value("warnings", std::vector<std::string>{});
   r.attack_seconds = timing.value("attack_seconds", 0.0);
   r.allocation_seconds = timing.value("ddi_seconds", 0.0);
   r.wall_seconds = timing.value("wall_seconds", 0.0);
@@ -368,11 +371,20 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
     }
   }
   auto start = std::chrono::steady_clock::now();
+  AttackRunResult r;
+  {
+    // The evaluation checks, on the first images (every rank: an error stops them all).
+    auto [images, labels] = source.read(0, std::min<int64_t>(n, 16));
+    r.warnings = check_model(model, images.to(torch::kFloat32).div_(255.0f).to(o.device), labels.to(o.device),
+                             static_cast<int64_t>(source.classes().size()));
+    if (root) {
+      for (const auto& w : r.warnings) spdlog::warn("{}", w);
+    }
+  }
   std::optional<WorkFolder> folder;
   if (write) folder.emplace(*output, batches, o.batch_size);
   const int64_t first = dist::broadcast(folder ? folder->done() : 0);
 
-  AttackRunResult r;
   r.attack = attack.name();
   r.config = attack.config();
   std::vector<torch::Tensor> rows = folder ? folder->rows() : std::vector<torch::Tensor>{};
@@ -422,13 +434,11 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   r.allocation_seconds = total.allocation_seconds;
   r.images_this_session = session_images;
   r.wall_seconds = seconds_since(start);  // attack and metrics; writing the finished folder is not counted
+  const std::string zero = zero_gradient_warning(r.attack, r.zero_gradient_samples, n);
+  if (!zero.empty()) r.warnings.push_back(zero);
   if (write) finish_folder(r, *output, source, o.batch_size, all);
   bar.finish(fmt::format("ASR {:.2f}%", 100 * r.summary()["float"]["asr"].get<double>()));
-  if (r.zero_gradient_samples > 0) {
-    spdlog::warn("{}: {} of {} samples had an all-zero input gradient at the first step (saturated softmax or "
-                 "a non-differentiable model?): their robustness may be overestimated",
-                 r.attack, r.zero_gradient_samples, n);
-  }
+  if (!zero.empty()) spdlog::warn("{}", zero);
   return r;
 }
 

@@ -1,5 +1,8 @@
+#include <optional>
+
 #include <fmt/format.h>
 #include <torch/script.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include "sdsgsm/models.hpp"
 #include "sdsgsm_config.hpp"
@@ -39,17 +42,29 @@ class NetworkClassifier : public Classifier {
   std::string name_, kind_;
 };
 
+/// A TorchScript module as a classifier. For speed it runs a frozen copy of the module (weights
+/// inlined as constants, batch norm folded into the convolutions: torch::jit::freeze), made on the
+/// first pass on the module's device, with channels-last input (oneDNN's faster layout here), and
+/// without the graph executor's optimisations, whose profiling re-specialises the graph for every
+/// new batch shape (early stop changes it at every step) and whose differentiable subgraphs cost
+/// more than eager autograd. Together about 1.3x the plain module's attack speed on ResNet-20
+/// (README, Speed). A module that cannot be frozen runs as it is.
 class ScriptClassifier : public Classifier {
  public:
   ScriptClassifier(torch::jit::Module module, std::string name)
       : module_(std::move(module)), name_(std::move(name)) {
     module_.eval();
-    for (auto p : module_.parameters()) p.set_requires_grad(false);
+    for (auto p : module_.parameters()) {
+      p.set_requires_grad(false);
+      parameters_ += p.numel();
+    }
   }
   torch::Tensor forward(const torch::Tensor& x) override {
     c10::IValue out;
     try {
-      out = module_.forward({x});
+      torch::jit::Module& module = runnable();  // frozen with the optimiser on: freezing inlines calls
+      torch::jit::GraphOptimizerEnabledGuard no_profiling(false);
+      out = module.forward({x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x});
     } catch (const c10::Error& e) {
       throw Error(fmt::format("TorchScript model '{}' failed on a {} batch: {}", name_, shape_of(x),
                               first_line(e.what_without_backtrace())));
@@ -69,14 +84,23 @@ class ScriptClassifier : public Classifier {
   }
   std::string name() const override { return name_; }
   std::string kind() const override { return "torchscript"; }
-  void to(const torch::Device& device) override { module_.to(device); }
-  int64_t parameter_count() const override {
-    int64_t n = 0;
-    for (const auto& p : module_.parameters()) n += p.numel();
-    return n;
+  void to(const torch::Device& device) override {
+    module_.to(device);
+    frozen_.reset();  // its constants live on the old device
   }
+  int64_t parameter_count() const override { return parameters_; }
 
  private:
+  torch::jit::Module& runnable() {
+    if (!frozen_) {
+      try {
+        frozen_ = torch::jit::freeze(module_);
+      } catch (const std::exception&) {
+        frozen_ = module_;  // e.g. a module with attributes it mutates: run it unfrozen
+      }
+    }
+    return *frozen_;
+  }
   static std::string last_line(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
     auto nl = s.rfind('\n');
@@ -87,7 +111,9 @@ class ScriptClassifier : public Classifier {
     return nl == std::string::npos ? s : s.substr(0, nl);
   }
   torch::jit::Module module_;
+  std::optional<torch::jit::Module> frozen_;
   std::string name_;
+  int64_t parameters_ = 0;
 };
 
 bool is_zoo_name(const std::string& s) {

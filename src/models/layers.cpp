@@ -1,3 +1,5 @@
+#include <fmt/format.h>
+
 #include "models/zoo_internal.hpp"
 
 namespace sdsgsm {
@@ -41,6 +43,14 @@ torch::Tensor ConvBn::operator()(const torch::Tensor& x) {
   const auto& c = conv_->options;
   return torch::conv2d(x, weight, bias, c.stride(), c10::get<torch::ExpandingArray<2>>(c.padding()), c.dilation(),
                        c.groups());
+}
+
+std::string script_conv_bn(const std::string& input, const std::string& conv, const std::string& bn,
+                           int64_t stride, double bn_eps) {
+  return fmt::format(
+      "torch.batch_norm(torch.conv2d({0}, self.{1}_weight, None, [{2}, {2}], [1, 1]), self.{3}_weight, "
+      "self.{3}_bias, self.{3}_running_mean, self.{3}_running_var, False, 0.0, {4:.17g}, False)",
+      input, conv, stride, bn, bn_eps);
 }
 
 torch::Tensor inference_layout(const torch::nn::Module& net, const torch::Tensor& x) {

@@ -2,6 +2,8 @@
 // a 3x3 conv to 16 channels, three stages of n basic blocks (16, 32, 64 channels; the first
 // block of stages 2 and 3 halves the resolution), global average pooling, one linear layer.
 // Shortcuts are parameter-free (option A): identity, or subsampling plus zero channels.
+#include <fmt/format.h>
+
 #include "models/zoo_internal.hpp"
 
 namespace sdsgsm {
@@ -85,6 +87,30 @@ class CifarResNet : public Network {
     for (auto& stage : stages) x = stage->forward(x);
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return fc(x);
+  }
+
+  std::string script_forward() const override {
+    std::string src = "def forward(self, x):\n    x = (x - self.normalize_mean) / self.normalize_std\n";
+    src += fmt::format("    x = torch.relu({})\n", script_conv_bn("x", "conv", "bn", 1, bn->options.eps()));
+    for (size_t s = 0; s < stages.size(); ++s) {
+      for (size_t b = 0; b < stages[s]->size(); ++b) {
+        const auto& block = stages[s]->at<BasicBlockImpl>(b);
+        const std::string p = fmt::format("stage{}_{}_", s + 1, b);
+        src += fmt::format("    y = torch.relu({})\n",
+                           script_conv_bn("x", p + "conv1", p + "bn1", block.stride_, block.bn1->options.eps()));
+        src += fmt::format("    y = {}\n", script_conv_bn("y", p + "conv2", p + "bn2", 1, block.bn2->options.eps()));
+        if (block.stride_ != 1 || block.pad_ != 0) {
+          src += fmt::format("    s = torch.constant_pad_nd(x[:, :, ::{0}, ::{0}], [0, 0, 0, 0, {1}, {2}])\n",
+                             block.stride_, block.pad_ / 2, block.pad_ - block.pad_ / 2);
+          src += "    x = torch.relu(y + s)\n";
+        } else {
+          src += "    x = torch.relu(y + x)\n";
+        }
+      }
+    }
+    src += "    x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)\n";
+    src += "    return torch.addmm(self.fc_bias, x, self.fc_weight.t())\n";
+    return src;
   }
 
   Normalize normalize;

@@ -1,6 +1,8 @@
 // vgg7bn: a compact VGG-style network with batch norm (Simonyan & Zisserman 2015 in spirit):
 // three stages of two 3x3 convolutions (32, 64, 128 channels) with BN and ReLU, 2x2 max-pooling
 // after each stage, then one linear classifier on the flattened 128 x 4 x 4 features.
+#include <fmt/format.h>
+
 #include "models/zoo_internal.hpp"
 
 namespace sdsgsm {
@@ -43,6 +45,25 @@ class Vgg7Bn : public Network {
       if (i % 2 == 1) x = torch::max_pool2d(x, 2);
     }
     return classifier(x.flatten(1));
+  }
+
+  std::string script_forward() const override {
+    std::string src = "def forward(self, x):\n    x = (x - self.normalize_mean) / self.normalize_std\n";
+    // features: conv, bn, relu per layer and a pool after every second layer.
+    int64_t index = 0;
+    for (size_t i = 0; i < 6; ++i) {
+      const auto* bn = features->ptr(static_cast<size_t>(index + 1))->as<nn::BatchNorm2d>();
+      src += fmt::format("    x = torch.relu({})\n",
+                         script_conv_bn("x", fmt::format("features_{}", index), fmt::format("features_{}", index + 1), 1,
+                                        bn->options.eps()));
+      index += 3;
+      if (i % 2 == 1) {
+        src += "    x = torch.max_pool2d(x, [2, 2])\n";
+        index += 1;
+      }
+    }
+    src += "    return torch.addmm(self.classifier_bias, torch.flatten(x, 1), self.classifier_weight.t())\n";
+    return src;
   }
 
   Normalize normalize;

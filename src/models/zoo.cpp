@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
+#include <torch/script.h>
 
 #include "models/zoo_internal.hpp"
 #include "sdsgsm_config.hpp"
@@ -56,6 +57,27 @@ LoadedNetwork load_network(const fs::path& path) {
                             e.what_without_backtrace()));
   }
   return out;
+}
+
+void export_torchscript(Network& net, const std::string& arch, const fs::path& out) {
+  auto flat = [](std::string name) {
+    for (char& c : name) {
+      if (c == '.') c = '_';
+    }
+    return name;
+  };
+  torch::jit::Module module(c10::QualifiedName("__torch__.sdsgsm." + arch));
+  for (const auto& p : net.named_parameters()) {
+    module.register_parameter(flat(p.key()), p.value().detach().clone(), /*is_buffer=*/false);
+  }
+  for (const auto& b : net.named_buffers()) module.register_buffer(flat(b.key()), b.value().detach().clone());
+  try {
+    module.define(net.script_forward());
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("internal: the TorchScript source of {} does not compile: {}", arch, e.what()));
+  }
+  module.eval();
+  write_via_temp(out, [&](const fs::path& tmp) { module.save(tmp.string()); });
 }
 
 fs::path find_zoo_weights(const std::string& name) {

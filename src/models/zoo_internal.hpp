@@ -23,6 +23,11 @@ class ConvBn {
   torch::nn::BatchNorm2d bn_;
 };
 
+/// TorchScript source of conv (3x3, no bias, padding 1) then batch norm (evaluation mode) on
+/// `input`, for Network::script_forward; `conv` and `bn` are the modules' names with '_'.
+std::string script_conv_bn(const std::string& input, const std::string& conv, const std::string& bn,
+                           int64_t stride, double bn_eps);
+
 /// Layout for a network's activations in evaluation mode: channels-last, on which oneDNN's
 /// convolutions run faster here (forward about 1.2x, forward + input gradient a few per cent).
 torch::Tensor inference_layout(const torch::nn::Module& net, const torch::Tensor& x);
