@@ -1,4 +1,3 @@
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -228,11 +227,15 @@ AttackRunResult empty_result(const Attack& attack) {
 
 std::string shard_name(int64_t b) { return fmt::format("{:06d}.pt", b); }
 
-/// peak resident memory of this process in MB (Linux ru_maxrss is in KB).
+/// Peak resident memory of this process in MiB: VmHWM of /proc/self/status. (getrusage's ru_maxrss
+/// keeps the peak of the process that launched this one across fork and exec, e.g. a large Python
+/// process; VmHWM is this process's own.) 0 when it cannot be read.
 double peak_rss_mb() {
-  struct rusage u {};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // in kB
+  }
+  return 0.0;
 }
 
 /// Rank 0's bookkeeping of a run's work folder.
