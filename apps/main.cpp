@@ -51,7 +51,36 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = root ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 1);
+    int rc = e.get_exit_code() == 0 ? 0 : 2;
+    if (rc == 0) {
+      if (root) app.exit(e);  // --help, --version
+    } else if (root) {
+      // One line in the tool's error format, naming the culprit.
+      std::string message = e.what();
+      std::string known;
+      auto is_command = [&](const std::string& name) {
+        for (const auto* sub : app.get_subcommands({})) {
+          if (!sub->get_name().empty() && sub->get_name() == name) return true;
+        }
+        return false;
+      };
+      for (const auto* sub : app.get_subcommands({})) {
+        if (!sub->get_name().empty()) known += (known.empty() ? "" : ", ") + sub->get_name();
+      }
+      for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg.empty() || arg[0] == '-') {
+          if (arg == "--threads" || arg == "--device") ++i;  // their values
+          continue;
+        }
+        if (!is_command(arg)) {
+          message = fmt::format("unknown command '{}' (commands: {})", arg, known);
+        }
+        break;
+      }
+      if (message.find('\n') != std::string::npos) message = message.substr(0, message.find('\n'));
+      fmt::print(stderr, "sdsgsm: error: {} (see 'sdsgsm --help')\n", message);
+    }
     sdsgsm::dist::finalize();
     return rc;
   }

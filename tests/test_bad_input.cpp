@@ -1,0 +1,196 @@
+// The bad-input suite: bad data, models, options, output folders and resume states given to the
+// command-line tool. Every case must end with a non-zero exit, exactly one stderr line
+// "sdsgsm: error: ..." naming the culprit, and no output folder (nor partial or temporary folder)
+// left behind.
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+
+#include "sdsgsm/models.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using sdsgsm_test::Contains;
+using sdsgsm_test::shell_quote;
+using sdsgsm_test::TempDir;
+using sdsgsm_test::write_bytes;
+namespace fs = std::filesystem;
+
+struct Case {
+  std::string name;
+  std::string args;     ///< after `sdsgsm --threads 1 -q`; {D} is the folder of the files below
+  std::string culprit;  ///< what the error line must name
+};
+
+class BadInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<int> labels;
+    for (int i = 0; i < 12; ++i) labels.push_back(i % 10);
+    good_data = "batch.bin";
+    write_bytes(tmp_ / "batch.bin", sdsgsm_test::make_cifar_bytes(labels));
+    torch::manual_seed(0);
+    sdsgsm::save_network(sdsgsm::make_network("resnet20"), "resnet20", 10, tmp_ / "net.pt");
+    // Bad data.
+    write_bytes(tmp_ / "empty.bin", "");
+    write_bytes(tmp_ / "truncated.bin", sdsgsm_test::make_cifar_bytes({1, 2, 3}).substr(0, 3073 * 2 + 100));
+    std::string bad_label = sdsgsm_test::make_cifar_bytes({1, 2, 3});
+    bad_label[3073] = 12;
+    write_bytes(tmp_ / "badlabel.bin", bad_label);
+    fs::create_directories(tmp_ / "nobins");
+    write_bytes(tmp_ / "nobins" / "readme.txt", "no CIFAR files here");
+    write_bytes(tmp_ / "imgs" / "cat" / "broken.png", "\x89PNG\r\n\x1a\n but not really a PNG");
+    write_bytes(tmp_ / "imgs" / "dog" / "also.png", "not an image at all");
+    // Bad models.
+    write_bytes(tmp_ / "junk.pt", std::string(4096, '\x42'));
+    write_bytes(tmp_ / "empty.pt", "");
+    write_bytes(tmp_ / "text.pt", "def forward(self, x): return x\n");
+    fs::create_directories(tmp_ / "modeldir.pt");
+    {
+      torch::jit::Module m(c10::QualifiedName("__torch__.OneDim"));
+      m.register_parameter("w", torch::ones({1}), false);
+      m.define("def forward(self, x):\n    return x.mean(dim=[1, 2, 3]) * self.w\n");
+      m.save((tmp_ / "onedim.pt").string());
+      torch::jit::Module wrong(c10::QualifiedName("__torch__.WrongInput"));
+      wrong.register_parameter("w", torch::ones({5, 7}), false);
+      wrong.define("def forward(self, x):\n    return torch.matmul(x, self.w)\n");
+      wrong.save((tmp_ / "wronginput.pt").string());
+    }
+    sdsgsm::save_network(sdsgsm::make_network("vgg7bn", 5), "vgg7bn", 5, tmp_ / "fiveclass.pt");
+    // Output folders.
+    write_bytes(tmp_ / "afile", "x");
+    fs::create_directories(tmp_ / "mine");
+    write_bytes(tmp_ / "mine" / "keep.txt", "precious");
+    // Resume states: a partial folder whose state is corrupt.
+    fs::create_directories(tmp_ / ".corrupt.partial");
+    write_bytes(tmp_ / ".corrupt.partial" / "run.json", "{ this is not json");
+  }
+
+  sdsgsm_test::CommandResult sdsgsm(const std::string& args) {
+    return sdsgsm_test::run_shell(shell_quote(SDSGSM_TEST_BINARY) + " --threads 1 -q " + args, tmp_.path(), tmp_.path());
+  }
+
+  /// Entries of the folder that were not there after SetUp.
+  std::vector<std::string> new_entries(const std::vector<std::string>& before) {
+    std::vector<std::string> extra;
+    for (const auto& e : fs::directory_iterator(tmp_.path())) {
+      std::string n = e.path().filename().string();
+      if (std::find(before.begin(), before.end(), n) == before.end()) extra.push_back(n);
+    }
+    return extra;
+  }
+  std::vector<std::string> entries() {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(tmp_.path())) names.push_back(e.path().filename().string());
+    return names;
+  }
+
+  void check(const Case& c) {
+    SCOPED_TRACE(c.name + ": sdsgsm " + c.args);
+    auto before = entries();
+    auto r = sdsgsm(c.args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_LT(r.exit_code, 128) << "killed by a signal: a crash";
+    auto lines = sdsgsm_test::split_lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+    EXPECT_EQ(lines[0].rfind("sdsgsm: error: ", 0), 0u) << lines[0];
+    EXPECT_TRUE(Contains(lines[0], c.culprit));
+    EXPECT_EQ(new_entries(before), std::vector<std::string>{}) << "left behind";
+  }
+
+  std::string good_data;
+  TempDir tmp_;
+};
+
+const std::string kModel = "--model net.pt ";
+const std::string kData = "--data batch.bin --count 12 ";
+const std::string kOut = "--out out ";
+const std::string kRun = "attack " + kModel + kData + kOut;
+
+TEST_F(BadInput, Data) {
+  for (const Case& c : std::vector<Case>{
+           {"missing data", "attack " + kModel + "--data nowhere.bin " + kOut, "nowhere.bin"},
+           {"empty file", "attack " + kModel + "--data empty.bin " + kOut, "empty.bin"},
+           {"truncated file", "attack " + kModel + "--data truncated.bin " + kOut, "truncated.bin"},
+           {"label out of range", "attack " + kModel + "--data badlabel.bin --count 3 " + kOut, "badlabel.bin"},
+           {"folder without CIFAR files", "attack " + kModel + "--data nobins " + kOut, "nobins"},
+           {"corrupt images", "attack " + kModel + "--data imgs --count 2 " + kOut, "imgs/"},
+           {"count beyond the data", "attack " + kModel + "--data batch.bin --count 50 " + kOut, "holds 12 images"},
+           {"offset beyond the data", "attack " + kModel + "--data batch.bin --offset 20 " + kOut, "offset"},
+           {"negative offset", "attack " + kModel + "--data batch.bin --offset -3 " + kOut, "offset"},
+           {"unknown split", "eval " + kModel + "--data batch.bin --split validation", "--split"},
+           {"eval on a missing folder", "eval " + kModel + "--data nowhere", "nowhere"},
+           {"data verify on a file", "data verify batch.bin", "batch.bin"},
+       }) {
+    check(c);
+  }
+}
+
+TEST_F(BadInput, Models) {
+  for (const Case& c : std::vector<Case>{
+           {"missing model file", "attack --model nothere.pt " + kData + kOut, "nothere.pt"},
+           {"unknown zoo name", "attack --model resnet99 " + kData + kOut, "resnet99"},
+           {"junk bytes", "attack --model junk.pt " + kData + kOut, "junk.pt"},
+           {"empty model file", "attack --model empty.pt " + kData + kOut, "empty.pt"},
+           {"text file", "attack --model text.pt " + kData + kOut, "text.pt"},
+           {"a folder", "attack --model modeldir.pt " + kData + kOut, "modeldir.pt"},
+           {"one number per image", "attack --model onedim.pt " + kData + kOut, "onedim.pt"},
+           {"fails on the input", "attack --model wronginput.pt " + kData + kOut, "wronginput.pt"},
+           {"five classes on CIFAR-10", "attack --model fiveclass.pt " + kData + kOut, "has 5 output classes"},
+           {"eval of junk", "eval --model junk.pt --data batch.bin", "junk.pt"},
+           {"export of a TorchScript file", "export --model onedim.pt --out o.pt", "onedim.pt"},
+           {"export of an unknown name", "export --model nosuch --out o.pt", "nosuch"},
+       }) {
+    check(c);
+  }
+}
+
+TEST_F(BadInput, Options) {
+  for (const Case& c : std::vector<Case>{
+           {"unknown attack", "attack --attack nosuch " + kModel + kData + kOut, "nosuch"},
+           {"negative eps", "attack --eps -0.1 " + kModel + kData + kOut, "--eps"},
+           {"eps above 1", "attack --eps 2 " + kModel + kData + kOut, "--eps"},
+           {"eps not a number", "attack --eps lots " + kModel + kData + kOut, "--eps"},
+           {"eps divides by zero", "attack --eps 8/0 " + kModel + kData + kOut, "--eps"},
+           {"zero steps", "attack --steps 0 " + kModel + kData + kOut, "--steps"},
+           {"zero alpha", "attack --alpha 0 " + kModel + kData + kOut, "--alpha"},
+           {"negative decay", "attack --attack mifgsm --decay -1 " + kModel + kData + kOut, "--decay"},
+           {"zero batch size", "attack --batch-size 0 " + kModel + kData + kOut, "--batch-size"},
+           {"given target without a label", "attack --targeted given " + kModel + kData + kOut, "--target-label"},
+           {"target label out of range", "attack --targeted given --target-label 12 " + kModel + kData + kOut, "12"},
+           {"unknown target mode", "attack --targeted sideways " + kModel + kData + kOut, "--targeted"},
+           {"8-bit early stop without early stop", "attack --attack sdsgsm --no-early-stop --early-stop-8bit " +
+                                                       kModel + kData + kOut, "--early-stop-8bit"},
+           {"rho of 0", "attack --attack sdsgsm --rho 0 " + kModel + kData + kOut, "--rho"},
+           {"lambda above 1", "attack --attack sdsgsm --lambda 1.5 " + kModel + kData + kOut, "--lambda"},
+           {"window of 0", "attack --attack sdsgsm --window 0 " + kModel + kData + kOut, "--window"},
+           {"unknown map", "attack --attack sdsgsm --map fuzzy " + kModel + kData + kOut, "--map"},
+           {"unknown device", "attack --device tpu " + kModel + kData + kOut, "tpu"},
+           {"unknown command", "attack-all " + kModel, "attack-all"},
+           {"compare with an unknown attack", "compare --attacks fgsm,nope " + kModel + kData + kOut, "nope"},
+       }) {
+    check(c);
+  }
+}
+
+TEST_F(BadInput, OutputFoldersAndResume) {
+  for (const Case& c : std::vector<Case>{
+           {"output in /proc", "attack " + kModel + kData + "--out /proc/sdsgsm-test/run", "/proc/sdsgsm-test/run"},
+           {"output is a file", "attack " + kModel + kData + "--out afile", "afile"},
+           {"output below a file", "attack " + kModel + kData + "--out afile/run", "afile/run"},
+           {"output is someone else's folder", "attack " + kModel + kData + "--out mine", "mine"},
+           {"corrupt resume state", "attack " + kModel + kData + "--out corrupt --resume", "corrupt"},
+           {"resume and restart together", "attack " + kModel + kData + "--out corrupt --resume --restart", "--restart"},
+           {"a partial folder without --resume", "attack " + kModel + kData + "--out corrupt", "--resume"},
+           {"eval json below a file", "eval " + kModel + "--data batch.bin --json afile/e.json", "afile/e.json"},
+       }) {
+    check(c);
+  }
+  // Someone else's folder is never touched.
+  EXPECT_EQ(sdsgsm_test::read_bytes(tmp_ / "mine" / "keep.txt"), "precious");
+}
+
+}  // namespace
