@@ -1,4 +1,5 @@
 // sdsgsm: adversarial robustness analysis of image classifiers.
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -46,6 +47,9 @@ int main(int argc, char** argv) {
   sdsgsm::cli::add_sweep_command(app, common, run);
   sdsgsm::cli::add_export_command(app, common, run);
 
+  // A file-size limit (ulimit -f) or a full disk ends a write with an error we report in one line,
+  // leaving the run resumable, instead of killing the process mid-file.
+  std::signal(SIGXFSZ, SIG_IGN);
   sdsgsm::dist::init(&argc, &argv);
   const bool root = sdsgsm::dist::is_root();
   try {

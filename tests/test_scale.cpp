@@ -160,6 +160,37 @@ TEST(Resume, SigkillMidRunThenResumeGivesByteIdenticalOutputs) {
   }
 }
 
+// A write that fails mid-run (here a file-size limit, as a full disk would): one error line, no
+// half-written file, and the partial folder resumes to the same outputs as an uninterrupted run.
+TEST(Resume, AFailedWriteLeavesAResumableRun) {
+  CliFixture f(12);
+  const std::string args = "attack --attack ifgsm --batch-size 5 " + f.common(12);
+  auto straight = f.run(args + "--out " + (f.dir / "A").string());
+  ASSERT_EQ(straight.exit_code, 0) << straight.err;
+  ASSERT_GT(fs::file_size(f.dir / "A" / "sheet.png"), 64u * 1024) << "the sheet must exceed the limit";
+  ASSERT_LT(fs::file_size(f.dir / "A" / "adversarial" / "000000.pt"), 64u * 1024);
+
+  const fs::path b = f.dir / "B", partial = f.dir / ".B.partial";
+  const std::string cmd = std::string(SDSGSM_TEST_BINARY) + " --threads 1 -q " + args + "--out " + b.string();
+  auto limited = sdsgsm_test::run_shell("bash -c " + sdsgsm_test::shell_quote("ulimit -f 64 && exec " + cmd), f.dir.path());
+  EXPECT_NE(limited.exit_code, 0);
+  EXPECT_LT(limited.exit_code, 128) << "killed by a signal";
+  auto lines = sdsgsm_test::split_lines(limited.err);
+  ASSERT_EQ(lines.size(), 1u) << limited.err;
+  EXPECT_TRUE(Contains(lines[0], "sdsgsm: error: cannot write '" + (partial / "sheet.png").string() + "'"));
+  EXPECT_FALSE(fs::exists(b));
+  ASSERT_TRUE(fs::exists(partial / "state.json"));
+  for (const auto& e : fs::recursive_directory_iterator(partial)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "half-written: " << e.path();
+  }
+  auto resumed = f.run(args + "--out " + b.string() + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_FALSE(fs::exists(partial));
+  for (const char* name : {"samples.csv", "metrics.json", "samples.pt", "sheet.png", "adversarial/000002.pt"}) {
+    EXPECT_EQ(sdsgsm_test::read_bytes(f.dir / "A" / name), sdsgsm_test::read_bytes(b / name)) << name;
+  }
+}
+
 TEST(Resume, ChangedConfigurationIsRefusedAndRestartStartsOver) {
   CliFixture f(12);
   const fs::path out = f.dir / "R", partial = f.dir / ".R.partial";

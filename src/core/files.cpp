@@ -39,11 +39,14 @@ void write_via_temp(const fs::path& path, const std::function<void(const fs::pat
 
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
   write_via_temp(path, [&](const fs::path& tmp) {
+    errno = 0;
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(fmt::format("cannot write '{}': {}", path.string(), std::strerror(errno)));
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.flush();
-    if (!out) throw Error(fmt::format("cannot write '{}': write failed", path.string()));
+    if (!out) {
+      throw Error(fmt::format("cannot write '{}': {}", path.string(), errno ? std::strerror(errno) : "write failed"));
+    }
   });
 }
 

@@ -1,6 +1,8 @@
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <exception>
@@ -9,13 +11,13 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <stb_image_write.h>
 
 #include "sdsgsm/checks.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/metrics.hpp"
 #include "sdsgsm/progress.hpp"
+#include "sdsgsm/report.hpp"
 #include "sdsgsm/runner.hpp"
 
 namespace sdsgsm {
@@ -497,16 +499,19 @@ nlohmann::json AttackRunResult::summary() const {
 }
 
 std::string AttackRunResult::samples_csv() const {
-  std::string out =
-      "index,label,target,clean_pred,adv_pred,success,iterations,l2,linf,l0,ssim,psnr,"
-      "adv_pred_8bit,success_8bit,l2_8bit,linf_8bit,ssim_8bit,psnr_8bit\n";
-  auto I = [](const torch::Tensor& t, int64_t i) { return t[i].item<int64_t>(); };
-  auto D = [](const torch::Tensor& t, int64_t i) { return csv_number(t[i].item<double>()); };
+  // The columns of samples.pt, in its order (one table drives both files).
+  std::string out;
+  for (const auto& c : columns()) out += (out.empty() ? "" : ",") + std::string(c.name);
+  out += "\n";
+  std::vector<torch::Tensor> cols;
+  for (const auto& c : columns()) cols.push_back((this->*(c.member)).to(torch::kFloat64).contiguous());
   for (int64_t i = 0; i < size(); ++i) {
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", I(index, i), I(label, i),
-                       I(target, i), I(clean_pred, i), I(adv_pred, i), I(success, i), I(iterations, i), D(l2, i),
-                       D(linf, i), D(l0, i), D(ssim, i), D(psnr, i), I(adv_pred_8bit, i), I(success_8bit, i),
-                       D(l2_8bit, i), D(linf_8bit, i), D(ssim_8bit, i), D(psnr_8bit, i));
+    for (size_t c = 0; c < cols.size(); ++c) {
+      const double v = cols[c].data_ptr<double>()[i];
+      if (c > 0) out += ',';
+      out += columns()[c].kind == Kind::Real ? csv_number(v) : std::to_string(static_cast<int64_t>(v));
+    }
+    out += '\n';
   }
   return out;
 }
@@ -555,11 +560,7 @@ void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const
   auto sheet = row.permute({1, 0, 2, 3}).reshape({c, n * h, 3 * w});                        // c x nh x 3w
   if (c == 1) sheet = sheet.expand({3, n * h, 3 * w});
   sheet = sheet.repeat_interleave(scale, 1).repeat_interleave(scale, 2);
-  auto u8 = torch::round(sheet.clamp(0, 1) * 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
-  const int height = static_cast<int>(u8.size(0)), width = static_cast<int>(u8.size(1));
-  if (stbi_write_png(file.c_str(), width, height, 3, u8.data_ptr<uint8_t>(), width * 3) == 0) {
-    throw Error(fmt::format("cannot write '{}'", file.string()));
-  }
+  write_png(sheet, file);
 }
 
 std::string comparison_markdown(const std::vector<nlohmann::json>& reports) {

@@ -13,9 +13,16 @@ torch::Tensor hot_colormap(const torch::Tensor& v) {
 void write_png(const torch::Tensor& image /* 3 x H x W */, const fs::path& file) {
   auto u8 = torch::round(image.clamp(0, 1) * 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
   const int h = static_cast<int>(u8.size(0)), w = static_cast<int>(u8.size(1));
-  if (stbi_write_png(file.c_str(), w, h, 3, u8.data_ptr<uint8_t>(), w * 3) == 0) {
-    throw Error(fmt::format("cannot write '{}'", file.string()));
+  // Encoded in memory, then written atomically: stbi_write_png would ignore a failed fwrite (a
+  // full disk) and leave a truncated file under the final name.
+  std::string bytes;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  if (stbi_write_png_to_func(append, &bytes, w, h, 3, u8.data_ptr<uint8_t>(), w * 3) == 0) {
+    throw Error(fmt::format("cannot encode '{}' as PNG", file.string()));
   }
+  write_file_atomic(file, bytes);
 }
 
 void write_saliency_png(const torch::Tensor& images, const torch::Tensor& s_norm, const torch::Tensor& domain,
