@@ -1,4 +1,6 @@
 // The attack and compare commands end to end on a small synthetic data set and model.
+#include <sstream>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -78,6 +80,24 @@ TEST(CliAttack, WritesEveryOutputFile) {
   auto csv = sdsgsm_test::split_lines(sdsgsm_test::read_bytes(f.dir / "run" / "samples.csv"));
   EXPECT_EQ(csv.size(), 13u);
   EXPECT_TRUE(Contains(csv[0], "label,target,clean_pred,adv_pred,success,iterations,l2,linf"));
+  // samples.csv and samples.pt hold the same columns (metrics.json names them) and values.
+  {
+    std::string header;
+    for (const auto& name : metrics["sample_columns"]) header += (header.empty() ? "" : ",") + name.get<std::string>();
+    EXPECT_EQ(csv[0], header);
+    auto bytes = sdsgsm_test::read_bytes(f.dir / "run" / "samples.pt");
+    auto pt = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toTensor();
+    ASSERT_EQ(pt.sizes(), (std::vector<int64_t>{12, static_cast<int64_t>(metrics["sample_columns"].size())}));
+    for (int64_t i = 0; i < 12; ++i) {
+      std::stringstream row(csv[static_cast<size_t>(i + 1)]);
+      std::string cell;
+      for (int64_t c = 0; std::getline(row, cell, ','); ++c) {
+        ASSERT_LT(c, pt.size(1));
+        const double want = pt[i][c].item<double>();
+        EXPECT_NEAR(std::stod(cell), want, 1e-5 * (1 + std::abs(want))) << "row " << i << " column " << c;
+      }
+    }
+  }
   EXPECT_EQ(f.hidden_entries(), 0);
   // The shards and samples.pt are readable by PyTorch (Debian's python3-torch): the shards
   // concatenate to 12 x 3 x 32 x 32 floats in [0,1], samples.pt holds the 19 per-sample columns.
