@@ -65,9 +65,16 @@ class Cli : public ::testing::Test {
 TEST_F(Cli, HelpListsTheSubcommands) {
   auto r = sdsgsm("--help");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  for (const char* sub : {"data", "train", "eval", "models", "--threads"}) {
-    EXPECT_TRUE(Contains(r.out, sub));
+  // Each command has its own line in the Subcommands section (its name first, then its summary):
+  // a word that only occurs in the description above it does not count.
+  auto section = r.out.find("Subcommands:");
+  ASSERT_NE(section, std::string::npos) << r.out;
+  const std::string listing = r.out.substr(section);
+  for (const char* sub : {"data", "train", "eval", "models", "attack", "compare", "saliency", "reproduce", "sweep",
+                          "export"}) {
+    EXPECT_TRUE(std::regex_search(listing, std::regex(std::string("\n  ") + sub + " +[A-Z]"))) << sub;
   }
+  EXPECT_TRUE(Contains(r.out, "--threads"));
   r = sdsgsm("train --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.out, "--epochs"));

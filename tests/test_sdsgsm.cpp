@@ -223,10 +223,16 @@ TEST(Sdsgsm, RecomputedMapStillBoundsThePerturbation) {
   TinyCnn model;
   auto x = images(3, 8, 16);
   auto y = model.forward(x).argmax(1);
-  auto r = make_attack("sdsgsm", AttackOptions(), sd4().set_recompute_every(3).set_rescale_step(true))
-               ->run(model, x, y);
+  // All 10 steps (no early stop), so the map is recomputed at steps 3, 6 and 9.
+  AttackOptions o;
+  o.set_early_stop(false);
+  auto r = make_attack("sdsgsm", o, sd4().set_map("soft").set_recompute_every(3).set_rescale_step(true))->run(model, x, y);
   EXPECT_LE((r.adversarial - x).abs().max().item<float>(), 8.0 / 255 + 1e-6);
   EXPECT_GT(r.allocation_seconds, 0.0);
+  // The recomputed maps follow the moving image: the result differs from one map for all steps
+  // (this fails if recompute_every is ignored).
+  auto once = make_attack("sdsgsm", o, sd4().set_map("soft").set_rescale_step(true))->run(model, x, y);
+  EXPECT_FALSE(torch::equal(r.adversarial, once.adversarial));
 }
 
 TEST(Sdsgsm, InvalidParametersAreRejected) {
