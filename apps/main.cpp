@@ -95,7 +95,11 @@ int main(int argc, char** argv) {
   // Other ranks only warn: rank 0 reports.
   spdlog::set_level(common.quiet || !root ? spdlog::level::warn : spdlog::level::info);
   if (!root) common.quiet = true;
-  auto fail = [](const std::string& message) {
+  auto fail = [](std::string message) {
+    // One line, whatever a library put into the message.
+    for (char& c : message) {
+      if (c == '\n' || c == '\r') c = ' ';
+    }
     sdsgsm::dist::abort_all(message);  // returns only in a single process
     sdsgsm::dist::finalize();
     return 1;

@@ -60,6 +60,9 @@ class BadInput : public ::testing::Test {
       wrong.save((tmp_ / "wronginput.pt").string());
     }
     sdsgsm::save_network(sdsgsm::make_network("vgg7bn", 5), "vgg7bn", 5, tmp_ / "fiveclass.pt");
+    // A damaged TorchScript archive on which LibTorch's parser throws std::runtime_error (found by
+    // fuzz_model; it used to escape as a multi-line message, and abort the fuzzer).
+    fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "parser-error.pt", tmp_ / "damaged.pt");
     // Output folders.
     write_bytes(tmp_ / "afile", "x");
     fs::create_directories(tmp_ / "mine");
@@ -139,6 +142,7 @@ TEST_F(BadInput, Models) {
            {"a folder", "attack --model modeldir.pt " + kData + kOut, "modeldir.pt"},
            {"one number per image", "attack --model onedim.pt " + kData + kOut, "onedim.pt"},
            {"fails on the input", "attack --model wronginput.pt " + kData + kOut, "wronginput.pt"},
+           {"damaged TorchScript archive", "attack --model damaged.pt " + kData + kOut, "damaged.pt"},
            {"five classes on CIFAR-10", "attack --model fiveclass.pt " + kData + kOut, "has 5 output classes"},
            {"eval of junk", "eval --model junk.pt --data batch.bin", "junk.pt"},
            {"export of a TorchScript file", "export --model onedim.pt --out o.pt", "onedim.pt"},

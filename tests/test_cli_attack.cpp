@@ -114,20 +114,20 @@ TEST(CliAttack, WritesEveryOutputFile) {
 }
 
 // timing.json's peak memory is the process's own, also when a large process launched it (as a
-// Python user does): getrusage's ru_maxrss would report the launcher's 800 MB.
+// Python user does): getrusage's ru_maxrss would report the launcher's 2,000 MB.
 TEST(CliAttack, PeakMemoryIsTheProcesssOwn) {
   if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3-numpy";
   Fixture f;
   std::string cmd = std::string(SDSGSM_TEST_BINARY) + " --threads 1 -q attack --attack fgsm " + f.common() + "--out " +
                     (f.dir / "run").string();
   auto r = sdsgsm_test::run_shell(
-      "/usr/bin/python3 -c \"import numpy, subprocess, sys; a = numpy.ones(100 * 1000 * 1000); "
+      "/usr/bin/python3 -c \"import numpy, subprocess, sys; a = numpy.ones(250 * 1000 * 1000); "
       "sys.exit(subprocess.run(sys.argv[1], shell=True).returncode)\" " + sdsgsm_test::shell_quote(cmd),
       f.dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto timing = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "run" / "timing.json"));
   EXPECT_GT(timing["peak_rss_mb_rank0"].get<double>(), 10.0);
-  EXPECT_LT(timing["peak_rss_mb_rank0"].get<double>(), 600.0);
+  EXPECT_LT(timing["peak_rss_mb_rank0"].get<double>(), 1500.0);  // the launcher holds 2,000 MB
 }
 
 TEST(CliAttack, CompareWritesOneTable) {

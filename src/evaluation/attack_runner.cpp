@@ -152,7 +152,11 @@ c10::IValue unpickle(const std::string& bytes, const std::string& what) {
   try {
     return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const c10::Error& e) {
-    throw Error(fmt::format("{} is corrupt: {}", what, e.what_without_backtrace()));
+    std::string why = e.what_without_backtrace();
+    throw Error(fmt::format("{} is corrupt: {}", what, why.substr(0, why.find('\n'))));
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    throw Error(fmt::format("{} is corrupt: {}", what, why.substr(0, why.find('\n'))));
   }
 }
 
@@ -378,8 +382,10 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   auto start = std::chrono::steady_clock::now();
   AttackRunResult r;
   {
-    // The evaluation checks, on the first images (every rank: an error stops them all).
-    auto [images, labels] = source.read(0, std::min<int64_t>(n, 16));
+    // The evaluation checks, on the first images of the first batch (every rank: an error stops
+    // them all; within batch 0 so that a bad record further on is reported by the rank whose batch
+    // holds it).
+    auto [images, labels] = source.read(0, std::min({n, o.batch_size, int64_t{16}}));
     r.warnings = check_model(model, images.to(torch::kFloat32).div_(255.0f).to(o.device), labels.to(o.device),
                              static_cast<int64_t>(source.classes().size()));
     if (root) {

@@ -176,7 +176,9 @@ std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path) {
   try {
     module = torch::jit::load(path.string());
     is_jit = module.find_method("forward").has_value();
-  } catch (const c10::Error&) {
+  } catch (const std::exception&) {
+    // c10::Error, and std::runtime_error from TorchScript's parser on a damaged archive (found by
+    // fuzz_model).
     throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript)", path.string()));
   }
   if (is_jit) return std::make_shared<ScriptClassifier>(std::move(module), display);

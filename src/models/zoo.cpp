@@ -37,24 +37,32 @@ void save_network(const std::shared_ptr<Network>& net, const std::string& arch, 
 LoadedNetwork load_network(const fs::path& path) {
   if (!fs::is_regular_file(path)) throw Error(fmt::format("model file '{}' does not exist", path.string()));
   torch::serialize::InputArchive archive;
+  c10::IValue arch, classes;
+  bool has_arch = false, has_classes = false;
   try {
     archive.load_from(path.string());
-  } catch (const c10::Error&) {
+    has_arch = archive.try_read("sdsgsm_arch", arch);
+    has_classes = archive.try_read("sdsgsm_num_classes", classes);
+  } catch (const std::exception&) {  // c10::Error, or std::runtime_error from a damaged archive
     throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript)", path.string()));
   }
-  c10::IValue arch, classes;
-  if (!archive.try_read("sdsgsm_arch", arch) || !arch.isString()) {
+  if (!has_arch || !arch.isString()) {
     throw Error(fmt::format("'{}' is not an sdsgsm weights file", path.string()));
   }
   LoadedNetwork out;
   out.arch = arch.toStringRef();
-  if (archive.try_read("sdsgsm_num_classes", classes) && classes.isInt()) out.num_classes = classes.toInt();
+  if (has_classes && classes.isInt()) out.num_classes = classes.toInt();
   out.net = make_network(out.arch, out.num_classes);
   try {
     out.net->load(archive);
   } catch (const c10::Error& e) {
+    std::string why = e.what_without_backtrace();
     throw Error(fmt::format("'{}': weights do not fit architecture {}: {}", path.string(), out.arch,
-                            e.what_without_backtrace()));
+                            why.substr(0, why.find('\n'))));
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    throw Error(fmt::format("'{}': weights do not fit architecture {}: {}", path.string(), out.arch,
+                            why.substr(0, why.find('\n'))));
   }
   return out;
 }
