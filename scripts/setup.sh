@@ -13,7 +13,7 @@ now() { date +%s; }
 t0=$(now)
 packages=(build-essential cmake pkg-config ca-certificates curl npm
   libtorch-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev
-  libarchive-dev libssl-dev
+  libarchive-dev libssl-dev zlib1g-dev
   libgtest-dev libbenchmark-dev python3-torch python3-skimage libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do

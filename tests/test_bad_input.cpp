@@ -63,6 +63,8 @@ class BadInput : public ::testing::Test {
     // A damaged TorchScript archive on which LibTorch's parser throws std::runtime_error (found by
     // fuzz_model; it used to escape as a multi-line message, and abort the fuzzer).
     fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "parser-error.pt", tmp_ / "damaged.pt");
+    // One on which LibTorch's unpickler crashes (SIGSEGV): refused first by the CRC-32 check.
+    fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "unpickler-segv.pt", tmp_ / "segv.pt");
     // Output folders.
     write_bytes(tmp_ / "afile", "x");
     fs::create_directories(tmp_ / "mine");
@@ -70,6 +72,11 @@ class BadInput : public ::testing::Test {
     // Resume states: a partial folder whose state is corrupt.
     fs::create_directories(tmp_ / ".corrupt.partial");
     write_bytes(tmp_ / ".corrupt.partial" / "run.json", "{ this is not json");
+    // Valid JSON of the wrong shape (found by fuzz_state: it escaped as a JSON library exception).
+    fs::create_directories(tmp_ / ".number.partial");
+    write_bytes(tmp_ / ".number.partial" / "run.json", "46");
+    fs::create_directories(tmp_ / ".badtypes.partial");
+    write_bytes(tmp_ / ".badtypes.partial" / "run.json", "{\"fingerprint\": 12, \"configuration\": []}");
   }
 
   sdsgsm_test::CommandResult sdsgsm(const std::string& args) {
@@ -143,6 +150,8 @@ TEST_F(BadInput, Models) {
            {"one number per image", "attack --model onedim.pt " + kData + kOut, "onedim.pt"},
            {"fails on the input", "attack --model wronginput.pt " + kData + kOut, "wronginput.pt"},
            {"damaged TorchScript archive", "attack --model damaged.pt " + kData + kOut, "damaged.pt"},
+           {"archive that crashes LibTorch", "attack --model segv.pt " + kData + kOut, "segv.pt' is not a model file"},
+           {"export of a damaged archive", "export --model segv.pt --out o.pt", "fails its CRC-32"},
            {"five classes on CIFAR-10", "attack --model fiveclass.pt " + kData + kOut, "has 5 output classes"},
            {"eval of junk", "eval --model junk.pt --data batch.bin", "junk.pt"},
            {"export of a TorchScript file", "export --model onedim.pt --out o.pt", "onedim.pt"},
@@ -187,6 +196,8 @@ TEST_F(BadInput, OutputFoldersAndResume) {
            {"output below a file", "attack " + kModel + kData + "--out afile/run", "afile/run"},
            {"output is someone else's folder", "attack " + kModel + kData + "--out mine", "mine"},
            {"corrupt resume state", "attack " + kModel + kData + "--out corrupt --resume", "corrupt"},
+           {"resume state that is a number", "attack " + kModel + kData + "--out number --resume", "run.json' is missing or corrupt"},
+           {"resume state of the wrong types", "attack " + kModel + kData + "--out badtypes --resume", "run.json' is missing or corrupt"},
            {"resume and restart together", "attack " + kModel + kData + "--out corrupt --resume --restart", "--restart"},
            {"a partial folder without --resume", "attack " + kModel + kData + "--out corrupt", "--resume"},
            {"eval json below a file", "eval " + kModel + "--data batch.bin --json afile/e.json", "afile/e.json"},

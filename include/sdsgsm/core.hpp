@@ -78,6 +78,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const fs::path& 
 /// would land outside `dest` are refused. Throws Error naming the archive.
 void extract_archive(const fs::path& archive, const fs::path& dest);
 
+/// Reads every entry of a zip archive (e.g. a TorchScript or LibTorch file), checking each one's
+/// CRC-32; throws Error naming the archive and the damaged entry.
+void verify_zip(const fs::path& path);
+
 /// MD5 of a byte string, as 32 lowercase hex digits.
 std::string md5_hex(std::string_view bytes);
 

@@ -253,17 +253,22 @@ class WorkFolder {
     if (out_.adversarial) fs::create_directories(out_.work / "adversarial");
     const fs::path state = out_.work / "state.json";
     if (!fs::exists(state)) return;
-    nlohmann::json j;
+    std::string hash;
+    int64_t size = -1, done = 0;
     try {
-      j = nlohmann::json::parse(read_file(state));
+      const nlohmann::json j = nlohmann::json::parse(read_file(state));
+      hash = j.at("fingerprint").get<std::string>();  // throws unless an object of the right types
+      size = j.at("batch_size").get<int64_t>();
+      done = j.at("batches_done").get<int64_t>();
     } catch (const nlohmann::json::exception&) {
       throw Error(fmt::format("'{}' is corrupt; rerun with --restart", state.string()));
     }
-    if (j.value("fingerprint", std::string()) != hash_ || j.value("batch_size", int64_t{-1}) != batch_size) {
+    if (hash != hash_ || size != batch_size) {
       throw Error(fmt::format("'{}' belongs to a run with another configuration; rerun with --restart",
                               out_.work.string()));
     }
-    done_ = std::min<int64_t>(j.value("batches_done", int64_t{0}), batches_);
+    if (done < 0) throw Error(fmt::format("'{}' is corrupt; rerun with --restart", state.string()));
+    done_ = std::min<int64_t>(done, batches_);
     for (int64_t b = 0; b < done_; ++b) {
       fs::path f = out_.work / "batches" / shard_name(b);
       auto p = decode_tuple(unpickle(read_file(f), f.string()), false, f.string());
@@ -642,12 +647,15 @@ PartialFolder::PartialFolder(fs::path dir, nlohmann::json fingerprint, bool resu
                               dir_.string(), work_.string()));
     } else {
       nlohmann::json old;
+      std::string old_hash;
       try {
         old = nlohmann::json::parse(read_file(run_file));
+        old_hash = old.at("fingerprint").get<std::string>();  // throws unless an object holding a string
+        if (old.contains("configuration") && !old["configuration"].is_object()) throw std::runtime_error("");
       } catch (const std::exception&) {
         throw Error(fmt::format("cannot resume: '{}' is missing or corrupt; rerun with --restart", run_file.string()));
       }
-      if (old.value("fingerprint", std::string()) != fingerprint_hash(fingerprint)) {
+      if (old_hash != fingerprint_hash(fingerprint)) {
         throw Error(fmt::format("cannot resume '{}': the configuration differs from the interrupted run's ({}); "
                                 "rerun with the same options, or with --restart to discard it",
                                 dir_.string(), changed_keys(old.value("configuration", nlohmann::json::object()),

@@ -4,7 +4,7 @@
 #include <torch/script.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
-#include "sdsgsm/models.hpp"
+#include "models/zoo_internal.hpp"
 #include "sdsgsm_config.hpp"
 
 namespace sdsgsm {
@@ -170,6 +170,7 @@ std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path) {
     throw Error(fmt::format("--model '{}' is neither a zoo name ({}) nor an existing file", name_or_path, known));
   }
   if (!fs::is_regular_file(path)) throw Error(fmt::format("model '{}' is not a file", path.string()));
+  check_model_archive(path);
   // A TorchScript module has a forward method; sdsgsm weight files do not.
   torch::jit::Module module;
   bool is_jit = false;

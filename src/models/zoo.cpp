@@ -34,8 +34,20 @@ void save_network(const std::shared_ptr<Network>& net, const std::string& arch, 
   write_via_temp(path, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
 }
 
+void check_model_archive(const fs::path& path) {
+  // Both kinds of model file (TorchScript, and sdsgsm weights written by LibTorch) are zip
+  // archives; where one begins does not matter to LibTorch's reader (it starts from the end).
+  try {
+    verify_zip(path);
+  } catch (const Error& e) {
+    throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript): {}", path.string(),
+                            std::string(e.what()).substr(path.string().size() + 6)));
+  }
+}
+
 LoadedNetwork load_network(const fs::path& path) {
   if (!fs::is_regular_file(path)) throw Error(fmt::format("model file '{}' does not exist", path.string()));
+  check_model_archive(path);
   torch::serialize::InputArchive archive;
   c10::IValue arch, classes;
   bool has_arch = false, has_classes = false;

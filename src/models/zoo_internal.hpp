@@ -23,6 +23,11 @@ class ConvBn {
   torch::nn::BatchNorm2d bn_;
 };
 
+/// Checks a model file before LibTorch reads it: LibTorch 1.13's loader does not check the zip
+/// entries' CRC-32, and its unpickler can crash (SIGSEGV) on a damaged pickle (found by
+/// fuzz_model). A zip archive with a damaged entry is an Error naming the file and the entry.
+void check_model_archive(const fs::path& path);
+
 /// TorchScript source of conv (3x3, no bias, padding 1) then batch norm (evaluation mode) on
 /// `input`, for Network::script_forward; `conv` and `bn` are the modules' names with '_'.
 std::string script_conv_bn(const std::string& input, const std::string& conv, const std::string& bn,
