@@ -183,7 +183,7 @@ std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path) {
     throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript)", path.string()));
   }
   if (is_jit) return std::make_shared<ScriptClassifier>(std::move(module), display);
-  LoadedNetwork loaded = load_network(path);
+  LoadedNetwork loaded = load_checked_network(path);  // the archive was checked above
   return wrap_network(loaded.net, display, loaded.arch);
 }
 

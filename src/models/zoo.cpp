@@ -48,6 +48,10 @@ void check_model_archive(const fs::path& path) {
 LoadedNetwork load_network(const fs::path& path) {
   if (!fs::is_regular_file(path)) throw Error(fmt::format("model file '{}' does not exist", path.string()));
   check_model_archive(path);
+  return load_checked_network(path);
+}
+
+LoadedNetwork load_checked_network(const fs::path& path) {
   torch::serialize::InputArchive archive;
   c10::IValue arch, classes;
   bool has_arch = false, has_classes = false;

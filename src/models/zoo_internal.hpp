@@ -28,6 +28,9 @@ class ConvBn {
 /// fuzz_model). A zip archive with a damaged entry is an Error naming the file and the entry.
 void check_model_archive(const fs::path& path);
 
+/// load_network for a file check_model_archive has already checked.
+LoadedNetwork load_checked_network(const fs::path& path);
+
 /// TorchScript source of conv (3x3, no bias, padding 1) then batch norm (evaluation mode) on
 /// `input`, for Network::script_forward; `conv` and `bn` are the modules' names with '_'.
 std::string script_conv_bn(const std::string& input, const std::string& conv, const std::string& bn,
