@@ -1,5 +1,7 @@
 // Tests of src/evaluation: accuracy, confusion matrix, per-class accuracy and JSON, with a
-// classifier whose predictions are known in advance.
+// classifier whose predictions are known in advance; the per-sample column table and the typed
+// run summary.
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -7,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "sdsgsm/evaluation.hpp"
+#include "sdsgsm/runner.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -115,3 +118,84 @@ TEST(Evaluate, PredictNeedsNoGradient) {
 }
 
 }  // namespace
+
+// The column table drives samples.pt's rows and samples.csv alike: same names, same order, same
+// values; and rows read back type each column as the table says.
+TEST(SampleColumns, RowsAndCsvFollowOneTable) {
+  using sdsgsm::AttackRunResult;
+  using Kind = sdsgsm::SampleColumn::Kind;
+  const int64_t n = 3;
+  AttackRunResult r;
+  int64_t seed = 1;
+  for (const auto& c : sdsgsm::sample_columns()) {
+    // Distinct values per column, so a swapped column shows.
+    auto v = torch::arange(n, torch::kFloat64) * 0.125 + static_cast<double>(seed++);
+    r.*(c.member) = c.kind == Kind::Bool ? (torch::arange(n) + seed).remainder(2).ne(0)
+                    : c.kind == Kind::Int ? v.floor().to(torch::kInt64) + torch::arange(n)
+                                          : v;
+  }
+  const auto names = sdsgsm::sample_column_names();
+  ASSERT_EQ(names.size(), sdsgsm::sample_columns().size());
+  EXPECT_EQ(names[static_cast<size_t>(sdsgsm::sample_column_index(&AttackRunResult::l0_8bit))], "l0_8bit");
+  const torch::Tensor rows = sdsgsm::sample_rows(r);
+  ASSERT_EQ(rows.sizes(), (std::vector<int64_t>{n, static_cast<int64_t>(names.size())}));
+  const auto csv = sdsgsm_test::split_lines(r.samples_csv());
+  ASSERT_EQ(csv.size(), static_cast<size_t>(n + 1));
+  std::string header;
+  for (const auto& name : names) header += (header.empty() ? "" : ",") + name;
+  EXPECT_EQ(csv[0], header);
+  for (int64_t i = 0; i < n; ++i) {
+    std::stringstream line(csv[static_cast<size_t>(i + 1)]);
+    std::string cell;
+    int64_t c = 0;
+    for (; std::getline(line, cell, ','); ++c) {
+      ASSERT_LT(c, rows.size(1));
+      EXPECT_DOUBLE_EQ(std::stod(cell), rows[i][c].item<double>()) << "row " << i << " column " << names[c];
+      const auto& col = sdsgsm::sample_columns()[static_cast<size_t>(c)];
+      EXPECT_DOUBLE_EQ((r.*(col.member))[i].to(torch::kFloat64).item<double>(), rows[i][c].item<double>());
+    }
+    EXPECT_EQ(c, rows.size(1));
+  }
+  AttackRunResult back;
+  sdsgsm::set_sample_rows(back, rows);
+  for (const auto& c : sdsgsm::sample_columns()) {
+    const auto& t = back.*(c.member);
+    EXPECT_EQ(t.scalar_type(), c.kind == Kind::Bool  ? torch::kBool
+                               : c.kind == Kind::Int ? torch::kInt64
+                                                     : torch::kFloat64)
+        << c.name;
+    EXPECT_TRUE(torch::equal(t.to(torch::kFloat64), (r.*(c.member)).to(torch::kFloat64))) << c.name;
+  }
+}
+
+// The typed summary holds the figures over the scored samples, and summary() is it as JSON.
+TEST(RunSummary, FiguresOverTheCleanCorrectSamples) {
+  sdsgsm::AttackRunResult r;
+  r.attack = "ifgsm";
+  r.config = {{"targeted", "none"}};
+  const int64_t n = 4;
+  std::vector<double> rows = {
+      // index label target clean adv success iters l2 linf l0 ssim psnr | 8-bit: adv success l2 linf l0 ssim psnr
+      0, 1, 1, 1, 2, 1, 3, 1.0, 0.1, 0.5, 0.9, 30, 2, 1, 1.0, 0.1, 0.5, 0.9, 30,  //
+      1, 2, 2, 2, 2, 0, 10, 3.0, 0.2, 0.7, 0.8, 20, 2, 0, 3.0, 0.2, 0.7, 0.8, 20,  //
+      2, 3, 3, 3, 0, 1, 5, 2.0, 0.3, 0.6, 0.7, 25, 3, 0, 2.0, 0.3, 0.6, 0.7, 25,   //
+      3, 4, 4, 0, 0, 1, 1, 9.0, 0.9, 0.9, 0.1, 10, 0, 1, 9.0, 0.9, 0.9, 0.1, 10};  // wrong before: not scored
+  sdsgsm::set_sample_rows(r, torch::tensor(rows, torch::kFloat64).view({n, -1}));
+  const sdsgsm::RunSummary s = r.stats();
+  EXPECT_EQ(s.images, 4);
+  EXPECT_EQ(s.clean_correct, 3);
+  EXPECT_EQ(s.attacked, 3);
+  EXPECT_DOUBLE_EQ(s.clean_accuracy, 0.75);
+  EXPECT_DOUBLE_EQ(s.robust_accuracy, 0.25);  // only sample 1 keeps its label
+  EXPECT_DOUBLE_EQ(s.float_stats.asr, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(s.rounded_8bit.asr, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(s.float_stats.l2_mean, 2.0);
+  EXPECT_DOUBLE_EQ(s.float_stats.l2_median, 2.0);
+  EXPECT_DOUBLE_EQ(s.float_stats.linf_max, 0.3);
+  EXPECT_DOUBLE_EQ(s.iterations_mean, 6.0);
+  const nlohmann::json j = r.summary();
+  EXPECT_EQ(j, s.to_json());
+  EXPECT_EQ(j["images"].type(), nlohmann::json::value_t::number_integer);
+  EXPECT_DOUBLE_EQ(j["float"]["asr"].get<double>(), 2.0 / 3);
+  EXPECT_DOUBLE_EQ(j["rounded_8bit"]["psnr_mean"].get<double>(), 25.0);
+}

@@ -1,0 +1,27 @@
+// Markdown tables of attack runs.
+#include <fmt/format.h>
+
+#include "sdsgsm/tables.hpp"
+
+namespace sdsgsm {
+
+std::string comparison_markdown(const std::vector<nlohmann::json>& reports) {
+  std::string out =
+      "| attack | ASR | l2 mean | l2 median | l_inf | l_0 | SSIM | PSNR (dB) | ASR 8-bit | l2 8-bit | SSIM 8-bit | "
+      "iters | img/s |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& s : reports) {
+    const auto& f = s["float"];
+    const auto& q = s["rounded_8bit"];
+    out += fmt::format("| {} | {:.2f}% | {:.3f} | {:.3f} | {:.4f} | {:.3f} | {:.4f} | {:.2f} | {:.2f}% | {:.3f} | {:.4f} | "
+                       "{:.2f} | {:.0f} |\n",
+                       s.value("label", s["attack"].get<std::string>()), 100 * f["asr"].get<double>(),
+                       f["l2_mean"].get<double>(), f["l2_median"].get<double>(), f["linf_max"].get<double>(),
+                       f["l0_mean"].get<double>(), f["ssim_mean"].get<double>(), f["psnr_mean"].get<double>(),
+                       100 * q["asr"].get<double>(), q["l2_mean"].get<double>(), q["ssim_mean"].get<double>(),
+                       s["iterations_mean"].get<double>(), s.value("images_per_second", 0.0));
+  }
+  return out;
+}
+
+}  // namespace sdsgsm
