@@ -25,6 +25,9 @@
 
 namespace sdsgsm {
 
+/// The step size alpha of an attack that sets none (the l_inf baselines): 2/255.
+inline constexpr double kDefaultAlpha = 2.0 / 255;
+
 /// How a targeted attack picks its target label. None: untargeted.
 enum class TargetMode { None, Given, Random, LeastLikely };
 
@@ -99,7 +102,6 @@ struct AttackHooks {
   std::function<torch::Tensor(const torch::Tensor& g)> direction;
   bool momentum = false;  ///< accumulate g = decay * g + grad / mean|grad| (MI-FGSM)
   bool nesterov = false;  ///< take the gradient at x + alpha * decay * g (NI-FGSM)
-  bool single_step = false;  ///< FGSM: one step of size eps
   /// Step map alpha * M / mean(M) (per sample) instead of alpha * M: moves step size from the
   /// background to the domain; the budget stays eps * M.
   bool rescale_step = false;
@@ -111,7 +113,7 @@ struct AttackHooks {
 
 class Attack {
  public:
-  /// Unset alpha / decay take the engine's defaults (2/255; 1.0 with momentum, else 0).
+  /// Unset alpha / decay take the engine's defaults (kDefaultAlpha; 1.0 with momentum, else 0).
   Attack(std::string name, AttackOptions options, AttackHooks hooks);
 
   /// Attacks a batch. `sample_ids` (int64, N) seed the per-sample randomness (random start,

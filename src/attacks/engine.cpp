@@ -78,7 +78,7 @@ Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
     : name_(std::move(name)), options_(std::move(options)), hooks_(std::move(hooks)) {
   options_.validate();
   // Factories set their family's defaults; these are the engine's own.
-  if (!options_.alpha) options_.alpha = 2.0 / 255;
+  if (!options_.alpha) options_.alpha = kDefaultAlpha;
   if (!options_.decay) options_.decay = hooks_.momentum ? 1.0 : 0.0;
   if (!options_.early_stop) options_.early_stop = false;
   if (options_.early_stop_8bit && !*options_.early_stop) {
@@ -90,10 +90,6 @@ Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
 nlohmann::json Attack::config() const {
   nlohmann::json j = options_.to_json();
   j["attack"] = name_;
-  if (hooks_.single_step) {
-    j["steps"] = 1;
-    j["alpha"] = options_.eps;
-  }
   if (!hooks_.momentum) j.erase("decay");
   j["momentum"] = hooks_.momentum;
   j["nesterov"] = hooks_.nesterov;
@@ -117,8 +113,8 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(dev);
   torch::Tensor ids = sample_ids.defined() ? sample_ids.to(i64) : torch::arange(n, i64);
   const torch::Tensor ids_cpu = ids.to(torch::kCPU);
-  const int64_t steps = hooks_.single_step ? 1 : o.steps;
-  const double alpha = hooks_.single_step ? o.eps : *o.alpha;
+  const int64_t steps = o.steps;
+  const double alpha = *o.alpha;
   const double decay = *o.decay;
 
   AttackResult r;

@@ -9,15 +9,16 @@
 namespace sdsgsm {
 
 std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
-  AttackHooks hooks;
-  hooks.single_step = true;
+  options.validate();  // as given: a bad --alpha or --steps is an error even though FGSM sets its own
   AttackOptions o = options;
-  o.alpha = o.alpha_or(2.0 / 255);
+  // One step of the whole budget. (alpha must be > 0: with eps 0 the projection undoes any step.)
+  o.steps = 1;
+  o.alpha = o.eps > 0 ? o.eps : kDefaultAlpha;
   o.decay = o.decay.value_or(0.0);
   o.early_stop = false;
   o.early_stop_8bit = false;
   o.random_start = false;
-  return std::make_unique<Attack>("fgsm", o, hooks);
+  return std::make_unique<Attack>("fgsm", o, AttackHooks{});
 }
 
 }  // namespace sdsgsm

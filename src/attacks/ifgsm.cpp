@@ -8,7 +8,6 @@ namespace sdsgsm {
 
 std::unique_ptr<Attack> make_ifgsm(const AttackOptions& options) {
   AttackOptions o = options;
-  o.alpha = o.alpha_or(2.0 / 255);
   o.decay = o.decay.value_or(0.0);
   o.random_start = false;
   return std::make_unique<Attack>("ifgsm", o, AttackHooks{});
