@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
@@ -136,6 +137,21 @@ RunOutput run_output(const Prepared& p, const AttackFlags& f, const Attack& atta
   return out;
 }
 
+/// curves.csv/json and paired.csv/json of a comparison (sdsgsm/curves.hpp); returns the paired
+/// table as a markdown section.
+std::string comparison_figures(const fs::path& dir, const std::vector<AttackRunResult>& results, uint64_t seed) {
+  std::vector<std::string> labels;
+  std::vector<const AttackRunResult*> runs;
+  for (const auto& r : results) {
+    labels.push_back(r.attack);
+    runs.push_back(&r);
+  }
+  BootstrapOptions b;
+  b.seed = seed;
+  return fmt::format("\nPaired l2 per image (over the images both attacks fool; bootstrap {} resamples, seed {}):\n\n{}",
+                     b.resamples, b.seed, write_comparison_figures(dir, labels, runs, {}, b));
+}
+
 }  // namespace
 
 void add_attack_command(CLI::App& app, Common& common, Runner& run) {
@@ -200,10 +216,14 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       for (const auto& a : attacks) fp["attacks"].push_back(a->config());
       PartialFolder folder(fc->out, fp, fc->resume, fc->restart);
       std::vector<nlohmann::json> reports;
+      std::vector<AttackRunResult> results;
       for (const auto& a : attacks) {
         RunOutput out = run_output(p, *fc, *a, folder.work() / a->name());
         AttackRunResult r = run_attack(*p.model, *p.data, *a, p.run, &out);
-        if (dist::is_root()) reports.push_back(r.report());
+        if (dist::is_root()) {
+          reports.push_back(r.report());
+          results.push_back(std::move(r));
+        }
       }
       std::string report;
       if (dist::is_root()) {
@@ -217,8 +237,9 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
                                          p.model->name(), p.data->size(), p.data->source(), o.eps, o.steps,
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
-        write_file_atomic(folder.work() / "compare.md", header + table);
-        report = header + table + "\n";
+        const std::string paired = comparison_figures(folder.work(), results, fc->seed);
+        write_file_atomic(folder.work() / "compare.md", header + table + paired);
+        report = header + table + paired + "\n";
       }
       folder.commit();
       if (dist::is_root()) fmt::print("{}wrote {}\n", report, fc->out);

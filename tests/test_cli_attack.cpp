@@ -140,6 +140,17 @@ TEST(CliAttack, CompareWritesOneTable) {
   EXPECT_TRUE(fs::is_regular_file(f.dir / "cmp" / "pgd" / "metrics.json"));
   auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "compare.json"));
   EXPECT_EQ(j["results"].size(), 2u);
+  // The curves and paired statistics of sdsgsm/curves.hpp: 4 curves per attack, one pair per basis.
+  auto curves = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "curves.json"));
+  EXPECT_EQ(curves.size(), 8u);
+  auto paired = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "paired.json"));
+  ASSERT_EQ(paired.size(), 2u);
+  EXPECT_EQ(paired[0]["a"], "fgsm");
+  EXPECT_EQ(paired[0]["b"], "pgd");
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "cmp" / "curves.csv"), "attack,curve,basis,x,asr\nfgsm,l2_budget,float,0,"));
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "cmp" / "paired.csv"), "\nfgsm,pgd,float,"));
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "cmp" / "compare.md"), "| fgsm | pgd | float |"));
+  EXPECT_TRUE(Contains(r.out, "Paired l2 per image"));
   EXPECT_EQ(f.hidden_entries(), 0);
 }
 
