@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
+#include "sdsgsm/min_eps.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -25,6 +26,9 @@ struct AttackFlags {
   int64_t target_label = -1;
   std::string out;
   bool resume = false, restart = false, no_adversarial = false;
+  std::string epsilons;  ///< compare: eps values of the ASR-against-eps curves
+  bool min_eps = false;  ///< per-sample minimal eps by bisection
+  int min_eps_rounds = 6;
   SdsgsmOptions sd;
 };
 
@@ -73,7 +77,35 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
                 "Continue an interrupted run of the same command (its .OUT.partial folder); a changed configuration "
                 "is refused");
   cmd->add_flag("--restart", f.restart, "Discard an interrupted run's partial output and start over");
+  cmd->add_flag("--min-eps", f.min_eps,
+                "Also find each image's smallest eps (up to --eps) at which the attack fools it, by bisection; "
+                "writes min_eps.csv and min_eps.json (fixed-eps attacks)");
+  cmd->add_option("--min-eps-rounds", f.min_eps_rounds, "Bisection rounds of --min-eps (resolution eps / 2^rounds)")
+      ->capture_default_str();
   cmd->add_option("--out", f.out, "Output folder (written as .OUT.partial beside it, renamed when complete)")->required();
+}
+
+/// A fixed-eps attack at another budget, with the same flags (its step rule decides alpha).
+std::unique_ptr<Attack> at_eps(const std::string& name, const AttackOptions& o, const AttackFlags& f, double eps) {
+  return make_attack(name, AttackOptions(o).set_eps(eps), f.sd);
+}
+
+/// Whether an attack has a budget to vary (the minimum-norm attacks have none).
+bool bounded(const Attack& a) { return a.config().value("bounded", true); }
+
+/// --min-eps for one attack: writes min_eps.csv into `dir` and returns its summary.
+nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::string& name, const AttackOptions& o,
+                             const AttackFlags& f, const AttackRunResult& r, const fs::path& dir) {
+  MinEpsOptions mo;
+  mo.eps_max = o.eps;
+  mo.rounds = f.min_eps_rounds;
+  mo.batch_size = f.batch;
+  mo.first_index = f.offset;
+  auto e = minimal_eps(model, data, [&](double eps) { return at_eps(name, o, f, eps); }, mo);
+  write_file_atomic(dir / "min_eps.csv", min_eps_csv(r.index, r.label, e));
+  auto s = min_eps_summary(e, r.clean_pred.eq(r.label), mo);
+  write_file_atomic(dir / "min_eps.json", s.dump(2) + "\n");
+  return s;
 }
 
 AttackOptions to_options(const AttackFlags& f) {
@@ -139,7 +171,8 @@ RunOutput run_output(const Prepared& p, const AttackFlags& f, const Attack& atta
 
 /// curves.csv/json and paired.csv/json of a comparison (sdsgsm/curves.hpp); returns the paired
 /// table as a markdown section.
-std::string comparison_figures(const fs::path& dir, const std::vector<AttackRunResult>& results, uint64_t seed) {
+std::string comparison_figures(const fs::path& dir, const std::vector<AttackRunResult>& results, uint64_t seed,
+                               const std::vector<EpsCurve>& eps) {
   std::vector<std::string> labels;
   std::vector<const AttackRunResult*> runs;
   for (const auto& r : results) {
@@ -149,7 +182,7 @@ std::string comparison_figures(const fs::path& dir, const std::vector<AttackRunR
   BootstrapOptions b;
   b.seed = seed;
   return fmt::format("\nPaired l2 per image (over the images both attacks fool; bootstrap {} resamples, seed {}):\n\n{}",
-                     b.resamples, b.seed, write_comparison_figures(dir, labels, runs, {}, b));
+                     b.resamples, b.seed, write_comparison_figures(dir, labels, runs, eps, b));
 }
 
 }  // namespace
@@ -178,6 +211,17 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       PartialFolder folder(f->out, fp, f->resume, f->restart);
       RunOutput out = run_output(p, *f, *attack, folder.work());
       AttackRunResult r = run_attack(*p.model, *p.data, *attack, p.run, &out);
+      if (f->min_eps && dist::is_root()) {
+        if (!bounded(*attack)) throw Error(fmt::format("--min-eps: {} has no eps budget to minimise", *name));
+        Dataset d = open_dataset(f->data, to_split(f->split), f->offset, f->count);
+        auto s = write_min_eps(*p.model, d, *name, to_options(*f), *f, r, folder.work());
+        if (s["median"].is_null()) {
+          fmt::print("minimal eps: no image fooled within eps {:.5f}\n", s["eps_max"].get<double>());
+        } else {
+          fmt::print("minimal eps: median {:.3f}/255, {:.2f}% fooled within eps (min_eps.csv)\n",
+                     s["median_255"].get<double>(), 100 * s["fooled_within_eps_max"].get<double>());
+        }
+      }
       folder.commit();
       if (!dist::is_root()) return;
       auto s = r.report();
@@ -198,11 +242,20 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
   auto names = std::make_shared<std::string>("fgsm,ifgsm,mifgsm,nifgsm,pgd");
   cmp->add_option("--attacks", *names, "Comma-separated attack names")->capture_default_str();
   add_attack_flags(cmp, *fc);
+  cmp->add_option("--epsilons", fc->epsilons,
+                  "Also run each fixed-eps attack at each of these eps (comma-separated, fractions allowed; one result "
+                  "per eps, as Foolbox's epsilons): the ASR-against-eps curves in curves.csv/json");
   cmp->callback([&run, &common, fc, names] {
     run = [&common, fc, names] {
       std::vector<std::unique_ptr<Attack>> attacks;
       AttackOptions o = to_options(*fc);
-      for (const auto& item : split_list(*names)) {
+      std::vector<double> epsilons;
+      for (const auto& e : split_list(fc->epsilons)) {
+        epsilons.push_back(parse_number(e, "--epsilons"));
+        AttackOptions(o).set_eps(epsilons.back()).validate();
+      }
+      const auto items = split_list(*names);
+      for (const auto& item : items) {
         attacks.push_back(make_attack(item, o, fc->sd));
         for (size_t i = 0; i + 1 < attacks.size(); ++i) {
           if (attacks[i]->name() == attacks.back()->name()) {
@@ -226,6 +279,32 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         }
       }
       std::string report;
+      std::vector<EpsCurve> curves;
+      nlohmann::json min_eps = nlohmann::json::object();
+      if (dist::is_root() && (!epsilons.empty() || fc->min_eps)) {
+        Dataset d = open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count);
+        RunOptions quiet = p.run;
+        quiet.progress = false;
+        for (size_t i = 0; i < attacks.size(); ++i) {
+          if (!bounded(*attacks[i])) continue;
+          if (!epsilons.empty()) {
+            EpsCurve c;
+            c.attack = attacks[i]->name();
+            for (double e : epsilons) {
+              auto s = run_attack(*p.model, d, *at_eps(items[i], o, *fc, e), quiet).summary();
+              c.eps.push_back(e);
+              c.asr.push_back(s["float"]["asr"].get<double>());
+              c.asr_8bit.push_back(s["rounded_8bit"]["asr"].get<double>());
+            }
+            curves.push_back(c);
+          }
+          if (fc->min_eps) {
+            min_eps[attacks[i]->name()] =
+                write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name());
+          }
+        }
+        if (fc->min_eps) write_file_atomic(folder.work() / "min_eps.json", min_eps.dump(2) + "\n");
+      }
       if (dist::is_root()) {
         std::string table = comparison_markdown(reports);
         nlohmann::json j = p.info;
@@ -237,7 +316,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
                                          p.model->name(), p.data->size(), p.data->source(), o.eps, o.steps,
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
-        const std::string paired = comparison_figures(folder.work(), results, fc->seed);
+        const std::string paired = comparison_figures(folder.work(), results, fc->seed, curves);
         write_file_atomic(folder.work() / "compare.md", header + table + paired);
         report = header + table + paired + "\n";
       }
