@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sstream>
+
 #include "commands.hpp"
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
@@ -211,6 +213,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
     int64_t count = 1000, offset = 0, batch = 128, min_norm_count = 200, eps_curve_count = 200;
     std::string eps = "8/255", eps_list = "1/255,2/255,4/255,8/255,16/255";
     std::string min_norm = "deepfool,cw,ddn,fmn-l2,fmn-linf";
+    std::string tuned;
     int64_t steps = 10;
     SdsgsmOptions sd;
     bool resume = false, restart = false;
@@ -231,6 +234,9 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--eps-curve-count", o->eps_curve_count, "Images for the eps curves (the first ones)")
       ->capture_default_str();
+  cmd->add_option("--tuned", o->tuned,
+                  "Tuned-settings files (tuned.json of 'sdsgsm tune'), comma-separated in the order of --models; an "
+                  "empty item: the zoo model's own models/NAME.tuned.json");
   cmd->add_option("--rho", o->sd.rho, "SD-SGSM (defaults row) domain fraction")->capture_default_str();
   cmd->add_option("--lambda", o->sd.lambda, "SD-SGSM (defaults row) background weight")->capture_default_str();
   cmd->add_option("--beta", o->sd.beta, "SD-SGSM (defaults row) tanh sharpness")->capture_default_str();
@@ -276,9 +282,20 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
                            {"eps_curve_count", o->eps_curve_count},
                            {"version", version_string()}};
       std::map<std::string, nlohmann::json> tuned;
-      for (const auto& m : models) {
+      std::vector<std::string> tuned_files;
+      {
+        std::stringstream ss(o->tuned);
+        for (std::string item; std::getline(ss, item, ',');) tuned_files.push_back(item);
+      }
+      if (tuned_files.size() > models.size()) {
+        throw Error(fmt::format("--tuned names {} files for {} models", tuned_files.size(), models.size()));
+      }
+      for (size_t i = 0; i < models.size(); ++i) {
+        const auto& m = models[i];
         fp["model_md5"][m] = model_checksum(m);
-        const fs::path t = find_tuned_settings(m);
+        const fs::path t = i < tuned_files.size() && !tuned_files[i].empty() ? fs::path(tuned_files[i])
+                                                                              : find_tuned_settings(m);
+        if (!t.empty() && !fs::is_regular_file(t)) throw Error(fmt::format("--tuned: no file {}", t.string()));
         tuned[m] = t.empty() ? nlohmann::json() : parse_tuned(t);
         fp["tuned_md5"][m] = t.empty() ? std::string() : md5_hex(read_file(t));
       }

@@ -17,7 +17,7 @@ void add_tune_command(CLI::App& app, Common& common, Runner& run) {
       "model's weights (copy tuned.json there).\n"
       "Example: sdsgsm tune --model vgg7bn --out runs/tune-vgg7bn");
   struct Opts {
-    std::string model = "resnet20", data = "data/cifar10", out, eps = "8/255", only, regimes = "fixed,early_stop";
+    std::string model = "resnet20", data = "data/cifar10", out, eps = "8/255", only, regimes = "fixed,early_stop", from;
     int64_t count = 1000, offset = 5000, batch = 128, steps = 10;
     uint64_t seed = 0;
   };
@@ -32,9 +32,26 @@ void add_tune_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
   cmd->add_option("--only", o->only, "Comma-separated keys of the plan to tune (default: all)");
   cmd->add_option("--regimes", o->regimes, "fixed, early_stop or both (comma-separated)")->capture_default_str();
+  cmd->add_option("--from", o->from, "Write tuning.md (and a copy of tuned.json) from this tuned.json; tune nothing");
   cmd->add_option("--out", o->out, "Output folder (tuned.json, tuning.md)")->required();
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
+      if (!o->from.empty()) {
+        nlohmann::json tuned;
+        try {
+          tuned = nlohmann::json::parse(read_file(o->from));
+          if (!tuned.contains("regimes")) throw Error("no 'regimes'");
+        } catch (const std::exception& e) {
+          throw Error(fmt::format("--from {}: not a tuned.json written by 'sdsgsm tune' ({})", o->from, e.what()));
+        }
+        const std::string md = tuning_markdown(tuned, tuned.value("command", std::string("sdsgsm tune")));
+        write_output_dir(o->out, [&](const fs::path& tmp) {
+          write_file_atomic(tmp / "tuned.json", tuned.dump(1) + "\n");
+          write_file_atomic(tmp / "tuning.md", md);
+        });
+        fmt::print("wrote {}\n", o->out);
+        return;
+      }
       if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       if (o->batch < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", o->batch));
       if (o->offset < 1000) {

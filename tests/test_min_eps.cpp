@@ -1,5 +1,6 @@
 // Per-sample minimal eps by bisection, and the tuning plan every attack of a comparison follows.
 #include <cmath>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -32,7 +33,7 @@ TEST(MinEps, BisectionBracketsEachImagesSmallestBudget) {
   Dataset d = linear_data(model, 10);
   auto make = [](double eps) { return make_attack("ifgsm", AttackOptions().set_eps(eps).set_alpha(eps / 4).set_steps(8)); };
   MinEpsOptions o;
-  o.eps_max = 0.2;
+  o.eps_max = 0.5;
   o.rounds = 5;
   o.batch_size = 3;  // groups of one midpoint span several batches
   auto e = minimal_eps(model, d, make, o);
@@ -81,7 +82,10 @@ TEST(Tuning, PlanTunesEveryComparedAttackInBothRegimes) {
   EXPECT_EQ(tuning_regimes(), (std::vector<std::string>{"fixed", "early_stop"}));
   // The fine grid is the one where the map has many windows.
   for (const auto& item : plan) {
-    if (item.key == "sdsgsm-fine") EXPECT_EQ(ddi_windows(32, 32, SdsgsmOptions().ddi.set_window(4).set_stride(2)).size(0), 225);
+    if (item.key != "sdsgsm-fine") continue;
+    DdiOptions fine;
+    fine.set_window(item.grid.window.at(0)).set_stride(item.grid.stride.at(0));
+    EXPECT_EQ(ddi_windows(32, 32, fine).size(0), 225);
   }
 }
 

@@ -98,7 +98,11 @@ std::string tuning_markdown(const nlohmann::json& tuned, const std::string& comm
       "at its first success that survives 8-bit rounding).\n\n",
       command);
   const auto plan = tuning_plan();
-  for (const auto& [regime, chosen] : tuned.value("regimes", nlohmann::json::object()).items()) {
+  const nlohmann::json none = nlohmann::json::object();
+  const auto& regimes = tuned.contains("regimes") ? tuned["regimes"] : none;
+  for (const auto& regime : tuning_regimes()) {
+    if (!regimes.contains(regime)) continue;
+    const auto& chosen = regimes[regime];
     md += fmt::format("## {}\n\n| attack | chosen | ASR | ASR 8-bit | l2 | SSIM | iters | configurations |\n"
                       "|---|---|---|---|---|---|---|---|\n",
                       regime == "fixed" ? "Fixed iterations" : "Early stop");
@@ -119,7 +123,10 @@ std::string tuning_markdown(const nlohmann::json& tuned, const std::string& comm
     md += "\n";
   }
   md += "## Every configuration\n\n";
-  for (const auto& [regime, by_key] : tuned.value("rows", nlohmann::json::object()).items()) {
+  const auto& all_rows = tuned.contains("rows") ? tuned["rows"] : none;
+  for (const auto& regime : tuning_regimes()) {
+    if (!all_rows.contains(regime)) continue;
+    const auto& by_key = all_rows[regime];
     for (const auto& item : plan) {
       if (!by_key.contains(item.key)) continue;
       md += fmt::format("### {}, {}\n\n| settings | ASR | ASR 8-bit | l2 | SSIM | iters |\n|---|---|---|---|---|---|\n",
