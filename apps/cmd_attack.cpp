@@ -30,6 +30,8 @@ struct AttackFlags {
   bool min_eps = false;  ///< per-sample minimal eps by bisection
   int min_eps_rounds = 6;
   SdsgsmOptions sd;
+  MinNormOptions mn;
+  std::string norm = "2", learning_rate;  ///< parsed into mn
 };
 
 void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
@@ -71,6 +73,35 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--recompute-every", f.sd.recompute_every, "Recompute the map every R iterations (0: once)")
       ->capture_default_str()
       ->group(g);
+  auto* m = "Minimum-norm attacks (deepfool, cw, ddn, fmn; unbounded: --eps does not apply, --steps does)";
+  cmd->add_option("--norm", f.norm, "Distance minimised by deepfool and fmn: 2 or inf (cw and ddn: 2 only)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--candidates", f.mn.candidates, "deepfool: classes considered, the clean top-k (0: all)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--overshoot", f.mn.overshoot, "deepfool: overshoot of each step past the boundary")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--binary-steps", f.mn.binary_steps, "cw: binary-search steps over the constant c (x --steps Adam steps)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--initial-const", f.mn.initial_const, "cw: c of the first binary-search step")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--confidence", f.mn.confidence, "cw: confidence kappa (logit margin of a success)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--learning-rate", f.learning_rate,
+                  "Step size; default: cw 0.1 (Adam), ddn 1 (l2 step), fmn 1 (x the current norm); ddn and fmn "
+                  "anneal it to 1/100")
+      ->group(m);
+  cmd->add_option("--norm-gamma", f.mn.norm_gamma, "ddn, fmn: the norm's update factor eps * (1 -+ gamma)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--initial-norm", f.mn.initial_norm, "ddn: the l2 norm of the first step")
+      ->capture_default_str()
+      ->group(m);
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
   cmd->add_flag("--no-adversarial", f.no_adversarial, "Do not write the adversarial images (adversarial/ shards)");
   cmd->add_flag("--resume", f.resume,
@@ -119,6 +150,14 @@ AttackOptions to_options(const AttackFlags& f) {
       .set_target_label(f.target_label);
   if (!f.alpha.empty()) o.set_alpha(parse_number(f.alpha, "--alpha"));
   if (!f.decay.empty()) o.set_decay(parse_number(f.decay, "--decay"));
+  o.validate();
+  return o;
+}
+
+MinNormOptions to_minnorm_options(const AttackFlags& f) {
+  MinNormOptions o = f.mn;
+  o.set_norm(parse_norm(f.norm));
+  if (!f.learning_rate.empty()) o.set_learning_rate(parse_number(f.learning_rate, "--learning-rate"));
   o.validate();
   return o;
 }
@@ -197,14 +236,16 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       "they finish: an interrupted run continues with --resume, and under mpirun the batches are\n"
       "shared among the ranks.\n"
       "Attacks: fgsm, ifgsm (bim), mifgsm, nifgsm, pgd, and the SD-SGSM family: sdsgsm (DDI map +\n"
-      "tanh), sd-ifgsm (DDI map + sign), sgsm (uniform + tanh).");
+      "tanh), sd-ifgsm (DDI map + sign), sgsm (uniform + tanh), all within the l_inf budget --eps;\n"
+      "and the minimum-norm attacks, unbounded (they minimise the perturbation; --eps does not\n"
+      "apply): deepfool (l2 or l_inf), cw (Carlini-Wagner l2), ddn (l2), fmn (l2 or l_inf).");
   auto f = std::make_shared<AttackFlags>();
   auto name = std::make_shared<std::string>("ifgsm");
   cmd->add_option("--attack", *name, "Attack name")->capture_default_str();
   add_attack_flags(cmd, *f);
   cmd->callback([&run, &common, f, name] {
     run = [&common, f, name] {
-      auto attack = make_attack(*name, to_options(*f), f->sd);
+      auto attack = make_attack(*name, to_options(*f), f->sd, to_minnorm_options(*f));
       Prepared p = prepare(*f, common);
       nlohmann::json fp = p.fingerprint;
       fp["attack_config"] = attack->config();
@@ -249,6 +290,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
     run = [&common, fc, names] {
       std::vector<std::unique_ptr<Attack>> attacks;
       AttackOptions o = to_options(*fc);
+      const MinNormOptions mn = to_minnorm_options(*fc);
       std::vector<double> epsilons;
       for (const auto& e : split_list(fc->epsilons)) {
         epsilons.push_back(parse_number(e, "--epsilons"));
@@ -256,7 +298,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       }
       const auto items = split_list(*names);
       for (const auto& item : items) {
-        attacks.push_back(make_attack(item, o, fc->sd));
+        attacks.push_back(make_attack(item, o, fc->sd, mn));
         for (size_t i = 0; i + 1 < attacks.size(); ++i) {
           if (attacks[i]->name() == attacks.back()->name()) {
             throw Error(fmt::format("--attacks lists '{}' twice", attacks.back()->name()));

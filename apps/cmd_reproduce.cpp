@@ -38,9 +38,18 @@ const char* regime_title(const std::string& regime) {
   return "Minimum-norm attacks (unbounded)";
 }
 
-/// A minimum-norm attack by its name in --min-norm ("fmn-l2", "fmn-linf": FMN in that norm).
+/// A minimum-norm attack by its name in --min-norm: deepfool, cw, ddn (l2) or fmn-l2, fmn-linf
+/// (FMN in that norm), on their default options.
 std::unique_ptr<Attack> make_min_norm(const std::string& spec, const AttackOptions& base) {
-  return make_attack(spec, base);
+  MinNormOptions mn;
+  std::string name = spec;
+  if (spec == "fmn-l2" || spec == "fmn-linf") {
+    name = "fmn";
+    mn.set_norm(spec == "fmn-l2" ? Norm::L2 : Norm::Linf);
+  } else if (spec != "deepfool" && spec != "cw" && spec != "ddn") {
+    throw Error(fmt::format("--min-norm: unknown attack '{}' (known: deepfool, cw, ddn, fmn-l2, fmn-linf)", spec));
+  }
+  return make_attack(name, base, SdsgsmOptions(), mn);
 }
 
 /// A tuned.json, checked enough to fail with its name.

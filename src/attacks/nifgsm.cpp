@@ -16,7 +16,7 @@ std::unique_ptr<Attack> make_nifgsm(const AttackOptions& options) {
   o.alpha = o.alpha_or(2.0 / 255);
   o.decay = o.decay.value_or(1.0);
   o.random_start = false;
-  return std::make_unique<Attack>("nifgsm", o, hooks);
+  return std::make_unique<EngineAttack>("nifgsm", o, hooks);
 }
 
 }  // namespace sdsgsm

@@ -13,7 +13,7 @@ std::unique_ptr<Attack> make_pgd(const AttackOptions& options) {
   o.alpha = o.alpha_or(2.0 / 255);
   o.decay = o.decay.value_or(0.0);
   o.random_start = true;
-  return std::make_unique<Attack>("pgd", o, AttackHooks{});
+  return std::make_unique<EngineAttack>("pgd", o, AttackHooks{});
 }
 
 }  // namespace sdsgsm
