@@ -3,6 +3,7 @@
 
 #include "commands.hpp"
 #include "sdsgsm/distributed.hpp"
+#include "sdsgsm/report.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -180,6 +181,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       if (dist::is_root()) {
         write_file_atomic(folder.work() / "results.md", md);
         write_file_atomic(folder.work() / "results.json", all.dump(2) + "\n");
+        write_folder_report(folder.work());
       }
       folder.commit();
       if (dist::is_root()) fmt::print("{}wrote {}\n", md, o->out);
