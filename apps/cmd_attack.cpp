@@ -5,6 +5,7 @@
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/min_eps.hpp"
+#include "sdsgsm/report.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -278,7 +279,8 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
   auto* cmp = app.add_subcommand(
       "compare",
       "Run several attacks on the same images and print one table (markdown; compare.md and\n"
-      "compare.json in --out, with each attack's full outputs in a sub-folder).");
+      "compare.json in --out, with each attack's full outputs in a sub-folder), the curves and paired\n"
+      "statistics (curves.csv/json, paired.csv/json) and report.html (see `sdsgsm report`).");
   auto fc = std::make_shared<AttackFlags>();
   auto names = std::make_shared<std::string>("fgsm,ifgsm,mifgsm,nifgsm,pgd");
   cmp->add_option("--attacks", *names, "Comma-separated attack names")->capture_default_str();
@@ -360,6 +362,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
         const std::string paired = comparison_figures(folder.work(), results, fc->seed, curves);
         write_file_atomic(folder.work() / "compare.md", header + table + paired);
+        write_folder_report(folder.work());
         report = header + table + paired + "\n";
       }
       folder.commit();

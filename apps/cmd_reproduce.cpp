@@ -15,6 +15,7 @@
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/min_eps.hpp"
+#include "sdsgsm/report.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 #include "sdsgsm/tuning.hpp"
@@ -346,7 +347,8 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
                                  {"batch_size", o->batch},   {"version", version_string()}};
           auto attack = e.make(plan.base.eps);
           RunOutput out;
-          out.work = folder.work() / folder_name(name) / e.regime / folder_name(e.label);
+          // <model>/<regime>-<label>: the report finds runs two levels down, with curves.json beside them.
+          out.work = folder.work() / folder_name(name) / (e.regime + "-" + folder_name(e.label));
           out.info = info;
           out.fingerprint = info;
           out.fingerprint["model_md5"] = fp["model_md5"][name];
@@ -465,6 +467,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
         all["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
         write_file_atomic(folder.work() / "results.md", md);
         write_file_atomic(folder.work() / "results.json", all.dump(2) + "\n");
+        write_folder_report(folder.work());
       }
       folder.commit();
       if (dist::is_root()) fmt::print("{}wrote {}\n", md, o->out);

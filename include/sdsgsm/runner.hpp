@@ -133,8 +133,14 @@ void write_output_dir(const fs::path& dir, const std::function<void(const fs::pa
 /// Writes a PNG sheet: one row per image, columns clean | adversarial | |delta| amplified.
 void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const fs::path& file, int scale = 4);
 
-/// Reads the adversarial shards of an output folder back as one N x C x H x W tensor.
-torch::Tensor read_adversarial(const fs::path& dir);
+/// Reads the adversarial shards of an output folder back as one N x C x H x W tensor; with
+/// `count` >= 0, only the shards holding its first `count` images (at least those).
+torch::Tensor read_adversarial(const fs::path& dir, int64_t count = -1);
+
+/// A finished output folder read back: the per-sample columns (samples.pt), the attack's name,
+/// configuration and warnings (metrics.json) and its times (timing.json; zeros when absent).
+/// Throws Error naming the folder when it is not a finished run folder, or a file when it is corrupt.
+AttackRunResult read_run(const fs::path& dir);
 
 /// A markdown table comparing several runs (ASR, l2, l_inf, SSIM, PSNR, images/s; float and
 /// 8-bit), from AttackRunResult::report() objects.
