@@ -76,7 +76,7 @@ std::string folder_name(std::string text) {
 struct Plan {
   AttackOptions base;
   SdsgsmOptions sd;
-  int64_t min_norm_count = 0;
+  int64_t min_norm_count = 0, min_norm_steps = 100;
   std::vector<std::string> min_norm;
 };
 
@@ -126,7 +126,10 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
   }
   for (const auto& spec : p.min_norm) {
     out.push_back({"minimum_norm", "minimum norm", spec,
-                   [spec, base = p.base](double) { return make_min_norm(spec, base); }, p.min_norm_count, false});
+                   [spec, base = AttackOptions(p.base).set_steps(p.min_norm_steps)](double) {
+                     return make_min_norm(spec, base);
+                   },
+                   p.min_norm_count, false});
   }
   return out;
 }
@@ -220,7 +223,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       "run's full outputs to --out.");
   struct Opts {
     std::string models = "resnet20,vgg7bn", data = "data/cifar10", out = "runs/reproduce";
-    int64_t count = 1000, offset = 0, batch = 128, min_norm_count = 200, eps_curve_count = 200;
+    int64_t count = 1000, offset = 0, batch = 128, min_norm_count = 100, eps_curve_count = 100, min_norm_steps = 100;
     std::string eps = "8/255", eps_list = "1/255,2/255,4/255,8/255,16/255";
     std::string min_norm = "deepfool,cw,ddn,fmn-l2,fmn-linf";
     std::string tuned;
@@ -239,6 +242,9 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--min-norm", o->min_norm, "Minimum-norm attacks (comma-separated; empty: none)")
       ->capture_default_str();
   cmd->add_option("--min-norm-count", o->min_norm_count, "Images for the minimum-norm attacks (the first ones)")
+      ->capture_default_str();
+  cmd->add_option("--min-norm-steps", o->min_norm_steps,
+                  "Iterations of the minimum-norm attacks (C&W: per binary-search step; DeepFool: at most)")
       ->capture_default_str();
   cmd->add_option("--eps-list", o->eps_list, "eps values of the ASR-against-eps curves (empty: none)")
       ->capture_default_str();
@@ -267,6 +273,8 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       plan.sd.validate(-1, -1);
       plan.min_norm = split_list(o->min_norm);
       plan.min_norm_count = o->min_norm_count;
+      plan.min_norm_steps = o->min_norm_steps;
+      if (o->min_norm_steps < 1) throw Error(fmt::format("--min-norm-steps must be >= 1 (got {})", o->min_norm_steps));
       for (const auto& spec : plan.min_norm) make_min_norm(spec, plan.base);  // unknown names fail here
       std::vector<double> eps_list;
       for (const auto& e : split_list(o->eps_list)) eps_list.push_back(parse_number(e, "--eps-list"));
@@ -288,6 +296,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
                            {"sdsgsm_options", o->sd.to_json()},
                            {"min_norm", plan.min_norm},
                            {"min_norm_count", o->min_norm_count},
+                           {"min_norm_steps", o->min_norm_steps},
                            {"eps_list", eps_list},
                            {"eps_curve_count", o->eps_curve_count},
                            {"version", version_string()}};
