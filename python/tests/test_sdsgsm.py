@@ -175,6 +175,12 @@ def test_python_side_errors(model):
         sdsgsm.attack(model, x, y, epz=0.1, stepz=3)
     with pytest.raises(sdsgsm.Error, match=r"^option steps must be an integer \(got float\)$"):
         sdsgsm.attack(model, x, y, steps=2.5)
+    with pytest.raises(sdsgsm.Error, match=r"^option early_stop must be True or False \(got int\)$"):
+        sdsgsm.attack(model, x, y, early_stop=1)
+    with pytest.raises(sdsgsm.Error, match=r"^option rho must be a number \(got list\)$"):
+        sdsgsm.attack(model, x, y, rho=[0.1])
+    with pytest.raises(sdsgsm.Error, match=r"^--steps must be >= 1 \(got 0\)$"):  # numpy integers are integers
+        sdsgsm.attack(model, x, y, steps=np.int64(0))
     with pytest.raises(sdsgsm.Error, match=r"images must lie in \[0,1\] \(got values from 0 to 2\)"):
         sdsgsm.attack(model, x * 0 + torch.tensor([0.0, 2.0]).view(2, 1, 1, 1), y)
     with pytest.raises(sdsgsm.Error, match=r"labels must be an integer tensor of 2 values, one per image \(got 3 of"):
