@@ -35,18 +35,20 @@ std::string type_name(const py::handle& v) { return py::str(py::type::handle_of(
 
 // Option values: what a Python user would pass, checked with errors naming the option. Numbers
 // that the CLI takes as text (eps, alpha, decay) also take its fractions, "8/255".
+// Integers are whatever has __index__ (numpy's too), numbers whatever has __float__; True and
+// False are neither here.
 double as_number(const py::handle& v, const std::string& name) {
   if (py::isinstance<py::str>(v)) return parse_number(v.cast<std::string>(), "--" + name);
-  if (py::isinstance<py::bool_>(v) || !(py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v))) {
+  if (py::isinstance<py::bool_>(v) || !(PyIndex_Check(v.ptr()) || py::hasattr(v, "__float__"))) {
     throw Error(fmt::format("option {} must be a number (got {})", name, type_name(v)));
   }
-  return v.cast<double>();
+  return py::float_(py::reinterpret_borrow<py::object>(v)).cast<double>();
 }
 int64_t as_int(const py::handle& v, const std::string& name) {
-  if (py::isinstance<py::bool_>(v) || !py::isinstance<py::int_>(v)) {
+  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr())) {
     throw Error(fmt::format("option {} must be an integer (got {})", name, type_name(v)));
   }
-  return v.cast<int64_t>();
+  return py::int_(py::reinterpret_borrow<py::object>(v)).cast<int64_t>();
 }
 bool as_bool(const py::handle& v, const std::string& name) {
   if (!py::isinstance<py::bool_>(v)) throw Error(fmt::format("option {} must be True or False (got {})", name, type_name(v)));
