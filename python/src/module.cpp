@@ -27,6 +27,7 @@ namespace {
 struct Settings {
   AttackOptions attack;
   SdsgsmOptions sd;
+  MinNormOptions mn;
   RunOptions run;
   int threads = 0;  ///< 0: all cores
 };
@@ -97,6 +98,16 @@ const std::map<std::string, Setter>& option_table() {
       {"step_factor", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_step_factor(as_number(v, n)); }},
       {"rescale_step", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_rescale_step(as_bool(v, n)); }},
       {"recompute_every", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_recompute_every(as_int(v, n)); }},
+      // The minimum-norm attacks (deepfool, cw, ddn, fmn).
+      {"norm", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_norm(parse_norm(as_text(v, n))); }},
+      {"candidates", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_candidates(as_int(v, n)); }},
+      {"overshoot", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_overshoot(as_number(v, n)); }},
+      {"binary_steps", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_binary_steps(as_int(v, n)); }},
+      {"initial_const", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_initial_const(as_number(v, n)); }},
+      {"confidence", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_confidence(as_number(v, n)); }},
+      {"learning_rate", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_learning_rate(as_number(v, n)); }},
+      {"norm_gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_norm_gamma(as_number(v, n)); }},
+      {"initial_norm", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_initial_norm(as_number(v, n)); }},
       // The run (RunOptions and --threads).
       {"batch_size", [](Settings& s, const py::handle& v, const std::string& n) { s.run.batch_size = as_int(v, n); }},
       {"offset", [](Settings& s, const py::handle& v, const std::string& n) {
@@ -160,7 +171,7 @@ py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Te
                 const std::string& model_name, const py::dict& options) {
   Settings s = parse_options(options);
   // The order of the CLI's checks: the attack and its options, then the model, then the images.
-  std::unique_ptr<Attack> a = make_attack(name, s.attack, s.sd);
+  std::unique_ptr<Attack> a = make_attack(name, s.attack, s.sd, s.mn);
   auto script = torch::jit::as_module(model);
   if (!script) throw Error(fmt::format("model must be a torch.jit.ScriptModule (got {})", type_name(model)));
   // A deep copy: the classifier puts its module in evaluation mode with frozen parameters, and the
