@@ -217,6 +217,16 @@ TEST(Report, CompareWritesASelfContainedPageWithEveryAttack) {
   EXPECT_EQ(check_page(eps, {"fgsm", "ifgsm", "sdsgsm"}), 0u);
   EXPECT_TRUE(Contains(eps, "ASR against eps"));
   EXPECT_TRUE(Contains(eps, "ifgsm (8-bit)"));
+  // A reproduce folder (<model>/<label as folder name>/, results.json): its runs under their labels,
+  // in its order.
+  fs::create_directories(f.dir / "rep" / "m");
+  fs::copy(f.dir / "cmp" / "fgsm", f.dir / "rep" / "m" / "FGSM__textbook_", fs::copy_options::recursive);
+  fs::copy(f.dir / "cmp" / "sdsgsm", f.dir / "rep" / "m" / "SD_SGSM", fs::copy_options::recursive);
+  sdsgsm_test::write_bytes(f.dir / "rep" / "results.json",
+                           R"J({"models": {"m": [{"label": "SD-SGSM"}, {"label": "FGSM (textbook)"}]}})J");
+  r = f.run("report " + (f.dir / "rep").string() + " --examples 0 --out " + (f.dir / "rep.html").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep.html"), "2 attacks: SD-SGSM, FGSM (textbook)"));
 }
 
 TEST(Report, MissingInputsDegradeWithANote) {
