@@ -217,6 +217,16 @@ TEST(Report, CompareWritesASelfContainedPageWithEveryAttack) {
   EXPECT_EQ(check_page(eps, {"fgsm", "ifgsm", "sdsgsm"}), 0u);
   EXPECT_TRUE(Contains(eps, "ASR against eps"));
   EXPECT_TRUE(Contains(eps, "ifgsm (8-bit)"));
+  // A reproduce folder (<model>/<label as folder name>/, results.json): its runs under their labels,
+  // in its order.
+  fs::create_directories(f.dir / "rep" / "m");
+  fs::copy(f.dir / "cmp" / "fgsm", f.dir / "rep" / "m" / "FGSM__textbook_", fs::copy_options::recursive);
+  fs::copy(f.dir / "cmp" / "sdsgsm", f.dir / "rep" / "m" / "SD_SGSM", fs::copy_options::recursive);
+  sdsgsm_test::write_bytes(f.dir / "rep" / "results.json",
+                           R"J({"models": {"m": [{"label": "SD-SGSM"}, {"label": "FGSM (textbook)"}]}})J");
+  r = f.run("report " + (f.dir / "rep").string() + " --examples 0 --out " + (f.dir / "rep.html").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep.html"), "2 attacks: SD-SGSM, FGSM (textbook)"));
 }
 
 TEST(Report, MissingInputsDegradeWithANote) {
@@ -237,11 +247,14 @@ TEST(Report, MissingInputsDegradeWithANote) {
 }
 
 TEST(Report, FoldersThatAreNotRunsAreOneLineErrors) {
-  ReportFixture f;
-  fs::create_directories(f.dir / "empty" / "sub");
-  const fs::path out = f.dir / "x.html";
-  auto expect_error = [&](const std::string& args, const std::string& part) {
-    auto r = f.run("report " + args + " --out " + out.string());
+  sdsgsm_test::TempDir dir;
+  fs::create_directories(dir / "empty" / "sub");
+  sdsgsm_test::write_bytes(dir / "file.txt", "x");
+  const fs::path out = dir / "x.html";
+  auto expect_error = [&](const fs::path& input, const std::string& part) {
+    auto r = sdsgsm_test::run_shell(std::string(SDSGSM_TEST_BINARY) + " -q report " + input.string() + " --out " +
+                                        out.string(),
+                                    dir.path());
     EXPECT_NE(r.exit_code, 0);
     auto lines = sdsgsm_test::split_lines(r.err);
     ASSERT_EQ(lines.size(), 1u) << r.err;
@@ -249,16 +262,16 @@ TEST(Report, FoldersThatAreNotRunsAreOneLineErrors) {
     EXPECT_TRUE(Contains(lines[0], part)) << lines[0];
     EXPECT_FALSE(fs::exists(out));
   };
-  expect_error((f.dir / "empty").string(), "'" + (f.dir / "empty").string() + "' is not an sdsgsm run folder");
-  expect_error((f.dir / "nowhere").string(), "'" + (f.dir / "nowhere").string() + "' does not exist");
-  expect_error(f.data.string(), "is not a folder");
-  fs::create_directories(f.dir / "run");
-  sdsgsm_test::write_bytes(f.dir / "run" / "metrics.json", "{\"attack_config\": {}}");
-  expect_error((f.dir / "run").string(), "has no samples.pt");
-  sdsgsm_test::write_bytes(f.dir / "run" / "samples.pt", "not a pickle");
-  expect_error((f.dir / "run").string(), "samples.pt' is corrupt");
-  sdsgsm_test::write_bytes(f.dir / "run" / "metrics.json", "{");
-  expect_error((f.dir / "run").string(), "metrics.json' is corrupt");
+  expect_error(dir / "empty", "'" + (dir / "empty").string() + "' is not an sdsgsm run folder");
+  expect_error(dir / "nowhere", "'" + (dir / "nowhere").string() + "' does not exist");
+  expect_error(dir / "file.txt", "'" + (dir / "file.txt").string() + "' is not a folder");
+  fs::create_directories(dir / "run");
+  sdsgsm_test::write_bytes(dir / "run" / "metrics.json", "{\"attack_config\": {}}");
+  expect_error(dir / "run", "run folder '" + (dir / "run").string() + "' has no samples.pt");
+  sdsgsm_test::write_bytes(dir / "run" / "samples.pt", "not a pickle");
+  expect_error(dir / "run", "'" + (dir / "run" / "samples.pt").string() + "' is corrupt");
+  sdsgsm_test::write_bytes(dir / "run" / "metrics.json", "{");
+  expect_error(dir / "run", "'" + (dir / "run" / "metrics.json").string() + "' is corrupt");
 }
 
 // The page in a real browser (Debian's chromium, headless): no console error, and a screenshot
