@@ -62,6 +62,29 @@ std::vector<fs::path> sorted_subfolders(const fs::path& dir) {
   return out;
 }
 
+/// The rows of one model in a reproduce folder's results.json ({"rows": [...]} or, from older
+/// versions, the array itself).
+const nlohmann::json& model_rows(const nlohmann::json& entry) {
+  static const nlohmann::json none = nlohmann::json::array();
+  if (entry.is_object() && entry.contains("rows") && entry["rows"].is_array()) return entry["rows"];
+  return entry.is_array() ? entry : none;
+}
+
+/// The folder reproduce wrote a row's run into, below its model's folder: "<regime>-<label>".
+std::string row_folder(const nlohmann::json& r) {
+  const std::string f = folder_name(r["label"].get<std::string>());
+  return r.contains("regime") && r["regime"].is_string() ? r["regime"].get<std::string>() + "-" + f : f;
+}
+
+/// A row's name in the report, as in curves.json: its regime and label.
+std::string row_label(const nlohmann::json& r) {
+  const std::string regime = r.value("regime", std::string());
+  const std::string label = r["label"].get<std::string>();
+  if (regime == "fixed") return "fixed: " + label;
+  if (regime == "early_stop") return "early stop: " + label;
+  return label;
+}
+
 /// The order a compare (compare.json) or reproduce (results.json) folder ran its attacks in, as
 /// folder paths relative to `dir`.
 std::vector<std::string> run_order(const fs::path& dir) {
@@ -74,11 +97,10 @@ std::vector<std::string> run_order(const fs::path& dir) {
   }
   const nlohmann::json results = json_or_null(dir / "results.json");
   if (results.is_object() && results.contains("models") && results["models"].is_object()) {
-    for (const auto& [model, rows] : results["models"].items()) {
-      if (!rows.is_array()) continue;
-      for (const auto& r : rows) {
+    for (const auto& [model, entry] : results["models"].items()) {
+      for (const auto& r : model_rows(entry)) {
         if (r.is_object() && r.contains("label") && r["label"].is_string()) {
-          order.push_back(folder_name(model) + "/" + folder_name(r["label"].get<std::string>()));
+          order.push_back(folder_name(model) + "/" + row_folder(r));
         }
       }
     }
@@ -109,29 +131,32 @@ std::vector<fs::path> runs_below(const fs::path& dir) {
   return found;
 }
 
-/// A run's name in the report: the label reproduce gave it (results.json two levels up), else its
-/// folder's name.
-std::string run_label(const fs::path& dir) {
-  const std::string name = dir.filename().string();
+/// The results.json row (two levels up) of a reproduce run folder; null for other folders.
+nlohmann::json reproduce_row(const fs::path& dir) {
   const fs::path parent = dir.parent_path();
   const nlohmann::json results = json_or_null(parent.parent_path() / "results.json");
-  if (results.is_object() && results.contains("models") && results["models"].is_object()) {
-    for (const auto& [model, rows] : results["models"].items()) {
-      if (folder_name(model) != parent.filename().string() || !rows.is_array()) continue;
-      for (const auto& r : rows) {
-        if (r.is_object() && r.contains("label") && r["label"].is_string() &&
-            folder_name(r["label"].get<std::string>()) == name) {
-          return r["label"].get<std::string>();
-        }
+  if (!results.is_object() || !results.contains("models") || !results["models"].is_object()) return nullptr;
+  for (const auto& [model, entry] : results["models"].items()) {
+    if (folder_name(model) != parent.filename().string()) continue;
+    for (const auto& r : model_rows(entry)) {
+      if (r.is_object() && r.contains("label") && r["label"].is_string() && row_folder(r) == dir.filename().string()) {
+        return r;
       }
     }
   }
-  return name;
+  return nullptr;
+}
+
+/// A run's name in the report: the label reproduce gave it (with its regime), else its folder's name.
+std::string run_label(const fs::path& dir) {
+  const nlohmann::json row = reproduce_row(dir);
+  return row.is_null() ? dir.filename().string() : row_label(row);
 }
 
 struct Run {
   fs::path dir;
   std::string label;
+  std::string regime;  ///< a reproduce run's regime (fixed, early_stop, minimum_norm); "" otherwise
   nlohmann::json metrics, timing;  ///< timing: null when the folder has no timing.json
   AttackRunResult r;
   bool adversarial = false;  ///< the folder holds adversarial shards
@@ -157,6 +182,8 @@ Run load_run(const fs::path& dir) {
   run.metrics = nlohmann::json::parse(read_file(dir / "metrics.json"));
   run.timing = json_or_null(dir / "timing.json");
   run.label = run_label(dir);
+  const nlohmann::json row = reproduce_row(dir);
+  run.regime = row.is_object() ? row.value("regime", std::string()) : std::string();
   std::error_code ec;
   run.adversarial = fs::is_regular_file(dir / "adversarial" / "000000.pt", ec);
   return run;
@@ -642,7 +669,12 @@ std::vector<PairedStats> paired_of(const Group& g, const ReportOptions& o, std::
 }
 
 std::string group_title(const nlohmann::json& info) {
-  return fmt::format("{} · {} {} images of {} from #{}", info.value("model", std::string("?")),
+  const std::string regime = info.value("regime", std::string());
+  const std::string prefix = regime == "fixed"        ? "fixed iterations · "
+                             : regime == "early_stop" ? "early stop · "
+                             : regime.empty()         ? ""
+                                                      : "minimum norm · ";
+  return prefix + fmt::format("{} · {} {} images of {} from #{}", info.value("model", std::string("?")),
                      info.value("count", int64_t{0}), info.value("split", std::string()),
                      info.value("data", std::string("?")), info.value("offset", int64_t{0}));
 }
@@ -674,11 +706,13 @@ std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions
   std::map<std::string, size_t> by_key;
   for (const auto& dir : find_run_folders(inputs)) {
     Run run = load_run(dir);
-    const std::string key = group_key(run.metrics);
+    // A reproduce folder's regimes are sections of their own: their attacks answer other questions.
+    const std::string key = group_key(run.metrics) + "|" + run.regime;
     if (!by_key.count(key)) {
       by_key[key] = groups.size();
       groups.emplace_back();
       for (const char* k : {"model", "data", "split", "offset", "count"}) groups.back().info[k] = run.metrics.value(k, nlohmann::json());
+      groups.back().info["regime"] = run.regime;
     }
     groups[by_key[key]].runs.push_back(std::move(run));
   }
