@@ -5,6 +5,7 @@
 
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
+#include "sdsgsm/sdsgsm.hpp"
 #include "test_attacks_util.hpp"
 #include "test_util.hpp"
 
@@ -87,13 +88,14 @@ const std::vector<std::string>& minnorm_attacks() {
 // Two classes: the minimal perturbation is the distance to the one boundary, and every attack's
 // search direction (the gradient of its loss) is the boundary's normal.
 TEST(MinNorm, ReachesTheClosedFormMinimumOfABinaryLinearModel) {
-  // DeepFool lands on the boundary times 1 + overshoot; the others approach it from both sides.
-  for (const Case& c : std::vector<Case>{{"deepfool", Norm::L2, 1.021},
-                                         {"deepfool", Norm::Linf, 1.021},
+  // DeepFool lands on the boundary times 1 + overshoot (and 1e-4 in the logits); the others approach
+  // it from both sides.
+  for (const Case& c : std::vector<Case>{{"deepfool", Norm::L2, 1.025},
+                                         {"deepfool", Norm::Linf, 1.025},
                                          {"cw", Norm::L2, 1.05},
                                          {"ddn", Norm::L2, 1.05},
-                                         {"fmn", Norm::L2, 1.01},
-                                         {"fmn", Norm::Linf, 1.01}}) {
+                                         {"fmn", Norm::L2, 1.05},
+                                         {"fmn", Norm::Linf, 1.05}}) {
     expect_near_minimum(c.attack, c.norm, 2, c.factor, c.attack == "deepfool" ? 10 : 100, 5);
   }
 }
@@ -101,8 +103,8 @@ TEST(MinNorm, ReachesTheClosedFormMinimumOfABinaryLinearModel) {
 // Several classes: DeepFool, which looks at every class, still finds the nearest boundary; no
 // attack goes below the minimum.
 TEST(MinNorm, DeepFoolFindsTheNearestBoundaryOfAMulticlassLinearModel) {
-  expect_near_minimum("deepfool", Norm::L2, 6, 1.021, 10, 7);
-  expect_near_minimum("deepfool", Norm::Linf, 6, 1.021, 10, 7);
+  expect_near_minimum("deepfool", Norm::L2, 6, 1.025, 10, 7);
+  expect_near_minimum("deepfool", Norm::Linf, 6, 1.025, 10, 7);
   for (const auto& name : {"cw", "ddn", "fmn"}) expect_near_minimum(name, Norm::L2, 6, 3.0, 100, 7);
   expect_near_minimum("fmn", Norm::Linf, 6, 3.0, 100, 7);
 }
@@ -155,7 +157,9 @@ TEST(MinNorm, DeterministicAndIndependentOfTheBatch) {
     EXPECT_TRUE(a.success.any().item<bool>());
     auto h1 = attack->run(model, x.narrow(0, 0, 2), y.narrow(0, 0, 2), ids.narrow(0, 0, 2));
     auto h2 = attack->run(model, x.narrow(0, 2, 4), y.narrow(0, 2, 4), ids.narrow(0, 2, 4));
-    EXPECT_TRUE(torch::equal(a.adversarial, torch::cat({h1.adversarial, h2.adversarial})));
+    // Equal up to float rounding: ATen may split a reduction (DeepFool's norms over the candidate
+    // gradients) differently for another number of rows.
+    EXPECT_TRUE(torch::allclose(a.adversarial, torch::cat({h1.adversarial, h2.adversarial}), 0, 1e-6));
     EXPECT_TRUE(torch::equal(a.iterations, torch::cat({h1.iterations, h2.iterations})));
   }
 }

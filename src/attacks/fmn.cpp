@@ -4,8 +4,9 @@
 // Gradient descent on the logit margin m (z_y - max_{j != y} z_j; targeted max_{j != t} z_j - z_t)
 // inside an l_p ball of radius eps that adapts at every step:
 //   adversarial:           eps <- min(eps (1 - gamma_k), ||best delta||_p)
-//   not, none found yet:   eps <- ||delta||_p + m / ||grad m||_q   (the linearised distance to the
-//                                                                   boundary; q the dual norm)
+//   not, none found yet:   eps <- (||delta||_p + m / ||grad m||_q) (1 + gamma_k)  (the linearised
+//                          distance to the boundary, q the dual norm, and a little beyond: exactly
+//                          on the boundary, a locally linear model would never be crossed)
 //   not, one found before: eps <- eps (1 + gamma_k)
 //   delta <- delta - alpha_k eps d,  d = g / ||g||_2 (l2) or sign(g) (l_inf), g = grad m
 //   delta <- projection onto the eps ball, then clipped so that x + delta stays in [0,1]
@@ -56,7 +57,7 @@ class Fmn final : public detail::MinNormAttack {
       torch::Tensor dual = l2 ? g.norm(2, 1) : g.abs().sum(1);
       torch::Tensor to_boundary = p.distance(delta) + e.loss.abs() / dual.clamp_min(1e-12);
       eps = torch::where(fooled, torch::minimum(eps * (1 - gamma), p.best_norm),
-                         torch::where(found_before, eps * (1 + gamma), to_boundary));
+                         torch::where(found_before, eps * (1 + gamma), to_boundary * (1 + gamma)));
       torch::Tensor d = l2 ? e.grad / per_sample(g.norm(2, 1).clamp_min(1e-12)) : e.grad.sign();
       delta = delta - alpha * per_sample(eps) * d;
       if (l2) {
