@@ -64,7 +64,9 @@ class DeepFool final : public detail::MinNormAttack {
       if (p.zero_gradient_samples < 0) {
         p.zero_gradient_samples = grads[0].abs().flatten(1).amax(1).eq(0).sum().item<int64_t>();
       }
-      p.count_step(active);
+      // Only the samples that take the step count it: a sample found fooled here stops here,
+      // whichever batch it is in.
+      p.count_step(active.index_select(0, keep));
       torch::NoGradGuard ng;
       torch::Tensor g = torch::stack(grads, 1).index_select(0, keep).flatten(2);  // m x kc x D
       torch::Tensor w = g.narrow(1, 1, kc - 1) - g.narrow(1, 0, 1);
