@@ -6,6 +6,7 @@
 
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/runner.hpp"
+#include "sdsgsm/sdsgsm.hpp"
 #include "test_util.hpp"
 
 using namespace sdsgsm;
