@@ -367,7 +367,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
             // One result per eps (Foolbox's epsilons), on the first images, without outputs; each
             // attack keeps its own step rule at every eps.
             EpsCurve curve;
-            curve.attack = e.label;
+            curve.attack = run_name({{"regime", e.regime}, {"label", e.label}});  // as in the other curves
             auto few = open_dataset(o->data, Split::Test, o->offset, std::min(o->eps_curve_count, o->count));
             RunOptions quiet = ro;
             quiet.progress = false;
