@@ -239,7 +239,9 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
       EXPECT_NEAR(row["config"]["alpha"].get<double>(), 8.0 / 255 / 3 * 0.5, 1e-12);
       EXPECT_EQ(row["config"]["early_stop"], row["regime"] == "early_stop");
     }
-    if (row["group"] == "minimum norm") EXPECT_EQ(row["images"], 6);
+    if (row["group"] == "minimum norm") {
+      EXPECT_EQ(row["images"], 6);
+    }
   }
   EXPECT_EQ(tuned_rows, 2);
   // Curves (l2 budget, SSIM floor, eps) and paired statistics per model, and the report.
