@@ -325,7 +325,9 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       std::string report;
       std::vector<EpsCurve> curves;
       nlohmann::json min_eps = nlohmann::json::object();
-      if (dist::is_root() && (!epsilons.empty() || fc->min_eps)) {
+      if (!epsilons.empty() || fc->min_eps) {
+        // The eps runs are collective under mpirun (every rank attacks its batches); the minimal
+        // eps search runs on rank 0 alone, which holds every result.
         Dataset d = open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count);
         RunOptions quiet = p.run;
         quiet.progress = false;
@@ -335,19 +337,21 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
             EpsCurve c;
             c.attack = attacks[i]->name();
             for (double e : epsilons) {
-              auto s = run_attack(*p.model, d, *at_eps(items[i], o, *fc, e), quiet).summary();
+              auto r = run_attack(*p.model, d, *at_eps(items[i], o, *fc, e), quiet);
+              if (!dist::is_root()) continue;  // rank 0 holds the results
+              auto s = r.summary();
               c.eps.push_back(e);
               c.asr.push_back(s["float"]["asr"].get<double>());
               c.asr_8bit.push_back(s["rounded_8bit"]["asr"].get<double>());
             }
             curves.push_back(c);
           }
-          if (fc->min_eps) {
+          if (fc->min_eps && dist::is_root()) {
             min_eps[attacks[i]->name()] =
                 write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name());
           }
         }
-        if (fc->min_eps) write_file_atomic(folder.work() / "min_eps.json", min_eps.dump(2) + "\n");
+        if (fc->min_eps && dist::is_root()) write_file_atomic(folder.work() / "min_eps.json", min_eps.dump(2) + "\n");
       }
       if (dist::is_root()) {
         std::string table = comparison_markdown(reports);
