@@ -114,7 +114,9 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
     }
     if (tuned.is_null()) continue;
     for (const auto& item : tuning_plan()) {
-      const auto& row = tuned["regimes"][regime].value(item.key, nlohmann::json());
+      // A regime or an attack the file lacks (e.g. 'tune --regimes fixed') is left out.
+      const nlohmann::json rows = tuned["regimes"].value(regime, nlohmann::json::object());
+      const nlohmann::json row = rows.is_object() ? rows.value(item.key, nlohmann::json()) : nlohmann::json();
       if (row.is_null()) continue;  // none met the rule: reported by tuning.md
       const bool family = is_sdsgsm_family(item.variant);
       const std::string label = family ? item.label : item.label + " (tuned)";
