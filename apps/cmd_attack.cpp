@@ -2,7 +2,10 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
+#include "sdsgsm/min_eps.hpp"
+#include "sdsgsm/report.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -24,7 +27,12 @@ struct AttackFlags {
   int64_t target_label = -1;
   std::string out;
   bool resume = false, restart = false, no_adversarial = false;
+  std::string epsilons;  ///< compare: eps values of the ASR-against-eps curves
+  bool min_eps = false;  ///< per-sample minimal eps by bisection
+  int min_eps_rounds = 6;
   SdsgsmOptions sd;
+  MinNormOptions mn;
+  std::string norm = "2", learning_rate;  ///< parsed into mn
 };
 
 void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
@@ -66,13 +74,70 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--recompute-every", f.sd.recompute_every, "Recompute the map every R iterations (0: once)")
       ->capture_default_str()
       ->group(g);
+  auto* m = "Minimum-norm attacks (deepfool, cw, ddn, fmn; unbounded: --eps does not apply, --steps does)";
+  cmd->add_option("--norm", f.norm, "Distance minimised by deepfool and fmn: 2 or inf (cw and ddn: 2 only)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--candidates", f.mn.candidates, "deepfool: classes considered, the clean top-k (0: all)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--overshoot", f.mn.overshoot, "deepfool: overshoot of each step past the boundary")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--binary-steps", f.mn.binary_steps, "cw: binary-search steps over the constant c (x --steps Adam steps)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--initial-const", f.mn.initial_const, "cw: c of the first binary-search step")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--confidence", f.mn.confidence, "cw: confidence kappa (logit margin of a success)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--learning-rate", f.learning_rate,
+                  "Step size; default: cw 0.1 (Adam), ddn 1 (l2 step), fmn 1 (x the current norm); ddn and fmn "
+                  "anneal it to 1/100")
+      ->group(m);
+  cmd->add_option("--norm-gamma", f.mn.norm_gamma, "ddn, fmn: the norm's update factor eps * (1 -+ gamma)")
+      ->capture_default_str()
+      ->group(m);
+  cmd->add_option("--initial-norm", f.mn.initial_norm, "ddn: the l2 norm of the first step")
+      ->capture_default_str()
+      ->group(m);
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
   cmd->add_flag("--no-adversarial", f.no_adversarial, "Do not write the adversarial images (adversarial/ shards)");
   cmd->add_flag("--resume", f.resume,
                 "Continue an interrupted run of the same command (its .OUT.partial folder); a changed configuration "
                 "is refused");
   cmd->add_flag("--restart", f.restart, "Discard an interrupted run's partial output and start over");
+  cmd->add_flag("--min-eps", f.min_eps,
+                "Also find each image's smallest eps (up to --eps) at which the attack fools it, by bisection; "
+                "writes min_eps.csv and min_eps.json (fixed-eps attacks)");
+  cmd->add_option("--min-eps-rounds", f.min_eps_rounds, "Bisection rounds of --min-eps (resolution eps / 2^rounds)")
+      ->capture_default_str();
   cmd->add_option("--out", f.out, "Output folder (written as .OUT.partial beside it, renamed when complete)")->required();
+}
+
+/// A fixed-eps attack at another budget, with the same flags (its step rule decides alpha).
+std::unique_ptr<Attack> at_eps(const std::string& name, const AttackOptions& o, const AttackFlags& f, double eps) {
+  return make_attack(name, AttackOptions(o).set_eps(eps), f.sd);
+}
+
+/// Whether an attack has a budget to vary (the minimum-norm attacks have none).
+bool bounded(const Attack& a) { return a.config().value("bounded", true); }
+
+/// --min-eps for one attack: writes min_eps.csv into `dir` and returns its summary.
+nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::string& name, const AttackOptions& o,
+                             const AttackFlags& f, const AttackRunResult& r, const fs::path& dir) {
+  MinEpsOptions mo;
+  mo.eps_max = o.eps;
+  mo.rounds = f.min_eps_rounds;
+  mo.batch_size = f.batch;
+  mo.first_index = f.offset;
+  auto e = minimal_eps(model, data, [&](double eps) { return at_eps(name, o, f, eps); }, mo);
+  write_file_atomic(dir / "min_eps.csv", min_eps_csv(r.index, r.label, e));
+  auto s = min_eps_summary(e, r.clean_pred.eq(r.label), mo);
+  write_file_atomic(dir / "min_eps.json", s.dump(2) + "\n");
+  return s;
 }
 
 AttackOptions to_options(const AttackFlags& f) {
@@ -86,6 +151,14 @@ AttackOptions to_options(const AttackFlags& f) {
       .set_target_label(f.target_label);
   if (!f.alpha.empty()) o.set_alpha(parse_number(f.alpha, "--alpha"));
   if (!f.decay.empty()) o.set_decay(parse_number(f.decay, "--decay"));
+  o.validate();
+  return o;
+}
+
+MinNormOptions to_minnorm_options(const AttackFlags& f) {
+  MinNormOptions o = f.mn;
+  o.set_norm(parse_norm(f.norm));
+  if (!f.learning_rate.empty()) o.set_learning_rate(parse_number(f.learning_rate, "--learning-rate"));
   o.validate();
   return o;
 }
@@ -136,6 +209,22 @@ RunOutput run_output(const Prepared& p, const AttackFlags& f, const Attack& atta
   return out;
 }
 
+/// curves.csv/json and paired.csv/json of a comparison (sdsgsm/curves.hpp); returns the paired
+/// table as a markdown section.
+std::string comparison_figures(const fs::path& dir, const std::vector<AttackRunResult>& results, uint64_t seed,
+                               const std::vector<EpsCurve>& eps) {
+  std::vector<std::string> labels;
+  std::vector<const AttackRunResult*> runs;
+  for (const auto& r : results) {
+    labels.push_back(r.attack);
+    runs.push_back(&r);
+  }
+  BootstrapOptions b;
+  b.seed = seed;
+  return fmt::format("\nPaired l2 per image (over the images both attacks fool; bootstrap {} resamples, seed {}):\n\n{}",
+                     b.resamples, b.seed, write_comparison_figures(dir, labels, runs, eps, b));
+}
+
 }  // namespace
 
 void add_attack_command(CLI::App& app, Common& common, Runner& run) {
@@ -148,20 +237,33 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       "they finish: an interrupted run continues with --resume, and under mpirun the batches are\n"
       "shared among the ranks.\n"
       "Attacks: fgsm, ifgsm (bim), mifgsm, nifgsm, pgd, and the SD-SGSM family: sdsgsm (DDI map +\n"
-      "tanh), sd-ifgsm (DDI map + sign), sgsm (uniform + tanh).");
+      "tanh), sd-ifgsm (DDI map + sign), sgsm (uniform + tanh), all within the l_inf budget --eps;\n"
+      "and the minimum-norm attacks, unbounded (they minimise the perturbation; --eps does not\n"
+      "apply): deepfool (l2 or l_inf), cw (Carlini-Wagner l2), ddn (l2), fmn (l2 or l_inf).");
   auto f = std::make_shared<AttackFlags>();
   auto name = std::make_shared<std::string>("ifgsm");
   cmd->add_option("--attack", *name, "Attack name")->capture_default_str();
   add_attack_flags(cmd, *f);
   cmd->callback([&run, &common, f, name] {
     run = [&common, f, name] {
-      auto attack = make_attack(*name, to_options(*f), f->sd);
+      auto attack = make_attack(*name, to_options(*f), f->sd, to_minnorm_options(*f));
       Prepared p = prepare(*f, common);
       nlohmann::json fp = p.fingerprint;
       fp["attack_config"] = attack->config();
       PartialFolder folder(f->out, fp, f->resume, f->restart);
       RunOutput out = run_output(p, *f, *attack, folder.work());
       AttackRunResult r = run_attack(*p.model, *p.data, *attack, p.run, &out);
+      if (f->min_eps && dist::is_root()) {
+        if (!bounded(*attack)) throw Error(fmt::format("--min-eps: {} has no eps budget to minimise", *name));
+        Dataset d = open_dataset(f->data, to_split(f->split), f->offset, f->count);
+        auto s = write_min_eps(*p.model, d, *name, to_options(*f), *f, r, folder.work());
+        if (s["median"].is_null()) {
+          fmt::print("minimal eps: no image fooled within eps {:.5f}\n", s["eps_max"].get<double>());
+        } else {
+          fmt::print("minimal eps: median {:.3f}/255, {:.2f}% fooled within eps (min_eps.csv)\n",
+                     s["median_255"].get<double>(), 100 * s["fooled_within_eps_max"].get<double>());
+        }
+      }
       folder.commit();
       if (!dist::is_root()) return;
       auto s = r.report();
@@ -177,17 +279,28 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
   auto* cmp = app.add_subcommand(
       "compare",
       "Run several attacks on the same images and print one table (markdown; compare.md and\n"
-      "compare.json in --out, with each attack's full outputs in a sub-folder).");
+      "compare.json in --out, with each attack's full outputs in a sub-folder), the curves and paired\n"
+      "statistics (curves.csv/json, paired.csv/json) and report.html (see `sdsgsm report`).");
   auto fc = std::make_shared<AttackFlags>();
   auto names = std::make_shared<std::string>("fgsm,ifgsm,mifgsm,nifgsm,pgd");
   cmp->add_option("--attacks", *names, "Comma-separated attack names")->capture_default_str();
   add_attack_flags(cmp, *fc);
+  cmp->add_option("--epsilons", fc->epsilons,
+                  "Also run each fixed-eps attack at each of these eps (comma-separated, fractions allowed; one result "
+                  "per eps, as Foolbox's epsilons): the ASR-against-eps curves in curves.csv/json");
   cmp->callback([&run, &common, fc, names] {
     run = [&common, fc, names] {
       std::vector<std::unique_ptr<Attack>> attacks;
       AttackOptions o = to_options(*fc);
-      for (const auto& item : split_list(*names)) {
-        attacks.push_back(make_attack(item, o, fc->sd));
+      const MinNormOptions mn = to_minnorm_options(*fc);
+      std::vector<double> epsilons;
+      for (const auto& e : split_list(fc->epsilons)) {
+        epsilons.push_back(parse_number(e, "--epsilons"));
+        AttackOptions(o).set_eps(epsilons.back()).validate();
+      }
+      const auto items = split_list(*names);
+      for (const auto& item : items) {
+        attacks.push_back(make_attack(item, o, fc->sd, mn));
         for (size_t i = 0; i + 1 < attacks.size(); ++i) {
           if (attacks[i]->name() == attacks.back()->name()) {
             throw Error(fmt::format("--attacks lists '{}' twice", attacks.back()->name()));
@@ -200,12 +313,46 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       for (const auto& a : attacks) fp["attacks"].push_back(a->config());
       PartialFolder folder(fc->out, fp, fc->resume, fc->restart);
       std::vector<nlohmann::json> reports;
+      std::vector<AttackRunResult> results;
       for (const auto& a : attacks) {
         RunOutput out = run_output(p, *fc, *a, folder.work() / a->name());
         AttackRunResult r = run_attack(*p.model, *p.data, *a, p.run, &out);
-        if (dist::is_root()) reports.push_back(r.report());
+        if (dist::is_root()) {
+          reports.push_back(r.report());
+          results.push_back(std::move(r));
+        }
       }
       std::string report;
+      std::vector<EpsCurve> curves;
+      nlohmann::json min_eps = nlohmann::json::object();
+      if (!epsilons.empty() || fc->min_eps) {
+        // The eps runs are collective under mpirun (every rank attacks its batches); the minimal
+        // eps search runs on rank 0 alone, which holds every result.
+        Dataset d = open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count);
+        RunOptions quiet = p.run;
+        quiet.progress = false;
+        for (size_t i = 0; i < attacks.size(); ++i) {
+          if (!bounded(*attacks[i])) continue;
+          if (!epsilons.empty()) {
+            EpsCurve c;
+            c.attack = attacks[i]->name();
+            for (double e : epsilons) {
+              auto r = run_attack(*p.model, d, *at_eps(items[i], o, *fc, e), quiet);
+              if (!dist::is_root()) continue;  // rank 0 holds the results
+              auto s = r.summary();
+              c.eps.push_back(e);
+              c.asr.push_back(s["float"]["asr"].get<double>());
+              c.asr_8bit.push_back(s["rounded_8bit"]["asr"].get<double>());
+            }
+            curves.push_back(c);
+          }
+          if (fc->min_eps && dist::is_root()) {
+            min_eps[attacks[i]->name()] =
+                write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name());
+          }
+        }
+        if (fc->min_eps && dist::is_root()) write_file_atomic(folder.work() / "min_eps.json", min_eps.dump(2) + "\n");
+      }
       if (dist::is_root()) {
         std::string table = comparison_markdown(reports);
         nlohmann::json j = p.info;
@@ -217,8 +364,10 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
                                          p.model->name(), p.data->size(), p.data->source(), o.eps, o.steps,
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
-        write_file_atomic(folder.work() / "compare.md", header + table);
-        report = header + table + "\n";
+        const std::string paired = comparison_figures(folder.work(), results, fc->seed, curves);
+        write_file_atomic(folder.work() / "compare.md", header + table + paired);
+        write_folder_report(folder.work());
+        report = header + table + paired + "\n";
       }
       folder.commit();
       if (dist::is_root()) fmt::print("{}wrote {}\n", report, fc->out);

@@ -34,7 +34,7 @@ constexpr int64_t kEvaluationImages = 1000;
 void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
   auto* cmd = app.add_subcommand(
       "sweep",
-      "Tune SD-SGSM on a tuning split: run every combination of the listed values (comma-separated)\n"
+      "Tune SD-SGSM (or a baseline, --variant) on a tuning split: run every combination of the listed values (comma-separated)\n"
       "and pick by the rule 'ASR >= 99.9%, then the highest SSIM' (also within the configurations\n"
       "whose DDI costs no more than their iterations). DDI maps are computed once per window grid.\n"
       "Writes sweep.md and sweep.json to --out. Refuses the evaluation images (the first 1,000 test\n"
@@ -48,6 +48,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
     uint64_t seed = 0;
     std::string asr_basis = "both";
     bool early_stop_8bit = false;
+    std::optional<bool> early_stop;
     SdsgsmOptions base;
   };
   auto o = std::make_shared<Opts>();
@@ -55,9 +56,15 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--offset", o->offset, "Index of the first tuning image")->capture_default_str();
   cmd->add_option("--count", o->count, "Tuning images")->capture_default_str();
   cmd->add_option("--batch-size", o->batch, "Images per batch")->capture_default_str();
-  cmd->add_option("--variant", o->variant, "sdsgsm, sd-ifgsm or sgsm")
-      ->check(CLI::IsMember({"sdsgsm", "sd-ifgsm", "sgsm"}))
+  cmd->add_option("--variant", o->variant,
+                  "The attack to tune: sdsgsm, sd-ifgsm, sgsm, or a baseline (ifgsm, mifgsm, nifgsm, pgd: their step is\n"
+                  "alpha = eps / steps x step factor, and --decay applies to mifgsm and nifgsm)")
+      ->check(CLI::IsMember(sweep_variants()))
       ->capture_default_str();
+  cmd->add_flag_callback("--early-stop", [o] { o->early_stop = true; },
+                         "Freeze each sample as soon as it succeeds (default for the SD-SGSM family)");
+  cmd->add_flag_callback("--no-early-stop", [o] { o->early_stop = false; },
+                         "Attack every sample for all steps (default for the baselines)");
   cmd->add_option("--eps", o->eps, "l_inf budget")->capture_default_str();
   cmd->add_option("--steps", o->steps, "Iterations")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
@@ -114,6 +121,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       so.variant = o->variant;
       so.asr_basis = o->asr_basis;
       so.attack.set_eps(parse_number(o->eps, "--eps")).set_steps(o->steps).set_seed(o->seed);
+      so.attack.early_stop = o->early_stop;
       if (o->early_stop_8bit) so.attack.set_early_stop(true).set_early_stop_8bit(true);
       so.attack.validate();
       for (double d : grid.decay) AttackOptions().set_decay(d).validate();
@@ -121,28 +129,28 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       so.run.batch_size = o->batch;
       so.run.progress = false;
       so.run.first_index = o->offset;
-      const size_t total = grid.expand(so.base).size() * grid.decay.size();
+      if (is_sdsgsm_family(o->variant)) grid.expand(so.base);  // an invalid grid fails before the model loads
       check_output_dir(o->out);
       auto model = load_classifier(o->model);
       Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
       std::string command = fmt::format(
           "sdsgsm sweep --model {} --split {} --offset {} --count {} --variant {} --eps {} --steps {} --window {}{} "
-          "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --asr-basis {}{} "
+          "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --asr-basis {}{}{} "
           "--out {}",
           o->model, o->split, o->offset, data.size(), o->variant, o->eps, o->steps, o->window,
           o->stride.empty() ? "" : " --stride " + o->stride, o->rho, o->lambda, o->map, o->beta, o->step_factor,
-          o->decay, o->base.ddi.fill, o->base.ddi.score, o->asr_basis, o->early_stop_8bit ? " --early-stop-8bit" : "",
+          o->decay, o->base.ddi.fill, o->base.ddi.score, o->asr_basis,
+          o->early_stop ? (*o->early_stop ? " --early-stop" : " --no-early-stop") : "",
+          o->early_stop_8bit ? " --early-stop-8bit" : "",
           o->out);
-      spdlog::info("sweep: {} configurations on {} images ({})", total, data.size(), data.source);
+      spdlog::info("sweep: {} on {} images ({})", o->variant, data.size(), data.source);
       auto rows = run_sweep(*model, data, grid, so, [&](const SweepRow& r, size_t i, size_t n) {
         if (common.quiet) return;
         const auto& f = r.summary["float"];
-        spdlog::info("[{}/{}] k {} s {} {} rho {} lambda {} beta {} f {} decay {}: ASR {:.2f}% SSIM {:.4f} l2 {:.3f} "
-                     "iters {:.2f} ({:.1f}s; DDI {:.1f}s)",
-                     i, n, r.sd.ddi.window, r.sd.ddi.stride, r.sd.map, r.sd.rho, r.sd.lambda, r.sd.beta,
-                     r.sd.step_factor, r.decay, 100 * f["asr"].get<double>(), f["ssim_mean"].get<double>(),
-                     f["l2_mean"].get<double>(), r.summary["iterations_mean"].get<double>(), r.iteration_seconds,
-                     r.ddi_seconds);
+        spdlog::info("[{}/{}] {}: ASR {:.2f}% (8-bit {:.2f}%) SSIM {:.4f} l2 {:.3f} iters {:.2f} ({:.1f}s; DDI {:.1f}s)", i,
+                     n, r.describe(), 100 * f["asr"].get<double>(), 100 * r.summary["rounded_8bit"]["asr"].get<double>(),
+                     f["ssim_mean"].get<double>(), f["l2_mean"].get<double>(), r.summary["iterations_mean"].get<double>(),
+                     r.iteration_seconds, r.ddi_seconds);
       });
       std::string md = sweep_markdown(rows, command, o->asr_basis);
       write_output_dir(o->out, [&](const fs::path& tmp) {

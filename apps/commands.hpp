@@ -39,6 +39,8 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run);
 void add_reproduce_command(CLI::App& app, Common& common, Runner& run);
 void add_sweep_command(CLI::App& app, Common& common, Runner& run);
 void add_export_command(CLI::App& app, Common& common, Runner& run);
+void add_tune_command(CLI::App& app, Common& common, Runner& run);
+void add_report_command(CLI::App& app, Common& common, Runner& run);
 
 
 }  // namespace sdsgsm::cli

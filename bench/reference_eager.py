@@ -16,6 +16,11 @@ TorchScript file (`--model FILE`, the path every user with their own network tak
 sdsgsm's figure is `images_per_second` from its timing.json: the whole run as the CLI does it
 (reading, attacking, the 8-bit re-evaluation, metrics, writing), which is more work than the eager
 loop does; the process's start-up and model loading are shown apart.
+
+With the Python module built (build/python, `--python-module`), `sdsgsm.attack` called from this
+process on the same tensors and the exported model (sdsgsm.load_model) is timed too: the call's
+wall-clock, which includes what the CLI's figure does (the 8-bit re-evaluation, metrics) except
+reading and writing files, plus copying and freezing the module.
 """
 import argparse
 import json
@@ -164,6 +169,27 @@ def run_sdsgsm(binary, model, attack, count, batch, threads, extra, data):
     return timing["images_per_second"], count / wall, summary["float"]["asr"]
 
 
+def run_python(module, model, attack, x, y, batch, threads, extra):
+    """img/s of one `sdsgsm.attack` call from Python on all images, and its ASR."""
+    t0 = time.perf_counter()
+    r = module.attack(model, x, y, attack=attack, batch_size=batch, threads=threads, **extra)
+    ips = x.shape[0] / (time.perf_counter() - t0)
+    return ips, ips, r["summary"]["float"]["asr"]
+
+
+def import_python_module(path):
+    """The sdsgsm module from `path`, or None (with the reason printed) when it is not built."""
+    if not path:
+        return None
+    sys.path.insert(0, path)
+    try:
+        import sdsgsm
+        return sdsgsm
+    except ImportError as e:
+        print(f"reference_eager: no sdsgsm Python module in {path} ({e}); timing the CLI only", file=sys.stderr)
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "sdsgsm"))
@@ -174,6 +200,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--attacks", default="fgsm,ifgsm,mifgsm,pgd")
+    ap.add_argument("--python-module", default=os.path.join(ROOT, "build", "python"),
+                    help="folder holding the sdsgsm Python module ('' to skip the Python side)")
     ap.add_argument("--json", help="also write every measurement here")
     a = ap.parse_args()
     if not a.model.startswith("resnet"):
@@ -196,6 +224,13 @@ def main():
     if d > 1e-3:
         sys.exit(f"reference_eager: the eager network's logits differ from the export's by {d}")
 
+    py_sdsgsm = import_python_module(a.python_module)
+    py_model = py_sdsgsm.load_model(exported) if py_sdsgsm else None
+    PY = "sdsgsm.attack from Python"
+
+    def python_case(attack, extra):
+        return lambda: run_python(py_sdsgsm, py_model, attack, x, y, a.batch, a.threads, extra)
+
     # (label, runner) pairs per attack; each runner returns (img/s, extra figure).
     cases = []
     for attack in a.attacks.split(","):
@@ -204,10 +239,20 @@ def main():
                       lambda at=attack: run_sdsgsm(a.binary, a.model, at, a.images, a.batch, a.threads, [], a.data)))
         cases.append((attack, "sdsgsm, TorchScript file",
                       lambda at=attack: run_sdsgsm(a.binary, exported, at, a.images, a.batch, a.threads, [], a.data)))
+        if py_sdsgsm:
+            cases.append((attack, PY, python_case(attack, {})))
     cases.append(("ifgsm early stop", "sdsgsm, zoo model",
                   lambda: run_sdsgsm(a.binary, a.model, "ifgsm", a.images, a.batch, a.threads, ["--early-stop"], a.data)))
     cases.append(("sdsgsm", "sdsgsm, zoo model",
                   lambda: run_sdsgsm(a.binary, a.model, "sdsgsm", a.images, a.batch, a.threads, [], a.data)))
+    if py_sdsgsm:
+        cases.append(("ifgsm early stop", "sdsgsm, TorchScript file",
+                      lambda: run_sdsgsm(a.binary, exported, "ifgsm", a.images, a.batch, a.threads, ["--early-stop"],
+                                         a.data)))
+        cases.append(("ifgsm early stop", PY, python_case("ifgsm", {"early_stop": True})))
+        cases.append(("sdsgsm", "sdsgsm, TorchScript file",
+                      lambda: run_sdsgsm(a.binary, exported, "sdsgsm", a.images, a.batch, a.threads, [], a.data)))
+        cases.append(("sdsgsm", PY, python_case("sdsgsm", {})))
 
     results = {}
     for r in range(a.rounds):
@@ -238,10 +283,15 @@ def main():
         rows.append((attack, side, med((attack, side)), ratio, asr))
         ref_note = "" if ref_key[0] == attack else f" (vs eager {ref_key[0]})"
         print(f"| {attack} | {side} | {med((attack, side)):.1f} | {ratio:.2f}x{ref_note} | {100 * asr:.2f}% |")
-    if any(side != "PyTorch eager" for _, side, *_ in rows):
+    if py_sdsgsm:
+        print("\nsdsgsm.attack from Python against the CLI on the same TorchScript file (median img/s ratio):")
+        for attack, side, *_ in rows:
+            if side == PY and (attack, "sdsgsm, TorchScript file") in results:
+                print(f"  {attack:<17} {med((attack, side)) / med((attack, 'sdsgsm, TorchScript file')):.2f}x")
+    if any(side not in ("PyTorch eager", PY) for _, side, *_ in rows):
         print("\nsdsgsm's process wall-clock img/s (start-up and model loading included), medians:")
         for attack, side, *_ in rows:
-            if side != "PyTorch eager":
+            if side not in ("PyTorch eager", PY):
                 print(f"  {attack:<17} {side:<25} {med((attack, side), 1):8.1f}")
     if a.json:
         with open(a.json, "w") as f:

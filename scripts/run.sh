@@ -15,7 +15,8 @@ mkdir -p runs
 echo "run: main job $(($(date +%s) - t0)) s"
 echo
 echo "Results:"
-echo "  runs/reproduce/results.md      the comparison and ablation tables (Markdown), one section per model"
+echo "  runs/reproduce/report.html     the HTML report: tables, curves, paired statistics, examples (open it in a browser)"
+echo "  runs/reproduce/results.md      the tables (Markdown), one section per model"
 echo "  runs/reproduce/results.json    the same figures, machine-readable"
-echo "  runs/reproduce/MODEL/ATTACK/   each run: metrics.json, samples.csv, timing.json, sheet.png"
+echo "  runs/reproduce/MODEL/          curves.csv/json, paired.csv/json, and REGIME-ATTACK/: each run's metrics.json, samples.csv, ..."
 echo "  runs/eval-resnet20.json, runs/eval-vgg7bn.json   clean accuracy, per class, confusion matrix"

@@ -14,7 +14,8 @@ t0=$(now)
 packages=(build-essential cmake pkg-config ca-certificates curl npm
   libtorch-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev
   libarchive-dev libssl-dev zlib1g-dev
-  libgtest-dev libbenchmark-dev python3-torch python3-skimage libopenmpi-dev openmpi-bin)
+  libgtest-dev libbenchmark-dev python3-torch python3-skimage libopenmpi-dev openmpi-bin
+  pybind11-dev python3-dev python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   # npm may come from elsewhere (e.g. a Node.js install); only install Debian's when absent.

@@ -104,8 +104,8 @@ TEST(Attacks, ScalarBudgetEqualsUniformPerPixelMap) {
     mapped.allocation = [](Classifier&, const AllocationInput& in) {
       return torch::ones({in.x.size(0), 1, in.x.size(2), in.x.size(3)});
     };
-    auto a = Attack("plain", o, plain).run(model, x, y).adversarial;
-    auto b = Attack("mapped", o, mapped).run(model, x, y).adversarial;
+    auto a = EngineAttack("plain", o, plain).run(model, x, y).adversarial;
+    auto b = EngineAttack("mapped", o, mapped).run(model, x, y).adversarial;
     EXPECT_TRUE(torch::equal(a, b));
   }
 }
@@ -119,7 +119,7 @@ TEST(Attacks, PerPixelMapBoundsEachPixel) {
   map.narrow(2, 0, 4).fill_(1.0);  // top half: full budget; bottom half: a quarter
   hooks.allocation = [map](Classifier&, const AllocationInput&) { return map; };
   const double eps = 8.0 / 255;
-  auto adv = Attack("mapped", AttackOptions().set_eps(eps), hooks).run(model, x, y).adversarial;
+  auto adv = EngineAttack("mapped", AttackOptions().set_eps(eps), hooks).run(model, x, y).adversarial;
   auto delta = (adv - x).abs();
   EXPECT_LE(delta.narrow(2, 4, 4).max().item<float>(), 0.25 * eps + 1e-6);
   EXPECT_GT(delta.narrow(2, 0, 4).max().item<float>(), 0.25 * eps + 1e-4);

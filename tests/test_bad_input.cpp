@@ -44,6 +44,10 @@ class BadInput : public ::testing::Test {
     write_bytes(tmp_ / "nobins" / "readme.txt", "no CIFAR files here");
     write_bytes(tmp_ / "imgs" / "cat" / "broken.png", "\x89PNG\r\n\x1a\n but not really a PNG");
     write_bytes(tmp_ / "imgs" / "dog" / "also.png", "not an image at all");
+    // A BMP header claiming 3 x 4,653,127 pixels (found by fuzz_image: 24 s in stb_image).
+    fs::create_directories(tmp_ / "tall" / "cat");
+    fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "image" / "bmp-tall-slow.bmp",
+                  tmp_ / "tall" / "cat" / "a.bmp");
     // Bad models.
     write_bytes(tmp_ / "junk.pt", std::string(4096, '\x42'));
     write_bytes(tmp_ / "empty.pt", "");
@@ -65,6 +69,9 @@ class BadInput : public ::testing::Test {
     fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "parser-error.pt", tmp_ / "damaged.pt");
     // One on which LibTorch's unpickler crashes (SIGSEGV): refused first by the CRC-32 check.
     fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "unpickler-segv.pt", tmp_ / "segv.pt");
+    // One whose zeroed end record hid its damaged entries from that check (found by fuzz_model).
+    fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "end-record-hides-entries.pt",
+                  tmp_ / "hidden.pt");
     // Output folders.
     write_bytes(tmp_ / "afile", "x");
     fs::create_directories(tmp_ / "mine");
@@ -128,6 +135,8 @@ TEST_F(BadInput, Data) {
            {"label out of range", "attack " + kModel + "--data badlabel.bin --count 3 " + kOut, "badlabel.bin"},
            {"folder without CIFAR files", "attack " + kModel + "--data nobins " + kOut, "nobins"},
            {"corrupt images", "attack " + kModel + "--data imgs --count 2 " + kOut, "imgs/"},
+           {"image header claiming millions of rows", "attack " + kModel + "--data tall --count 1 " + kOut,
+            "tall/cat/a.bmp' says it is 3x4653127 pixels"},
            {"count beyond the data", "attack " + kModel + "--data batch.bin --count 50 " + kOut, "holds 12 images"},
            {"offset beyond the data", "attack " + kModel + "--data batch.bin --offset 20 " + kOut, "offset"},
            {"negative offset", "attack " + kModel + "--data batch.bin --offset -3 " + kOut, "offset"},
@@ -152,6 +161,9 @@ TEST_F(BadInput, Models) {
            {"damaged TorchScript archive", "attack --model damaged.pt " + kData + kOut, "damaged.pt"},
            {"archive that crashes LibTorch", "attack --model segv.pt " + kData + kOut, "segv.pt' is not a model file"},
            {"export of a damaged archive", "export --model segv.pt --out o.pt", "fails its CRC-32"},
+           {"archive whose end record hides its entries", "attack --model hidden.pt " + kData + kOut,
+            "hidden.pt' is not a model file"},
+           {"export of that archive", "export --model hidden.pt --out o.pt", "zip64 end record"},
            {"five classes on CIFAR-10", "attack --model fiveclass.pt " + kData + kOut, "has 5 output classes"},
            {"eval of junk", "eval --model junk.pt --data batch.bin", "junk.pt"},
            {"export of a TorchScript file", "export --model onedim.pt --out o.pt", "onedim.pt"},

@@ -6,6 +6,7 @@
 
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/runner.hpp"
+#include "sdsgsm/sdsgsm.hpp"
 #include "test_util.hpp"
 
 using namespace sdsgsm;
@@ -140,6 +141,17 @@ TEST(CliAttack, CompareWritesOneTable) {
   EXPECT_TRUE(fs::is_regular_file(f.dir / "cmp" / "pgd" / "metrics.json"));
   auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "compare.json"));
   EXPECT_EQ(j["results"].size(), 2u);
+  // The curves and paired statistics of sdsgsm/curves.hpp: 4 curves per attack, one pair per basis.
+  auto curves = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "curves.json"));
+  EXPECT_EQ(curves.size(), 8u);
+  auto paired = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "paired.json"));
+  ASSERT_EQ(paired.size(), 2u);
+  EXPECT_EQ(paired[0]["a"], "fgsm");
+  EXPECT_EQ(paired[0]["b"], "pgd");
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "cmp" / "curves.csv"), "attack,curve,basis,x,asr\nfgsm,l2_budget,float,0,"));
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "cmp" / "paired.csv"), "\nfgsm,pgd,float,"));
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "cmp" / "compare.md"), "| fgsm | pgd | float |"));
+  EXPECT_TRUE(Contains(r.out, "Paired l2 per image"));
   EXPECT_EQ(f.hidden_entries(), 0);
 }
 
@@ -184,30 +196,85 @@ TEST(CliAttack, SweepWritesItsTablesAndRefusesTheEvaluationImages) {
   EXPECT_EQ(f.hidden_entries(), 0);
 }
 
-TEST(CliAttack, ReproduceWritesThePaperAndAblationTablesForEachModel) {
+TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes) {
   Fixture f;
+  // Tuned settings as 'sdsgsm tune' writes them: a tuned I-FGSM and a fine-grid SD-SGSM per regime.
+  nlohmann::json tuned;
+  for (const char* regime : {"fixed", "early_stop"}) {
+    const bool es = std::string(regime) == "early_stop";
+    nlohmann::json ifgsm = {{"variant", "ifgsm"}, {"step_factor", 0.5}, {"alpha", 8.0 / 255 / 3 * 0.5},
+                            {"decay", 0.0},       {"early_stop", es}};
+    nlohmann::json fine = SdsgsmOptions().set_rho(0.25).set_step_factor(1.0).to_json();
+    fine["ddi"]["window"] = 4;
+    fine["ddi"]["stride"] = 2;
+    fine.update({{"variant", "sdsgsm"}, {"alpha", 0.0}, {"decay", 0.0}, {"early_stop", es}, {"windows", 225}});
+    if (es) ifgsm["early_stop_8bit"] = fine["early_stop_8bit"] = true;
+    tuned["regimes"][regime] = {{"ifgsm", ifgsm}, {"sdsgsm-fine", fine}, {"pgd", nullptr}};
+  }
+  sdsgsm_test::write_bytes(f.dir / "tuned.json", tuned.dump());
   auto r = f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
-                 " --count 12 --batch-size 5 --steps 3 --out " + (f.dir / "rep").string());
+                 " --count 12 --batch-size 5 --steps 3 --min-norm deepfool,fmn-linf --min-norm-count 6 --min-norm-steps 5"
+                 " --eps-list 2/255,8/255 --eps-curve-count 6 --tuned " + (f.dir / "tuned.json").string() +
+                 " --out " + (f.dir / "rep").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto md = sdsgsm_test::read_bytes(f.dir / "rep" / "results.md");
-  for (const char* row : {"| FGSM |", "| I-FGSM |", "| MI-FGSM |", "| I-FGSM (early stop) |", "| MI-FGSM (early stop) |",
-                          "| SD only (sd-ifgsm) | DDI | sign |", "| SGSM only (sgsm) | uniform | tanh |",
-                          "| SD-SGSM | DDI | tanh |", "| SD-SGSM (8-bit early stop) |", "### Ablation"}) {
+  for (const char* row : {"### Fixed iterations", "### Early stop", "### Minimum-norm attacks", "| textbook | FGSM |",
+                          "| textbook | NI-FGSM |", "| textbook | PGD |", "| shipped defaults | SD-SGSM (defaults) |",
+                          "| tuned | I-FGSM (tuned) |", "| SD-SGSM family, tuned | SD-SGSM (k 4 s 2) |",
+                          "| minimum norm | deepfool |", "| minimum norm | fmn-linf |", "### Ablation",
+                          "| early stop | SD-SGSM (k 4 s 2) | DDI, k 4 s 2 (225 windows) | tanh |",
+                          "### Smallest eps per image", "### Paired l2 differences"}) {
     EXPECT_TRUE(Contains(md, row)) << row;
   }
+  EXPECT_FALSE(Contains(md, "Not tuned"));
   auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "rep" / "results.json"));
   ASSERT_EQ(j["models"].size(), 1u);
-  const auto& rows = j["models"].begin().value();
-  EXPECT_EQ(rows.size(), 9u);
-  EXPECT_EQ(rows[7]["config"]["direction"], "tanh");
-  EXPECT_EQ(rows[8]["config"]["early_stop_8bit"], true);
-  EXPECT_EQ(rows[1]["config"]["early_stop"], false);
-  EXPECT_EQ(rows[3]["config"]["early_stop"], true);
-  // Each run's full outputs sit inside --out, whatever the model's path.
+  const auto& rows = j["models"].begin().value()["rows"];
+  // fixed: 5 textbook + defaults + 2 tuned; early stop: 4 textbook + defaults + 2 tuned; 2 minimum-norm
+  ASSERT_EQ(rows.size(), 8u + 7u + 2u);
+  int tuned_rows = 0;
+  for (const auto& row : rows) {
+    if (row["label"] == "I-FGSM (tuned)") {
+      ++tuned_rows;
+      EXPECT_NEAR(row["config"]["alpha"].get<double>(), 8.0 / 255 / 3 * 0.5, 1e-12);
+      EXPECT_EQ(row["config"]["early_stop"], row["regime"] == "early_stop");
+    }
+    if (row["group"] == "minimum norm") {
+      EXPECT_EQ(row["images"], 6);
+    }
+  }
+  EXPECT_EQ(tuned_rows, 2);
+  // Curves (l2 budget, SSIM floor, eps) and paired statistics per model, and the report.
+  bool found = false;
+  for (const auto& e : fs::directory_iterator(f.dir / "rep")) {
+    if (!fs::is_directory(e.path())) continue;
+    found = true;
+    auto curves = sdsgsm_test::read_bytes(e.path() / "curves.csv");
+    EXPECT_TRUE(Contains(curves, "early stop: I-FGSM (tuned),eps,float,"));
+    EXPECT_TRUE(Contains(curves, "fixed: PGD,l2_budget,8bit,"));
+    auto paired = nlohmann::json::parse(sdsgsm_test::read_bytes(e.path() / "paired.json"));
+    EXPECT_GE(paired.size(), 2u * (7 + 6 + 2));
+    EXPECT_TRUE(fs::is_regular_file(e.path() / "early_stop-I_FGSM__tuned_" / "min_eps.csv"));
+  }
+  EXPECT_TRUE(found);
+  EXPECT_TRUE(fs::is_regular_file(f.dir / "rep" / "report.html"));
   int metrics = 0;
   for (const auto& e : fs::recursive_directory_iterator(f.dir / "rep")) metrics += e.path().filename() == "metrics.json";
-  EXPECT_EQ(metrics, 9);
+  EXPECT_EQ(metrics, 17);
   EXPECT_EQ(f.hidden_entries(), 0);
+  // Without tuned settings the tables say the comparison is not fair; a wrong file is one line.
+  r = f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
+            " --count 6 --steps 2 --min-norm '' --eps-list '' --out " + (f.dir / "rep2").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep2" / "results.md"), "**Not tuned**"));
+  sdsgsm_test::write_bytes(f.dir / "bad.json", "{\"rows\": 1}");
+  expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
+                              " --count 6 --tuned " + (f.dir / "bad.json").string() + " --out " +
+                              (f.dir / "rep3").string()),
+                        "not a tuned-settings file");
+  expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
+                              " --count 6 --min-norm foolbox --out " + (f.dir / "rep3").string()),
+                        "--min-norm: unknown attack 'foolbox'");
 }
 
 TEST(CliAttack, SaliencyWritesMapsAndPicture) {

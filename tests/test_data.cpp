@@ -277,6 +277,51 @@ TEST(ImageFolder, CorruptImageIsAnErrorNamingIt) {
   EXPECT_TRUE(Contains(msg, (tmp / "dog" / "broken.png").string()));
 }
 
+TEST(ImageFolder, BmpWithRowPaddingDecodes) {
+  // 3 pixels of 3 bytes: each row is padded to 12 bytes, skipped while decoding from memory.
+  TempDir tmp;
+  const int w = 3, h = 2;
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) px[(static_cast<size_t>(y) * w + x) * 3 + c] = png_pixel(4, x, y, c);
+  fs::create_directories(tmp / "cat");
+  ASSERT_NE(stbi_write_bmp((tmp / "cat" / "a.bmp").string().c_str(), w, h, 3, px.data()), 0);
+  Dataset ds = sdsgsm::read_image_folder(tmp.path());
+  ASSERT_EQ(ds.images.sizes(), (std::vector<int64_t>{1, 3, h, w}));
+  auto img = ds.images.accessor<uint8_t, 4>();
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) EXPECT_EQ(img[0][c][y][x], png_pixel(4, x, y, c)) << c << " " << y << " " << x;
+}
+
+// A 75-byte BMP whose header claims 3 x 4,653,127 pixels (found by fuzz_image: stb_image's file
+// reader spent 24 s skipping row padding past the end of the file, one getc a byte; it would then
+// have returned rows of zeros): refused from its header, before any decoding.
+TEST(ImageFolder, HeaderClaimingAHugeImageIsAnError) {
+  TempDir tmp;
+  fs::create_directories(tmp / "cat");
+  fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "image" / "bmp-tall-slow.bmp",
+                tmp / "cat" / "tall.bmp");
+  std::string msg = error_message([&] { sdsgsm::read_image_folder(tmp.path()); });
+  EXPECT_TRUE(Contains(msg, (tmp / "cat" / "tall.bmp").string())) << msg;
+  EXPECT_TRUE(Contains(msg, "3x4653127")) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos);
+  // The streaming source decodes the same way.
+  msg = error_message([&] { sdsgsm::open_image_source(tmp.path(), Split::Test)->read(0, 1); });
+  EXPECT_TRUE(Contains(msg, "3x4653127")) << msg;
+}
+
+TEST(ImageFolder, FileTooLargeForAnImageIsAnError) {
+  TempDir tmp;
+  write_png(tmp / "cat" / "a.png", 0, 4, 4);
+  // Sparse: it takes no space, and is refused by its size before it is read.
+  fs::resize_file(tmp / "cat" / "a.png", (uint64_t{256} << 20) + 1);
+  std::string msg = error_message([&] { sdsgsm::read_image_folder(tmp.path()); });
+  EXPECT_TRUE(Contains(msg, "a.png")) << msg;
+  EXPECT_TRUE(Contains(msg, "268435457 bytes")) << msg;
+}
+
 TEST(ImageFolder, MixedSizesAreAnError) {
   TempDir tmp;
   write_png(tmp / "a" / "1.png", 0, 4, 4);

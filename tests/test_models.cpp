@@ -277,6 +277,26 @@ TEST_F(ClassifierTest, BadNamesAndFiles) {
   EXPECT_TRUE(Contains(msg, "not a file"));
 }
 
+// LibTorch's reader takes the zip64 end record whenever its locator is there, whatever the end
+// record says; a check reading the end record alone once saw no entry in an archive whose zeroed
+// end record hid damaged ones (found by fuzz_model; LibTorch then crashed on the damaged source).
+TEST_F(ClassifierTest, EndRecordDisagreeingWithTheZip64RecordIsRefused) {
+  std::string b = sdsgsm_test::read_bytes(file_);
+  const size_t eocd = b.rfind(std::string("PK\x05\x06", 4));
+  ASSERT_NE(eocd, std::string::npos);
+  ASSERT_GE(eocd, 20u);
+  ASSERT_EQ(b.substr(eocd - 20, 4), std::string("PK\x06\x07", 4)) << "LibTorch writes a zip64 locator";
+  // Entry counts, directory size and offset zeroed; every entry itself intact.
+  std::fill(b.begin() + static_cast<std::ptrdiff_t>(eocd) + 8, b.begin() + static_cast<std::ptrdiff_t>(eocd) + 20, '\0');
+  sdsgsm_test::write_bytes(tmp_ / "zeroed.pt", b);
+  std::string msg = error_message([&] { sdsgsm::load_classifier((tmp_ / "zeroed.pt").string()); });
+  EXPECT_TRUE(Contains(msg, "zeroed.pt' is not a model file")) << msg;
+  EXPECT_TRUE(Contains(msg, "(0 entries, directory at 0) and zip64 end record (")) << msg;
+  EXPECT_TRUE(Contains(msg, "disagree")) << msg;
+  msg = error_message([&] { sdsgsm::load_network(tmp_ / "zeroed.pt"); });
+  EXPECT_TRUE(Contains(msg, "disagree")) << msg;
+}
+
 /// Sets an environment variable for the scope of one test.
 class ScopedEnv {
  public:

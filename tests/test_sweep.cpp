@@ -112,3 +112,74 @@ TEST(Sweep, RunsEveryConfigurationOnSharedMaps) {
   auto alone = run_attack(model, data, *make_attack("sdsgsm", AttackOptions(), rows[1].sd), ro);
   EXPECT_DOUBLE_EQ(alone.summary()["float"]["l2_mean"].get<double>(), rows[1].summary["float"]["l2_mean"].get<double>());
 }
+
+namespace {
+
+Dataset tiny_data(sdsgsm_test::TinyCnn& model, int64_t n, uint64_t seed) {
+  Dataset data;
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto x = torch::rand({n, 3, 16, 16}, gen) * 0.8 + 0.1;
+  data.images = (x * 255).round().to(torch::kUInt8);
+  data.labels = model.forward(data.images.to(torch::kFloat32) / 255).argmax(1);
+  data.classes = cifar10_classes();
+  return data;
+}
+
+}  // namespace
+
+TEST(Sweep, TunesABaselineOverItsStepAndDecayByTheSameRule) {
+  sdsgsm_test::TinyCnn model;
+  Dataset data = tiny_data(model, 6, 4);
+  SweepGrid g;
+  g.window = {4, 8};  // the SD-SGSM lists do not apply to a baseline
+  g.step_factor = {0.5, 2.5};
+  g.decay = {0.5, 1.0};
+  SweepOptions o;
+  o.run.progress = false;
+  o.variant = "mifgsm";
+  auto rows = run_sweep(model, data, g, o);
+  ASSERT_EQ(rows.size(), 4u);  // step factors x decays
+  EXPECT_DOUBLE_EQ(rows[0].alpha, 8.0 / 255 / 10 * 0.5);
+  EXPECT_EQ(rows[1].decay, 1.0);
+  EXPECT_FALSE(rows[0].early_stop);  // the baselines' default: all steps
+  EXPECT_EQ(rows[0].windows, 0);
+  // A row rebuilt from its JSON runs the same attack as the sweep did.
+  const SweepRow back = SweepRow::from_json(rows[3].to_json());
+  EXPECT_EQ(back.variant, "mifgsm");
+  EXPECT_EQ(back.decay, 1.0);
+  EXPECT_DOUBLE_EQ(back.alpha, rows[3].alpha);
+  RunOptions ro;
+  ro.progress = false;
+  auto alone = run_attack(model, data, *back.make(o.attack), ro);
+  EXPECT_DOUBLE_EQ(alone.summary()["float"]["l2_mean"].get<double>(), rows[3].summary["float"]["l2_mean"].get<double>());
+  EXPECT_TRUE(Contains(rows[3].describe(), "mifgsm: alpha 2/255 (step factor 2.5), decay 1, all steps"));
+  // Without momentum the decay list collapses to 0; early stop is taken when asked.
+  o.variant = "ifgsm";
+  o.attack.set_early_stop(true);
+  rows = run_sweep(model, data, g, o);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].decay, 0.0);
+  EXPECT_TRUE(rows[0].early_stop);
+  o.variant = "deepfool";
+  EXPECT_TRUE(Contains(error_message([&] { run_sweep(model, data, g, o); }), "--variant must be one of"));
+  EXPECT_TRUE(Contains(error_message([] { SweepRow::from_json({{"variant", "ifgsm"}}); }), "malformed"));
+  EXPECT_TRUE(Contains(error_message([] { SweepRow::from_json(nlohmann::json::array()); }), "variant"));
+}
+
+TEST(Sweep, SdsgsmRowsRoundTripThroughJson) {
+  SweepRow r;
+  r.variant = "sdsgsm";
+  r.sd.set_rho(0.25).set_lambda(0.5).set_beta(2.0).set_step_factor(1.5);
+  r.sd.ddi.set_window(4).set_stride(2).set_fill("blur");
+  r.decay = 0.0;
+  r.alpha = 1.2 / 255;
+  r.early_stop = true;
+  r.early_stop_8bit = true;
+  const SweepRow b = SweepRow::from_json(r.to_json());
+  EXPECT_EQ(b.sd.to_json(), r.sd.to_json());
+  EXPECT_TRUE(b.early_stop_8bit);
+  auto a = b.make(AttackOptions());
+  EXPECT_EQ(a->config()["early_stop_8bit"], true);
+  EXPECT_EQ(a->config()["ddi"]["window"], 4);
+  EXPECT_TRUE(Contains(error_message([] { SdsgsmOptions::from_json({{"rho", "a lot"}}); }), "'rho'"));
+}

@@ -1,15 +1,22 @@
-// Gradient attacks on image classifiers, all run by ONE iterative engine.
+// Gradient attacks on image classifiers, in two families (Foolbox's split):
 //
-// An attack is a configuration of the engine's hooks (Foolbox's design): the start (clean or a
-// seeded uniform point in the budget), the per-pixel allocation map M (uniform for the classic
-// attacks), the momentum rule (none, MI-FGSM, or MI with the Nesterov look-ahead), and the step
-// direction (sign, or SD-SGSM's tanh). The engine computes the gradient of the loss with respect
-// to the input (the model is in eval mode with frozen parameters), steps by alpha * M * direction,
-// and projects onto [x - eps * M, x + eps * M] and then [0,1].
+// Fixed-budget attacks (fgsm, ifgsm, mifgsm, nifgsm, pgd, the SD-SGSM family) are all run by ONE
+// iterative l_inf engine (EngineAttack), an attack being a configuration of its hooks: the start
+// (clean or a seeded uniform point in the budget), the per-pixel allocation map M (uniform for
+// the classic attacks), the momentum rule (none, MI-FGSM, or MI with the Nesterov look-ahead), and
+// the step direction (sign, or SD-SGSM's tanh). The engine computes the gradient of the loss with
+// respect to the input (the model is in eval mode with frozen parameters), steps by
+// alpha * M * direction, and projects onto [x - eps * M, x + eps * M] and then [0,1].
+//
+// Minimum-norm attacks (deepfool, cw, ddn, fmn) are unbounded: they search for the smallest
+// perturbation (l2, or l_inf for deepfool and fmn) that fools the model, and --eps does not bound
+// them. They share one base (src/attacks/minnorm.hpp: targets, the success test, per-sample
+// bookkeeping of the best adversarial and its norm) and take their own options from
+// MinNormOptions.
 //
 // Tensor shapes: images N x C x H x W float in [0,1]; labels N int64; maps N x 1 x H x W.
-// The loss is per-sample cross-entropy SUMMED over the batch, so no sample's result depends on
-// the batch it is in; per-sample randomness is seeded by (seed, sample id) for the same reason.
+// Losses are per-sample and SUMMED over the batch, so no sample's result depends on the batch it
+// is in; per-sample randomness is seeded by (seed, sample id) for the same reason.
 #pragma once
 
 #include <functional>
@@ -111,37 +118,96 @@ struct AttackHooks {
   nlohmann::json parameters = nlohmann::json::object();
 };
 
+/// An attack: a name, the shared options and an algorithm (one of the two families above).
 class Attack {
  public:
-  /// Unset alpha / decay take the engine's defaults (kDefaultAlpha; 1.0 with momentum, else 0).
-  Attack(std::string name, AttackOptions options, AttackHooks hooks);
+  virtual ~Attack() = default;
 
   /// Attacks a batch. `sample_ids` (int64, N) seed the per-sample randomness (random start,
   /// random targets); by default 0..N-1. The input tensors are not modified.
-  AttackResult run(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
-                   const torch::Tensor& sample_ids = {}) const;
+  virtual AttackResult run(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                           const torch::Tensor& sample_ids = {}) const = 0;
 
   const std::string& name() const { return name_; }
   const AttackOptions& options() const { return options_; }
-  /// Name, options and hooks as JSON, for reports.
-  nlohmann::json config() const;
+  /// Name, options and parameters as JSON, for reports.
+  virtual nlohmann::json config() const = 0;
 
- private:
+ protected:
+  Attack(std::string name, AttackOptions options) : name_(std::move(name)), options_(std::move(options)) {}
+
   std::string name_;
   AttackOptions options_;
+};
+
+/// The fixed-budget l_inf engine: an attack is its hooks.
+class EngineAttack final : public Attack {
+ public:
+  /// Unset alpha / decay take the engine's defaults (kDefaultAlpha; 1.0 with momentum, else 0).
+  EngineAttack(std::string name, AttackOptions options, AttackHooks hooks);
+
+  AttackResult run(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                   const torch::Tensor& sample_ids = {}) const override;
+  nlohmann::json config() const override;
+
+ private:
   AttackHooks hooks_;
+};
+
+/// The distance a minimum-norm attack minimises.
+enum class Norm { L2, Linf };
+
+/// "2"/"l2" or "inf"/"linf"; throws Error naming --norm.
+Norm parse_norm(const std::string& text);
+std::string to_string(Norm norm);  ///< "l2" or "linf"
+
+/// The options of the minimum-norm attacks (deepfool, cw, ddn, fmn), one to one with the flags of
+/// `sdsgsm attack`'s group "Minimum-norm attacks". Their iteration count is AttackOptions::steps
+/// (DeepFool: at most; C&W: Adam steps per binary-search step; DDN, FMN: steps), and the target
+/// modes are AttackOptions' too; eps, alpha, decay, early stop and random start do not apply.
+/// Defaults are the literature's where they fit the shared 10 steps (see each attack's file).
+struct MinNormOptions {
+#define SDSGSM_MINNORM_ARG(T, name, def) \
+  T name = def;                          \
+  MinNormOptions& set_##name(T v) { name = std::move(v); return *this; }
+  /// deepfool and fmn: l2 or l_inf (cw and ddn are l2 attacks and refuse linf).
+  SDSGSM_MINNORM_ARG(Norm, norm, Norm::L2)
+  /// deepfool: classes considered, the clean top-k (the label included); 0: all.
+  SDSGSM_MINNORM_ARG(int64_t, candidates, 10)
+  /// deepfool: each iterate is x + (1 + overshoot) * (accumulated step), to cross the boundary.
+  SDSGSM_MINNORM_ARG(double, overshoot, 0.02)
+  /// cw: binary-search steps over the constant c.
+  SDSGSM_MINNORM_ARG(int64_t, binary_steps, 5)
+  /// cw: c of the first binary-search step.
+  SDSGSM_MINNORM_ARG(double, initial_const, 1.0)
+  /// cw: confidence kappa, the logit margin a success must have.
+  SDSGSM_MINNORM_ARG(double, confidence, 0.0)
+  /// Step size; unset: the attack's default (cw: Adam's learning rate 0.1; ddn: 1.0, an l2 step,
+  /// cosine-annealed to 1/100 of it; fmn: 1.0 times the current norm, annealed likewise).
+  SDSGSM_MINNORM_ARG(std::optional<double>, learning_rate, std::nullopt)
+  /// ddn and fmn: the norm's multiplicative update (eps * (1 -+ gamma)); fmn anneals it to 1/50.
+  SDSGSM_MINNORM_ARG(double, norm_gamma, 0.05)
+  /// ddn: the norm of the first step.
+  SDSGSM_MINNORM_ARG(double, initial_norm, 1.0)
+#undef SDSGSM_MINNORM_ARG
+  /// Throws Error naming the flag of the first invalid value.
+  void validate() const;
+  nlohmann::json to_json() const;
 };
 
 struct SdsgsmOptions;
 
-/// Names `make_attack` knows: fgsm, ifgsm (alias bim), mifgsm, nifgsm, pgd, and the SD-SGSM
-/// family sdsgsm, sd-ifgsm, sgsm.
+/// Names `make_attack` knows: fgsm, ifgsm (alias bim), mifgsm, nifgsm, pgd, the SD-SGSM family
+/// sdsgsm, sd-ifgsm, sgsm, and the minimum-norm attacks deepfool, cw, ddn, fmn.
 std::vector<std::string> attack_names();
 
 /// Builds a named attack; throws Error for an unknown name or invalid options. `sd` configures
-/// the SD-SGSM family (defaults when omitted).
+/// the SD-SGSM family, `mn` the minimum-norm attacks (defaults when omitted); each attack ignores
+/// the other's.
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options);
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd);
+std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd,
+                                    const MinNormOptions& mn);
 
 // One factory per attack, each in its own file (src/attacks/<name>.cpp).
 std::unique_ptr<Attack> make_fgsm(const AttackOptions& options);
@@ -149,6 +215,10 @@ std::unique_ptr<Attack> make_ifgsm(const AttackOptions& options);
 std::unique_ptr<Attack> make_mifgsm(const AttackOptions& options);
 std::unique_ptr<Attack> make_nifgsm(const AttackOptions& options);
 std::unique_ptr<Attack> make_pgd(const AttackOptions& options);
+std::unique_ptr<Attack> make_deepfool(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_cw(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_ddn(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_fmn(const AttackOptions& options, const MinNormOptions& mn);
 
 /// sign(g), the classic direction.
 torch::Tensor sign_direction(const torch::Tensor& g);

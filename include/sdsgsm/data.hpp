@@ -71,6 +71,9 @@ class ImageSource {
   virtual const std::vector<std::string>& classes() const = 0;
   /// Where the images come from (for reports).
   virtual std::string source() const = 0;
+  /// Images [start, start + n) as float in [0,1] with their labels: what attacks run on. By
+  /// default read() divided by 255; a source of float images returns them as they are.
+  virtual std::pair<torch::Tensor, torch::Tensor> read_float(int64_t start, int64_t n) const;
   /// Images [start, start + n) as float in [0,1].
   torch::Tensor float_images(int64_t start, int64_t n) const;
 };
@@ -84,6 +87,12 @@ std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split
 
 /// An in-memory data set as a source (shares its tensors).
 std::unique_ptr<ImageSource> memory_source(const Dataset& data);
+
+/// In-memory float images (N x C x H x W in [0,1]) with int64 labels as a source (shares the
+/// tensors; read() gives them rounded to 8 bits); no class names, so checks only the labels' range.
+/// Throws Error naming `what` for a wrong shape, type or range.
+std::unique_ptr<ImageSource> float_source(const torch::Tensor& images, const torch::Tensor& labels,
+                                          const std::string& what);
 
 /// Published MD5 sums of the original CIFAR-10 binary release's files.
 const std::vector<std::pair<std::string, std::string>>& cifar10_md5();

@@ -100,6 +100,11 @@ torch::Device parse_device(const std::string& text);
 /// (torch.jit.save), whose output must be N x K logits.
 std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path);
 
+/// A TorchScript module in memory (e.g. handed over from Python) as a classifier, run as a file
+/// loaded by `load_classifier` is. The module itself is put in evaluation mode with frozen
+/// parameters: pass a clone to keep the caller's untouched. `name` is for reports and errors.
+std::shared_ptr<Classifier> wrap_script_module(torch::jit::Module module, std::string name);
+
 /// Wraps an in-memory network (e.g. just trained) as a classifier (eval mode, frozen).
 std::shared_ptr<Classifier> wrap_network(std::shared_ptr<Network> net, std::string name,
                                          std::string kind);

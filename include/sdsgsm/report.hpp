@@ -1,7 +1,11 @@
-// Pictures for people: saliency sheets of SD-SGSM's decision-dependent domain.
+// Pictures for people: saliency sheets of SD-SGSM's decision-dependent domain, and the HTML report
+// of attack runs (one self-contained page: tables, curves, distributions, examples).
 #pragma once
 
 #include <torch/torch.h>
+
+#include <string>
+#include <vector>
 
 #include "sdsgsm/core.hpp"
 
@@ -18,5 +22,34 @@ void write_saliency_png(const torch::Tensor& images, const torch::Tensor& s_norm
 
 /// Writes one 3 x H x W image in [0,1] as a PNG (rounded to 8 bits).
 void write_png(const torch::Tensor& image, const fs::path& file);
+
+/// One 3 x H x W image in [0,1] as PNG bytes (rounded to 8 bits).
+std::string encode_png(const torch::Tensor& image);
+
+struct ReportOptions {
+  int64_t examples = 4;   ///< images in each attack's example grid
+  bool model = true;      ///< load the model for the examples' confidences and allocation maps
+  int bootstrap_resamples = 2000;
+  uint64_t bootstrap_seed = 0;  ///< when no paired.json beside the runs gives the statistics
+};
+
+/// The attack run folders under `inputs`, in report order. Each input is a run folder (with
+/// metrics.json) or a folder holding run folders one or two levels down (a compare or reproduce
+/// output); throws Error naming an input that is neither.
+std::vector<fs::path> find_run_folders(const std::vector<fs::path>& inputs);
+
+/// The HTML report of the runs under `inputs` (see find_run_folders): one self-contained page,
+/// images inline, no network. Runs on the same model and images are compared with each other.
+/// What cannot be shown (no adversarial shards, no timing.json, data or model not found) is
+/// noted in the page.
+std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions& options = {});
+
+/// Writes report_html(inputs, options) to `file` atomically.
+void write_report_html(const fs::path& file, const std::vector<fs::path>& inputs, const ReportOptions& options = {});
+
+/// What compare and reproduce call when their runs are done: writes `dir`/report.html from the run
+/// folders in `dir`. A failure is logged as a warning and returns false: the runs stay valid
+/// without their page, which `sdsgsm report` can rebuild.
+bool write_folder_report(const fs::path& dir);
 
 }  // namespace sdsgsm

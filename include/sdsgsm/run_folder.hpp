@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 
 #include "sdsgsm/core.hpp"
+#include "sdsgsm/run_result.hpp"
 
 namespace sdsgsm {
 
@@ -75,7 +76,13 @@ void check_output_dir(const fs::path& dir);
 /// If `fill` throws, the temporary folder is removed and `dir` is left as it was.
 void write_output_dir(const fs::path& dir, const std::function<void(const fs::path& tmp)>& fill);
 
-/// Reads the adversarial shards of an output folder back as one N x C x H x W tensor.
-torch::Tensor read_adversarial(const fs::path& dir);
+/// Reads the adversarial shards of an output folder back as one N x C x H x W tensor; with
+/// `count` >= 0, only the shards holding its first `count` images (at least those).
+torch::Tensor read_adversarial(const fs::path& dir, int64_t count = -1);
+
+/// A finished output folder read back: the per-sample columns (samples.pt), the attack's name,
+/// configuration and warnings (metrics.json) and its times (timing.json; zeros when absent).
+/// Throws Error naming the folder when it is not a finished run folder, or a file when it is corrupt.
+AttackRunResult read_run(const fs::path& dir);
 
 }  // namespace sdsgsm

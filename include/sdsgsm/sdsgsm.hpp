@@ -37,6 +37,8 @@ struct DdiOptions {
 #undef SDSGSM_DDI_ARG
   void validate() const;
   nlohmann::json to_json() const;
+  /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong type.
+  static DdiOptions from_json(const nlohmann::json& j);
 };
 
 /// SD-SGSM's own options (the engine's are in AttackOptions).
@@ -58,6 +60,8 @@ struct SdsgsmOptions {
 #undef SDSGSM_SD_ARG
   void validate(int64_t height, int64_t width) const;
   nlohmann::json to_json() const;
+  /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong type.
+  static SdsgsmOptions from_json(const nlohmann::json& j);
 };
 
 /// The k x k windows (clipped at the border) as an (W, H, W) 0/1 float mask.

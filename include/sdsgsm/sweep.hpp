@@ -1,6 +1,9 @@
-// Tuning SD-SGSM: a grid sweep over the window k, stride s, domain fraction rho, background
+// Tuning an attack: a grid sweep over the window k, stride s, domain fraction rho, background
 // weight lambda, allocation map, tanh sharpness beta, step factor and momentum decay, on a tuning
-// split that must not be the evaluation images. Sensitivity maps depend only on (k, s, fill,
+// split that must not be the evaluation images. The baselines (ifgsm, mifgsm, nifgsm, pgd) are
+// tuned by the same rule over their step (alpha = eps / steps x step factor, as SD-SGSM's) and,
+// with momentum, the decay; the window, rho, lambda, map and beta lists do not apply to them.
+// Sensitivity maps depend only on (k, s, fill,
 // score), so each window grid's DDI runs once and serves every other setting (SensitivityCache).
 //
 // Selection rule: ASR >= 99.9% on the tuning images, then the highest mean SSIM. By default the
@@ -39,9 +42,15 @@ struct SweepGrid {
   nlohmann::json to_json() const;
 };
 
+/// The attacks a sweep can tune: the SD-SGSM family and the iterative baselines.
+std::vector<std::string> sweep_variants();
+/// Whether `variant` is of the SD-SGSM family (sdsgsm, sd-ifgsm, sgsm).
+bool is_sdsgsm_family(const std::string& variant);
+
 struct SweepOptions {
-  std::string variant = "sdsgsm";  ///< sdsgsm, sd-ifgsm or sgsm
-  AttackOptions attack;            ///< eps, steps, early stop, seed (alpha comes from step_factor)
+  std::string variant = "sdsgsm";  ///< one of sweep_variants()
+  /// eps, steps, early stop (unset: the attack's default), seed; alpha comes from step_factor
+  AttackOptions attack;
   SdsgsmOptions base;              ///< fill, score, gamma, DDI batch: what the grid does not vary
   RunOptions run;
   double min_asr = 0.999;
@@ -50,8 +59,12 @@ struct SweepOptions {
 
 /// One configuration's result on the tuning images.
 struct SweepRow {
-  SdsgsmOptions sd;
+  std::string variant = "sdsgsm";
+  SdsgsmOptions sd;  ///< for the baselines only its step_factor applies
+  double alpha = 0;  ///< eps / steps x sd.step_factor
   double decay = 0;
+  bool early_stop = true;
+  bool early_stop_8bit = false;
   int64_t windows = 0;
   nlohmann::json summary;   ///< AttackRunResult::summary()
   double ddi_seconds = 0;   ///< DDI of this window grid for these images (computed once, shared)
@@ -59,6 +72,14 @@ struct SweepRow {
   bool meets_asr = false;
   bool ddi_within_iterations = false;
   nlohmann::json to_json() const;
+  /// The settings to_json() wrote (not the summary or times); throws Error on a malformed row.
+  static SweepRow from_json(const nlohmann::json& j);
+  /// The attack this row ran, built again at the eps and steps of `base` (e.g. to run it on other
+  /// images): the step is eps / steps x step factor for every variant, so it follows the budget.
+  /// With `cache` (for the DDI variants, of sd.ddi), initial maps come from it.
+  std::unique_ptr<Attack> make(const AttackOptions& base, std::shared_ptr<SensitivityCache> cache = nullptr) const;
+  /// Its settings in words, e.g. "alpha 0.80/255 (step factor 1), decay 1".
+  std::string describe() const;
 };
 
 /// Runs every configuration of the grid on `data`; `on_row` (optional) sees each row as it ends.

@@ -62,6 +62,45 @@ nlohmann::json DdiOptions::to_json() const {
   return {{"window", window}, {"stride", stride}, {"fill", fill}, {"score", score}};
 }
 
+namespace {
+
+/// j[key] into `out` when present; a value of the wrong type is an Error naming the key.
+template <typename T>
+void read_key(const nlohmann::json& j, const char* key, T& out) {
+  if (!j.is_object() || !j.contains(key)) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(fmt::format("option '{}' has the wrong type ({})", key, j.at(key).dump()));
+  }
+}
+
+}  // namespace
+
+DdiOptions DdiOptions::from_json(const nlohmann::json& j) {
+  DdiOptions o;
+  read_key(j, "window", o.window);
+  read_key(j, "stride", o.stride);
+  read_key(j, "fill", o.fill);
+  read_key(j, "score", o.score);
+  read_key(j, "max_batch", o.max_batch);
+  return o;
+}
+
+SdsgsmOptions SdsgsmOptions::from_json(const nlohmann::json& j) {
+  SdsgsmOptions o;
+  if (j.is_object() && j.contains("ddi")) o.ddi = DdiOptions::from_json(j.at("ddi"));
+  read_key(j, "rho", o.rho);
+  read_key(j, "lambda", o.lambda);
+  read_key(j, "map", o.map);
+  read_key(j, "gamma", o.gamma);
+  read_key(j, "beta", o.beta);
+  read_key(j, "step_factor", o.step_factor);
+  read_key(j, "rescale_step", o.rescale_step);
+  read_key(j, "recompute_every", o.recompute_every);
+  return o;
+}
+
 void SdsgsmOptions::validate(int64_t height, int64_t width) const {
   ddi.validate();
   if (height > 0 && (ddi.window > height || ddi.window > width)) {

@@ -4,7 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
-#include "sdsgsm/attacks.hpp"
+#include "attack_common.hpp"
 #include "sdsgsm/metrics.hpp"
 
 namespace sdsgsm {
@@ -19,16 +19,50 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-/// A generator for one sample, independent of the batch it is attacked in.
-at::Generator sample_generator(uint64_t seed, int64_t id, uint64_t stream) {
-  return at::detail::createCPUGenerator(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(id) * 4 + stream)));
-}
-
 torch::Tensor per_sample_mean_abs(const torch::Tensor& g) {
   return g.abs().mean({1, 2, 3}, /*keepdim=*/true);
 }
 
 }  // namespace
+
+namespace detail {
+
+at::Generator sample_generator(uint64_t seed, int64_t id, uint64_t stream) {
+  return at::detail::createCPUGenerator(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(id) * 4 + stream)));
+}
+
+void check_attack_input(const torch::Tensor& x, const torch::Tensor& y) {
+  if (x.dim() != 4) throw Error(fmt::format("attack input must be N x C x H x W (got {} dims)", x.dim()));
+  if (y.dim() != 1 || y.size(0) != x.size(0)) throw Error("attack labels must be a vector of N labels");
+}
+
+torch::Tensor attack_targets(const AttackOptions& o, const torch::Tensor& y, const torch::Tensor& clean_logits,
+                             const torch::Tensor& ids_cpu) {
+  const int64_t n = y.size(0), k = clean_logits.size(1);
+  torch::Tensor target = y.clone();
+  if (o.targeted == TargetMode::Given) {
+    if (o.target_label >= k) {
+      throw Error(fmt::format("--target-label {} is not a class of this {}-class model", o.target_label, k));
+    }
+    target.fill_(o.target_label);
+  } else if (o.targeted == TargetMode::Random) {
+    auto t_cpu = target.to(torch::kCPU), y_cpu = y.to(torch::kCPU);
+    auto* t = t_cpu.data_ptr<int64_t>();
+    auto* yl = y_cpu.data_ptr<int64_t>();
+    auto* id = ids_cpu.data_ptr<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      at::Generator gen = sample_generator(o.seed, id[i], 1);
+      int64_t offset = torch::randint(1, k, {1}, gen, torch::kInt64).item<int64_t>();
+      t[i] = (yl[i] + offset) % k;  // uniform over the other labels
+    }
+    target = t_cpu.to(y.device());
+  } else if (o.targeted == TargetMode::LeastLikely) {
+    target = clean_logits.argmin(1);
+  }
+  return target;
+}
+
+}  // namespace detail
 
 TargetMode parse_target_mode(const std::string& text) {
   if (text == "none" || text.empty()) return TargetMode::None;
@@ -74,8 +108,8 @@ nlohmann::json AttackOptions::to_json() const {
 
 torch::Tensor sign_direction(const torch::Tensor& g) { return g.sign(); }
 
-Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
-    : name_(std::move(name)), options_(std::move(options)), hooks_(std::move(hooks)) {
+EngineAttack::EngineAttack(std::string name, AttackOptions options, AttackHooks hooks)
+    : Attack(std::move(name), std::move(options)), hooks_(std::move(hooks)) {
   options_.validate();
   // Factories set their family's defaults; these are the engine's own.
   if (!options_.alpha) options_.alpha = kDefaultAlpha;
@@ -87,7 +121,7 @@ Attack::Attack(std::string name, AttackOptions options, AttackHooks hooks)
   if (!hooks_.direction) hooks_.direction = sign_direction;
 }
 
-nlohmann::json Attack::config() const {
+nlohmann::json EngineAttack::config() const {
   nlohmann::json j = options_.to_json();
   j["attack"] = name_;
   if (!hooks_.momentum) j.erase("decay");
@@ -99,10 +133,9 @@ nlohmann::json Attack::config() const {
   return j;
 }
 
-AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const torch::Tensor& y_in,
-                         const torch::Tensor& sample_ids) const {
-  if (x_in.dim() != 4) throw Error(fmt::format("attack input must be N x C x H x W (got {} dims)", x_in.dim()));
-  if (y_in.dim() != 1 || y_in.size(0) != x_in.size(0)) throw Error("attack labels must be a vector of N labels");
+AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, const torch::Tensor& y_in,
+                               const torch::Tensor& sample_ids) const {
+  detail::check_attack_input(x_in, y_in);
   if (hooks_.check_input) hooks_.check_input(x_in);
   const AttackOptions& o = options_;
   const int64_t n = x_in.size(0);
@@ -123,31 +156,11 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     torch::NoGradGuard ng;
     clean_logits = model.forward(x);
   }
-  const int64_t k = clean_logits.size(1);
   r.clean_pred = clean_logits.argmax(1);
 
   // Target labels.
   const bool targeted = o.targeted != TargetMode::None;
-  torch::Tensor target = y.clone();
-  if (o.targeted == TargetMode::Given) {
-    if (o.target_label >= k) {
-      throw Error(fmt::format("--target-label {} is not a class of this {}-class model", o.target_label, k));
-    }
-    target.fill_(o.target_label);
-  } else if (o.targeted == TargetMode::Random) {
-    auto t_cpu = target.to(torch::kCPU), y_cpu = y.to(torch::kCPU);
-    auto* t = t_cpu.data_ptr<int64_t>();
-    auto* yl = y_cpu.data_ptr<int64_t>();
-    auto* id = ids_cpu.data_ptr<int64_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      at::Generator gen = sample_generator(o.seed, id[i], 1);
-      int64_t offset = torch::randint(1, k, {1}, gen, torch::kInt64).item<int64_t>();
-      t[i] = (yl[i] + offset) % k;  // uniform over the other labels
-    }
-    target = t_cpu.to(dev);
-  } else if (o.targeted == TargetMode::LeastLikely) {
-    target = clean_logits.argmin(1);
-  }
+  const torch::Tensor target = detail::attack_targets(o, y, clean_logits, ids_cpu);
   r.target = target;
 
   auto succeeded = [&](const torch::Tensor& pred, const torch::Tensor& idx) {
@@ -194,7 +207,7 @@ AttackResult Attack::run(Classifier& model, const torch::Tensor& x_in, const tor
     auto noise = torch::empty(x.sizes(), torch::kFloat32);
     auto* id = ids_cpu.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
-      at::Generator gen = sample_generator(o.seed, id[i], 0);
+      at::Generator gen = detail::sample_generator(o.seed, id[i], 0);
       noise[i].uniform_(-1.0, 1.0, gen);
     }
     adv = torch::clamp(x + noise.to(dev) * eps_map, 0.0, 1.0);

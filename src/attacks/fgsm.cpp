@@ -18,7 +18,7 @@ std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
   o.early_stop = false;
   o.early_stop_8bit = false;
   o.random_start = false;
-  return std::make_unique<Attack>("fgsm", o, AttackHooks{});
+  return std::make_unique<EngineAttack>("fgsm", o, AttackHooks{});
 }
 
 }  // namespace sdsgsm

@@ -10,7 +10,7 @@ std::unique_ptr<Attack> make_ifgsm(const AttackOptions& options) {
   AttackOptions o = options;
   o.decay = o.decay.value_or(0.0);
   o.random_start = false;
-  return std::make_unique<Attack>("ifgsm", o, AttackHooks{});
+  return std::make_unique<EngineAttack>("ifgsm", o, AttackHooks{});
 }
 
 }  // namespace sdsgsm

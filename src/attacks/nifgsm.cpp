@@ -15,7 +15,7 @@ std::unique_ptr<Attack> make_nifgsm(const AttackOptions& options) {
   AttackOptions o = options;
   o.decay = o.decay.value_or(1.0);
   o.random_start = false;
-  return std::make_unique<Attack>("nifgsm", o, hooks);
+  return std::make_unique<EngineAttack>("nifgsm", o, hooks);
 }
 
 }  // namespace sdsgsm

@@ -50,7 +50,7 @@ std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const At
     hooks.rescale_step = sd.rescale_step;
     hooks.reallocate_every = sd.recompute_every;
   }
-  return std::make_unique<Attack>(variant, o, hooks);
+  return std::make_unique<EngineAttack>(variant, o, hooks);
 }
 
 }  // namespace sdsgsm

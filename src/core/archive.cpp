@@ -168,14 +168,26 @@ void verify_zip(const fs::path& path) {
   }
   if (eocd == std::string::npos) throw not_zip();
   uint64_t entries = le16(b, eocd + 10), cd_size = le32(b, eocd + 12), cd_offset = le32(b, eocd + 16);
-  if (entries == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu) {
-    // Zip64 (LibTorch writes its records too): the locator just before the end record points to them.
-    if (eocd < 20 || le32(b, eocd - 20) != 0x07064b50u) throw damaged("zip64 end record missing");
+  const bool saturated = entries == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu;
+  const bool has_locator = eocd >= 20 && le32(b, eocd - 20) == 0x07064b50u;
+  if (saturated || has_locator) {
+    // Zip64 (LibTorch writes its records into every archive): the locator just before the end
+    // record points to them. LibTorch's reader (miniz) takes the zip64 record whenever the locator
+    // is there, whatever the end record says, so both must describe the same directory: a zeroed
+    // end record (no entries) hid nine damaged entries from this check (found by fuzz_model).
+    if (!has_locator) throw damaged("zip64 end record missing");
     const uint64_t rec = le64(b, eocd - 20 + 8);
-    if (rec + 56 > eocd || le32(b, rec) != 0x06064b50u) throw damaged("zip64 end record damaged");
-    entries = le64(b, rec + 32);
-    cd_size = le64(b, rec + 40);
-    cd_offset = le64(b, rec + 48);
+    if (rec > eocd || eocd - rec < 56 || le32(b, rec) != 0x06064b50u) throw damaged("zip64 end record damaged");
+    const uint64_t entries64 = le64(b, rec + 32), cd_size64 = le64(b, rec + 40), cd_offset64 = le64(b, rec + 48);
+    if ((entries != 0xFFFF && entries != entries64) || (cd_size != 0xFFFFFFFFu && cd_size != cd_size64) ||
+        (cd_offset != 0xFFFFFFFFu && cd_offset != cd_offset64)) {
+      throw damaged(fmt::format("its end record ({} entries, directory at {}) and zip64 end record ({} entries, "
+                                "directory at {}) disagree",
+                                entries, cd_offset, entries64, cd_offset64));
+    }
+    entries = entries64;
+    cd_size = cd_size64;
+    cd_offset = cd_offset64;
   }
   if (cd_offset > eocd || cd_size > eocd - cd_offset) throw damaged("central directory out of bounds");
   // Every entry the central directory holds, however many the end record claims (a reader that

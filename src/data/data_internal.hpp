@@ -30,7 +30,14 @@ ImageFolderListing list_image_folder(const fs::path& dir);
 /// and returns the count; errors say what was asked and what `source` holds.
 int64_t checked_range(int64_t offset, int64_t count, int64_t total, const std::string& source);
 
-/// Decodes one image file to RGB uint8 3 x H x W; an Error names the file when it cannot.
+/// Bounds on one image of a folder (far above what a classifier takes; they keep a damaged or
+/// hostile header from making the decoder fill gigabytes).
+inline constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;
+inline constexpr int kMaxImageSide = 16384;
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 24;
+
+/// Decodes one image file to RGB uint8 3 x H x W; an Error names the file when it cannot, or when
+/// it is larger than the bounds above.
 torch::Tensor decode_rgb(const fs::path& file);
 
 /// An Error naming `file` unless `image` (3 x H x W) has the folder's `shape`.

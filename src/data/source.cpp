@@ -113,11 +113,43 @@ class MemorySource : public ImageSource {
   Dataset data_;
 };
 
+class FloatSource : public ImageSource {
+ public:
+  FloatSource(torch::Tensor images, torch::Tensor labels, std::string what)
+      : images_(std::move(images)), labels_(std::move(labels)), what_(std::move(what)) {}
+  int64_t size() const override { return labels_.size(0); }
+  std::vector<int64_t> image_shape() const override { return {images_.size(1), images_.size(2), images_.size(3)}; }
+  const std::vector<std::string>& classes() const override { return classes_; }
+  std::string source() const override { return what_; }
+  std::pair<torch::Tensor, torch::Tensor> read(int64_t start, int64_t n) const override {
+    auto [x, y] = read_float(start, n);
+    return {x.mul(255.0f).round_().to(torch::kUInt8), y};  // round half to even, as a PNG writer
+  }
+  std::pair<torch::Tensor, torch::Tensor> read_float(int64_t start, int64_t n) const override {
+    detail::checked_range(start, n, size(), what_);
+    return {images_.narrow(0, start, n), labels_.narrow(0, start, n)};
+  }
+
+ private:
+  torch::Tensor images_, labels_;
+  std::string what_;
+  std::vector<std::string> classes_;
+};
+
+std::string shape_text(const torch::Tensor& t) {
+  std::string s;
+  for (auto d : t.sizes()) s += (s.empty() ? "" : " x ") + std::to_string(d);
+  return s.empty() ? "a scalar" : s;
+}
+
 }  // namespace
 
-torch::Tensor ImageSource::float_images(int64_t start, int64_t n) const {
-  return read(start, n).first.to(torch::kFloat32).div_(255.0f);
+std::pair<torch::Tensor, torch::Tensor> ImageSource::read_float(int64_t start, int64_t n) const {
+  auto [images, labels] = read(start, n);
+  return {images.to(torch::kFloat32).div_(255.0f), labels};
 }
+
+torch::Tensor ImageSource::float_images(int64_t start, int64_t n) const { return read_float(start, n).first; }
 
 std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset, int64_t count) {
   if (!fs::exists(path)) throw Error(fmt::format("data set '{}' does not exist", path.string()));
@@ -131,5 +163,31 @@ std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split
 }
 
 std::unique_ptr<ImageSource> memory_source(const Dataset& data) { return std::make_unique<MemorySource>(data); }
+
+std::unique_ptr<ImageSource> float_source(const torch::Tensor& images, const torch::Tensor& labels,
+                                          const std::string& what) {
+  if (!images.defined() || images.dim() != 4 || !images.is_floating_point()) {
+    throw Error(fmt::format("{}: images must be an N x C x H x W floating-point tensor (got {}{})", what,
+                            images.defined() ? shape_text(images) : "none",
+                            images.defined() ? fmt::format(" of {}", c10::toString(images.scalar_type())) : ""));
+  }
+  if (images.size(0) == 0) throw Error(fmt::format("{}: no images to attack", what));
+  if (!labels.defined() || labels.dim() != 1 || labels.size(0) != images.size(0) || labels.is_floating_point() ||
+      labels.scalar_type() == torch::kBool) {
+    throw Error(fmt::format("{}: labels must be an integer tensor of {} values, one per image (got {}{})", what,
+                            images.size(0), labels.defined() ? shape_text(labels) : "none",
+                            labels.defined() ? fmt::format(" of {}", c10::toString(labels.scalar_type())) : ""));
+  }
+  auto x = images.to(torch::kFloat32).contiguous();
+  if (!torch::isfinite(x).all().item<bool>() || x.min().item<float>() < 0.0f || x.max().item<float>() > 1.0f) {
+    throw Error(fmt::format("{}: images must lie in [0,1] (got values from {} to {})", what,
+                            x.min().item<float>(), x.max().item<float>()));
+  }
+  auto y = labels.to(torch::kInt64).contiguous();
+  if (y.min().item<int64_t>() < 0) {
+    throw Error(fmt::format("{}: labels must be >= 0 (got {})", what, y.min().item<int64_t>()));
+  }
+  return std::make_unique<FloatSource>(x, y, what);
+}
 
 }  // namespace sdsgsm

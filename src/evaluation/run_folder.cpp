@@ -105,15 +105,61 @@ std::string model_checksum(const std::string& name_or_path) {
   return p.empty() ? std::string() : md5_file(p);
 }
 
-torch::Tensor read_adversarial(const fs::path& dir) {
+torch::Tensor read_adversarial(const fs::path& dir, int64_t count) {
   std::vector<fs::path> shards;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir / "adversarial", ec)) shards.push_back(e.path());
   if (ec || shards.empty()) throw Error(fmt::format("'{}' holds no adversarial shards", dir.string()));
   std::sort(shards.begin(), shards.end());
   std::vector<torch::Tensor> parts;
-  for (const auto& f : shards) parts.push_back(detail::unpickle(read_file(f), f.string()).toTensor());
+  int64_t have = 0;
+  for (const auto& f : shards) {
+    if (count >= 0 && have >= count) break;
+    parts.push_back(detail::unpickle(read_file(f), f.string()).toTensor());
+    have += parts.back().size(0);
+  }
   return torch::cat(parts);
+}
+
+AttackRunResult read_run(const fs::path& dir) {
+  const fs::path mf = dir / "metrics.json", sf = dir / "samples.pt", tf = dir / "timing.json";
+  if (!fs::is_directory(dir)) throw Error(fmt::format("'{}' is not a folder", dir.string()));
+  if (!fs::is_regular_file(mf)) throw Error(fmt::format("'{}' is not an sdsgsm run folder (no metrics.json)", dir.string()));
+  auto json_of = [](const fs::path& f) {
+    try {
+      return nlohmann::json::parse(read_file(f));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("'{}' is corrupt: {}", f.string(), e.what()));
+    }
+  };
+  const nlohmann::json metrics = json_of(mf);
+  if (!metrics.is_object() || !metrics.contains("attack_config") || !metrics["attack_config"].is_object()) {
+    throw Error(fmt::format("'{}' is not the metrics.json of an attack run (no attack_config)", mf.string()));
+  }
+  if (!fs::is_regular_file(sf)) throw Error(fmt::format("run folder '{}' has no samples.pt", dir.string()));
+  AttackRunResult r;
+  r.config = metrics["attack_config"];
+  r.attack = r.config.value("attack", dir.filename().string());
+  auto rows = detail::unpickle(read_file(sf), "'" + sf.string() + "'");
+  const auto columns = static_cast<int64_t>(sample_columns().size());
+  if (!rows.isTensor() || rows.toTensor().dim() != 2 || rows.toTensor().size(1) != columns) {
+    throw Error(fmt::format("'{}' is corrupt: not an N x {} tensor", sf.string(), columns));
+  }
+  set_sample_rows(r, rows.toTensor().to(torch::kFloat64));
+  try {
+    r.warnings = metrics.value("warnings", std::vector<std::string>{});
+    r.zero_gradient_samples = metrics.value("summary", nlohmann::json::object()).value("zero_gradient_samples", int64_t{0});
+    if (fs::is_regular_file(tf)) {
+      const nlohmann::json timing = json_of(tf);
+      r.attack_seconds = timing.value("attack_seconds", 0.0);
+      r.allocation_seconds = timing.value("ddi_seconds", 0.0);
+      r.wall_seconds = timing.value("wall_seconds", 0.0);
+      r.images_this_session = timing.value("images_this_session", int64_t{0});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("run folder '{}' has a corrupt metrics.json or timing.json: {}", dir.string(), e.what()));
+  }
+  return r;
 }
 
 PartialFolder::PartialFolder(fs::path dir, nlohmann::json fingerprint, bool resume, bool restart)

@@ -30,8 +30,7 @@ BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Att
                          int64_t b) {
   const int64_t start = b * o.batch_size;
   const int64_t n = std::min(o.batch_size, source.size() - start);
-  auto [images, y] = source.read(start, n);
-  auto x = images.to(torch::kFloat32).div_(255.0f);
+  auto [x, y] = source.read_float(start, n);
   auto ids = torch::arange(o.first_index + start, o.first_index + start + n, torch::kInt64);
   auto t0 = std::chrono::steady_clock::now();
   AttackResult a = attack.run(model, x.to(o.device), y.to(o.device), ids.to(o.device));
@@ -109,8 +108,8 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
     // The evaluation checks, on the first images of the first batch (every rank: an error stops
     // them all; within batch 0 so that a bad record further on is reported by the rank whose batch
     // holds it).
-    auto [images, labels] = source.read(0, std::min({n, o.batch_size, int64_t{16}}));
-    r.warnings = check_model(model, images.to(torch::kFloat32).div_(255.0f).to(o.device), labels.to(o.device),
+    auto [images, labels] = source.read_float(0, std::min({n, o.batch_size, int64_t{16}}));
+    r.warnings = check_model(model, images.to(o.device), labels.to(o.device),
                              static_cast<int64_t>(source.classes().size()));
     if (root) {
       for (const auto& w : r.warnings) spdlog::warn("{}", w);

@@ -3,6 +3,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "sdsgsm/sweep.hpp"
 
@@ -58,6 +59,11 @@ nlohmann::json SweepGrid::to_json() const {
 
 nlohmann::json SweepRow::to_json() const {
   nlohmann::json j = sd.to_json();
+  if (!is_sdsgsm_family(variant)) j = {{"step_factor", sd.step_factor}};
+  j["variant"] = variant;
+  j["alpha"] = alpha;
+  j["early_stop"] = early_stop;
+  if (early_stop_8bit) j["early_stop_8bit"] = true;
   j["decay"] = decay;
   j["windows"] = windows;
   j["ddi_seconds"] = ddi_seconds;
@@ -66,6 +72,27 @@ nlohmann::json SweepRow::to_json() const {
   j["ddi_within_iterations"] = ddi_within_iterations;
   j["summary"] = summary;
   return j;
+}
+
+SweepRow SweepRow::from_json(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("variant")) throw Error("a tuned row needs an object with a 'variant'");
+  SweepRow r;
+  try {
+    r.variant = j.at("variant").get<std::string>();
+    r.alpha = j.at("alpha").get<double>();
+    r.decay = j.at("decay").get<double>();
+    r.early_stop = j.at("early_stop").get<bool>();
+    r.early_stop_8bit = j.value("early_stop_8bit", false);
+    r.windows = j.value("windows", int64_t{0});
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("a tuned row of '{}' is malformed ({})", j.value("variant", std::string("?")), e.what()));
+  }
+  const auto variants = sweep_variants();
+  if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) {
+    throw Error(fmt::format("a tuned row names an unknown attack '{}'", r.variant));
+  }
+  r.sd = is_sdsgsm_family(r.variant) ? SdsgsmOptions::from_json(j) : SdsgsmOptions().set_step_factor(j.value("step_factor", 1.0));
+  return r;
 }
 
 bool meets_asr(const nlohmann::json& summary, double min_asr, const std::string& basis) {
@@ -77,37 +104,95 @@ bool meets_asr(const nlohmann::json& summary, double min_asr, const std::string&
   throw Error(fmt::format("--asr-basis must be float, 8bit or both (got '{}')", basis));
 }
 
+std::vector<std::string> sweep_variants() { return {"sdsgsm", "sd-ifgsm", "sgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"}; }
+
+bool is_sdsgsm_family(const std::string& variant) {
+  return variant == "sdsgsm" || variant == "sd-ifgsm" || variant == "sgsm";
+}
+
+std::unique_ptr<Attack> SweepRow::make(const AttackOptions& base, std::shared_ptr<SensitivityCache> cache) const {
+  AttackOptions ao = base;
+  ao.set_decay(decay).set_early_stop(early_stop).set_early_stop_8bit(early_stop_8bit);
+  if (is_sdsgsm_family(variant)) {
+    ao.alpha.reset();  // from the step factor, recorded as such in the attack's configuration
+    return make_sdsgsm_variant(variant, ao, sd, variant == "sgsm" ? nullptr : std::move(cache));
+  }
+  return make_attack(variant, ao.set_alpha(ao.eps / static_cast<double>(ao.steps) * sd.step_factor));
+}
+
+std::string SweepRow::describe() const {
+  if (!is_sdsgsm_family(variant)) {
+    return fmt::format("{}: alpha {:.3g}/255 (step factor {}), decay {}, {}", variant, alpha * 255, sd.step_factor,
+                       decay, early_stop ? (early_stop_8bit ? "early stop (8-bit)" : "early stop") : "all steps");
+  }
+  if (windows == 0) {  // sgsm: no DDI, a uniform map
+    return fmt::format("uniform map (no DDI), beta {}, step factor {}, decay {}", sd.beta, sd.step_factor, decay);
+  }
+  return fmt::format("k {} s {} ({} windows), {} map, rho {}, lambda {}, beta {}, step factor {}, decay {}", sd.ddi.window,
+                     sd.ddi.stride, windows, sd.map, sd.rho, sd.lambda, sd.beta, sd.step_factor, decay);
+}
+
 std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const SweepGrid& grid,
                                 const SweepOptions& options,
                                 const std::function<void(const SweepRow&, size_t, size_t)>& on_row) {
+  const auto variants = sweep_variants();
+  if (std::find(variants.begin(), variants.end(), options.variant) == variants.end()) {
+    throw Error(fmt::format("--variant must be one of {} (got '{}')", fmt::join(variants, ", "), options.variant));
+  }
   if (grid.decay.empty()) throw Error("--decay needs at least one value");
   meets_asr({{"float", {{"asr", 1.0}}}, {"rounded_8bit", {{"asr", 1.0}}}}, options.min_asr, options.asr_basis);
-  const auto configs = grid.expand(options.base);
-  const size_t total = configs.size() * grid.decay.size();
+  const bool family = is_sdsgsm_family(options.variant);
+  std::vector<SdsgsmOptions> configs;
+  if (family) {
+    configs = grid.expand(options.base);
+  } else {  // a baseline: only the step (and the decay, with momentum) vary
+    if (grid.step_factor.empty()) throw Error("--step-factor needs at least one value");
+    for (double f : grid.step_factor) {
+      configs.push_back(SdsgsmOptions(options.base).set_step_factor(f));
+      configs.back().validate(-1, -1);
+    }
+  }
+  const bool momentum = family || options.variant == "mifgsm" || options.variant == "nifgsm";
+  const std::vector<double> decays = momentum ? grid.decay : std::vector<double>{0.0};
+  const size_t total = configs.size() * decays.size();
   const int64_t h = data.images.size(2), w = data.images.size(3);
-  const bool allocates = options.variant != "sgsm";
+  const bool allocates = family && options.variant != "sgsm";
+  const bool early_stop = options.attack.early_stop.value_or(family);
   // One cache per window grid: its DDI runs once, on the first configuration that uses it.
   std::map<std::pair<int64_t, int64_t>, std::shared_ptr<SensitivityCache>> caches;
   std::vector<SweepRow> rows;
   for (const auto& sd : configs) {
-    sd.validate(h, w);
-    auto& cache = caches[{sd.ddi.window, sd.ddi.stride}];
-    if (!cache) cache = std::make_shared<SensitivityCache>(sd.ddi);
-    const int64_t windows = allocates ? ddi_windows(h, w, sd.ddi).size(0) : 0;
-    for (double decay : grid.decay) {
+    std::shared_ptr<SensitivityCache> cache;
+    int64_t windows = 0;
+    if (allocates) {
+      sd.validate(h, w);
+      cache = caches[{sd.ddi.window, sd.ddi.stride}];
+      if (!cache) cache = caches[{sd.ddi.window, sd.ddi.stride}] = std::make_shared<SensitivityCache>(sd.ddi);
+      windows = ddi_windows(h, w, sd.ddi).size(0);
+    }
+    for (double decay : decays) {
+      SweepRow row;
+      row.variant = options.variant;
+      row.sd = sd;
+      row.decay = decay;
+      row.early_stop = early_stop;
+      row.early_stop_8bit = options.attack.early_stop_8bit;
+      row.alpha = options.attack.eps / static_cast<double>(options.attack.steps) * sd.step_factor;
+      row.windows = windows;
       AttackOptions ao = options.attack;
-      ao.alpha.reset();  // from the step factor
-      ao.set_decay(decay);
-      auto attack = make_sdsgsm_variant(options.variant, ao, sd, allocates ? cache : nullptr);
+      ao.set_decay(decay).set_early_stop(early_stop);
+      std::unique_ptr<Attack> attack;
+      if (family) {
+        ao.alpha.reset();  // from the step factor
+        attack = make_sdsgsm_variant(options.variant, ao, sd, cache);
+      } else {
+        attack = make_attack(options.variant, ao.set_alpha(row.alpha));
+      }
       RunOptions ro = options.run;
       ro.keep_adversarial = false;
       AttackRunResult r = run_attack(model, data, *attack, ro);
-      SweepRow row;
-      row.sd = sd;
-      row.decay = decay;
-      row.windows = allocates ? windows : 0;
       row.summary = r.summary();
-      row.ddi_seconds = allocates ? cache->seconds() : 0.0;
+      row.ddi_seconds = cache ? cache->seconds() : 0.0;
       row.iteration_seconds = r.attack_seconds - r.allocation_seconds;
       row.meets_asr = meets_asr(row.summary, options.min_asr, options.asr_basis);
       row.ddi_within_iterations = row.ddi_seconds <= row.iteration_seconds;
@@ -136,14 +221,6 @@ std::vector<size_t> rule_order(const std::vector<SweepRow>& rows) {
   return idx;
 }
 
-std::string describe(const SweepRow& r) {
-  if (r.windows == 0) {  // sgsm: no DDI, a uniform map
-    return fmt::format("uniform map (no DDI), beta {}, step factor {}, decay {}", r.sd.beta, r.sd.step_factor, r.decay);
-  }
-  return fmt::format("k {} s {} ({} windows), {} map, rho {}, lambda {}, beta {}, step factor {}, decay {}", r.sd.ddi.window,
-                     r.sd.ddi.stride, r.windows, r.sd.map, r.sd.rho, r.sd.lambda, r.sd.beta, r.sd.step_factor, r.decay);
-}
-
 }  // namespace
 
 int64_t choose_row(const std::vector<SweepRow>& rows, bool within_cost) {
@@ -155,7 +232,9 @@ int64_t choose_row(const std::vector<SweepRow>& rows, bool within_cost) {
 }
 
 std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string& command, const std::string& asr_basis) {
-  std::string md = fmt::format("# SD-SGSM tuning sweep\n\nCommand: `{}`\n\n", command);
+  std::string md = fmt::format("# {} tuning sweep\n\nCommand: `{}`\n\n",
+                               rows.empty() || is_sdsgsm_family(rows.front().variant) ? "SD-SGSM" : rows.front().variant,
+                               command);
   if (rows.empty()) return md + "No configurations.\n";
   const auto& s0 = rows.front().summary;
   md += fmt::format("{} images ({} classified correctly, {} attacked).\n\n", s0["images"].get<int64_t>(),
@@ -166,7 +245,7 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string&
     int64_t c = choose_row(rows, cost);
     md += fmt::format("- **Chosen{}**: {}\n", cost ? " with DDI <= attack iterations" : "",
                       c < 0 ? std::string("none meets the ASR bound")
-                            : fmt::format("{}: ASR {:.2f}% (8-bit {:.2f}%), SSIM {:.4f}, l2 {:.3f}", describe(rows[c]),
+                            : fmt::format("{}: ASR {:.2f}% (8-bit {:.2f}%), SSIM {:.4f}, l2 {:.3f}", rows[c].describe(),
                                           100 * rows[c].summary["float"]["asr"].get<double>(),
                                           100 * rows[c].summary["rounded_8bit"]["asr"].get<double>(), ssim_of(rows[c]),
                                           l2_of(rows[c])));
@@ -191,7 +270,7 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string&
                       "{:.1f} | {} |\n",
                       shown(r.sd.ddi.window), shown(r.sd.ddi.stride), ddi ? r.sd.map : std::string("uniform"),
                       ddi && r.sd.map != "soft" ? fmt::format("{}", r.sd.rho) : std::string("-"), shown(r.sd.lambda),
-                      r.sd.beta, r.sd.step_factor,
+                      is_sdsgsm_family(r.variant) ? fmt::format("{}", r.sd.beta) : std::string("-"), r.sd.step_factor,
                       r.decay, 100 * f["asr"].get<double>(), 100 * r.summary["rounded_8bit"]["asr"].get<double>(),
                       f["l2_mean"].get<double>(), f["ssim_mean"].get<double>(), f["psnr_mean"].get<double>(),
                       r.summary["iterations_mean"].get<double>(), r.iteration_seconds,

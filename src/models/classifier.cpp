@@ -150,6 +150,10 @@ torch::Device parse_device(const std::string& text) {
   throw Error(fmt::format("--device '{}' is not a device (cpu, cuda or cuda:N)", text));
 }
 
+std::shared_ptr<Classifier> wrap_script_module(torch::jit::Module module, std::string name) {
+  return std::make_shared<ScriptClassifier>(std::move(module), std::move(name));
+}
+
 std::shared_ptr<Classifier> wrap_network(std::shared_ptr<Network> net, std::string name, std::string kind) {
   return std::make_shared<NetworkClassifier>(std::move(net), std::move(name), std::move(kind));
 }

@@ -1,0 +1,112 @@
+"""sdsgsm from Python: the C++ toolkit's attacks and metrics on PyTorch tensors and models.
+
+    import sdsgsm
+    model = sdsgsm.load_model("resnet20")                  # a torch.jit.ScriptModule
+    x, y = sdsgsm.load_data("data/cifar10", count=64)      # float N x 3 x 32 x 32 in [0,1], int64
+    r = sdsgsm.attack(model, x, y, attack="sdsgsm", eps=8/255)
+    r["adversarial"], r["success"], r["ssim"]
+
+Attacks and options are the command-line tool's (`sdsgsm attack --help`), with '-' written '_';
+the results equal `sdsgsm attack --model FILE` on the same images. Errors are `sdsgsm.Error` (a
+ValueError) with the tool's one-line message. The library is Debian's LibTorch, the one
+python3-torch runs on: tensors and modules are shared, not copied between two torches.
+"""
+import os
+import tempfile
+
+import torch  # first: loads the LibTorch the extension links, and torch's Python bindings
+
+from . import _sdsgsm
+from ._sdsgsm import Error
+
+__all__ = ["Error", "attack", "attack_names", "load_data", "load_model", "metrics", "option_names"]
+
+
+def attack_names():
+    """The attacks `attack` knows (the CLI's --attack names)."""
+    return _sdsgsm.attack_names()
+
+
+def option_names():
+    """The keyword options `attack` takes: the CLI's flags with '-' written '_'."""
+    return _sdsgsm.option_names()
+
+
+def load_model(name_or_path):
+    """A zoo model (e.g. "resnet20", `sdsgsm models` lists them), a weights file written by
+    `sdsgsm train`, or any TorchScript file, as a torch.jit.ScriptModule in evaluation mode. Resolved
+    and checked as the CLI's --model is: a missing or damaged file raises sdsgsm.Error."""
+    name_or_path = os.fspath(name_or_path)
+    with tempfile.TemporaryDirectory(prefix="sdsgsm-") as tmp:
+        module = torch.jit.load(_sdsgsm.model_file(name_or_path, tmp), map_location="cpu")
+    module.eval()
+    module._sdsgsm_name = name_or_path  # errors while attacking name the model as the CLI does
+    return module
+
+
+def load_data(path="data/cifar10", split="test", offset=0, count=-1):
+    """Images and labels as the CLI's --data reads them (a CIFAR-10 binary folder, one .bin file,
+    or a folder of class_name/*.png): (x float N x C x H x W in [0,1], y int64 N)."""
+    return _sdsgsm.load_data(os.fspath(path), split, offset, count)
+
+
+def _as_script_module(model, x):
+    """A ScriptModule as it is; a plain nn.Module scripted, else traced on one image in evaluation
+    mode (the module's own mode and parameters are left as they were)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return model
+    if not isinstance(model, torch.nn.Module):
+        raise Error(f"model must be a torch.nn.Module or a torch.jit.ScriptModule (got {type(model).__name__})")
+    try:
+        return torch.jit.script(model)
+    except Exception as e:  # noqa: BLE001 - any failure of the compiler: try tracing
+        script_error = _first_line(e)
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            return torch.jit.trace(model, x[:1], check_trace=False)
+    except Exception as e:  # noqa: BLE001
+        trace_error = _first_line(e)
+    finally:
+        model.train(training)
+    raise Error(f"model {type(model).__name__} can be neither scripted (torch.jit.script: {script_error}) "
+                f"nor traced (torch.jit.trace: {trace_error}); pass a torch.jit.ScriptModule")
+
+
+def _first_line(e):
+    lines = [s for s in str(e).strip().splitlines() if s.strip()]
+    return lines[0].strip() if lines else type(e).__name__
+
+
+def attack(model, x, y, attack="sdsgsm", eps=8 / 255, **options):
+    """Attacks images x (float N x C x H x W in [0,1]) with labels y (int64 N) on `model` (a
+    torch.jit.ScriptModule; a plain nn.Module is scripted or traced first). Returns a dict of
+    tensors, one row per image: adversarial (float32 N x C x H x W), success (bool), iterations,
+    label, target, clean_pred, adv_pred, index, the metrics l2, linf, l0, ssim, psnr (float64), and
+    the same for the adversarials rounded to 8-bit pixels (adv_pred_8bit, success_8bit, l2_8bit,
+    ...); also summary (the figures of metrics.json: ASR, means, over the originally correct
+    images), config, warnings (the evaluation checks'), seconds and ddi_seconds.
+
+    `attack` is one of attack_names(); options are the CLI's flags with '-' written '_' (see
+    option_names()): alpha, steps, decay, early_stop, early_stop_8bit, seed, targeted,
+    target_label, the SD-SGSM family's window, stride, fill, score, ddi_batch, rho, lambda (or
+    lambda_), map, gamma, beta, step_factor, rescale_step, recompute_every; and batch_size (128),
+    offset (the data-set index of x[0], which seeds per-sample randomness as --offset does),
+    threads (default all cores; the caller's torch thread count is restored afterwards) and
+    progress (a progress bar on stderr). eps, alpha and decay also take fractions as text: "8/255".
+    Python threads keep running while the attack runs (it releases the GIL).
+    """
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise Error(f"sdsgsm.attack: x and y must be tensors (got {type(x).__name__} and {type(y).__name__})")
+    options = dict(options, eps=eps)
+    script = _as_script_module(model, x)
+    name = getattr(model, "_sdsgsm_name", None) or getattr(script, "original_name", type(model).__name__)
+    return _sdsgsm.attack(script, x, y, attack, name, options)
+
+
+def metrics(x, x_adv):
+    """Per-sample distortion and similarity of x_adv against x (both float N x C x H x W in [0,1]),
+    as float64 N-vectors: l2, linf, l0 (fraction of pixels changed), ssim (scikit-image's), psnr
+    (dB). The CLI's samples.csv columns of the same names."""
+    return _sdsgsm.metrics(x, x_adv)

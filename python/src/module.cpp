@@ -1,0 +1,289 @@
+// sdsgsm._sdsgsm: the C++ side of the Python module (python/sdsgsm/__init__.py is the API users
+// call). Tensors and TorchScript modules come over through torch's own pybind11 casters, so the
+// library runs on the very tensors and module Python holds, in the same LibTorch.
+//
+// An attack from Python runs as the CLI's `attack` does (sdsgsm/runner.hpp: the evaluation checks,
+// batches, per-sample seeds from the data-set index, metrics float and 8-bit), on the images given
+// instead of a data set: the adversarials are the CLI's for the same model, images and options.
+#include <functional>
+#include <map>
+
+#include <fmt/format.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <torch/csrc/jit/python/module_python.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include "sdsgsm/metrics.hpp"
+#include "sdsgsm/runner.hpp"
+#include "sdsgsm/sdsgsm.hpp"
+
+namespace py = pybind11;
+
+namespace sdsgsm::python {
+namespace {
+
+/// Everything one attack call sets.
+struct Settings {
+  AttackOptions attack;
+  SdsgsmOptions sd;
+  MinNormOptions mn;
+  RunOptions run;
+  int threads = 0;  ///< 0: all cores
+};
+
+std::string type_name(const py::handle& v) { return py::str(py::type::handle_of(v).attr("__name__")); }
+
+// Option values: what a Python user would pass, checked with errors naming the option. Numbers
+// that the CLI takes as text (eps, alpha, decay) also take its fractions, "8/255".
+// Integers are whatever has __index__ (numpy's too), numbers whatever has __float__; True and
+// False are neither here.
+double as_number(const py::handle& v, const std::string& name) {
+  if (py::isinstance<py::str>(v)) return parse_number(v.cast<std::string>(), "--" + name);
+  if (py::isinstance<py::bool_>(v) || !(PyIndex_Check(v.ptr()) || py::hasattr(v, "__float__"))) {
+    throw Error(fmt::format("option {} must be a number (got {})", name, type_name(v)));
+  }
+  return py::float_(py::reinterpret_borrow<py::object>(v)).cast<double>();
+}
+int64_t as_int(const py::handle& v, const std::string& name) {
+  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr())) {
+    throw Error(fmt::format("option {} must be an integer (got {})", name, type_name(v)));
+  }
+  return py::int_(py::reinterpret_borrow<py::object>(v)).cast<int64_t>();
+}
+bool as_bool(const py::handle& v, const std::string& name) {
+  if (!py::isinstance<py::bool_>(v)) throw Error(fmt::format("option {} must be True or False (got {})", name, type_name(v)));
+  return v.cast<bool>();
+}
+std::string as_text(const py::handle& v, const std::string& name) {
+  if (!py::isinstance<py::str>(v)) throw Error(fmt::format("option {} must be a string (got {})", name, type_name(v)));
+  return v.cast<std::string>();
+}
+
+using Setter = std::function<void(Settings&, const py::handle&, const std::string&)>;
+
+/// Every option `attack` takes, by the CLI's flag name with '-' written '_' (`lambda` also as
+/// `lambda_`, since lambda is a Python keyword). A new AttackOptions or SdsgsmOptions field is
+/// one line here.
+const std::map<std::string, Setter>& option_table() {
+  static const std::map<std::string, Setter> table = {
+      // The engine (AttackOptions).
+      {"eps", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_eps(as_number(v, n)); }},
+      {"alpha", [](Settings& s, const py::handle& v, const std::string& n) {
+         if (v.is_none()) s.attack.alpha.reset(); else s.attack.set_alpha(as_number(v, n)); }},
+      {"steps", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_steps(as_int(v, n)); }},
+      {"decay", [](Settings& s, const py::handle& v, const std::string& n) {
+         if (v.is_none()) s.attack.decay.reset(); else s.attack.set_decay(as_number(v, n)); }},
+      {"early_stop", [](Settings& s, const py::handle& v, const std::string& n) {
+         if (v.is_none()) s.attack.early_stop.reset(); else s.attack.set_early_stop(as_bool(v, n)); }},
+      {"early_stop_8bit", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_early_stop_8bit(as_bool(v, n)); }},
+      {"seed", [](Settings& s, const py::handle& v, const std::string& n) {
+         int64_t seed = as_int(v, n);
+         if (seed < 0) throw Error(fmt::format("option seed must be >= 0 (got {})", seed));
+         s.attack.set_seed(static_cast<uint64_t>(seed)); }},
+      {"targeted", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_targeted(parse_target_mode(as_text(v, n))); }},
+      {"target_label", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_target_label(as_int(v, n)); }},
+      // The SD-SGSM family (SdsgsmOptions, DdiOptions).
+      {"window", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_window(as_int(v, n)); }},
+      {"stride", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_stride(as_int(v, n)); }},
+      {"fill", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_fill(as_text(v, n)); }},
+      {"score", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_score(as_text(v, n)); }},
+      {"ddi_batch", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_max_batch(as_int(v, n)); }},
+      {"rho", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_rho(as_number(v, n)); }},
+      {"lambda", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_lambda(as_number(v, n)); }},
+      {"lambda_", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_lambda(as_number(v, n)); }},
+      {"map", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_map(as_text(v, n)); }},
+      {"gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_gamma(as_number(v, n)); }},
+      {"beta", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_beta(as_number(v, n)); }},
+      {"step_factor", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_step_factor(as_number(v, n)); }},
+      {"rescale_step", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_rescale_step(as_bool(v, n)); }},
+      {"recompute_every", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_recompute_every(as_int(v, n)); }},
+      // The minimum-norm attacks (deepfool, cw, ddn, fmn).
+      {"norm", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_norm(parse_norm(as_text(v, n))); }},
+      {"candidates", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_candidates(as_int(v, n)); }},
+      {"overshoot", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_overshoot(as_number(v, n)); }},
+      {"binary_steps", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_binary_steps(as_int(v, n)); }},
+      {"initial_const", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_initial_const(as_number(v, n)); }},
+      {"confidence", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_confidence(as_number(v, n)); }},
+      {"learning_rate", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_learning_rate(as_number(v, n)); }},
+      {"norm_gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_norm_gamma(as_number(v, n)); }},
+      {"initial_norm", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_initial_norm(as_number(v, n)); }},
+      // The run (RunOptions and --threads).
+      {"batch_size", [](Settings& s, const py::handle& v, const std::string& n) { s.run.batch_size = as_int(v, n); }},
+      {"offset", [](Settings& s, const py::handle& v, const std::string& n) {
+         s.run.first_index = as_int(v, n);
+         if (s.run.first_index < 0) throw Error(fmt::format("--offset must be >= 0 (got {})", s.run.first_index)); }},
+      {"progress", [](Settings& s, const py::handle& v, const std::string& n) { s.run.progress = as_bool(v, n); }},
+      {"threads", [](Settings& s, const py::handle& v, const std::string& n) {
+         s.threads = v.is_none() ? 0 : static_cast<int>(as_int(v, n));
+         if (s.threads < 0) throw Error(fmt::format("--threads must be >= 0 (got {})", s.threads)); }},
+  };
+  return table;
+}
+
+std::vector<std::string> option_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, setter] : option_table()) names.push_back(name);
+  return names;
+}
+
+Settings parse_options(const py::dict& options) {
+  Settings s;
+  s.run.progress = false;
+  std::vector<std::string> unknown;
+  for (const auto& [key, value] : options) {
+    std::string name = py::str(key);
+    auto it = option_table().find(name);
+    if (it == option_table().end()) {
+      unknown.push_back(name);
+      continue;
+    }
+    it->second(s, value, name);
+  }
+  if (!unknown.empty()) {
+    std::string known, names;
+    for (const auto& n : option_names()) known += (known.empty() ? "" : ", ") + n;
+    for (const auto& n : unknown) names += (names.empty() ? "'" : ", '") + n + "'";
+    throw Error(fmt::format("unknown option{} {} (options: {})", unknown.size() > 1 ? "s" : "", names, known));
+  }
+  // As the CLI: --early-stop-8bit turns early stop on unless it is turned off explicitly (which
+  // validate() then refuses).
+  if (s.attack.early_stop_8bit && !s.attack.early_stop) s.attack.set_early_stop(true);
+  s.attack.validate();
+  return s;
+}
+
+py::object to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
+
+/// Sets the thread count for one call and puts the caller's back afterwards.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) : before_(torch::get_num_threads()) { configure_threads(threads); }
+  ~ThreadScope() { torch::set_num_threads(before_); }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int before_;
+};
+
+py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Tensor& y, const std::string& name,
+                const std::string& model_name, const py::dict& options) {
+  Settings s = parse_options(options);
+  // The order of the CLI's checks: the attack and its options, then the model, then the images.
+  std::unique_ptr<Attack> a = make_attack(name, s.attack, s.sd, s.mn);
+  auto script = torch::jit::as_module(model);
+  if (!script) throw Error(fmt::format("model must be a torch.jit.ScriptModule (got {})", type_name(model)));
+  // A deep copy: the classifier puts its module in evaluation mode with frozen parameters, and the
+  // caller's module stays as it was.
+  std::shared_ptr<Classifier> classifier = wrap_script_module(script->clone(), model_name);
+  auto source = float_source(x.detach(), y.detach(), "sdsgsm.attack");
+  RunOptions run = s.run;
+  run.keep_adversarial = true;
+  AttackRunResult r;
+  {
+    py::gil_scoped_release no_gil;
+    ThreadScope threads(s.threads);
+    r = run_attack(*classifier, *source, *a, run);
+  }
+  py::dict out;
+  out["adversarial"] = r.adversarial;
+  out["success"] = r.success;
+  out["iterations"] = r.iterations;
+  out["label"] = r.label;
+  out["target"] = r.target;
+  out["clean_pred"] = r.clean_pred;
+  out["adv_pred"] = r.adv_pred;
+  out["index"] = r.index;
+  out["l2"] = r.l2;
+  out["linf"] = r.linf;
+  out["l0"] = r.l0;
+  out["ssim"] = r.ssim;
+  out["psnr"] = r.psnr;
+  out["adv_pred_8bit"] = r.adv_pred_8bit;
+  out["success_8bit"] = r.success_8bit;
+  out["l2_8bit"] = r.l2_8bit;
+  out["linf_8bit"] = r.linf_8bit;
+  out["l0_8bit"] = r.l0_8bit;
+  out["ssim_8bit"] = r.ssim_8bit;
+  out["psnr_8bit"] = r.psnr_8bit;
+  out["summary"] = to_python(r.summary());
+  out["config"] = to_python(r.config);
+  out["warnings"] = r.warnings;
+  out["seconds"] = r.attack_seconds;
+  out["ddi_seconds"] = r.allocation_seconds;
+  return out;
+}
+
+void check_pair(const torch::Tensor& x, const torch::Tensor& x_adv) {
+  if (x.dim() != 4 || !x.is_floating_point() || !x_adv.is_floating_point() || x.sizes() != x_adv.sizes()) {
+    throw Error(fmt::format("sdsgsm.metrics: x and x_adv must be N x C x H x W floating-point tensors of one shape "
+                            "(got {} {} and {} {})",
+                            c10::toString(x.scalar_type()), fmt::join(x.sizes(), " x "),
+                            c10::toString(x_adv.scalar_type()), fmt::join(x_adv.sizes(), " x ")));
+  }
+}
+
+py::dict metrics(const torch::Tensor& x_in, const torch::Tensor& adv_in) {
+  check_pair(x_in, adv_in);
+  auto x = x_in.detach().to(torch::kFloat32), adv = adv_in.detach().to(torch::kFloat32);
+  torch::Tensor l2, linf, l0, ss, ps;
+  {
+    py::gil_scoped_release no_gil;
+    l2 = l2_distance(x, adv);
+    linf = linf_distance(x, adv);
+    l0 = l0_fraction(x, adv);
+    ss = ssim(x, adv);
+    ps = psnr(x, adv);
+  }
+  py::dict out;
+  out["l2"] = l2.to(torch::kFloat64);
+  out["linf"] = linf.to(torch::kFloat64);
+  out["l0"] = l0.to(torch::kFloat64);
+  out["ssim"] = ss.to(torch::kFloat64);
+  out["psnr"] = ps.to(torch::kFloat64);
+  return out;
+}
+
+/// The TorchScript file `load_model` hands to torch.jit.load: the file itself when it is
+/// TorchScript, else (a zoo name or an `sdsgsm train` weights file) the network exported into
+/// `dir`. Resolved and checked as `--model` is, with the same errors.
+std::string model_file(const std::string& name_or_path, const std::string& dir) {
+  std::shared_ptr<Classifier> c = load_classifier(name_or_path);
+  if (c->kind() == "torchscript") return name_or_path;
+  fs::path path = fs::exists(name_or_path) ? fs::path(name_or_path) : find_zoo_weights(name_or_path);
+  LoadedNetwork loaded = load_network(path);
+  loaded.net->eval();
+  fs::path out = fs::path(dir) / (loaded.arch + "-script.pt");
+  export_torchscript(*loaded.net, loaded.arch, out);
+  return out.string();
+}
+
+std::pair<torch::Tensor, torch::Tensor> load_data(const std::string& path, const std::string& split, int64_t offset,
+                                                  int64_t count) {
+  if (split != "test" && split != "train") throw Error(fmt::format("--split must be test or train (got '{}')", split));
+  Dataset d;
+  {
+    py::gil_scoped_release no_gil;
+    d = open_dataset(path, split == "train" ? Split::Train : Split::Test, offset, count);
+  }
+  return {d.float_images(0, d.size()), d.labels};
+}
+
+}  // namespace
+}  // namespace sdsgsm::python
+
+PYBIND11_MODULE(_sdsgsm, m) {
+  using namespace sdsgsm::python;
+  m.doc() = "sdsgsm's C++ library (use the sdsgsm package)";
+  // sdsgsm::Error, the library's one-line messages, as sdsgsm.Error (a ValueError).
+  py::register_exception<sdsgsm::Error>(m, "Error", PyExc_ValueError);
+  m.def("attack", &attack, py::arg("model"), py::arg("x"), py::arg("y"), py::arg("attack"), py::arg("model_name"),
+        py::arg("options"));
+  m.def("metrics", &metrics, py::arg("x"), py::arg("x_adv"));
+  m.def("model_file", &model_file, py::arg("name_or_path"), py::arg("dir"));
+  m.def("load_data", &load_data, py::arg("path"), py::arg("split"), py::arg("offset"), py::arg("count"));
+  m.def("attack_names", &sdsgsm::attack_names);
+  m.def("option_names", &option_names);
+  m.def("version", &sdsgsm::version_string);
+}

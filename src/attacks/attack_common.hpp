@@ -1,0 +1,21 @@
+// Pieces both attack families share (private to src/attacks; see include/sdsgsm/attacks.hpp).
+#pragma once
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "sdsgsm/attacks.hpp"
+
+namespace sdsgsm::detail {
+
+/// A generator for one sample, independent of the batch it is attacked in.
+at::Generator sample_generator(uint64_t seed, int64_t id, uint64_t stream);
+
+/// Throws Error unless x is N x C x H x W and y a vector of N labels.
+void check_attack_input(const torch::Tensor& x, const torch::Tensor& y);
+
+/// The target of each sample: its label (untargeted), the given label, a random other label
+/// seeded by (seed, sample id), or the least likely class of the clean logits.
+torch::Tensor attack_targets(const AttackOptions& o, const torch::Tensor& y, const torch::Tensor& clean_logits,
+                             const torch::Tensor& ids_cpu);
+
+}  // namespace sdsgsm::detail

@@ -1,0 +1,198 @@
+// The minimum-norm attacks' options and their shared base (see minnorm.hpp).
+#include "minnorm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "attack_common.hpp"
+
+namespace sdsgsm {
+
+Norm parse_norm(const std::string& text) {
+  if (text == "2" || text == "l2" || text == "L2") return Norm::L2;
+  if (text == "inf" || text == "linf" || text == "Linf") return Norm::Linf;
+  throw Error(fmt::format("--norm must be 2 or inf (got '{}')", text));
+}
+
+std::string to_string(Norm norm) { return norm == Norm::L2 ? "l2" : "linf"; }
+
+void MinNormOptions::validate() const {
+  if (candidates < 0 || candidates == 1) {
+    throw Error(fmt::format("--candidates must be 0 (all classes) or >= 2 (got {})", candidates));
+  }
+  if (!(overshoot >= 0)) throw Error(fmt::format("--overshoot must be >= 0 (got {})", overshoot));
+  if (binary_steps < 1) throw Error(fmt::format("--binary-steps must be >= 1 (got {})", binary_steps));
+  if (!(initial_const > 0) || !std::isfinite(initial_const)) {
+    throw Error(fmt::format("--initial-const must be > 0 (got {})", initial_const));
+  }
+  if (!(confidence >= 0) || !std::isfinite(confidence)) {
+    throw Error(fmt::format("--confidence must be >= 0 (got {})", confidence));
+  }
+  if (learning_rate && (!(*learning_rate > 0) || !std::isfinite(*learning_rate))) {
+    throw Error(fmt::format("--learning-rate must be > 0 (got {})", *learning_rate));
+  }
+  if (!(norm_gamma > 0 && norm_gamma < 1)) throw Error(fmt::format("--norm-gamma must be in (0,1) (got {})", norm_gamma));
+  if (!(initial_norm > 0) || !std::isfinite(initial_norm)) {
+    throw Error(fmt::format("--initial-norm must be > 0 (got {})", initial_norm));
+  }
+}
+
+nlohmann::json MinNormOptions::to_json() const {
+  nlohmann::json j = {{"norm", to_string(norm)},         {"candidates", candidates},
+                      {"overshoot", overshoot},           {"binary_steps", binary_steps},
+                      {"initial_const", initial_const},   {"confidence", confidence},
+                      {"norm_gamma", norm_gamma},         {"initial_norm", initial_norm}};
+  if (learning_rate) j["learning_rate"] = *learning_rate;
+  return j;
+}
+
+namespace detail {
+
+double cosine_schedule(double a0, double a_final, int64_t k, int64_t steps) {
+  return a_final + (a0 - a_final) * 0.5 * (1 + std::cos(M_PI * static_cast<double>(k) / static_cast<double>(steps)));
+}
+
+MinNormProblem::MinNormProblem(Classifier& model_, torch::Tensor x_, torch::Tensor label_, torch::Tensor clean_logits_,
+                               bool targeted_, Norm norm_)
+    : model(model_),
+      x(std::move(x_)),
+      label(std::move(label_)),
+      clean_logits(std::move(clean_logits_)),
+      targeted(targeted_),
+      norm(norm_) {
+  best_adv = x.clone();
+  best_norm = torch::full({size()}, std::numeric_limits<float>::infinity(), x.options());
+  iterations = torch::zeros({size()}, label.options());
+}
+
+torch::Tensor MinNormProblem::take(const torch::Tensor& v, const torch::Tensor& rows) {
+  return rows.defined() ? v.index_select(0, rows) : v;
+}
+
+MinNormProblem::Evaluation MinNormProblem::differentiate(const torch::Tensor& v, const torch::Tensor& rows,
+                                                         const Loss& loss,
+                                                         const std::function<torch::Tensor(const torch::Tensor&)>& to_image) {
+  torch::Tensor var = v.detach().requires_grad_(true);
+  torch::Tensor image = to_image ? to_image(var) : var;
+  torch::Tensor logits = model.forward(image);
+  torch::Tensor l = loss(logits, image, take(label, rows));
+  torch::Tensor grad = torch::autograd::grad({l.sum()}, {var})[0];
+  if (zero_gradient_samples < 0) zero_gradient_samples = grad.abs().flatten(1).amax(1).eq(0).sum().item<int64_t>();
+  count_step(rows);
+  return {logits.detach(), image.detach(), l.detach(), grad};
+}
+
+torch::Tensor MinNormProblem::margin(const torch::Tensor& logits, const torch::Tensor& lab) const {
+  torch::Tensor idx = lab.unsqueeze(1);
+  torch::Tensor own = logits.gather(1, idx).squeeze(1);
+  torch::Tensor other = logits.scatter(1, idx, -std::numeric_limits<float>::infinity()).amax(1);
+  return targeted ? other - own : own - other;
+}
+
+torch::Tensor MinNormProblem::fooled(const torch::Tensor& logits, const torch::Tensor& lab) const {
+  torch::Tensor pred = logits.argmax(1);
+  return targeted ? pred.eq(lab) : pred.ne(lab);
+}
+
+torch::Tensor MinNormProblem::distance(const torch::Tensor& delta) const {
+  torch::Tensor d = delta.flatten(1);
+  return norm == Norm::L2 ? d.norm(2, 1) : d.abs().amax(1);
+}
+
+torch::Tensor MinNormProblem::record(const torch::Tensor& adv, const torch::Tensor& logits, const torch::Tensor& rows,
+                                     const torch::Tensor& also) {
+  torch::NoGradGuard ng;
+  torch::Tensor ok = fooled(logits, take(label, rows));
+  torch::Tensor d = distance(adv - take(x, rows));
+  torch::Tensor better = ok.logical_and(d.lt(take(best_norm, rows)));
+  if (also.defined()) better.logical_and_(also);
+  torch::Tensor sel = better.nonzero().squeeze(1);
+  if (sel.size(0) > 0) {
+    torch::Tensor at = rows.defined() ? rows.index_select(0, sel) : sel;
+    best_adv.index_copy_(0, at, adv.index_select(0, sel));
+    best_norm.index_copy_(0, at, d.index_select(0, sel));
+  }
+  return ok;
+}
+
+torch::Tensor MinNormProblem::check(const torch::Tensor& adv, const torch::Tensor& rows) {
+  torch::NoGradGuard ng;
+  return record(adv, model.forward(adv), rows);
+}
+
+void MinNormProblem::count_step(const torch::Tensor& rows) {
+  if (rows.defined()) {
+    iterations.index_add_(0, rows, torch::ones({rows.size(0)}, iterations.options()));
+  } else {
+    iterations.add_(1);
+  }
+}
+
+MinNormAttack::MinNormAttack(std::string name, AttackOptions options, MinNormOptions mn, bool linf)
+    : Attack(std::move(name), std::move(options)), mn_(std::move(mn)) {
+  options_.validate();
+  mn_.validate();
+  if (mn_.norm == Norm::Linf && !linf) {
+    throw Error(fmt::format("{} is an l2 attack: --norm inf applies to deepfool and fmn", name_));
+  }
+}
+
+nlohmann::json MinNormAttack::config() const {
+  nlohmann::json j = {{"attack", name_},
+                      {"bounded", false},
+                      {"norm", to_string(mn_.norm)},
+                      {"steps", options_.steps},
+                      {"seed", options_.seed},
+                      {"targeted", to_string(options_.targeted)}};
+  if (options_.targeted == TargetMode::Given) j["target_label"] = options_.target_label;
+  j.update(parameters());
+  return j;
+}
+
+AttackResult MinNormAttack::run(Classifier& model, const torch::Tensor& x_in, const torch::Tensor& y_in,
+                                const torch::Tensor& sample_ids) const {
+  check_attack_input(x_in, y_in);
+  const int64_t n = x_in.size(0);
+  const torch::Tensor x = x_in.detach().to(torch::kFloat32).contiguous();
+  const torch::Tensor y = y_in.detach().to(torch::kInt64);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
+  const torch::Tensor ids = sample_ids.defined() ? sample_ids.to(i64) : torch::arange(n, i64);
+
+  AttackResult r;
+  torch::Tensor clean_logits;
+  {
+    torch::NoGradGuard ng;
+    clean_logits = model.forward(x);
+  }
+  r.clean_pred = clean_logits.argmax(1);
+  const bool targeted = options_.targeted != TargetMode::None;
+  r.target = attack_targets(options_, y, clean_logits, ids.to(torch::kCPU));
+  const torch::Tensor goal = targeted ? r.target : y;
+  // Samples the clean image already fools keep it (no perturbation, no steps).
+  const torch::Tensor done = targeted ? r.clean_pred.eq(goal) : r.clean_pred.ne(goal);
+  const torch::Tensor rows = done.logical_not().nonzero().squeeze(1);
+
+  torch::Tensor adv = x.clone();
+  r.iterations = torch::zeros({n}, i64);
+  if (rows.size(0) > 0) {
+    MinNormProblem p(model, x.index_select(0, rows), goal.index_select(0, rows), clean_logits.index_select(0, rows),
+                     targeted, mn_.norm);
+    minimize(p);
+    adv.index_copy_(0, rows, p.best_adv);
+    r.iterations.index_copy_(0, rows, p.iterations);
+    r.zero_gradient_samples = std::max<int64_t>(p.zero_gradient_samples, 0);
+  }
+  {
+    torch::NoGradGuard ng;
+    r.adv_pred = model.forward(adv).argmax(1);
+  }
+  r.adversarial = adv;
+  r.success = targeted ? r.adv_pred.eq(r.target) : r.adv_pred.ne(y);
+  return r;
+}
+
+}  // namespace detail
+}  // namespace sdsgsm

@@ -1,0 +1,162 @@
+// Tuning every attack of a comparison by one rule (include/sdsgsm/tuning.hpp).
+#include <fmt/format.h>
+
+#include "sdsgsm/models.hpp"
+#include "sdsgsm/tuning.hpp"
+
+namespace sdsgsm {
+namespace {
+
+SweepGrid baseline_grid(std::vector<double> decay) {
+  SweepGrid g;
+  // alpha = eps / steps x f: 0.2/255 ... 2/255 at eps 8/255 and 10 steps (2/255 is the literature's).
+  g.step_factor = {0.25, 0.5, 0.75, 1.0, 1.5, 2.5};
+  g.decay = std::move(decay);
+  return g;
+}
+
+SweepGrid family_grid(int64_t window, int64_t stride, std::vector<double> beta, std::vector<double> rho,
+                      std::vector<double> lambda) {
+  SweepGrid g;
+  g.window = {window};
+  g.stride = {stride};
+  g.beta = std::move(beta);
+  g.rho = std::move(rho);
+  g.lambda = std::move(lambda);
+  g.step_factor = {0.5, 1.0, 1.5, 2.5};
+  g.decay = {0.0};
+  return g;
+}
+
+}  // namespace
+
+std::vector<TuningItem> tuning_plan() {
+  return {
+      {"ifgsm", "I-FGSM", "ifgsm", baseline_grid({0.0})},
+      {"mifgsm", "MI-FGSM", "mifgsm", baseline_grid({0.5, 1.0})},
+      {"nifgsm", "NI-FGSM", "nifgsm", baseline_grid({0.5, 1.0})},
+      {"pgd", "PGD", "pgd", baseline_grid({0.0})},
+      {"sgsm", "SGSM only (uniform map)", "sgsm", family_grid(16, 16, {0.5, 1.0}, {0.05}, {0.8})},
+      {"sd-ifgsm", "SD only (k 16, sign)", "sd-ifgsm", family_grid(16, 16, {1.0}, {0.05, 0.25}, {0.8})},
+      {"sdsgsm", "SD-SGSM (k 16 s 16)", "sdsgsm", family_grid(16, 16, {0.5, 1.0}, {0.05, 0.25}, {0.8})},
+      {"sdsgsm-fine", "SD-SGSM (k 4 s 2)", "sdsgsm", family_grid(4, 2, {0.5}, {0.05, 0.25}, {0.5, 0.8})},
+  };
+}
+
+std::vector<std::string> tuning_regimes() { return {"fixed", "early_stop"}; }
+
+nlohmann::json run_tuning(Classifier& model, const Dataset& data, const TuningOptions& options,
+                          const std::function<void(const std::string&, const TuningItem&, const SweepRow&, size_t,
+                                                   size_t)>& on_row) {
+  const auto plan = tuning_plan();
+  for (const auto& k : options.only) {
+    bool known = false;
+    for (const auto& item : plan) known = known || item.key == k;
+    if (!known) throw Error(fmt::format("--only: no attack '{}' in the tuning plan", k));
+  }
+  for (const auto& r : options.regimes) {
+    if (r != "fixed" && r != "early_stop") throw Error(fmt::format("--regimes: '{}' is not fixed or early_stop", r));
+  }
+  nlohmann::json out;
+  for (const auto& item : plan) {
+    out["plan"].push_back({{"key", item.key}, {"label", item.label}, {"variant", item.variant},
+                           {"grid", item.grid.to_json()}});
+  }
+  for (const auto& regime : options.regimes) {
+    for (const auto& item : plan) {
+      if (!options.only.empty() &&
+          std::find(options.only.begin(), options.only.end(), item.key) == options.only.end()) {
+        continue;
+      }
+      SweepOptions so;
+      so.variant = item.variant;
+      so.attack = options.attack;
+      so.attack.alpha.reset();
+      so.attack.decay.reset();
+      so.attack.set_early_stop(regime == "early_stop").set_early_stop_8bit(regime == "early_stop");
+      so.run = options.run;
+      so.min_asr = options.min_asr;
+      so.asr_basis = options.asr_basis;
+      auto rows = run_sweep(model, data, item.grid, so, [&](const SweepRow& r, size_t i, size_t n) {
+        if (on_row) on_row(regime, item, r, i, n);
+      });
+      const int64_t c = choose_row(rows, false);
+      nlohmann::json chosen = c < 0 ? nlohmann::json() : rows[c].to_json();
+      if (c >= 0) chosen["label"] = item.label;
+      out["regimes"][regime][item.key] = chosen;
+      for (const auto& r : rows) out["rows"][regime][item.key].push_back(r.to_json());
+    }
+  }
+  return out;
+}
+
+std::string tuning_markdown(const nlohmann::json& tuned, const std::string& command) {
+  std::string md = fmt::format(
+      "# Tuning every attack by one rule\n\nCommand: `{}`\n\nRule: ASR >= 99.9% on the tuning images, float and after "
+      "rounding to 8-bit pixels, then the highest mean SSIM (ties: lower l2). Every attack: the same images, eps and "
+      "iterations; alpha = eps / steps x step factor. Regimes: **fixed** (all steps) and **early stop** (a sample stops "
+      "at its first success that survives 8-bit rounding).\n\n",
+      command);
+  const auto plan = tuning_plan();
+  const nlohmann::json none = nlohmann::json::object();
+  const auto& regimes = tuned.contains("regimes") ? tuned["regimes"] : none;
+  for (const auto& regime : tuning_regimes()) {
+    if (!regimes.contains(regime)) continue;
+    const auto& chosen = regimes[regime];
+    md += fmt::format("## {}\n\n| attack | chosen | ASR | ASR 8-bit | l2 | SSIM | iters | configurations |\n"
+                      "|---|---|---|---|---|---|---|---|\n",
+                      regime == "fixed" ? "Fixed iterations" : "Early stop");
+    for (const auto& item : plan) {
+      if (!chosen.contains(item.key)) continue;
+      const auto& rows = tuned["rows"][regime][item.key];
+      const auto& c = chosen[item.key];
+      if (c.is_null()) {
+        md += fmt::format("| {} | none meets the ASR bound | | | | | | {} |\n", item.label, rows.size());
+        continue;
+      }
+      const auto& s = c["summary"];
+      md += fmt::format("| {} | {} | {:.2f}% | {:.2f}% | {:.3f} | {:.4f} | {:.2f} | {} |\n", item.label,
+                        SweepRow::from_json(c).describe(), 100 * s["float"]["asr"].get<double>(),
+                        100 * s["rounded_8bit"]["asr"].get<double>(), s["float"]["l2_mean"].get<double>(),
+                        s["float"]["ssim_mean"].get<double>(), s["iterations_mean"].get<double>(), rows.size());
+    }
+    md += "\n";
+  }
+  md += "## Every configuration\n\n";
+  const auto& all_rows = tuned.contains("rows") ? tuned["rows"] : none;
+  for (const auto& regime : tuning_regimes()) {
+    if (!all_rows.contains(regime)) continue;
+    const auto& by_key = all_rows[regime];
+    for (const auto& item : plan) {
+      if (!by_key.contains(item.key)) continue;
+      md += fmt::format("### {}, {}\n\n| settings | ASR | ASR 8-bit | l2 | SSIM | iters |\n|---|---|---|---|---|---|\n",
+                        item.label, regime == "fixed" ? "fixed iterations" : "early stop");
+      for (const auto& r : by_key[item.key]) {
+        const auto& s = r["summary"];
+        md += fmt::format("| {} | {:.2f}% | {:.2f}% | {:.3f} | {:.4f} | {:.2f} |\n", SweepRow::from_json(r).describe(),
+                          100 * s["float"]["asr"].get<double>(), 100 * s["rounded_8bit"]["asr"].get<double>(),
+                          s["float"]["l2_mean"].get<double>(), s["float"]["ssim_mean"].get<double>(),
+                          s["iterations_mean"].get<double>());
+      }
+      md += "\n";
+    }
+  }
+  return md;
+}
+
+std::unique_ptr<Attack> make_tuned_attack(const nlohmann::json& row, const AttackOptions& base) {
+  return SweepRow::from_json(row).make(base);
+}
+
+fs::path find_tuned_settings(const std::string& model) {
+  if (fs::exists(model)) return {};  // a file, not a zoo name
+  try {
+    fs::path weights = find_zoo_weights(model);
+    fs::path tuned = weights.parent_path() / (weights.stem().string() + ".tuned.json");
+    return fs::exists(tuned) ? tuned : fs::path();
+  } catch (const Error&) {
+    return {};
+  }
+}
+
+}  // namespace sdsgsm

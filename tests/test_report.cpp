@@ -1,0 +1,321 @@
+// The HTML report (sdsgsm/report.hpp, `sdsgsm report`): a self-contained page whose every image
+// decodes, with every attack in it; graceful notes for missing inputs; one-line errors for folders
+// that are not runs; and, where Debian's chromium is installed, a real browser loads it without
+// console errors and draws a page that is not blank.
+#include <gtest/gtest.h>
+#include <stb/stb_image.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "../src/report/svg.hpp"
+#include "sdsgsm/data.hpp"
+#include "sdsgsm/models.hpp"
+#include "sdsgsm/report.hpp"
+#include "test_util.hpp"
+
+using sdsgsm_test::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// 12 synthetic images labelled with a random ResNet-20's own predictions (so that every image
+/// counts: the model is "right" on all of them), and a compare run of three attacks on them.
+struct ReportFixture {
+  sdsgsm_test::TempDir dir;
+  fs::path data, model;
+  ReportFixture() {
+    data = dir / "batch.bin";
+    model = dir / "net.pt";
+    torch::manual_seed(0);
+    sdsgsm::save_network(sdsgsm::make_network("resnet20"), "resnet20", 10, model);
+    sdsgsm_test::write_bytes(data, sdsgsm_test::make_cifar_bytes(std::vector<int>(12, 0)));
+    auto net = sdsgsm::load_classifier(model.string());
+    auto images = sdsgsm::open_dataset(data, sdsgsm::Split::Test).float_images(0, 12);
+    torch::NoGradGuard no_grad;
+    auto pred = net->forward(images).argmax(1);
+    std::vector<int> labels;
+    for (int64_t i = 0; i < 12; ++i) labels.push_back(static_cast<int>(pred[i].item<int64_t>()));
+    sdsgsm_test::write_bytes(data, sdsgsm_test::make_cifar_bytes(labels));
+  }
+  sdsgsm_test::CommandResult run(const std::string& args) {
+    return sdsgsm_test::run_shell(std::string(SDSGSM_TEST_BINARY) + " --threads 1 -q " + args, dir.path());
+  }
+  std::string common() const {
+    return "--model " + model.string() + " --data " + data.string() + " --count 12 --batch-size 5 --steps 2 ";
+  }
+  /// compare of fgsm, ifgsm and sdsgsm into `name`; returns its report.html.
+  std::string compare(const std::string& name, const std::string& extra = "") {
+    auto r = run("compare --attacks fgsm,ifgsm,sdsgsm " + common() + extra + "--out " + (dir / name).string());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return sdsgsm_test::read_bytes(dir / name / "report.html");
+  }
+};
+
+std::vector<std::string> matches(const std::string& text, const std::string& pattern) {
+  std::vector<std::string> out;
+  const std::regex re(pattern);
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+    out.push_back((*it)[1].str());
+  }
+  return out;
+}
+
+std::string base64_decode(const std::string& text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+  };
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    if (c == '=') break;
+    const int v = value(c);
+    if (v < 0) return "";
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+/// Well-formed XML for the subset our SVG uses: balanced tags, quoted attributes, known entities,
+/// no stray '<' or '&'. Returns "" or what is wrong.
+std::string xml_problem(const std::string& x) {
+  std::vector<std::string> open;
+  size_t i = 0;
+  while (i < x.size()) {
+    if (x[i] == '&') {
+      const size_t end = x.find(';', i);
+      const std::string entity = end == std::string::npos ? "" : x.substr(i, end - i + 1);
+      if (!std::regex_match(entity, std::regex("&(amp|lt|gt|quot|#[0-9]+);"))) return "bad entity at " + std::to_string(i);
+      i = end + 1;
+      continue;
+    }
+    if (x[i] != '<') {
+      if (x[i] == '>') return "stray '>' at " + std::to_string(i);
+      ++i;
+      continue;
+    }
+    // A tag: scan to its '>' outside quotes.
+    size_t j = i + 1;
+    char quote = 0;
+    for (; j < x.size(); ++j) {
+      if (quote) {
+        if (x[j] == quote) quote = 0;
+        else if (x[j] == '<') return "'<' in an attribute at " + std::to_string(j);
+      } else if (x[j] == '"' || x[j] == '\'') {
+        quote = x[j];
+      } else if (x[j] == '>') {
+        break;
+      }
+    }
+    if (j >= x.size()) return "unterminated tag at " + std::to_string(i);
+    const std::string tag = x.substr(i + 1, j - i - 1);
+    std::smatch m;
+    if (std::regex_match(tag, m, std::regex("/([a-zA-Z]+)"))) {
+      if (open.empty() || open.back() != m[1].str()) return "</" + m[1].str() + "> does not close <" + (open.empty() ? "" : open.back()) + ">";
+      open.pop_back();
+    } else if (std::regex_match(tag, m, std::regex("([a-zA-Z]+)((\\s+[a-zA-Z][a-zA-Z0-9:-]*=\"[^\"<]*\")*)\\s*(/?)"))) {
+      if (m[4].str().empty()) open.push_back(m[1].str());
+    } else {
+      return "malformed tag <" + tag.substr(0, 60) + ">";
+    }
+    i = j + 1;
+  }
+  return open.empty() ? "" : "<" + open.back() + "> not closed";
+}
+
+/// The structural checks every page must pass; returns the number of images.
+size_t check_page(const std::string& html, const std::vector<std::string>& attacks) {
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_TRUE(Contains(html, "</html>\n"));
+  // Nothing outside the file: no network, no script, no style sheet, no file reference.
+  for (const char* bad : {"http:", "https:", "<link", "<script", "@import", "url(", "file:", "<iframe", "<object"}) {
+    EXPECT_FALSE(Contains(html, bad)) << bad;
+  }
+  const auto srcs = matches(html, "src=\"([^\"]*)\"");
+  for (const auto& s : srcs) EXPECT_EQ(s.rfind("data:image/png;base64,", 0), 0u) << s.substr(0, 80);
+  EXPECT_EQ(matches(html, "(href=\"[^#][^\"]*\")").size(), 0u);
+  // Every inline PNG decodes.
+  for (const auto& s : srcs) {
+    const std::string png = base64_decode(s.substr(std::string("data:image/png;base64,").size()));
+    int w = 0, h = 0, c = 0;
+    unsigned char* pixels = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(png.data()),
+                                                  static_cast<int>(png.size()), &w, &h, &c, 3);
+    EXPECT_NE(pixels, nullptr) << "an image does not decode";
+    EXPECT_GT(w, 0);
+    stbi_image_free(pixels);
+  }
+  // Every SVG is well-formed XML.
+  const std::regex svg_re("<svg[\\s\\S]*?</svg>");
+  size_t svgs = 0;
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), svg_re); it != std::sregex_iterator(); ++it, ++svgs) {
+    EXPECT_EQ(xml_problem(it->str()), "") << it->str().substr(0, 200);
+  }
+  EXPECT_GE(svgs, 4u);
+  for (const auto& a : attacks) EXPECT_TRUE(Contains(html, "<tr><td>" + a + "</td>")) << a;
+  return srcs.size();
+}
+
+bool have_chromium() { return std::system("command -v chromium >/dev/null 2>&1") == 0; }
+
+}  // namespace
+
+TEST(Svg, TicksAndEscaping) {
+  auto t = sdsgsm::svg::nice_ticks(0, 1, 5);
+  ASSERT_EQ(t.size(), 6u);
+  EXPECT_NEAR(t[1], 0.2, 1e-12);
+  t = sdsgsm::svg::nice_ticks(0.9, 1.0, 5);
+  ASSERT_EQ(t.size(), 6u);
+  EXPECT_NEAR(t.front(), 0.9, 1e-12);
+  EXPECT_NEAR(t[1], 0.92, 1e-12);
+  t = sdsgsm::svg::nice_ticks(0, 0.6, 6);
+  ASSERT_EQ(t.size(), 7u);
+  EXPECT_NEAR(t.back(), 0.6, 1e-12);
+  EXPECT_EQ(sdsgsm::svg::escape("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;");
+  sdsgsm::svg::LineChart c;
+  c.title = "T <1>";
+  c.series = {{"x & y", {0, 1}, {0, 1}, false, ""}};
+  const std::string s = sdsgsm::svg::line_chart(c);
+  EXPECT_EQ(xml_problem(s), "");
+  EXPECT_TRUE(Contains(s, "T &lt;1&gt;"));
+  EXPECT_EQ(s, sdsgsm::svg::line_chart(c));  // deterministic
+}
+
+TEST(Report, CompareWritesASelfContainedPageWithEveryAttack) {
+  ReportFixture f;
+  const std::string html = f.compare("cmp");
+  const size_t images = check_page(html, {"fgsm", "ifgsm", "sdsgsm"});
+  // Examples: 4 images x (clean, adversarial, perturbation) per attack, and SD-SGSM's map and
+  // sensitivity: 3 x 12 + 2 x 4.
+  EXPECT_EQ(images, 44u);
+  EXPECT_EQ(matches(html, "alt=\"(allocation map)\"").size(), 4u);
+  for (const char* part : {"ASR against the l2 budget (float)", "ASR against the SSIM floor (8-bit)", "Paired statistics",
+                           "adversarial prediction", "Configuration and timings", "true: <b>"}) {
+    EXPECT_TRUE(Contains(html, part)) << part;
+  }
+  // `sdsgsm report` rebuilds the same page from the folder.
+  auto r = f.run("report " + (f.dir / "cmp").string() + " --out " + (f.dir / "again.html").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(sdsgsm_test::read_bytes(f.dir / "again.html"), html);
+  EXPECT_TRUE(Contains(html, "No eps curve"));
+  // Eps curves beside the runs (as reproduce writes them) are drawn on their own chart.
+  auto curves = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "cmp" / "curves.json"));
+  curves.push_back({{"attack", "ifgsm"}, {"curve", "eps"}, {"basis", "float"}, {"x", {1 / 255.0, 2 / 255.0}}, {"asr", {0.5, 1.0}}});
+  curves.push_back({{"attack", "ifgsm"}, {"curve", "eps"}, {"basis", "8bit"}, {"x", {1 / 255.0, 2 / 255.0}}, {"asr", {0.4, 1.0}}});
+  sdsgsm_test::write_bytes(f.dir / "cmp" / "curves.json", curves.dump());
+  r = f.run("report " + (f.dir / "cmp").string() + " --examples 0 --out " + (f.dir / "eps.html").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string eps = sdsgsm_test::read_bytes(f.dir / "eps.html");
+  EXPECT_EQ(check_page(eps, {"fgsm", "ifgsm", "sdsgsm"}), 0u);
+  EXPECT_TRUE(Contains(eps, "ASR against eps"));
+  EXPECT_TRUE(Contains(eps, "ifgsm (8-bit)"));
+  // A reproduce folder (<model>/<label as folder name>/, results.json): its runs under their labels,
+  // in its order.
+  fs::create_directories(f.dir / "rep" / "m");
+  fs::copy(f.dir / "cmp" / "fgsm", f.dir / "rep" / "m" / "FGSM__textbook_", fs::copy_options::recursive);
+  fs::copy(f.dir / "cmp" / "sdsgsm", f.dir / "rep" / "m" / "SD_SGSM", fs::copy_options::recursive);
+  sdsgsm_test::write_bytes(f.dir / "rep" / "results.json",
+                           R"J({"models": {"m": [{"label": "SD-SGSM"}, {"label": "FGSM (textbook)"}]}})J");
+  r = f.run("report " + (f.dir / "rep").string() + " --examples 0 --out " + (f.dir / "rep.html").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep.html"), "2 attacks: SD-SGSM, FGSM (textbook)"));
+}
+
+TEST(Report, MissingInputsDegradeWithANote) {
+  ReportFixture f;
+  f.compare("cmp", "--no-adversarial ");
+  fs::remove(f.dir / "cmp" / "ifgsm" / "timing.json");
+  fs::rename(f.data, f.dir / "moved.bin");
+  // Two run folders given one by one: a group of two.
+  auto r = f.run("report " + (f.dir / "cmp" / "fgsm").string() + " " + (f.dir / "cmp" / "ifgsm").string() + " --out " +
+                 (f.dir / "r.html").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string html = sdsgsm_test::read_bytes(f.dir / "r.html");
+  EXPECT_EQ(check_page(html, {"fgsm", "ifgsm"}), 0u);
+  EXPECT_TRUE(Contains(html, "No adversarial images in this run folder"));
+  EXPECT_TRUE(Contains(html, "no timing.json"));
+  EXPECT_TRUE(Contains(html, "cannot be read"));
+  EXPECT_FALSE(Contains(html, "<tr><td>sdsgsm</td>"));
+}
+
+TEST(Report, FoldersThatAreNotRunsAreOneLineErrors) {
+  sdsgsm_test::TempDir dir;
+  fs::create_directories(dir / "empty" / "sub");
+  sdsgsm_test::write_bytes(dir / "file.txt", "x");
+  const fs::path out = dir / "x.html";
+  auto expect_error = [&](const fs::path& input, const std::string& part) {
+    auto r = sdsgsm_test::run_shell(std::string(SDSGSM_TEST_BINARY) + " -q report " + input.string() + " --out " +
+                                        out.string(),
+                                    dir.path());
+    EXPECT_NE(r.exit_code, 0);
+    auto lines = sdsgsm_test::split_lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_TRUE(Contains(lines[0], "sdsgsm: error: "));
+    EXPECT_TRUE(Contains(lines[0], part)) << lines[0];
+    EXPECT_FALSE(fs::exists(out));
+  };
+  expect_error(dir / "empty", "'" + (dir / "empty").string() + "' is not an sdsgsm run folder");
+  expect_error(dir / "nowhere", "'" + (dir / "nowhere").string() + "' does not exist");
+  expect_error(dir / "file.txt", "'" + (dir / "file.txt").string() + "' is not a folder");
+  fs::create_directories(dir / "run");
+  sdsgsm_test::write_bytes(dir / "run" / "metrics.json", "{\"attack_config\": {}}");
+  expect_error(dir / "run", "run folder '" + (dir / "run").string() + "' has no samples.pt");
+  sdsgsm_test::write_bytes(dir / "run" / "samples.pt", "not a pickle");
+  expect_error(dir / "run", "'" + (dir / "run" / "samples.pt").string() + "' is corrupt");
+  sdsgsm_test::write_bytes(dir / "run" / "metrics.json", "{");
+  expect_error(dir / "run", "'" + (dir / "run" / "metrics.json").string() + "' is corrupt");
+}
+
+// The page in a real browser (Debian's chromium, headless): no console error, and a screenshot
+// that is not blank.
+TEST(Report, ChromiumLoadsThePageWithoutErrors) {
+  if (!have_chromium()) GTEST_SKIP() << "chromium is not installed (apt-get install chromium): browser check skipped";
+  ReportFixture f;
+  f.compare("cmp");
+  const fs::path page = f.dir / "cmp" / "report.html", shot = f.dir / "shot.png";
+  const std::string browser = "HOME=" + f.dir.path().string() +
+                              " chromium --headless --disable-gpu --no-sandbox --no-first-run --disable-extensions "
+                              "--enable-logging=stderr --v=0 ";
+  auto console_lines = [](const std::string& err) {
+    std::vector<std::string> out;
+    for (const auto& line : sdsgsm_test::split_lines(err)) {
+      if (Contains(line, ":CONSOLE") || Contains(line, "Uncaught")) out.push_back(line);
+    }
+    return out;
+  };
+  // The check sees console errors where there are some.
+  sdsgsm_test::write_bytes(f.dir / "bad.html", "<!DOCTYPE html><p>x</p><script>console.error('boom');</script>");
+  auto bad = sdsgsm_test::run_shell(browser + "--dump-dom file://" + (f.dir / "bad.html").string(), f.dir.path());
+  EXPECT_EQ(console_lines(bad.err).size(), 1u) << bad.err;
+  auto dom = sdsgsm_test::run_shell(browser + "--dump-dom file://" + page.string(), f.dir.path());
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_TRUE(Contains(dom.out, "sdsgsm report"));
+  EXPECT_TRUE(Contains(dom.out, "<svg"));
+  EXPECT_EQ(console_lines(dom.err), std::vector<std::string>{});
+  auto s = sdsgsm_test::run_shell(browser + "--hide-scrollbars --window-size=1280,1600 --screenshot=" + shot.string() +
+                                      " file://" + page.string(),
+                                  f.dir.path());
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  int w = 0, h = 0, c = 0;
+  unsigned char* px = stbi_load(shot.c_str(), &w, &h, &c, 1);
+  ASSERT_NE(px, nullptr) << "no screenshot";
+  EXPECT_EQ(w, 1280);
+  double sum = 0, sum2 = 0, dark = 0;
+  for (int i = 0; i < w * h; ++i) {
+    sum += px[i];
+    sum2 += double(px[i]) * px[i];
+    dark += px[i] < 128;
+  }
+  stbi_image_free(px);
+  const double n = double(w) * h, mean = sum / n, var = sum2 / n - mean * mean;
+  EXPECT_GT(var, 200.0) << "the screenshot is nearly uniform (mean " << mean << ")";
+  EXPECT_GT(dark / n, 0.005) << "almost nothing drawn";
+}
