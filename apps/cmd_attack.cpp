@@ -39,7 +39,7 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   add_model_data_flags(cmd, f.model, f.data, f.split);
   cmd->add_option("--count", f.count, "Number of images to attack")->capture_default_str();
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
-  cmd->add_option("--batch-size", f.batch, "Images per batch")->capture_default_str();
+  add_batch_flag(cmd, f.batch);
   cmd->add_option("--eps", f.eps, "l_inf budget on the [0,1] scale (fractions allowed: 8/255)")->capture_default_str();
   cmd->add_option("--alpha", f.alpha,
                   "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM");
@@ -56,24 +56,7 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--targeted", f.targeted, "none, given (with --target-label), random or least-likely")
       ->capture_default_str();
   cmd->add_option("--target-label", f.target_label, "Target class for --targeted given");
-  auto* g = "SD-SGSM (sdsgsm, sd-ifgsm, sgsm)";
-  cmd->add_option("--window", f.sd.ddi.window, "DDI window side k")->capture_default_str()->group(g);
-  cmd->add_option("--stride", f.sd.ddi.stride, "DDI window stride s (<= k)")->capture_default_str()->group(g);
-  cmd->add_option("--fill", f.sd.ddi.fill, "Zero-out fill: zero, mean or blur")->capture_default_str()->group(g);
-  cmd->add_option("--score", f.sd.ddi.score, "Window score: prob (true-class probability drop), margin or loss")
-      ->capture_default_str()
-      ->group(g);
-  cmd->add_option("--ddi-batch", f.sd.ddi.max_batch, "Occluded images per forward call")->capture_default_str()->group(g);
-  cmd->add_option("--rho", f.sd.rho, "Fraction of pixels in the decision-dependent domain")->capture_default_str()->group(g);
-  cmd->add_option("--lambda", f.sd.lambda, "Background weight of the allocation map")->capture_default_str()->group(g);
-  cmd->add_option("--map", f.sd.map, "Allocation map: hard or soft")->capture_default_str()->group(g);
-  cmd->add_option("--gamma", f.sd.gamma, "Soft map exponent")->capture_default_str()->group(g);
-  cmd->add_option("--beta", f.sd.beta, "tanh sharpness of the smoothed sign")->capture_default_str()->group(g);
-  cmd->add_option("--step-factor", f.sd.step_factor, "Default alpha = eps / steps x this")->capture_default_str()->group(g);
-  cmd->add_flag("--rescale-step", f.sd.rescale_step, "Step map alpha M / mean(M) instead of alpha M")->group(g);
-  cmd->add_option("--recompute-every", f.sd.recompute_every, "Recompute the map every R iterations (0: once)")
-      ->capture_default_str()
-      ->group(g);
+  add_sdsgsm_flags(cmd, f.sd, kAllSdFlags, "SD-SGSM (sdsgsm, sd-ifgsm, sgsm)");
   auto* m = "Minimum-norm attacks (deepfool, cw, ddn, fmn; unbounded: --eps does not apply, --steps does)";
   cmd->add_option("--norm", f.norm, "Distance minimised by deepfool and fmn: 2 or inf (cw and ddn: 2 only)")
       ->capture_default_str()
@@ -172,17 +155,17 @@ struct Prepared {
 };
 
 Prepared prepare(const AttackFlags& f, const Common& common) {
-  if (f.batch < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", f.batch));
   if (f.count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", f.count));
   if (f.sheet < 0) throw Error(fmt::format("--sheet must be >= 0 (got {})", f.sheet));
   Prepared p;
+  p.run.batch_size = f.batch;
+  p.run.progress = !common.quiet;
+  p.run.first_index = f.offset;
+  p.run.validate();
   p.run.device = parse_device(common.device);
   p.model = load_classifier(f.model);
   p.model->to(p.run.device);
   p.data = open_image_source(f.data, to_split(f.split), f.offset, f.count);
-  p.run.batch_size = f.batch;
-  p.run.progress = !common.quiet;
-  p.run.first_index = f.offset;
   p.info["model"] = p.model->name();
   p.info["model_kind"] = p.model->kind();
   p.info["data"] = p.data->source();
@@ -244,6 +227,11 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
   auto name = std::make_shared<std::string>("ifgsm");
   cmd->add_option("--attack", *name, "Attack name")->capture_default_str();
   add_attack_flags(cmd, *f);
+  // Read by main before parsing (expand_config): declared for --help and for its error messages.
+  auto config = std::make_shared<std::string>();
+  cmd->add_option("--config", *config,
+                  "Repeat a run: every option (model, data, images, attack and its settings) from the run's "
+                  "metrics.json; flags given beside it win (e.g. a new --out)");
   cmd->callback([&run, &common, f, name] {
     run = [&common, f, name] {
       auto attack = make_attack(*name, to_options(*f), f->sd, to_minnorm_options(*f));

@@ -20,7 +20,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
   add_model_data_flags(cmd, o->model, o->data, o->split);
   cmd->add_option("--count", o->count, "Number of images (default: all)");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
-  cmd->add_option("--batch-size", o->batch, "Images per forward pass")->capture_default_str();
+  add_batch_flag(cmd, o->batch, "Images per forward pass");
   cmd->add_option("--json", o->json, "Also write the full result (per-class accuracy, confusion matrix) here");
   cmd->callback([&run, &common, o] {
     run = [&common, o] {

@@ -31,12 +31,7 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
   add_model_data_flags(cmd, o->model, o->data, o->split);
   cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
-  cmd->add_option("--window", o->sd.ddi.window, "DDI window side k")->capture_default_str();
-  cmd->add_option("--stride", o->sd.ddi.stride, "DDI window stride s (<= k)")->capture_default_str();
-  cmd->add_option("--fill", o->sd.ddi.fill, "Zero-out fill: zero, mean or blur")->capture_default_str();
-  cmd->add_option("--score", o->sd.ddi.score, "Window score: prob, margin or loss")->capture_default_str();
-  cmd->add_option("--ddi-batch", o->sd.ddi.max_batch, "Occluded images per forward call")->capture_default_str();
-  cmd->add_option("--rho", o->sd.rho, "Fraction of pixels in the domain")->capture_default_str();
+  add_sdsgsm_flags(cmd, o->sd, kDdiFlags | kDomainFlags, "");
   cmd->add_option("--out", o->out, "Output folder")->required();
   cmd->callback([&run, &common, o] {
     run = [&common, o] {

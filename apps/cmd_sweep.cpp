@@ -55,7 +55,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
   add_model_data_flags(cmd, o->model, o->data, o->split);
   cmd->add_option("--offset", o->offset, "Index of the first tuning image")->capture_default_str();
   cmd->add_option("--count", o->count, "Tuning images")->capture_default_str();
-  cmd->add_option("--batch-size", o->batch, "Images per batch")->capture_default_str();
+  add_batch_flag(cmd, o->batch);
   cmd->add_option("--variant", o->variant,
                   "The attack to tune: sdsgsm, sd-ifgsm, sgsm, or a baseline (ifgsm, mifgsm, nifgsm, pgd: their step is\n"
                   "alpha = eps / steps x step factor, and --decay applies to mifgsm and nifgsm)")
@@ -129,6 +129,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       so.run.batch_size = o->batch;
       so.run.progress = false;
       so.run.first_index = o->offset;
+      so.run.validate();
       if (is_sdsgsm_family(o->variant)) grid.expand(so.base);  // an invalid grid fails before the model loads
       check_output_dir(o->out);
       auto model = load_classifier(o->model);

@@ -9,6 +9,8 @@
 #include <CLI/CLI.hpp>
 
 #include "sdsgsm/data.hpp"
+#include "sdsgsm/runner.hpp"
+#include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm::cli {
 
@@ -30,6 +32,34 @@ Split to_split(const std::string& split);
 
 /// The items of a comma-separated list (empty items skipped).
 std::vector<std::string> split_list(const std::string& text);
+
+/// --batch-size, with the same name and check (RunOptions::validate) wherever a command batches.
+void add_batch_flag(CLI::App* cmd, int64_t& batch, const std::string& help = "Images per batch");
+
+/// Which of SD-SGSM's flags a command takes.
+enum SdFlags : unsigned {
+  kDdiFlags = 1,     ///< --window --stride --fill --score --ddi-batch (the sensitivity map)
+  kDomainFlags = 2,  ///< --rho (the domain)
+  kMapFlags = 4,     ///< --lambda --map --gamma (the allocation map)
+  kStepFlags = 8,    ///< --beta --step-factor --rescale-step --recompute-every (the step)
+  kAllSdFlags = 15,
+};
+
+/// SD-SGSM's flags, declared here once with one help text each, in the help's `group` ("": the
+/// command's own options); the defaults shown are sd's values.
+void add_sdsgsm_flags(CLI::App* cmd, SdsgsmOptions& sd, unsigned which, const std::string& group);
+
+/// `sdsgsm attack --config FILE` (FILE: a run's metrics.json): the run's options as arguments of
+/// `cmd`, so that `args` (the command line after the command's name, without --config FILE)
+/// repeats the run. A key becomes a flag where `cmd` has one of that name ("batch_size" ->
+/// --batch-size, "ddi": {"window"} -> --window, booleans as the flag or its --no- form); a flag
+/// given in `args` wins over the file's value. Throws Error naming the file when it is not a
+/// run's metrics.json.
+std::vector<std::string> config_arguments(const CLI::App& cmd, const std::string& file,
+                                          const std::vector<std::string>& args);
+
+/// Expands `--config FILE` after the command named `command` in argv (argv[0] first), in place.
+void expand_config(const CLI::App& app, const std::string& command, std::vector<std::string>& argv);
 
 void add_data_command(CLI::App& app, Common& common, Runner& run);
 void add_train_command(CLI::App& app, Common& common, Runner& run);

@@ -54,8 +54,17 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   sdsgsm::dist::init(&argc, &argv);
   const bool root = sdsgsm::dist::is_root();
+  std::vector<std::string> args(argv, argv + argc);
   try {
-    app.parse(argc, argv);
+    sdsgsm::cli::expand_config(app, "attack", args);  // attack --config FILE: a run's options
+  } catch (const sdsgsm::Error& e) {
+    if (root) fmt::print(stderr, "sdsgsm: error: {}\n", e.what());
+    sdsgsm::dist::finalize();
+    return 2;
+  }
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);  // CLI11 takes them last first, without argv[0]
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     int rc = e.get_exit_code() == 0 ? 0 : 2;
     if (rc == 0) {
@@ -73,8 +82,8 @@ int main(int argc, char** argv) {
       for (const auto* sub : app.get_subcommands({})) {
         if (!sub->get_name().empty()) known += (known.empty() ? "" : ", ") + sub->get_name();
       }
-      for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
+      for (size_t i = 1; i < args.size(); ++i) {
+        const std::string& arg = args[i];
         if (arg.empty() || arg[0] == '-') {
           if (arg == "--threads" || arg == "--device") ++i;  // their values
           continue;

@@ -1,5 +1,9 @@
 // Flags and parsing shared by the sub-commands.
+#include <algorithm>
 #include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 
@@ -22,6 +26,135 @@ std::vector<std::string> split_list(const std::string& text) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+void add_batch_flag(CLI::App* cmd, int64_t& batch, const std::string& help) {
+  cmd->add_option("--batch-size", batch, help)->capture_default_str();
+}
+
+void add_sdsgsm_flags(CLI::App* cmd, SdsgsmOptions& sd, unsigned which, const std::string& group) {
+  auto add = [&](CLI::Option* opt) {
+    if (!group.empty()) opt->group(group);  // CLI11 hides the options of group ""
+  };
+  if (which & kDdiFlags) {
+    add(cmd->add_option("--window", sd.ddi.window, "DDI window side k")->capture_default_str());
+    add(cmd->add_option("--stride", sd.ddi.stride, "DDI window stride s (<= k)")->capture_default_str());
+    add(cmd->add_option("--fill", sd.ddi.fill, "Zero-out fill: zero, mean or blur")->capture_default_str());
+    add(cmd->add_option("--score", sd.ddi.score, "Window score: prob (true-class probability drop), margin or loss")
+            ->capture_default_str());
+    add(cmd->add_option("--ddi-batch", sd.ddi.max_batch, "Occluded images per forward call")->capture_default_str());
+  }
+  if (which & kDomainFlags) {
+    add(cmd->add_option("--rho", sd.rho, "Fraction of pixels in the decision-dependent domain")->capture_default_str());
+  }
+  if (which & kMapFlags) {
+    add(cmd->add_option("--lambda", sd.lambda, "Background weight of the allocation map")->capture_default_str());
+    add(cmd->add_option("--map", sd.map, "Allocation map: hard or soft")->capture_default_str());
+    add(cmd->add_option("--gamma", sd.gamma, "Soft map exponent")->capture_default_str());
+  }
+  if (which & kStepFlags) {
+    add(cmd->add_option("--beta", sd.beta, "tanh sharpness of the smoothed sign")->capture_default_str());
+    add(cmd->add_option("--step-factor", sd.step_factor, "Default alpha = eps / steps x this")->capture_default_str());
+    add(cmd->add_flag("--rescale-step", sd.rescale_step, "Step map alpha M / mean(M) instead of alpha M"));
+    add(cmd->add_option("--recompute-every", sd.recompute_every, "Recompute the map every R iterations (0: once)")
+            ->capture_default_str());
+  }
+}
+
+namespace {
+
+/// "batch_size" -> "--batch-size".
+std::string flag_of(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
+}
+
+bool given(const std::vector<std::string>& args, const std::string& flag) {
+  for (const auto& a : args) {
+    if (a == flag || a.rfind(flag + "=", 0) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> config_arguments(const CLI::App& cmd, const std::string& file,
+                                          const std::vector<std::string>& args) {
+  nlohmann::json m;
+  try {
+    m = nlohmann::json::parse(read_file(file));
+  } catch (const Error& e) {
+    throw Error(fmt::format("--config: {}", e.what()));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("--config: '{}' is not JSON ({})", file, e.what()));
+  }
+  if (!m.is_object() || !m.contains("attack_config") || !m["attack_config"].is_object()) {
+    throw Error(fmt::format("--config: '{}' is not the metrics.json of an sdsgsm attack run (no attack_config)", file));
+  }
+  // The run's data and batching (top level), then the attack's options; DDI's nested.
+  std::vector<std::pair<std::string, nlohmann::json>> items;
+  for (const char* key : {"model", "data", "split", "offset", "count", "batch_size"}) {
+    if (m.contains(key)) items.emplace_back(key, m[key]);
+  }
+  const nlohmann::json& config = m["attack_config"];
+  for (const auto& [key, value] : config.items()) {
+    // An alpha the step rule derived (SD-SGSM family: eps / steps x step factor) is not passed:
+    // the rule derives it again, and the run's configuration stays the same.
+    if (key == "alpha" && config.contains("step_factor")) continue;
+    if (key == "ddi" && value.is_object()) {
+      for (const auto& [k, v] : value.items()) items.emplace_back(k == "max_batch" ? "ddi_batch" : k, v);
+    } else {
+      items.emplace_back(key, value);
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& [key, value] : items) {
+    const std::string flag = flag_of(key);
+    const std::string negated = "--no-" + flag.substr(2);
+    if (given(args, flag) || given(args, negated)) continue;  // the command line wins
+    const CLI::Option* opt = cmd.get_option_no_throw(flag);
+    if (value.is_boolean()) {
+      // A flag, or its --no- form (early stop); false without a --no- form is the default.
+      if (value.get<bool>() && opt) out.push_back(flag);
+      if (!value.get<bool>() && cmd.get_option_no_throw(negated)) out.push_back(negated);
+      continue;
+    }
+    if (!opt || value.is_null() || value.is_object() || value.is_array()) continue;  // not an option: reported only
+    out.push_back(flag);
+    out.push_back(value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  return out;
+}
+
+void expand_config(const CLI::App& app, const std::string& command, std::vector<std::string>& argv) {
+  // The command: the first word that is not a global option or its value.
+  auto at = argv.begin() + 1;
+  while (at != argv.end() && !at->empty() && (*at)[0] == '-') {
+    if ((*at == "--threads" || *at == "--device") && at + 1 != argv.end()) ++at;
+    ++at;
+  }
+  if (at == argv.end() || *at != command) return;
+  const CLI::App* cmd = nullptr;
+  for (const auto* sub : app.get_subcommands({})) {
+    if (sub->get_name() == command) cmd = sub;
+  }
+  if (!cmd) return;
+  std::vector<std::string> rest(at + 1, argv.end());
+  std::string file;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] == "--config" || rest[i].rfind("--config=", 0) == 0) {
+      const bool inline_value = rest[i] != "--config";
+      if (!inline_value && i + 1 >= rest.size()) throw Error("--config needs a file (a run's metrics.json)");
+      file = inline_value ? rest[i].substr(9) : rest[i + 1];
+      rest.erase(rest.begin() + static_cast<std::ptrdiff_t>(i), rest.begin() + static_cast<std::ptrdiff_t>(i + (inline_value ? 1 : 2)));
+      break;
+    }
+  }
+  if (file.empty()) return;
+  std::vector<std::string> expanded(argv.begin(), at + 1);
+  for (auto& a : config_arguments(*cmd, file, rest)) expanded.push_back(std::move(a));
+  for (auto& a : rest) expanded.push_back(std::move(a));
+  argv = std::move(expanded);
 }
 
 }  // namespace sdsgsm::cli

@@ -71,7 +71,7 @@ TEST_F(Cli, HelpListsTheSubcommands) {
   ASSERT_NE(section, std::string::npos) << r.out;
   const std::string listing = r.out.substr(section);
   for (const char* sub : {"data", "train", "eval", "models", "attack", "compare", "saliency", "reproduce", "sweep",
-                          "export"}) {
+                          "export", "tune", "report"}) {
     EXPECT_TRUE(std::regex_search(listing, std::regex(std::string("\n  ") + sub + " +[A-Z]"))) << sub;
   }
   EXPECT_TRUE(Contains(r.out, "--threads"));

@@ -175,6 +175,39 @@ TEST(CliAttack, InvalidOptionsFailWithOneLineAndNoOutput) {
   EXPECT_TRUE(fs::exists(f.dir / "mine" / "keep.txt"));
 }
 
+// attack --config: a run's metrics.json repeats it, byte for byte; flags beside it win; a file
+// that is not a run's metrics.json is a one-line error.
+TEST(CliAttack, ConfigRepeatsARunFromItsMetrics) {
+  Fixture f;
+  auto r = f.run("attack --attack sdsgsm --eps 6/255 --steps 3 --seed 7 --no-early-stop --window 8 --stride 4 --rho 0.1 "
+                 "--beta 2 " + f.common() + "--out " + (f.dir / "a").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path metrics = f.dir / "a" / "metrics.json";
+  r = f.run("attack --config " + metrics.string() + " --out " + (f.dir / "b").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(sdsgsm_test::read_bytes(f.dir / "b" / "samples.pt"), sdsgsm_test::read_bytes(f.dir / "a" / "samples.pt"));
+  EXPECT_EQ(sdsgsm_test::read_bytes(f.dir / "b" / "metrics.json"), sdsgsm_test::read_bytes(metrics));
+  // A flag given beside the file wins over the file's value (here --steps and the early-stop form).
+  r = f.run("attack --config=" + metrics.string() + " --steps 2 --early-stop --out " + (f.dir / "c").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto c = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "c" / "metrics.json"))["attack_config"];
+  auto a = nlohmann::json::parse(sdsgsm_test::read_bytes(metrics))["attack_config"];
+  EXPECT_EQ(c["steps"], 2);
+  EXPECT_EQ(c["early_stop"], true);
+  EXPECT_EQ(a["early_stop"], false);
+  for (const char* key : {"attack", "eps", "seed", "rho", "beta", "ddi"}) EXPECT_EQ(c[key], a[key]) << key;
+  // Not a run's metrics.json, not JSON, no file: one line, no output.
+  sdsgsm_test::write_bytes(f.dir / "other.json", "{\"x\": 1}");
+  expect_one_line_error(f.run("attack --config " + (f.dir / "other.json").string() + " --out " + (f.dir / "d").string()),
+                        "is not the metrics.json of an sdsgsm attack run");
+  expect_one_line_error(f.run("attack --config " + (f.dir / "a" / "samples.csv").string() + " --out " + (f.dir / "d").string()),
+                        "is not JSON");
+  expect_one_line_error(f.run("attack --config " + (f.dir / "none.json").string() + " --out " + (f.dir / "d").string()),
+                        "none.json");
+  expect_one_line_error(f.run("attack --out " + (f.dir / "d").string() + " --config"), "--config needs a file");
+  EXPECT_FALSE(fs::exists(f.dir / "d"));
+}
+
 TEST(CliAttack, SweepWritesItsTablesAndRefusesTheEvaluationImages) {
   Fixture f;
   auto refused = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +

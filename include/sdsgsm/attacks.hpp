@@ -45,29 +45,25 @@ std::string to_string(TargetMode mode);
 /// defaults, as LibTorch's options objects). Defaults are those of the field's most used library:
 /// eps 8/255, alpha 2/255, 10 steps, momentum decay 1.0.
 struct AttackOptions {
-#define SDSGSM_ATTACK_ARG(T, name, def) \
-  T name = def;                         \
-  AttackOptions& set_##name(T v) { name = std::move(v); return *this; }
-  SDSGSM_ATTACK_ARG(double, eps, 8.0 / 255)     ///< l_inf budget on the [0,1] scale
+  SDSGSM_OPTION(double, eps, 8.0 / 255)     ///< l_inf budget on the [0,1] scale
   /// Step size; unset: the attack's default (2/255 for the baselines, eps / steps * step factor
   /// for the SD-SGSM family). FGSM steps by eps.
-  SDSGSM_ATTACK_ARG(std::optional<double>, alpha, std::nullopt)
-  SDSGSM_ATTACK_ARG(int64_t, steps, 10)         ///< iterations (FGSM: 1)
+  SDSGSM_OPTION(std::optional<double>, alpha, std::nullopt)
+  SDSGSM_OPTION(int64_t, steps, 10)         ///< iterations (FGSM: 1)
   /// Momentum decay mu; unset: the attack's default (1.0 for MI-FGSM and NI-FGSM, 0 for the
   /// SD-SGSM family, where 0 turns momentum off).
-  SDSGSM_ATTACK_ARG(std::optional<double>, decay, std::nullopt)
+  SDSGSM_OPTION(std::optional<double>, decay, std::nullopt)
   /// Freeze samples as soon as they succeed; unset: the attack's default (off for the classic
   /// attacks, as the literature defines them; on for the SD-SGSM family).
-  SDSGSM_ATTACK_ARG(std::optional<bool>, early_stop, std::nullopt)
+  SDSGSM_OPTION(std::optional<bool>, early_stop, std::nullopt)
   /// With early stop: freeze a sample only when its adversarial rounded to 8-bit pixels succeeds
   /// too (one extra forward pass of the samples about to leave), so a saved PNG keeps the
   /// success. Needs early stop.
-  SDSGSM_ATTACK_ARG(bool, early_stop_8bit, false)
-  SDSGSM_ATTACK_ARG(bool, random_start, false)  ///< uniform start in the budget (PGD: on)
-  SDSGSM_ATTACK_ARG(uint64_t, seed, 0)
-  SDSGSM_ATTACK_ARG(TargetMode, targeted, TargetMode::None)
-  SDSGSM_ATTACK_ARG(int64_t, target_label, -1)  ///< for TargetMode::Given
-#undef SDSGSM_ATTACK_ARG
+  SDSGSM_OPTION(bool, early_stop_8bit, false)
+  SDSGSM_OPTION(bool, random_start, false)  ///< uniform start in the budget (PGD: on)
+  SDSGSM_OPTION(uint64_t, seed, 0)
+  SDSGSM_OPTION(TargetMode, targeted, TargetMode::None)
+  SDSGSM_OPTION(int64_t, target_label, -1)  ///< for TargetMode::Given
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
   /// alpha, or `fallback` when unset.
@@ -167,29 +163,25 @@ std::string to_string(Norm norm);  ///< "l2" or "linf"
 /// modes are AttackOptions' too; eps, alpha, decay, early stop and random start do not apply.
 /// Defaults are the literature's where they fit the shared 10 steps (see each attack's file).
 struct MinNormOptions {
-#define SDSGSM_MINNORM_ARG(T, name, def) \
-  T name = def;                          \
-  MinNormOptions& set_##name(T v) { name = std::move(v); return *this; }
   /// deepfool and fmn: l2 or l_inf (cw and ddn are l2 attacks and refuse linf).
-  SDSGSM_MINNORM_ARG(Norm, norm, Norm::L2)
+  SDSGSM_OPTION(Norm, norm, Norm::L2)
   /// deepfool: classes considered, the clean top-k (the label included); 0: all.
-  SDSGSM_MINNORM_ARG(int64_t, candidates, 10)
+  SDSGSM_OPTION(int64_t, candidates, 10)
   /// deepfool: each iterate is x + (1 + overshoot) * (accumulated step), to cross the boundary.
-  SDSGSM_MINNORM_ARG(double, overshoot, 0.02)
+  SDSGSM_OPTION(double, overshoot, 0.02)
   /// cw: binary-search steps over the constant c.
-  SDSGSM_MINNORM_ARG(int64_t, binary_steps, 5)
+  SDSGSM_OPTION(int64_t, binary_steps, 5)
   /// cw: c of the first binary-search step.
-  SDSGSM_MINNORM_ARG(double, initial_const, 1.0)
+  SDSGSM_OPTION(double, initial_const, 1.0)
   /// cw: confidence kappa, the logit margin a success must have.
-  SDSGSM_MINNORM_ARG(double, confidence, 0.0)
+  SDSGSM_OPTION(double, confidence, 0.0)
   /// Step size; unset: the attack's default (cw: Adam's learning rate 0.1; ddn: 1.0, an l2 step,
   /// cosine-annealed to 1/100 of it; fmn: 1.0 times the current norm, annealed likewise).
-  SDSGSM_MINNORM_ARG(std::optional<double>, learning_rate, std::nullopt)
+  SDSGSM_OPTION(std::optional<double>, learning_rate, std::nullopt)
   /// ddn and fmn: the norm's multiplicative update (eps * (1 -+ gamma)); fmn anneals it to 1/50.
-  SDSGSM_MINNORM_ARG(double, norm_gamma, 0.05)
+  SDSGSM_OPTION(double, norm_gamma, 0.05)
   /// ddn: the norm of the first step.
-  SDSGSM_MINNORM_ARG(double, initial_norm, 1.0)
-#undef SDSGSM_MINNORM_ARG
+  SDSGSM_OPTION(double, initial_norm, 1.0)
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
   nlohmann::json to_json() const;

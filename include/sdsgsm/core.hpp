@@ -8,7 +8,19 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+/// A public option field with a chained setter, as in LibTorch's options objects:
+/// SDSGSM_OPTION(int64_t, steps, 10) declares `int64_t steps = 10;` and `set_steps(v)` returning
+/// the options. (TORCH_ARG would hide the field behind an accessor, steps(); the library, the
+/// command line and the Python module read the fields directly.) One macro for every options struct.
+#define SDSGSM_OPTION(T, name, def) \
+  T name = def;                     \
+  auto& set_##name(T v) {           \
+    name = std::move(v);            \
+    return *this;                   \
+  }
 
 namespace sdsgsm {
 
@@ -91,6 +103,9 @@ std::string md5_file(const fs::path& path);
 /// Parses a number that may be written as a fraction ("8/255", "0.03", "2e-3").
 /// Throws Error mentioning `what` when the text is not a number.
 double parse_number(const std::string& text, const std::string& what);
+
+/// The one check of a batch size (--batch-size): throws Error when it is below 1.
+void check_batch_size(int64_t batch_size);
 
 /// Library versions as one human-readable line (sdsgsm, LibTorch).
 std::string version_string();

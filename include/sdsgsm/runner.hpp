@@ -25,6 +25,9 @@ struct RunOptions {
   int64_t first_index = 0;        ///< data-set index of the source's first image (sample ids, reports)
   bool keep_adversarial = false;  ///< also return the adversarial images in memory (runs without an output folder)
   torch::Device device = torch::kCPU;
+
+  /// Throws Error naming --batch-size when it is below 1 (run_attack checks it too).
+  void validate() const;
 };
 
 /// Attacks every image of `source` in batches. With `output`, writes per batch to output->work,

@@ -23,18 +23,14 @@ namespace sdsgsm {
 
 /// Options of the decision-dependent domain identification.
 struct DdiOptions {
-#define SDSGSM_DDI_ARG(T, name, def) \
-  T name = def;                      \
-  DdiOptions& set_##name(T v) { name = std::move(v); return *this; }
   // Defaults: the tuning sweeps' choice (docs/sweep-refine, docs/sweep-edge).
-  SDSGSM_DDI_ARG(int64_t, window, 16)          ///< k: window side in pixels
-  SDSGSM_DDI_ARG(int64_t, stride, 16)          ///< s: window stride (<= k, so every pixel is covered)
-  SDSGSM_DDI_ARG(std::string, fill, "zero")    ///< zero, mean (CIFAR-10 channel means) or blur
-  SDSGSM_DDI_ARG(std::string, score, "prob")   ///< prob (true-class probability drop), margin or loss
+  SDSGSM_OPTION(int64_t, window, 16)          ///< k: window side in pixels
+  SDSGSM_OPTION(int64_t, stride, 16)          ///< s: window stride (<= k, so every pixel is covered)
+  SDSGSM_OPTION(std::string, fill, "zero")    ///< zero, mean (CIFAR-10 channel means) or blur
+  SDSGSM_OPTION(std::string, score, "prob")   ///< prob (true-class probability drop), margin or loss
   /// Occluded images per forward call: the memory bound. 128 keeps the activations in cache
   /// (about 1.4x the throughput of 4096 here).
-  SDSGSM_DDI_ARG(int64_t, max_batch, 128)
-#undef SDSGSM_DDI_ARG
+  SDSGSM_OPTION(int64_t, max_batch, 128)
   void validate() const;
   nlohmann::json to_json() const;
   /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong type.
@@ -43,21 +39,17 @@ struct DdiOptions {
 
 /// SD-SGSM's own options (the engine's are in AttackOptions).
 struct SdsgsmOptions {
-#define SDSGSM_SD_ARG(T, name, def) \
-  T name = def;                     \
-  SdsgsmOptions& set_##name(T v) { name = std::move(v); return *this; }
-  SDSGSM_SD_ARG(DdiOptions, ddi, DdiOptions())
+  SDSGSM_OPTION(DdiOptions, ddi, DdiOptions())
   // Defaults: the tuning sweeps' choice by the rule "ASR >= 99.9% (float and 8-bit), then the
   // highest SSIM" on test images 5000-5999 (docs/sweep-refine, docs/sweep-edge).
-  SDSGSM_SD_ARG(double, rho, 0.05)             ///< fraction of pixels in the domain, (0, 1]
-  SDSGSM_SD_ARG(double, lambda, 0.8)           ///< background weight, [0, 1]
-  SDSGSM_SD_ARG(std::string, map, "hard")      ///< hard or soft
-  SDSGSM_SD_ARG(double, gamma, 1.0)            ///< soft map exponent, > 0
-  SDSGSM_SD_ARG(double, beta, 0.5)             ///< tanh sharpness, > 0 (infinity: sign)
-  SDSGSM_SD_ARG(double, step_factor, 1.5)      ///< default alpha = eps / steps * step_factor
-  SDSGSM_SD_ARG(bool, rescale_step, false)     ///< step map alpha * M / mean(M)
-  SDSGSM_SD_ARG(int64_t, recompute_every, 0)   ///< recompute the map every R iterations (0: once)
-#undef SDSGSM_SD_ARG
+  SDSGSM_OPTION(double, rho, 0.05)             ///< fraction of pixels in the domain, (0, 1]
+  SDSGSM_OPTION(double, lambda, 0.8)           ///< background weight, [0, 1]
+  SDSGSM_OPTION(std::string, map, "hard")      ///< hard or soft
+  SDSGSM_OPTION(double, gamma, 1.0)            ///< soft map exponent, > 0
+  SDSGSM_OPTION(double, beta, 0.5)             ///< tanh sharpness, > 0 (infinity: sign)
+  SDSGSM_OPTION(double, step_factor, 1.5)      ///< default alpha = eps / steps * step_factor
+  SDSGSM_OPTION(bool, rescale_step, false)     ///< step map alpha * M / mean(M)
+  SDSGSM_OPTION(int64_t, recompute_every, 0)   ///< recompute the map every R iterations (0: once)
   void validate(int64_t height, int64_t width) const;
   nlohmann::json to_json() const;
   /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong type.

@@ -15,28 +15,24 @@ namespace sdsgsm {
 
 /// Options of `sdsgsm train`, one to one with its flags.
 struct TrainOptions {
-#define SDSGSM_ARG(T, name, def) \
-  T name = def;                  \
-  TrainOptions& set_##name(T v) { name = std::move(v); return *this; }
-  SDSGSM_ARG(std::string, arch, "resnet20")
-  SDSGSM_ARG(int64_t, epochs, 40)
-  SDSGSM_ARG(int64_t, batch_size, 128)
-  SDSGSM_ARG(double, lr, 0.1)  ///< peak learning rate
-  SDSGSM_ARG(double, momentum, 0.9)
-  SDSGSM_ARG(double, weight_decay, 5e-4)
-  SDSGSM_ARG(bool, nesterov, true)
-  SDSGSM_ARG(std::string, schedule, "cosine")  ///< cosine (with warm-up) or onecycle
-  SDSGSM_ARG(double, warmup_epochs, 1.0)        ///< linear warm-up for the cosine schedule
-  SDSGSM_ARG(int64_t, pad, 4)                   ///< random-crop padding in pixels (0: no crop)
-  SDSGSM_ARG(bool, flip, true)                  ///< random horizontal flips
-  SDSGSM_ARG(uint64_t, seed, 0)
-  SDSGSM_ARG(fs::path, out, "")                 ///< final weights
-  SDSGSM_ARG(fs::path, checkpoint_dir, "")      ///< default: <out>.ckpt
-  SDSGSM_ARG(bool, resume, false)
-  SDSGSM_ARG(bool, progress, true)
-  SDSGSM_ARG(std::string, precision, "fp32")   ///< fp32, or bf16 (CPU autocast for the forward pass)
-  SDSGSM_ARG(int64_t, eval_every, 1)            ///< test accuracy every N epochs (0: only at the end)
-#undef SDSGSM_ARG
+  SDSGSM_OPTION(std::string, arch, "resnet20")
+  SDSGSM_OPTION(int64_t, epochs, 40)
+  SDSGSM_OPTION(int64_t, batch_size, 128)
+  SDSGSM_OPTION(double, lr, 0.1)  ///< peak learning rate
+  SDSGSM_OPTION(double, momentum, 0.9)
+  SDSGSM_OPTION(double, weight_decay, 5e-4)
+  SDSGSM_OPTION(bool, nesterov, true)
+  SDSGSM_OPTION(std::string, schedule, "cosine")  ///< cosine (with warm-up) or onecycle
+  SDSGSM_OPTION(double, warmup_epochs, 1.0)        ///< linear warm-up for the cosine schedule
+  SDSGSM_OPTION(int64_t, pad, 4)                   ///< random-crop padding in pixels (0: no crop)
+  SDSGSM_OPTION(bool, flip, true)                  ///< random horizontal flips
+  SDSGSM_OPTION(uint64_t, seed, 0)
+  SDSGSM_OPTION(fs::path, out, "")                 ///< final weights
+  SDSGSM_OPTION(fs::path, checkpoint_dir, "")      ///< default: <out>.ckpt
+  SDSGSM_OPTION(bool, resume, false)
+  SDSGSM_OPTION(bool, progress, true)
+  SDSGSM_OPTION(std::string, precision, "fp32")   ///< fp32, or bf16 (CPU autocast for the forward pass)
+  SDSGSM_OPTION(int64_t, eval_every, 1)            ///< test accuracy every N epochs (0: only at the end)
   /// Throws Error for an invalid combination.
   void validate() const;
   /// The options that define the result (resume refuses to continue under other ones).

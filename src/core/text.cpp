@@ -9,6 +9,10 @@
 
 namespace sdsgsm {
 
+void check_batch_size(int64_t batch_size) {
+  if (batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", batch_size));
+}
+
 double parse_number(const std::string& text, const std::string& what) {
   auto parse_plain = [&](const std::string& t) {
     size_t used = 0;

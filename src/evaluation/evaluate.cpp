@@ -14,7 +14,7 @@ torch::Tensor predict(Classifier& model, const torch::Tensor& images) {
 
 EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size, bool progress,
                     const torch::Device& device) {
-  if (batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", batch_size));
+  check_batch_size(batch_size);
   auto start = std::chrono::steady_clock::now();
   EvalResult r;
   r.total = data.size();

@@ -33,7 +33,7 @@ torch::Tensor minimal_eps(Classifier& model, const Dataset& data,
                           const std::function<std::unique_ptr<Attack>(double)>& make, const MinEpsOptions& o) {
   if (!(o.eps_max > 0) || o.eps_max > 1) throw Error(fmt::format("--eps must be in (0,1] for --min-eps (got {})", o.eps_max));
   if (o.rounds < 1 || o.rounds > 20) throw Error(fmt::format("--min-eps-rounds must be in [1, 20] (got {})", o.rounds));
-  if (o.batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", o.batch_size));
+  check_batch_size(o.batch_size);
   const int64_t n = data.size();
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> lo(n, 0.0), hi(n, inf);

@@ -79,9 +79,11 @@ AttackRunResult empty_result(const Attack& attack) {
 
 }  // namespace
 
+void RunOptions::validate() const { check_batch_size(batch_size); }
+
 AttackRunResult run_attack(Classifier& model, const ImageSource& source, const Attack& attack, const RunOptions& o,
                            const RunOutput* output) {
-  if (o.batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", o.batch_size));
+  o.validate();
   const int64_t n = source.size();
   if (n == 0) throw Error("no images to attack");
   const bool root = dist::is_root();

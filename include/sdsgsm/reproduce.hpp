@@ -1,0 +1,68 @@
+// `sdsgsm reproduce`: the paper's comparison made fair. For each model, on the evaluation images,
+// three groups of attacks in two regimes, the minimum-norm attacks, curves and paired statistics:
+//   fixed iterations  every attack runs all steps: the textbook baselines (the literature's alpha
+//                     2/255), the baselines tuned by the rule, the SD-SGSM family tuned by the
+//                     same rule (coarse and fine DDI grid), SD-SGSM on its shipped defaults;
+//   early stop        the same groups, each sample stopping at its first success;
+//   minimum norm      DeepFool, C&W, DDN, FMN (l2 and l_inf), unbounded, on the first images.
+// The tuned settings come from models/NAME.tuned.json (`sdsgsm tune`, on test images 5000-5999).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "sdsgsm/attacks.hpp"
+#include "sdsgsm/core.hpp"
+#include "sdsgsm/sdsgsm.hpp"
+
+namespace sdsgsm {
+
+/// What `sdsgsm reproduce` runs, one to one with its flags.
+struct ReproduceOptions {
+  std::vector<std::string> models = {"resnet20", "vgg7bn"};
+  std::string data = "data/cifar10";
+  fs::path out = "runs/reproduce";
+  int64_t count = 1000, offset = 0, batch_size = 128;
+  std::string eps = "8/255";  ///< as given (results.md quotes the command)
+  int64_t steps = 10;
+  SdsgsmOptions sd;  ///< the shipped-defaults row
+  std::vector<std::string> min_norm = {"deepfool", "cw", "ddn", "fmn-l2", "fmn-linf"};
+  int64_t min_norm_count = 100, min_norm_steps = 100;
+  std::vector<std::string> eps_list = {"1/255", "2/255", "4/255", "8/255", "16/255"};
+  int64_t eps_curve_count = 100;
+  /// tuned.json files in the order of `models`; a missing or empty item: the zoo model's own
+  /// models/NAME.tuned.json.
+  std::vector<std::string> tuned;
+  bool resume = false, restart = false, progress = true;
+  torch::Device device = torch::kCPU;
+
+  /// Throws Error naming the flag of the first bad value.
+  void validate() const;
+};
+
+/// Runs the comparison into `o.out` (all or nothing, resumable) and returns results.md's text
+/// (on rank 0; other ranks take part in the runs and get "").
+std::string reproduce(const ReproduceOptions& o);
+
+/// A model name or label as one folder name, as reproduce names its run folders:
+/// "I-FGSM (early stop)" -> "I_FGSM__early_stop_", "/models/net.pt" -> "_models_net_pt".
+std::string reproduce_folder_name(std::string text);
+
+/// A reproduce row's name in curves, pairs and the report: its regime and label
+/// ("fixed: I-FGSM (tuned)", "early stop: SD-SGSM (defaults)"; the minimum-norm attacks by label).
+std::string reproduce_run_name(const nlohmann::json& row);
+
+// The Markdown of results.md (src/report/reproduce_tables.cpp), from the rows of results.json:
+// each an AttackRunResult::report() with "label", "group", "regime" and "config".
+
+/// The results table of some rows.
+std::string reproduce_table(const std::vector<const nlohmann::json*>& rows);
+/// What each part of SD-SGSM adds, among the tuned attacks; "" when none of them ran.
+std::string ablation_table(const std::vector<nlohmann::json>& rows);
+/// The smallest-eps table, from min_eps_summary() objects with "label" and "regime".
+std::string min_eps_table(const std::vector<nlohmann::json>& rows, int64_t images);
+
+}  // namespace sdsgsm

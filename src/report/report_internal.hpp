@@ -1,0 +1,74 @@
+// The HTML report's internals, shared by its three files: report_runs.cpp (finding run folders,
+// reading them, grouping them), html_examples.cpp (small HTML helpers, the example images and the
+// per-class figures) and html_report.cpp (the other sections and the page).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "sdsgsm/curves.hpp"
+#include "sdsgsm/models.hpp"
+#include "sdsgsm/report.hpp"
+#include "sdsgsm/runner.hpp"
+
+namespace sdsgsm::report_detail {
+
+/// One run folder, read back.
+struct Run {
+  fs::path dir;
+  std::string label;
+  std::string regime;  ///< a reproduce run's regime (fixed, early_stop, minimum_norm); "" otherwise
+  nlohmann::json metrics, timing;  ///< timing: null when the folder has no timing.json
+  AttackRunResult r;
+  bool adversarial = false;  ///< the folder holds adversarial shards
+};
+
+/// Runs on the same model and images: compared with each other.
+struct Group {
+  nlohmann::json info;  ///< model, data, split, offset, count
+  std::vector<Run> runs;
+  std::vector<std::string> notes;
+};
+
+// report_runs.cpp
+/// A file's JSON, or null when it is missing or not JSON.
+nlohmann::json json_or_null(const fs::path& f);
+/// Reads a run folder (Error when it is not one, or a file is corrupt).
+Run load_run(const fs::path& dir);
+/// The key of a run's group: its model, data, split, offset and count.
+std::string group_key(const nlohmann::json& metrics);
+/// A group's heading: regime, model, images.
+std::string group_title(const nlohmann::json& info);
+/// Eps curves of the group's runs, from curves.json files beside them.
+std::vector<Curve> eps_curves_of(const Group& g);
+/// The paired statistics of a group: from paired.json beside its runs when it covers them,
+/// computed otherwise; `source` says which.
+std::vector<PairedStats> paired_of(const Group& g, const ReportOptions& o, std::string& source);
+
+// html_examples.cpp
+/// An <img> of a 3 x H x W (or 1 x H x W) image in [0,1], inline as a PNG data URI.
+std::string img(const torch::Tensor& image, const std::string& alt);
+std::string pct(double v);               ///< "12.34%", "–" when not finite
+std::string num(double v, int decimals);  ///< fixed decimals, "–" when not finite
+/// j[path_a][key] or j[key] as a number; NaN when absent.
+double number_at(const nlohmann::json& j, const std::string& path_a, const std::string& key);
+double number_at(const nlohmann::json& j, const std::string& key);
+std::vector<double> doubles(const torch::Tensor& t);
+
+/// The example images of a group: clean images, their labels and the model, each when available.
+struct Examples {
+  std::vector<int64_t> rows;  ///< rows of the runs' per-sample tables
+  torch::Tensor clean;        ///< k x C x H x W, undefined when the data set cannot be read
+  std::vector<std::string> classes;
+  std::shared_ptr<Classifier> model;
+};
+/// The first o.examples correctly classified images of a group, read from its data and model
+/// (each missing one adds a note to the group).
+Examples prepare_examples(Group& g, const ReportOptions& o);
+std::string examples_section(Group& g, const Examples& e);
+std::string per_class_section(const Group& g, const Examples& e);
+
+}  // namespace sdsgsm::report_detail
