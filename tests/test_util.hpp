@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <stb/stb_image_write.h>
 
 #include "sdsgsm/core.hpp"
 
@@ -67,6 +68,18 @@ inline void write_bytes(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+/// Pixel of synthetic PNG image `id` at (x, y), channel c.
+inline uint8_t png_pixel(int id, int x, int y, int c) { return static_cast<uint8_t>((id * 50 + x * 20 + y * 9 + c * 70) % 256); }
+
+inline void write_png(const fs::path& f, int id, int w, int h, int channels = 3) {
+  fs::create_directories(f.parent_path());
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * channels);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < channels; ++c) px[(static_cast<size_t>(y) * w + x) * channels + c] = png_pixel(id, x, y, c);
+  ASSERT_NE(stbi_write_png(f.string().c_str(), w, h, channels, px.data(), w * channels), 0) << f;
 }
 
 inline std::string read_bytes(const fs::path& path) {
