@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sdsgsm/attacks.hpp"
+#include "sdsgsm/sdsgsm.hpp"
 #include "test_attacks_util.hpp"
 #include "test_util.hpp"
 
@@ -212,4 +213,27 @@ TEST(Attacks, InvalidOptionsAreRejected) {
                              ->run(model, random_images(1, 1), random_labels(1, 1));
                        }),
                        "--target-label 10"));
+}
+
+// Every options struct serialises both ways: from_json(to_json(o)) is o, keys it lacks keep their
+// defaults, and a value of the wrong type is an error naming its key.
+TEST(Options, JsonRoundTrip) {
+  AttackOptions a;
+  a.set_eps(6.0 / 255).set_alpha(1.0 / 255).set_steps(7).set_decay(0.5).set_early_stop(true).set_early_stop_8bit(true)
+      .set_random_start(true).set_seed(42).set_targeted(TargetMode::Given).set_target_label(3);
+  EXPECT_EQ(AttackOptions::from_json(a.to_json()).to_json(), a.to_json());
+  EXPECT_EQ(AttackOptions::from_json(nlohmann::json::object()).to_json(), AttackOptions().to_json());
+  MinNormOptions m;
+  m.set_norm(Norm::Linf).set_candidates(3).set_overshoot(0.1).set_binary_steps(2).set_initial_const(5).set_confidence(1)
+      .set_learning_rate(0.3).set_norm_gamma(0.2).set_initial_norm(0.5);
+  EXPECT_EQ(MinNormOptions::from_json(m.to_json()).to_json(), m.to_json());
+  SdsgsmOptions s;
+  s.set_rho(0.2).set_lambda(0.3).set_map("soft").set_gamma(2).set_beta(4).set_step_factor(2).set_rescale_step(true)
+      .set_recompute_every(2).set_ddi(DdiOptions().set_window(8).set_stride(4).set_fill("blur").set_score("margin"));
+  EXPECT_EQ(SdsgsmOptions::from_json(s.to_json()).to_json(), s.to_json());
+  using sdsgsm_test::Contains;
+  const auto message = sdsgsm_test::error_message;
+  EXPECT_TRUE(Contains(message([] { AttackOptions::from_json({{"steps", "ten"}}); }), "'steps'"));
+  EXPECT_TRUE(Contains(message([] { AttackOptions::from_json({{"targeted", "sideways"}}); }), "sideways"));
+  EXPECT_TRUE(Contains(message([] { MinNormOptions::from_json({{"norm", "l7"}}); }), "--norm"));
 }

@@ -69,6 +69,9 @@ struct AttackOptions {
   /// alpha, or `fallback` when unset.
   double alpha_or(double fallback) const { return alpha.value_or(fallback); }
   nlohmann::json to_json() const;
+  /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong
+  /// type or value.
+  static AttackOptions from_json(const nlohmann::json& j);
 };
 
 /// What one attack call returns; all tensors have N rows.
@@ -185,6 +188,9 @@ struct MinNormOptions {
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
   nlohmann::json to_json() const;
+  /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong
+  /// type or value.
+  static MinNormOptions from_json(const nlohmann::json& j);
 };
 
 struct SdsgsmOptions;

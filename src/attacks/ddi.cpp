@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "attack_common.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm {
@@ -62,20 +63,7 @@ nlohmann::json DdiOptions::to_json() const {
   return {{"window", window}, {"stride", stride}, {"fill", fill}, {"score", score}};
 }
 
-namespace {
-
-/// j[key] into `out` when present; a value of the wrong type is an Error naming the key.
-template <typename T>
-void read_key(const nlohmann::json& j, const char* key, T& out) {
-  if (!j.is_object() || !j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(fmt::format("option '{}' has the wrong type ({})", key, j.at(key).dump()));
-  }
-}
-
-}  // namespace
+using detail::read_key;
 
 DdiOptions DdiOptions::from_json(const nlohmann::json& j) {
   DdiOptions o;

@@ -106,6 +106,24 @@ nlohmann::json AttackOptions::to_json() const {
   return j;
 }
 
+AttackOptions AttackOptions::from_json(const nlohmann::json& j) {
+  using detail::read_key;
+  AttackOptions o;
+  read_key(j, "eps", o.eps);
+  read_key(j, "alpha", o.alpha);
+  read_key(j, "steps", o.steps);
+  read_key(j, "decay", o.decay);
+  read_key(j, "early_stop", o.early_stop);
+  read_key(j, "early_stop_8bit", o.early_stop_8bit);
+  read_key(j, "random_start", o.random_start);
+  read_key(j, "seed", o.seed);
+  std::string targeted = to_string(o.targeted);
+  read_key(j, "targeted", targeted);
+  o.targeted = parse_target_mode(targeted);
+  read_key(j, "target_label", o.target_label);
+  return o;
+}
+
 torch::Tensor sign_direction(const torch::Tensor& g) { return g.sign(); }
 
 EngineAttack::EngineAttack(std::string name, AttackOptions options, AttackHooks hooks)

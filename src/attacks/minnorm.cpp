@@ -49,6 +49,23 @@ nlohmann::json MinNormOptions::to_json() const {
   return j;
 }
 
+MinNormOptions MinNormOptions::from_json(const nlohmann::json& j) {
+  using detail::read_key;
+  MinNormOptions o;
+  std::string norm = to_string(o.norm);
+  read_key(j, "norm", norm);
+  o.norm = parse_norm(norm);
+  read_key(j, "candidates", o.candidates);
+  read_key(j, "overshoot", o.overshoot);
+  read_key(j, "binary_steps", o.binary_steps);
+  read_key(j, "initial_const", o.initial_const);
+  read_key(j, "confidence", o.confidence);
+  read_key(j, "learning_rate", o.learning_rate);
+  read_key(j, "norm_gamma", o.norm_gamma);
+  read_key(j, "initial_norm", o.initial_norm);
+  return o;
+}
+
 namespace detail {
 
 double cosine_schedule(double a0, double a_final, int64_t k, int64_t steps) {
