@@ -22,6 +22,11 @@ void check_attack_input(const torch::Tensor& x, const torch::Tensor& y);
 torch::Tensor attack_targets(const AttackOptions& o, const torch::Tensor& y, const torch::Tensor& clean_logits,
                              const torch::Tensor& ids_cpu);
 
+/// The clean pass both attack families start with: the clean logits (returned, without
+/// gradient), and r.clean_pred and r.target (attack_targets) filled in.
+torch::Tensor clean_pass(Classifier& model, const torch::Tensor& x, const torch::Tensor& y, const AttackOptions& o,
+                         const torch::Tensor& ids_cpu, AttackResult& r);
+
 /// j[key] into `out` when present (the options' from_json: keys to_json wrote; others keep
 /// their values); a value of the wrong type is an Error naming the key.
 template <typename T>

@@ -62,6 +62,18 @@ torch::Tensor attack_targets(const AttackOptions& o, const torch::Tensor& y, con
   return target;
 }
 
+torch::Tensor clean_pass(Classifier& model, const torch::Tensor& x, const torch::Tensor& y, const AttackOptions& o,
+                         const torch::Tensor& ids_cpu, AttackResult& r) {
+  torch::Tensor clean_logits;
+  {
+    torch::NoGradGuard ng;
+    clean_logits = model.forward(x);
+  }
+  r.clean_pred = clean_logits.argmax(1);
+  r.target = attack_targets(o, y, clean_logits, ids_cpu);
+  return clean_logits;
+}
+
 }  // namespace detail
 
 TargetMode parse_target_mode(const std::string& text) {
@@ -169,17 +181,9 @@ AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, con
   const double decay = *o.decay;
 
   AttackResult r;
-  torch::Tensor clean_logits;
-  {
-    torch::NoGradGuard ng;
-    clean_logits = model.forward(x);
-  }
-  r.clean_pred = clean_logits.argmax(1);
-
-  // Target labels.
+  const torch::Tensor clean_logits = detail::clean_pass(model, x, y, o, ids_cpu, r);
   const bool targeted = o.targeted != TargetMode::None;
-  const torch::Tensor target = detail::attack_targets(o, y, clean_logits, ids_cpu);
-  r.target = target;
+  const torch::Tensor target = r.target;
 
   auto succeeded = [&](const torch::Tensor& pred, const torch::Tensor& idx) {
     return targeted ? pred.eq(target.index_select(0, idx)) : pred.ne(y.index_select(0, idx));

@@ -179,14 +179,8 @@ AttackResult MinNormAttack::run(Classifier& model, const torch::Tensor& x_in, co
   const torch::Tensor ids = sample_ids.defined() ? sample_ids.to(i64) : torch::arange(n, i64);
 
   AttackResult r;
-  torch::Tensor clean_logits;
-  {
-    torch::NoGradGuard ng;
-    clean_logits = model.forward(x);
-  }
-  r.clean_pred = clean_logits.argmax(1);
+  const torch::Tensor clean_logits = clean_pass(model, x, y, options_, ids.to(torch::kCPU), r);
   const bool targeted = options_.targeted != TargetMode::None;
-  r.target = attack_targets(options_, y, clean_logits, ids.to(torch::kCPU));
   const torch::Tensor goal = targeted ? r.target : y;
   // Samples the clean image already fools keep it (no perturbation, no steps).
   const torch::Tensor done = targeted ? r.clean_pred.eq(goal) : r.clean_pred.ne(goal);
