@@ -119,7 +119,8 @@ std::vector<std::string> config_arguments(const CLI::App& cmd, const std::string
       if (!value.get<bool>() && cmd.get_option_no_throw(negated)) out.push_back(negated);
       continue;
     }
-    if (!opt || value.is_null() || value.is_object() || value.is_array()) continue;  // not an option: reported only
+    // Keys without a flag (momentum, direction, bounded, ...) describe the attack; it sets them itself.
+    if (!opt || value.is_null() || value.is_object() || value.is_array()) continue;
     out.push_back(flag);
     out.push_back(value.is_string() ? value.get<std::string>() : value.dump());
   }
