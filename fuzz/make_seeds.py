@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import struct
+import zipfile
 import zlib
 
 import torch
@@ -53,6 +54,17 @@ class Tiny(torch.nn.Module):
 
 torch.manual_seed(0)
 torch.jit.script(Tiny()).save("corpus/model/tiny-script.pt")
+
+# The same archive with sound checksums but one class constant without its annotation
+# ("in_features = 3"): LibTorch 1.13's TorchScript parser crashes on it (SIGSEGV), so sdsgsm tries
+# torch::jit::load in a child process first (found by fuzz_model).
+with zipfile.ZipFile("corpus/model/tiny-script.pt") as src, \
+        zipfile.ZipFile("corpus/model/parser-segv-unannotated-constant.pt", "w") as out:
+    for info in src.infolist():
+        data = src.read(info.filename)
+        if info.filename.endswith("code/__torch__/torch/nn/modules/linear.py"):
+            data = data.replace(b"in_features : Final[int] = 3", b"in_features = 3")
+        out.writestr(info, data)
 
 # Resume states: run.json, state.json and the first batch file, separated by NUL bytes, for the
 # configuration fuzz_state.cpp uses ({"batch_size":2,"case":"fuzz"}, hashed as the runner does).

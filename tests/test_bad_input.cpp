@@ -72,6 +72,10 @@ class BadInput : public ::testing::Test {
     // One whose zeroed end record hid its damaged entries from that check (found by fuzz_model).
     fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "end-record-hides-entries.pt",
                   tmp_ / "hidden.pt");
+    // Sound checksums, but a class constant without its annotation: LibTorch's TorchScript parser
+    // crashes (SIGSEGV) on it; loaded first in a child process (found by fuzz_model).
+    fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "model" / "parser-segv-unannotated-constant.pt",
+                  tmp_ / "crafted.pt");
     // Output folders.
     write_bytes(tmp_ / "afile", "x");
     fs::create_directories(tmp_ / "mine");
@@ -164,6 +168,9 @@ TEST_F(BadInput, Models) {
            {"archive whose end record hides its entries", "attack --model hidden.pt " + kData + kOut,
             "hidden.pt' is not a model file"},
            {"export of that archive", "export --model hidden.pt --out o.pt", "zip64 end record"},
+           {"archive that crashes LibTorch's parser", "attack --model crafted.pt " + kData + kOut,
+            "crafted.pt' is not a model file (neither sdsgsm weights nor TorchScript): LibTorch's reader crashes on it"},
+           {"export of that archive", "export --model crafted.pt --out o.pt", "crafted.pt' is not a model file"},
            {"five classes on CIFAR-10", "attack --model fiveclass.pt " + kData + kOut, "has 5 output classes"},
            {"eval of junk", "eval --model junk.pt --data batch.bin", "junk.pt"},
            {"export of a TorchScript file", "export --model onedim.pt --out o.pt", "onedim.pt"},

@@ -1,5 +1,10 @@
 // Tests of src/core: MD5, number parsing, file helpers, threads, progress reporting.
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -174,6 +179,33 @@ TEST(RunProcess, MissingProgramAndErrorSummary) {
   EXPECT_EQ(p.summary(), "first | last words");
   p.output = "";
   EXPECT_EQ(p.summary(), "exit status 1, no output");
+}
+
+TEST(RunInChild, ReturnsThrowsCrashesAndTimesOut) {
+  using Kind = sdsgsm::ChildOutcome::Kind;
+  const auto limit = std::chrono::seconds(60);
+  int touched = 0;
+  // The child has its own copy of memory: what it writes does not reach the parent.
+  EXPECT_EQ(sdsgsm::run_in_child([&] { touched = 1; }, limit).kind, Kind::returned);
+  EXPECT_EQ(touched, 0);
+  EXPECT_EQ(sdsgsm::run_in_child([] { throw std::runtime_error("no"); }, limit).kind, Kind::threw);
+  auto abort = sdsgsm::run_in_child([] { std::abort(); }, limit);
+  EXPECT_EQ(abort.kind, Kind::crashed);
+  // Under a sanitizer a fault is reported and the child exits with status 1 instead.
+  if (abort.signal != 0) {
+    EXPECT_EQ(abort.signal, SIGABRT);
+    EXPECT_TRUE(Contains(abort.crash_text(), "(signal 6)")) << abort.crash_text();
+  }
+  auto segv = sdsgsm::run_in_child([] { std::raise(SIGSEGV); }, limit);
+  EXPECT_EQ(segv.kind, Kind::crashed);
+  auto status = sdsgsm::run_in_child([] { ::_exit(3); }, limit);
+  EXPECT_EQ(status.kind, Kind::crashed);
+  EXPECT_EQ(status.crash_text(), "exit status 3");
+  // Stopped from outside, or past the limit: proves nothing about the call.
+  EXPECT_EQ(sdsgsm::run_in_child([] { std::raise(SIGTERM); }, limit).kind, Kind::other);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(sdsgsm::run_in_child([] { ::pause(); }, std::chrono::milliseconds(300)).kind, Kind::other);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
 }
 
 TEST(ScopedTempDir, UniqueAbsoluteAndRemoved) {

@@ -2,6 +2,7 @@
 // atomic file writes and small helpers.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -85,6 +86,28 @@ struct ProcessResult {
 /// the current one), without a shell, with standard input from /dev/null; waits for it and
 /// returns its exit status and output.
 ProcessResult run_process(const std::vector<std::string>& argv, const fs::path& cwd = {});
+
+/// How a function run by `run_in_child` ended.
+struct ChildOutcome {
+  enum Kind {
+    returned,   ///< it returned
+    threw,      ///< it threw an exception
+    crashed,    ///< the child died of a fault (SIGSEGV, SIGABRT, ...) or exited with another status
+    other       ///< it was stopped from outside (e.g. Ctrl-C), ran past the time limit, or fork failed
+  };
+  Kind kind = other;
+  int signal = 0;       ///< the signal that ended a crashed child (0: it exited with a status)
+  int exit_status = 0;  ///< the status a child that exited gave
+  /// "Segmentation fault (signal 11)" or "exit status 1", for messages about a crash.
+  std::string crash_text() const;
+};
+
+/// Runs `fn` in a forked copy of this process that does nothing else, with standard output and
+/// error sent to /dev/null, and waits for it, at most `timeout` (then kills it: `other`). For calls
+/// into code that can crash the whole process on a hostile input, such as LibTorch's TorchScript
+/// parser: a crash ends the child only. Only the calling thread exists in the child: `fn` should not
+/// need the others (set one intra-op thread in it before any parallel LibTorch call).
+ChildOutcome run_in_child(const std::function<void()>& fn, std::chrono::milliseconds timeout);
 
 /// Unpacks an archive (tar, tar.gz, zip, ... as libarchive reads them) into `dest`; entries that
 /// would land outside `dest` are refused. Throws Error naming the archive.

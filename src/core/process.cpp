@@ -1,11 +1,15 @@
-// Running a program from an argument vector (posix_spawn), never through a shell.
+// Running a program from an argument vector (posix_spawn), never through a shell; running a function
+// in a forked child.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -118,6 +122,69 @@ std::string ProcessResult::summary() const {
   if (text.empty()) text = fmt::format("exit status {}, no output", exit_code);
   if (text.size() > 400) text = text.substr(0, 397) + "...";
   return text;
+}
+
+namespace {
+
+// The child's exit status when `fn` threw; any other non-zero status (e.g. a sanitizer's report,
+// which exits with 1) counts as a crash.
+constexpr int kChildThrew = 86;
+
+bool is_fault(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP ||
+         sig == SIGSYS;
+}
+
+}  // namespace
+
+std::string ChildOutcome::crash_text() const {
+  if (signal != 0) return fmt::format("{} (signal {})", strsignal(signal), signal);
+  return fmt::format("exit status {}", exit_status);
+}
+
+ChildOutcome run_in_child(const std::function<void()>& fn, std::chrono::milliseconds timeout) {
+  ChildOutcome result;
+  const pid_t pid = ::fork();
+  if (pid < 0) return result;  // no child: `other`, the caller goes on without the check
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) {
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+    }
+    int status = 0;
+    try {
+      fn();
+    } catch (...) {
+      status = kChildThrew;
+    }
+    ::_exit(status);  // no atexit handlers, no flushing of the parent's buffers
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::microseconds(200);
+  int status = 0;
+  for (;;) {
+    const pid_t got = ::waitpid(pid, &status, WNOHANG);
+    if (got == pid) break;
+    if (got < 0 && errno != EINTR) return result;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return result;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(20000));
+  }
+  if (WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    result.kind = code == 0 ? ChildOutcome::returned : code == kChildThrew ? ChildOutcome::threw : ChildOutcome::crashed;
+    result.exit_status = code;
+  } else if (WIFSIGNALED(status) && is_fault(WTERMSIG(status))) {
+    result.kind = ChildOutcome::crashed;
+    result.signal = WTERMSIG(status);
+  }
+  return result;
 }
 
 }  // namespace sdsgsm

@@ -43,6 +43,22 @@ void check_model_archive(const fs::path& path) {
     throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript): {}", path.string(),
                             std::string(e.what()).substr(path.string().size() + 6)));
   }
+  // A file with sound checksums can still crash LibTorch 1.13's TorchScript reader outright (its
+  // parser on crafted source, e.g. a class constant without its annotation: fuzz_model). Both kinds
+  // of file go through torch::jit::load, so it is tried first in a forked child: a crash there
+  // becomes this error; an exception is left to the real load, which words it; a child that is
+  // stopped or outlives the limit proves nothing and the load goes on.
+  const auto outcome = run_in_child(
+      [&] {
+        torch::set_num_threads(1);
+        (void)torch::jit::load(path.string(), torch::kCPU);
+      },
+      std::chrono::seconds(120));
+  if (outcome.kind == ChildOutcome::crashed) {
+    throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript): LibTorch's reader "
+                            "crashes on it ({}, in a child process)",
+                            path.string(), outcome.crash_text()));
+  }
 }
 
 LoadedNetwork load_network(const fs::path& path) {

@@ -25,7 +25,8 @@ class ConvBn {
 
 /// Checks a model file before LibTorch reads it: LibTorch 1.13's loader does not check the zip
 /// entries' CRC-32, and its unpickler can crash (SIGSEGV) on a damaged pickle (found by
-/// fuzz_model). A zip archive with a damaged entry is an Error naming the file and the entry.
+/// fuzz_model). A zip archive with a damaged entry is an Error naming the file and the entry; so is
+/// a file on which torch::jit::load, tried in a forked child, crashes.
 void check_model_archive(const fs::path& path);
 
 /// load_network for a file check_model_archive has already checked.
