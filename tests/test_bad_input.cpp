@@ -48,6 +48,10 @@ class BadInput : public ::testing::Test {
     fs::create_directories(tmp_ / "tall" / "cat");
     fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "image" / "bmp-tall-slow.bmp",
                   tmp_ / "tall" / "cat" / "a.bmp");
+    // A 118-byte PNG whose IDAT chunk claims 688 MB (found by fuzz_image: stb_image reserved it).
+    fs::create_directories(tmp_ / "idat" / "cat");
+    fs::copy_file(fs::path(SDSGSM_SOURCE_DIR) / "fuzz" / "corpus" / "image" / "png-huge-idat.png",
+                  tmp_ / "idat" / "cat" / "a.png");
     // Bad models.
     write_bytes(tmp_ / "junk.pt", std::string(4096, '\x42'));
     write_bytes(tmp_ / "empty.pt", "");
@@ -141,6 +145,8 @@ TEST_F(BadInput, Data) {
            {"corrupt images", "attack " + kModel + "--data imgs --count 2 " + kOut, "imgs/"},
            {"image header claiming millions of rows", "attack " + kModel + "--data tall --count 1 " + kOut,
             "tall/cat/a.bmp' says it is 3x4653127 pixels"},
+           {"PNG chunk longer than the file", "attack " + kModel + "--data idat --count 1 " + kOut,
+            "idat/cat/a.png' is a damaged PNG: its chunk 'IDAT' claims 687865856 bytes, the file has 77 left"},
            {"count beyond the data", "attack " + kModel + "--data batch.bin --count 50 " + kOut, "holds 12 images"},
            {"offset beyond the data", "attack " + kModel + "--data batch.bin --offset 20 " + kOut, "offset"},
            {"negative offset", "attack " + kModel + "--data batch.bin --offset -3 " + kOut, "offset"},

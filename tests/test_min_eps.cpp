@@ -53,7 +53,9 @@ TEST(MinEps, BisectionBracketsEachImagesSmallestBudget) {
     ++finite;
     // Success at the bound found, failure one resolution step below it.
     EXPECT_TRUE(make(v)->run(model, x, y, id).success[0].item<bool>()) << i;
-    if (v - step > 0) EXPECT_FALSE(make(v - step)->run(model, x, y, id).success[0].item<bool>()) << i;
+    if (v - step > 0) {
+      EXPECT_FALSE(make(v - step)->run(model, x, y, id).success[0].item<bool>()) << i;
+    }
     EXPECT_NEAR(std::fmod(v, step), 0.0, 1e-12);  // a bisection point
   }
   EXPECT_GT(finite, 0);
