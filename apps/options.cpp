@@ -112,6 +112,8 @@ std::vector<std::string> config_arguments(const CLI::App& cmd, const std::string
     const std::string flag = flag_of(key);
     const std::string negated = "--no-" + flag.substr(2);
     if (given(args, flag) || given(args, negated)) continue;  // the command line wins
+    // --early-stop-8bit on the command line turns early stop on: the file's --no-early-stop yields.
+    if (key == "early_stop" && given(args, "--early-stop-8bit")) continue;
     const CLI::Option* opt = cmd.get_option_no_throw(flag);
     if (value.is_boolean()) {
       // A flag, or its --no- form (early stop); false without a --no- form is the default.

@@ -196,6 +196,12 @@ TEST(CliAttack, ConfigRepeatsARunFromItsMetrics) {
   EXPECT_EQ(c["early_stop"], true);
   EXPECT_EQ(a["early_stop"], false);
   for (const char* key : {"attack", "eps", "seed", "rho", "beta", "ddi"}) EXPECT_EQ(c[key], a[key]) << key;
+  // --early-stop-8bit beside a file that says no early stop turns it on, as on a plain command line.
+  r = f.run("attack --config " + metrics.string() + " --steps 2 --early-stop-8bit --out " + (f.dir / "e").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto e = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "e" / "metrics.json"))["attack_config"];
+  EXPECT_EQ(e["early_stop"], true);
+  EXPECT_EQ(e["early_stop_8bit"], true);
   // Not a run's metrics.json, not JSON, no file: one line, no output.
   sdsgsm_test::write_bytes(f.dir / "other.json", "{\"x\": 1}");
   expect_one_line_error(f.run("attack --config " + (f.dir / "other.json").string() + " --out " + (f.dir / "d").string()),
