@@ -77,7 +77,7 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
       ->capture_default_str()
       ->group(m);
   cmd->add_option("--learning-rate", f.learning_rate,
-                  "Step size; default: cw 0.1 (Adam), ddn 1 (l2 step), fmn 1 (x the current norm); ddn and fmn "
+                  "Step size; default: cw 0.01 (Adam), ddn 1 (l2 step), fmn 1 (x the current norm); ddn and fmn "
                   "anneal it to 1/100")
       ->group(m);
   cmd->add_option("--norm-gamma", f.mn.norm_gamma, "ddn, fmn: the norm's update factor eps * (1 -+ gamma)")

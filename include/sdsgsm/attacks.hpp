@@ -178,7 +178,7 @@ struct MinNormOptions {
   SDSGSM_OPTION(double, initial_const, 1.0)
   /// cw: confidence kappa, the logit margin a success must have.
   SDSGSM_OPTION(double, confidence, 0.0)
-  /// Step size; unset: the attack's default (cw: Adam's learning rate 0.1; ddn: 1.0, an l2 step,
+  /// Step size; unset: the attack's default (cw: Adam's learning rate 0.01; ddn: 1.0, an l2 step,
   /// cosine-annealed to 1/100 of it; fmn: 1.0 times the current norm, annealed likewise).
   SDSGSM_OPTION(std::optional<double>, learning_rate, std::nullopt)
   /// ddn and fmn: the norm's multiplicative update (eps * (1 -+ gamma)); fmn anneals it to 1/50.
