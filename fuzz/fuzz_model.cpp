@@ -1,5 +1,6 @@
 // The model loader (--model FILE): sdsgsm weight files and TorchScript archives; a model that
-// loads is run on one image.
+// loads is run on one image. load_classifier first tries torch::jit::load in a forked child, so a
+// crash inside LibTorch's reader becomes an Error here (and each such input costs a fork).
 #include <torch/torch.h>
 
 #include "fuzz_util.hpp"
