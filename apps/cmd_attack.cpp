@@ -1,3 +1,5 @@
+#include <limits>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -19,7 +21,11 @@ struct AttackFlags {
   std::string split = "test";
   int64_t count = 1000, offset = 0, batch = 128, sheet = 8;
   std::string eps = "8/255", alpha, decay;
-  int64_t steps = 10;
+  /// kAttackDefault: each attack's own default (the registry's).
+  static constexpr int64_t kAttackDefault = std::numeric_limits<int64_t>::min();
+  int64_t steps = kAttackDefault;
+  int64_t refine = 0;
+  double refine_step = 2.0, refine_gamma = 0.2;
   std::optional<bool> early_stop;
   bool early_stop_8bit = false;
   uint64_t seed = 0;
@@ -43,7 +49,18 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--eps", f.eps, "l_inf budget on the [0,1] scale (fractions allowed: 8/255)")->capture_default_str();
   cmd->add_option("--alpha", f.alpha,
                   "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM");
-  cmd->add_option("--steps", f.steps, "Iterations of the iterative attacks")->capture_default_str();
+  cmd->add_option("--steps", f.steps,
+                  "Iterations; default: each attack's own (FGSM 1, the l_inf attacks 10, DeepFool 50, C&W 100 per "
+                  "binary step, DDN and FMN 100)");
+  cmd->add_option("--refine", f.refine,
+                  "After the attack, up to this many more model passes per image shrinking each adversarial that "
+                  "fools once rounded to 8-bit pixels, keeping it fooling once rounded (quantised DDN steps from "
+                  "the rounded adversarial); 0: off")
+      ->capture_default_str();
+  cmd->add_option("--refine-step", f.refine_step, "--refine: the step, times the perturbation's current l2 norm")
+      ->capture_default_str();
+  cmd->add_option("--refine-gamma", f.refine_gamma, "--refine: the norm's update factor eps * (1 -+ gamma)")
+      ->capture_default_str();
   cmd->add_option("--decay", f.decay, "Momentum decay mu; default: 1.0 for mifgsm/nifgsm, 0 (off) for the SD-SGSM family");
   cmd->add_flag_callback("--early-stop", [&f] { f.early_stop = true; },
                          "Freeze each sample as soon as it succeeds (fewer passes, less distortion); default for SD-SGSM");
@@ -86,6 +103,11 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--initial-norm", f.mn.initial_norm, "ddn: the l2 norm of the first step")
       ->capture_default_str()
       ->group(m);
+  cmd->add_option("--levels", f.mn.levels,
+                  "Values per channel of the grid a saved image lies on (256: 8-bit pixels; 0: none): ddn rounds each "
+                  "iterate to it, deepfool, cw and fmn push their adversarials onto it")
+      ->capture_default_str()
+      ->group(m);
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
   cmd->add_flag("--no-adversarial", f.no_adversarial, "Do not write the adversarial images (adversarial/ shards)");
   cmd->add_flag("--resume", f.resume,
@@ -106,7 +128,7 @@ std::unique_ptr<Attack> at_eps(const std::string& name, const AttackOptions& o, 
 }
 
 /// Whether an attack has a budget to vary (the minimum-norm attacks have none).
-bool bounded(const Attack& a) { return a.config().value("bounded", true); }
+bool bounded(const Attack& a) { return attack_info(a.name()).bounded; }
 
 /// --min-eps for one attack: writes min_eps.csv into `dir` and returns its summary.
 nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::string& name, const AttackOptions& o,
@@ -123,10 +145,14 @@ nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::
   return s;
 }
 
-AttackOptions to_options(const AttackFlags& f) {
+/// The options of attack `name` (its own default steps unless --steps is given).
+AttackOptions to_options(const AttackFlags& f, const std::string& name) {
   AttackOptions o;
   o.set_eps(parse_number(f.eps, "--eps"))
-      .set_steps(f.steps)
+      .set_steps(f.steps == AttackFlags::kAttackDefault ? attack_info(name).default_steps : f.steps)
+      .set_refine(f.refine)
+      .set_refine_step(f.refine_step)
+      .set_refine_gamma(f.refine_gamma)
       .set_early_stop(f.early_stop_8bit && !f.early_stop ? std::optional<bool>(true) : f.early_stop)
       .set_early_stop_8bit(f.early_stop_8bit)
       .set_seed(f.seed)
@@ -234,7 +260,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
                   "metrics.json; flags given beside it win (e.g. a new --out)");
   cmd->callback([&run, &common, f, name] {
     run = [&common, f, name] {
-      auto attack = make_attack(*name, to_options(*f), f->sd, to_minnorm_options(*f));
+      auto attack = make_attack(*name, to_options(*f, *name), f->sd, to_minnorm_options(*f));
       Prepared p = prepare(*f, common);
       nlohmann::json fp = p.fingerprint;
       fp["attack_config"] = attack->config();
@@ -244,7 +270,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       if (f->min_eps && dist::is_root()) {
         if (!bounded(*attack)) throw Error(fmt::format("--min-eps: {} has no eps budget to minimise", *name));
         Dataset d = open_dataset(f->data, to_split(f->split), f->offset, f->count);
-        auto s = write_min_eps(*p.model, d, *name, to_options(*f), *f, r, folder.work());
+        auto s = write_min_eps(*p.model, d, *name, to_options(*f, *name), *f, r, folder.work());
         if (s["median"].is_null()) {
           fmt::print("minimal eps: no image fooled within eps {:.5f}\n", s["eps_max"].get<double>());
         } else {
@@ -279,7 +305,8 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
   cmp->callback([&run, &common, fc, names] {
     run = [&common, fc, names] {
       std::vector<std::unique_ptr<Attack>> attacks;
-      AttackOptions o = to_options(*fc);
+      // The shared options (eps, early stop, ...); each attack takes its own default steps.
+      AttackOptions o = to_options(*fc, "ifgsm");
       const MinNormOptions mn = to_minnorm_options(*fc);
       std::vector<double> epsilons;
       for (const auto& e : split_list(fc->epsilons)) {
@@ -288,7 +315,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       }
       const auto items = split_list(*names);
       for (const auto& item : items) {
-        attacks.push_back(make_attack(item, o, fc->sd, mn));
+        attacks.push_back(make_attack(item, to_options(*fc, item), fc->sd, mn));
         for (size_t i = 0; i + 1 < attacks.size(); ++i) {
           if (attacks[i]->name() == attacks.back()->name()) {
             throw Error(fmt::format("--attacks lists '{}' twice", attacks.back()->name()));
@@ -325,7 +352,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
             EpsCurve c;
             c.attack = attacks[i]->name();
             for (double e : epsilons) {
-              auto r = run_attack(*p.model, d, *at_eps(items[i], o, *fc, e), quiet);
+              auto r = run_attack(*p.model, d, *at_eps(items[i], to_options(*fc, items[i]), *fc, e), quiet);
               if (!dist::is_root()) continue;  // rank 0 holds the results
               auto s = r.summary();
               c.eps.push_back(e);
@@ -350,7 +377,9 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         j["threads_per_rank"] = torch::get_num_threads();
         write_file_atomic(folder.work() / "compare.json", j.dump(2) + "\n");
         std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
-                                         p.model->name(), p.data->size(), p.data->source(), o.eps, o.steps,
+                                         p.model->name(), p.data->size(), p.data->source(), o.eps,
+                                         fc->steps == AttackFlags::kAttackDefault ? std::string("each attack's own")
+                                                                                  : std::to_string(fc->steps),
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
         const std::string paired = comparison_figures(folder.work(), results, fc->seed, curves);
         write_file_atomic(folder.work() / "compare.md", header + table + paired);

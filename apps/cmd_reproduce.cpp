@@ -35,6 +35,10 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--steps", o->r.steps, "Iterations")->capture_default_str();
   cmd->add_option("--min-norm", o->min_norm, "Minimum-norm attacks (comma-separated; empty: none)")
       ->capture_default_str();
+  cmd->add_option("--frontier-count", o->r.frontier_count,
+                  "Images of the frontier (median 8-bit l2 against model passes per image, every attack at several "
+                  "budgets; the first ones); 0: none")
+      ->capture_default_str();
   cmd->add_option("--min-norm-count", o->r.min_norm_count, "Images for the minimum-norm attacks (the first ones)")
       ->capture_default_str();
   cmd->add_option("--min-norm-steps", o->r.min_norm_steps,

@@ -194,6 +194,8 @@ TEST_F(BadInput, Options) {
            {"eps not a number", "attack --eps lots " + kModel + kData + kOut, "--eps"},
            {"eps divides by zero", "attack --eps 8/0 " + kModel + kData + kOut, "--eps"},
            {"zero steps", "attack --steps 0 " + kModel + kData + kOut, "--steps"},
+           {"negative refine", "attack --refine -1 " + kModel + kData + kOut, "--refine"},
+           {"one-level grid", "attack --attack ddn --levels 1 " + kModel + kData + kOut, "--levels"},
            {"zero alpha", "attack --alpha 0 " + kModel + kData + kOut, "--alpha"},
            {"negative decay", "attack --attack mifgsm --decay -1 " + kModel + kData + kOut, "--decay"},
            {"zero batch size", "attack --batch-size 0 " + kModel + kData + kOut, "--batch-size"},

@@ -110,7 +110,7 @@ TEST(CliAttack, WritesEveryOutputFile) {
             "print(tuple(t.shape), t.dtype, float(t.min()) >= 0, float(t.max()) <= 1, tuple(s.shape))\"",
         f.dir.path());
     EXPECT_EQ(py.exit_code, 0) << py.err;
-    EXPECT_TRUE(Contains(py.out, "(12, 3, 32, 32) torch.float32 True True (12, 19)"));
+    EXPECT_TRUE(Contains(py.out, "(12, 3, 32, 32) torch.float32 True True (12, 21)"));
   }
 }
 
@@ -253,8 +253,8 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
   sdsgsm_test::write_bytes(f.dir / "tuned.json", tuned.dump());
   auto r = f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
                  " --count 12 --batch-size 5 --steps 3 --min-norm deepfool,fmn-linf --min-norm-count 6 --min-norm-steps 5"
-                 " --eps-list 2/255,8/255 --eps-curve-count 6 --tuned " + (f.dir / "tuned.json").string() +
-                 " --out " + (f.dir / "rep").string());
+                 " --eps-list 2/255,8/255 --eps-curve-count 6 --frontier-count 4 --tuned " +
+                 (f.dir / "tuned.json").string() + " --out " + (f.dir / "rep").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto md = sdsgsm_test::read_bytes(f.dir / "rep" / "results.md");
   for (const char* row : {"### Fixed iterations", "### Early stop", "### Minimum-norm attacks", "| textbook | FGSM |",
@@ -262,7 +262,9 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
                           "| tuned | I-FGSM (tuned) |", "| SD-SGSM family, tuned | SD-SGSM (k 4 s 2) |",
                           "| minimum norm | deepfool |", "| minimum norm | fmn-linf |", "### Ablation",
                           "| early stop | SD-SGSM (k 4 s 2) | DDI, k 4 s 2 (225 windows) | tanh |",
-                          "### Smallest eps per image", "### Paired l2 differences"}) {
+                          "### Smallest eps per image", "### Paired l2 differences",
+                          "### The saved adversarial: 8-bit l2 against model passes (4 images)", "| SD-SGSM + refine 20 |",
+                          "| DDN 100 steps |", "| C&W 5 x 20 |", "| DeepFool |"}) {
     EXPECT_TRUE(Contains(md, row)) << row;
   }
   EXPECT_FALSE(Contains(md, "Not tuned"));
@@ -294,6 +296,15 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
     auto paired = nlohmann::json::parse(sdsgsm_test::read_bytes(e.path() / "paired.json"));
     EXPECT_GE(paired.size(), 2u * (7 + 6 + 2));
     EXPECT_TRUE(fs::is_regular_file(e.path() / "early_stop-I_FGSM__tuned_" / "min_eps.csv"));
+    // The frontier: every point on the same 4 images (this untrained model may classify none of
+    // them correctly, which leaves nothing to score).
+    auto frontier = nlohmann::json::parse(sdsgsm_test::read_bytes(e.path() / "frontier.json"));
+    EXPECT_GE(frontier.size(), 14u);
+    for (const auto& p : frontier) {
+      EXPECT_EQ(p["images"], 4);
+      EXPECT_EQ(p["scored"], frontier[0]["scored"]);
+      if (p["scored"].get<int64_t>() > 0) EXPECT_GT(p["passes_mean"].get<double>(), 0.0) << p;
+    }
   }
   EXPECT_TRUE(found);
   EXPECT_TRUE(fs::is_regular_file(f.dir / "rep" / "report.html"));
@@ -303,7 +314,7 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
   EXPECT_EQ(f.hidden_entries(), 0);
   // Without tuned settings the tables say the comparison is not fair; a wrong file is one line.
   r = f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
-            " --count 6 --steps 2 --min-norm '' --eps-list '' --out " + (f.dir / "rep2").string());
+            " --count 6 --steps 2 --min-norm '' --eps-list '' --frontier-count 0 --out " + (f.dir / "rep2").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep2" / "results.md"), "**Not tuned**"));
   sdsgsm_test::write_bytes(f.dir / "bad.json", "{\"rows\": 1}");

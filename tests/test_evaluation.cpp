@@ -169,6 +169,7 @@ TEST(SampleColumns, RowsAndCsvFollowOneTable) {
 }
 
 // The typed summary holds the figures over the scored samples, and summary() is it as JSON.
+// ASR over the clean-correct samples; distances over those the attack fools in that form.
 TEST(RunSummary, FiguresOverTheCleanCorrectSamples) {
   sdsgsm::AttackRunResult r;
   r.attack = "ifgsm";
@@ -176,10 +177,11 @@ TEST(RunSummary, FiguresOverTheCleanCorrectSamples) {
   const int64_t n = 4;
   std::vector<double> rows = {
       // index label target clean adv success iters l2 linf l0 ssim psnr | 8-bit: adv success l2 linf l0 ssim psnr
-      0, 1, 1, 1, 2, 1, 3, 1.0, 0.1, 0.5, 0.9, 30, 2, 1, 1.0, 0.1, 0.5, 0.9, 30,  //
-      1, 2, 2, 2, 2, 0, 10, 3.0, 0.2, 0.7, 0.8, 20, 2, 0, 3.0, 0.2, 0.7, 0.8, 20,  //
-      2, 3, 3, 3, 0, 1, 5, 2.0, 0.3, 0.6, 0.7, 25, 3, 0, 2.0, 0.3, 0.6, 0.7, 25,   //
-      3, 4, 4, 0, 0, 1, 1, 9.0, 0.9, 0.9, 0.1, 10, 0, 1, 9.0, 0.9, 0.9, 0.1, 10};  // wrong before: not scored
+      // | forward and backward passes
+      0, 1, 1, 1, 2, 1, 3, 1.0, 0.1, 0.5, 0.9, 30, 2, 1, 1.0, 0.1, 0.5, 0.9, 30, 4, 3,     //
+      1, 2, 2, 2, 2, 0, 10, 3.0, 0.2, 0.7, 0.8, 20, 2, 0, 3.0, 0.2, 0.7, 0.8, 20, 11, 10,  //
+      2, 3, 3, 3, 0, 1, 5, 2.0, 0.3, 0.6, 0.7, 25, 3, 0, 2.0, 0.3, 0.6, 0.7, 25, 2, 5,     //
+      3, 4, 4, 0, 0, 1, 1, 9.0, 0.9, 0.9, 0.1, 10, 0, 1, 9.0, 0.9, 0.9, 0.1, 10, 2, 1};   // wrong before: not scored
   sdsgsm::set_sample_rows(r, torch::tensor(rows, torch::kFloat64).view({n, -1}));
   const sdsgsm::RunSummary s = r.stats();
   EXPECT_EQ(s.images, 4);
@@ -189,13 +191,22 @@ TEST(RunSummary, FiguresOverTheCleanCorrectSamples) {
   EXPECT_DOUBLE_EQ(s.robust_accuracy, 0.25);  // only sample 1 keeps its label
   EXPECT_DOUBLE_EQ(s.float_stats.asr, 2.0 / 3);
   EXPECT_DOUBLE_EQ(s.rounded_8bit.asr, 1.0 / 3);
-  EXPECT_DOUBLE_EQ(s.float_stats.l2_mean, 2.0);
-  EXPECT_DOUBLE_EQ(s.float_stats.l2_median, 2.0);
+  // Float distances over samples 0 and 2 (sample 1 is not fooled), 8-bit over sample 0.
+  EXPECT_EQ(s.float_stats.fooled, 2);
+  EXPECT_DOUBLE_EQ(s.float_stats.l2_mean, 1.5);
+  EXPECT_DOUBLE_EQ(s.float_stats.l2_median, 1.5);
   EXPECT_DOUBLE_EQ(s.float_stats.linf_max, 0.3);
+  EXPECT_DOUBLE_EQ(s.float_stats.ssim_median, 0.8);
+  EXPECT_EQ(s.rounded_8bit.fooled, 1);
+  EXPECT_DOUBLE_EQ(s.rounded_8bit.l2_mean, 1.0);
   EXPECT_DOUBLE_EQ(s.iterations_mean, 6.0);
+  // Passes over the scored samples; the cost is max(forward, backward) per sample.
+  EXPECT_DOUBLE_EQ(s.forward_passes_mean, 17.0 / 3);
+  EXPECT_DOUBLE_EQ(s.backward_passes_mean, 6.0);
+  EXPECT_DOUBLE_EQ(s.passes_mean, (4.0 + 11 + 5) / 3);
   const nlohmann::json j = r.summary();
   EXPECT_EQ(j, s.to_json());
   EXPECT_EQ(j["images"].type(), nlohmann::json::value_t::number_integer);
   EXPECT_DOUBLE_EQ(j["float"]["asr"].get<double>(), 2.0 / 3);
-  EXPECT_DOUBLE_EQ(j["rounded_8bit"]["psnr_mean"].get<double>(), 25.0);
+  EXPECT_DOUBLE_EQ(j["rounded_8bit"]["psnr_mean"].get<double>(), 30.0);
 }

@@ -64,6 +64,14 @@ struct AttackOptions {
   SDSGSM_OPTION(uint64_t, seed, 0)
   SDSGSM_OPTION(TargetMode, targeted, TargetMode::None)
   SDSGSM_OPTION(int64_t, target_label, -1)  ///< for TargetMode::Given
+  /// After the attack, up to this many more model passes per image shrinking the perturbation
+  /// of each adversarial that fools after 8-bit rounding, keeping it fooling once rounded
+  /// (refine_8bit, src/attacks/refine.cpp); 0: off. Any attack can take it.
+  SDSGSM_OPTION(int64_t, refine, 0)
+  /// The refinement's step, relative to the perturbation's norm (cosine-annealed to 1/100), and
+  /// its norm's update factor; defaults tuned on test images 5000-5099 (docs/tuning/refine.md).
+  SDSGSM_OPTION(double, refine_step, 2.0)
+  SDSGSM_OPTION(double, refine_gamma, 0.2)
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
   /// alpha, or `fallback` when unset.
@@ -82,8 +90,49 @@ struct AttackResult {
   torch::Tensor target;       ///< int64: the target label (targeted) or the true label
   torch::Tensor success;      ///< bool: misclassified (untargeted) / target hit (targeted)
   torch::Tensor iterations;   ///< int64: gradient steps spent on each sample
+  /// int64: the model's forward passes each sample went through in the attack (the clean pass,
+  /// every step, DDI's occluded images, 8-bit checks, the refinement); the forward passes of the
+  /// prediction reported for the result are not counted.
+  torch::Tensor forward_passes;
+  torch::Tensor backward_passes;  ///< int64: the backward passes (input gradients) of each sample
   int64_t zero_gradient_samples = 0;  ///< samples whose input gradient was all zeros at step 1
   double allocation_seconds = 0;      ///< time spent computing allocation maps (SD-SGSM's DDI)
+};
+
+/// The one success criterion: the prediction differs from the label (untargeted) or equals the
+/// target (targeted). `goal` is the label or the target.
+torch::Tensor attack_success(const torch::Tensor& pred, const torch::Tensor& goal, bool targeted);
+
+/// The same on logits, with a margin: the goal's logit margin (attack_margin) is below -margin.
+/// margin 0 is attack_success of the argmax but for exact ties.
+torch::Tensor attack_success_logits(const torch::Tensor& logits, const torch::Tensor& goal, bool targeted,
+                                    double margin = 0);
+
+/// The goal's logit margin per sample: z_goal - max_{j != goal} z_j (untargeted) or
+/// max_{j != goal} z_j - z_goal (targeted); < 0 where the goal is met.
+torch::Tensor attack_margin(const torch::Tensor& logits, const torch::Tensor& goal, bool targeted);
+
+/// What an attack's body works on, set up by Attack::run (the clean pass and the targets done):
+/// the inputs on the model's device, and the result it fills in. Everything per sample has the
+/// batch's N rows; `rows` arguments pick a subset (undefined: all rows).
+struct AttackContext {
+  Classifier& model;
+  torch::Tensor x;             ///< float32, contiguous, N x C x H x W
+  torch::Tensor y;             ///< int64 labels
+  torch::Tensor ids;           ///< int64 sample ids (on x's device)
+  torch::Tensor ids_cpu;       ///< the same on the CPU
+  torch::Tensor clean_logits;  ///< without gradient
+  bool targeted = false;
+  AttackResult& r;  ///< clean_pred, target, iterations, passes set; the body sets adversarial
+
+  int64_t size() const { return x.size(0); }
+  /// The label to leave (untargeted) or the target to reach, per sample.
+  const torch::Tensor& goal() const { return targeted ? r.target : y; }
+  /// attack_success for the samples `rows` with predictions `pred`.
+  torch::Tensor succeeded(const torch::Tensor& pred, const torch::Tensor& rows = {}) const;
+  /// Counts `k` forward (backward) passes for the samples `rows`.
+  void count_forward(const torch::Tensor& rows = {}, int64_t k = 1);
+  void count_backward(const torch::Tensor& rows = {}, int64_t k = 1);
 };
 
 /// What the allocation hook is asked for: maps for these images.
@@ -101,6 +150,9 @@ struct AttackHooks {
   /// uniform M = 1. Computed before the first step for the samples that take one (with early
   /// stop, samples already misclassified are frozen first and get no map).
   std::function<torch::Tensor(Classifier&, const AllocationInput&)> allocation;
+  /// The forward passes the allocation costs each image of H x W (DDI: one per window), besides
+  /// the pass on the image itself when its logits are not given; counted in forward_passes.
+  std::function<int64_t(int64_t height, int64_t width)> allocation_passes;
   /// Checks the input against the attack's own parameters before anything runs (e.g. SD-SGSM's
   /// window must fit the image); throws Error.
   std::function<void(const torch::Tensor& x)> check_input;
@@ -118,14 +170,17 @@ struct AttackHooks {
 };
 
 /// An attack: a name, the shared options and an algorithm (one of the two families above).
+/// Attack::run is the one template every attack runs: check the input, the clean pass and the
+/// targets, the attack's own body (`attack`), the post-steps any attack can take (the 8-bit
+/// refinement, AttackOptions::refine), then the result's prediction and success.
 class Attack {
  public:
   virtual ~Attack() = default;
 
   /// Attacks a batch. `sample_ids` (int64, N) seed the per-sample randomness (random start,
   /// random targets); by default 0..N-1. The input tensors are not modified.
-  virtual AttackResult run(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
-                           const torch::Tensor& sample_ids = {}) const = 0;
+  AttackResult run(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                   const torch::Tensor& sample_ids = {}) const;
 
   const std::string& name() const { return name_; }
   const AttackOptions& options() const { return options_; }
@@ -134,6 +189,14 @@ class Attack {
 
  protected:
   Attack(std::string name, AttackOptions options) : name_(std::move(name)), options_(std::move(options)) {}
+
+  /// The attack's own body: sets c.r.adversarial (N x C x H x W in [0,1]), counts its steps in
+  /// c.r.iterations and its passes (c.count_forward / count_backward).
+  virtual void attack(AttackContext& c) const = 0;
+  /// Checks the input against the attack's own parameters before anything runs; throws Error.
+  virtual void check_input(const torch::Tensor& x) const { (void)x; }
+  /// The l_inf budget the refinement must keep (bounded attacks: eps); < 0: none.
+  virtual double refine_bound() const { return -1; }
 
   std::string name_;
   AttackOptions options_;
@@ -145,9 +208,12 @@ class EngineAttack final : public Attack {
   /// Unset alpha / decay take the engine's defaults (kDefaultAlpha; 1.0 with momentum, else 0).
   EngineAttack(std::string name, AttackOptions options, AttackHooks hooks);
 
-  AttackResult run(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
-                   const torch::Tensor& sample_ids = {}) const override;
   nlohmann::json config() const override;
+
+ protected:
+  void attack(AttackContext& c) const override;
+  void check_input(const torch::Tensor& x) const override;
+  double refine_bound() const override { return options_.eps; }
 
  private:
   AttackHooks hooks_;
@@ -185,6 +251,11 @@ struct MinNormOptions {
   SDSGSM_OPTION(double, norm_gamma, 0.05)
   /// ddn: the norm of the first step.
   SDSGSM_OPTION(double, initial_norm, 1.0)
+  /// The grid a saved image lies on: values per channel (256: 8-bit pixels); 0: none. ddn rounds
+  /// each iterate to it (as its paper and reference implementation do); deepfool, cw and fmn
+  /// finish by pushing each adversarial they find onto it (the smallest scale of the perturbation,
+  /// 1 to 2x, whose rounded image still fools, at most 8 forward passes).
+  SDSGSM_OPTION(int64_t, levels, 256)
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
   nlohmann::json to_json() const;
@@ -195,13 +266,40 @@ struct MinNormOptions {
 
 struct SdsgsmOptions;
 
-/// Names `make_attack` knows: fgsm, ifgsm (alias bim), mifgsm, nifgsm, pgd, the SD-SGSM family
-/// sdsgsm, sd-ifgsm, sgsm, and the minimum-norm attacks deepfool, cw, ddn, fmn.
+/// An attack's family: how it runs and what its options mean.
+enum class AttackFamily {
+  FixedBudget,  ///< the l_inf engine (EngineAttack): --eps bounds it, --steps iterations
+  MinimumNorm,  ///< unbounded searches for the smallest perturbation (MinNormAttack)
+};
+std::string to_string(AttackFamily family);  ///< "fixed budget" or "minimum norm"
+
+/// One row of the attack registry (src/attacks/registry.cpp): everything the CLI, the Python
+/// module, the plans and the reports know of an attack, in one place.
+struct AttackInfo {
+  std::string name;   ///< what make_attack and --attack take
+  std::string label;  ///< for tables: "I-FGSM", "SD-SGSM", ...
+  AttackFamily family;
+  bool bounded;               ///< keeps the l_inf budget --eps
+  bool targeted;              ///< supports --targeted
+  int64_t default_steps;      ///< its iterations when --steps is not given (the literature's)
+  std::string summary;        ///< one line for --help
+  std::vector<std::string> aliases;
+};
+
+/// The registry, in the order help and plans list attacks.
+const std::vector<AttackInfo>& attack_registry();
+
+/// The registry row of a name or alias; throws Error naming the known attacks.
+const AttackInfo& attack_info(const std::string& name);
+
+/// The registry's names, in order: fgsm, ifgsm, mifgsm, nifgsm, pgd, sdsgsm, sd-ifgsm, sgsm,
+/// deepfool, cw, ddn, fmn.
 std::vector<std::string> attack_names();
 
 /// Builds a named attack; throws Error for an unknown name or invalid options. `sd` configures
 /// the SD-SGSM family, `mn` the minimum-norm attacks (defaults when omitted); each attack ignores
-/// the other's.
+/// the other's. The options are taken as given (steps included: attack_info(name).default_steps
+/// is what the command line uses when --steps is not given).
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options);
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd);
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd,

@@ -33,6 +33,8 @@ struct ReproduceOptions {
   int64_t min_norm_count = 100, min_norm_steps = 100;
   std::vector<std::string> eps_list = {"1/255", "2/255", "4/255", "8/255", "16/255"};
   int64_t eps_curve_count = 100;
+  /// Images of the saved-adversarial frontier (sdsgsm/frontier.hpp; the first ones); 0: none.
+  int64_t frontier_count = 100;
   /// tuned.json files in the order of `models`; a missing or empty item: the zoo model's own
   /// models/NAME.tuned.json.
   std::vector<std::string> tuned;

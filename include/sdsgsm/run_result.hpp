@@ -11,10 +11,14 @@
 
 namespace sdsgsm {
 
-/// Distortion figures over the scored samples, of the float or of the 8-bit rounded adversarials.
+/// Figures of the float or of the 8-bit rounded adversarials: the success rate over the scored
+/// samples, and the distances over the scored samples the attack fools in that form (`fooled` of
+/// them): an image that no longer fools is no adversarial, and its distance is not averaged in.
 struct DistortionStats {
-  double asr = 0;  ///< fraction of the scored samples the attack succeeded on
-  double l2_mean = 0, l2_median = 0, linf_mean = 0, linf_max = 0, l0_mean = 0, ssim_mean = 0, psnr_mean = 0;
+  double asr = 0;      ///< fraction of the scored samples the attack succeeded on
+  int64_t fooled = 0;  ///< the scored samples it succeeded on: what the distances are over
+  double l2_mean = 0, l2_median = 0, linf_mean = 0, linf_median = 0, linf_max = 0, l0_mean = 0, ssim_mean = 0,
+         ssim_median = 0, psnr_mean = 0;
   nlohmann::json to_json() const;
 };
 
@@ -30,6 +34,11 @@ struct RunSummary {
   DistortionStats float_stats;    ///< "float"
   DistortionStats rounded_8bit;   ///< "rounded_8bit"
   double iterations_mean = 0;
+  /// Model passes per scored sample (forward_passes, backward_passes), the DDI, the 8-bit checks
+  /// and the refinement included; passes_mean: the cost, max(forward, backward) per sample (a
+  /// gradient step counts one pass; extra backward passes through one forward, DeepFool's per-class
+  /// gradients, count one each).
+  double forward_passes_mean = 0, backward_passes_mean = 0, passes_mean = 0;
   int64_t zero_gradient_samples = 0;
   std::string scored_over;
   nlohmann::json to_json() const;
@@ -40,6 +49,7 @@ struct AttackRunResult {
   std::string attack;
   nlohmann::json config;
   torch::Tensor index, label, target, clean_pred, adv_pred, success, iterations;
+  torch::Tensor forward_passes, backward_passes;  ///< int64: the attack's model passes per sample
   torch::Tensor l2, linf, l0, ssim, psnr;  ///< float adversarials
   torch::Tensor adv_pred_8bit, success_8bit, l2_8bit, linf_8bit, l0_8bit, ssim_8bit, psnr_8bit;
   torch::Tensor adversarial;  ///< N x C x H x W float (with RunOptions::keep_adversarial)

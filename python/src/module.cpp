@@ -83,6 +83,9 @@ const std::map<std::string, Setter>& option_table() {
          s.attack.set_seed(static_cast<uint64_t>(seed)); }},
       {"targeted", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_targeted(parse_target_mode(as_text(v, n))); }},
       {"target_label", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_target_label(as_int(v, n)); }},
+      {"refine", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_refine(as_int(v, n)); }},
+      {"refine_step", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_refine_step(as_number(v, n)); }},
+      {"refine_gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_refine_gamma(as_number(v, n)); }},
       // The SD-SGSM family (SdsgsmOptions, DdiOptions).
       {"window", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_window(as_int(v, n)); }},
       {"stride", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_stride(as_int(v, n)); }},
@@ -108,6 +111,7 @@ const std::map<std::string, Setter>& option_table() {
       {"learning_rate", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_learning_rate(as_number(v, n)); }},
       {"norm_gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_norm_gamma(as_number(v, n)); }},
       {"initial_norm", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_initial_norm(as_number(v, n)); }},
+      {"levels", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_levels(as_int(v, n)); }},
       // The run (RunOptions and --threads).
       {"batch_size", [](Settings& s, const py::handle& v, const std::string& n) { s.run.batch_size = as_int(v, n); }},
       {"offset", [](Settings& s, const py::handle& v, const std::string& n) {
@@ -170,6 +174,8 @@ class ThreadScope {
 py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Tensor& y, const std::string& name,
                 const std::string& model_name, const py::dict& options) {
   Settings s = parse_options(options);
+  // As the CLI: an attack takes its own default steps unless `steps` is given.
+  if (!options.contains("steps")) s.attack.set_steps(attack_info(name).default_steps);
   // The order of the CLI's checks: the attack and its options, then the model, then the images.
   std::unique_ptr<Attack> a = make_attack(name, s.attack, s.sd, s.mn);
   auto script = torch::jit::as_module(model);
@@ -190,6 +196,8 @@ py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Te
   out["adversarial"] = r.adversarial;
   out["success"] = r.success;
   out["iterations"] = r.iterations;
+  out["forward_passes"] = r.forward_passes;
+  out["backward_passes"] = r.backward_passes;
   out["label"] = r.label;
   out["target"] = r.target;
   out["clean_pred"] = r.clean_pred;

@@ -69,6 +69,7 @@ class CarliniWagner final : public detail::MinNormAttack {
         torch::NoGradGuard ng;
         torch::Tensor last = to_image(w);
         torch::Tensor logits = p.model.forward(last);
+        p.count_passes({}, 1);
         torch::Tensor confident = p.margin(logits, p.label).le(-kappa);
         succeeded.logical_or_(p.record(last, logits, {}, confident).logical_and(confident));
       }

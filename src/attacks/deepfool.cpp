@@ -43,6 +43,7 @@ class DeepFool final : public detail::MinNormAttack {
     for (int64_t t = 0; t < options_.steps && active.size(0) > 0; ++t) {
       torch::Tensor point = adv.index_select(0, active).requires_grad_(true);
       torch::Tensor logits = p.model.forward(point);
+      p.count_passes(active, 1);
       torch::Tensor fooled = p.record(point.detach(), logits.detach(), active);
       torch::Tensor keep = fooled.logical_not().nonzero().squeeze(1);
       if (keep.size(0) == 0) return;
@@ -67,6 +68,7 @@ class DeepFool final : public detail::MinNormAttack {
       // Only the samples that take the step count it: a sample found fooled here stops here,
       // whichever batch it is in.
       p.count_step(active.index_select(0, keep));
+      p.count_passes(active, 0, kc);  // one backward pass per candidate's logit
       torch::NoGradGuard ng;
       torch::Tensor g = torch::stack(grads, 1).index_select(0, keep).flatten(2);  // m x kc x D
       torch::Tensor w = g.narrow(1, 1, kc - 1) - g.narrow(1, 0, 1);

@@ -1,5 +1,6 @@
 // The one iterative loop every attack runs (see include/sdsgsm/attacks.hpp).
 #include <chrono>
+#include <cmath>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -105,6 +106,13 @@ void AttackOptions::validate() const {
   if (targeted == TargetMode::Given && target_label < 0) {
     throw Error("--targeted given needs --target-label L (a class index)");
   }
+  if (refine < 0) throw Error(fmt::format("--refine must be >= 0 (got {})", refine));
+  if (!(refine_step > 0) || !std::isfinite(refine_step)) {
+    throw Error(fmt::format("--refine-step must be > 0 (got {})", refine_step));
+  }
+  if (!(refine_gamma > 0 && refine_gamma < 1)) {
+    throw Error(fmt::format("--refine-gamma must be in (0,1) (got {})", refine_gamma));
+  }
 }
 
 nlohmann::json AttackOptions::to_json() const {
@@ -115,6 +123,11 @@ nlohmann::json AttackOptions::to_json() const {
   if (alpha) j["alpha"] = *alpha;
   if (decay) j["decay"] = *decay;
   if (early_stop_8bit) j["early_stop_8bit"] = true;  // only when on: older configurations keep their form
+  if (refine > 0) {
+    j["refine"] = refine;
+    j["refine_step"] = refine_step;
+    j["refine_gamma"] = refine_gamma;
+  }
   return j;
 }
 
@@ -133,6 +146,9 @@ AttackOptions AttackOptions::from_json(const nlohmann::json& j) {
   read_key(j, "targeted", targeted);
   o.targeted = parse_target_mode(targeted);
   read_key(j, "target_label", o.target_label);
+  read_key(j, "refine", o.refine);
+  read_key(j, "refine_step", o.refine_step);
+  read_key(j, "refine_gamma", o.refine_gamma);
   return o;
 }
 
@@ -163,31 +179,27 @@ nlohmann::json EngineAttack::config() const {
   return j;
 }
 
-AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, const torch::Tensor& y_in,
-                               const torch::Tensor& sample_ids) const {
-  detail::check_attack_input(x_in, y_in);
-  if (hooks_.check_input) hooks_.check_input(x_in);
+void EngineAttack::check_input(const torch::Tensor& x) const {
+  if (hooks_.check_input) hooks_.check_input(x);
+}
+
+void EngineAttack::attack(AttackContext& c) const {
   const AttackOptions& o = options_;
-  const int64_t n = x_in.size(0);
-  const torch::Tensor x = x_in.detach().to(torch::kFloat32).contiguous();
-  const torch::Tensor y = y_in.detach().to(torch::kInt64);
-  // Everything lives on the input's device; per-sample randomness is drawn on the CPU.
+  Classifier& model = c.model;
+  AttackResult& r = c.r;
+  const torch::Tensor& x = c.x;
+  const torch::Tensor& y = c.y;
+  const torch::Tensor& ids = c.ids;
+  const int64_t n = c.size();
   const auto dev = x.device();
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(dev);
-  torch::Tensor ids = sample_ids.defined() ? sample_ids.to(i64) : torch::arange(n, i64);
-  const torch::Tensor ids_cpu = ids.to(torch::kCPU);
   const int64_t steps = o.steps;
   const double alpha = *o.alpha;
   const double decay = *o.decay;
-
-  AttackResult r;
-  const torch::Tensor clean_logits = detail::clean_pass(model, x, y, o, ids_cpu, r);
-  const bool targeted = o.targeted != TargetMode::None;
-  const torch::Tensor target = r.target;
-
-  auto succeeded = [&](const torch::Tensor& pred, const torch::Tensor& idx) {
-    return targeted ? pred.eq(target.index_select(0, idx)) : pred.ne(y.index_select(0, idx));
-  };
+  const bool targeted = c.targeted;
+  const torch::Tensor& target = r.target;
+  const torch::Tensor& clean_logits = c.clean_logits;
+  auto succeeded = [&](const torch::Tensor& pred, const torch::Tensor& idx) { return c.succeeded(pred, idx); };
 
   // With early stop and a clean start, a sample that already succeeds is frozen before its first
   // step: it needs no allocation map (SD-SGSM's DDI is the costly part) and is decided by the
@@ -199,20 +211,24 @@ AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, con
 
   // Allocation map M (uniform unless the attack sets one), budget and step maps.
   torch::Tensor eps_map, step_map;
-  auto allocate = [&](const torch::Tensor& at, int64_t iteration) {
+  const int64_t allocation_passes = hooks_.allocation_passes ? hooks_.allocation_passes(x.size(2), x.size(3)) : 0;
+  auto allocate = [&](const torch::Tensor& at, int64_t iteration, const torch::Tensor& rows) {
     auto t0 = std::chrono::steady_clock::now();
     torch::Tensor m;
     if (iteration == 0 && start_done.any().item<bool>()) {
       m = torch::ones({n, 1, at.size(2), at.size(3)}, x.options());
-      torch::Tensor rows = start_done.logical_not().nonzero().squeeze(1);
-      if (rows.size(0) > 0) {
-        torch::Tensor xs = at.index_select(0, rows), ys = y.index_select(0, rows), is = ids.index_select(0, rows);
-        AllocationInput in{xs, ys, is, 0, clean_logits.index_select(0, rows)};
-        m.index_copy_(0, rows, hooks_.allocation(model, in).to(torch::kFloat32));
+      torch::Tensor todo = start_done.logical_not().nonzero().squeeze(1);
+      if (todo.size(0) > 0) {
+        torch::Tensor xs = at.index_select(0, todo), ys = y.index_select(0, todo), is = ids.index_select(0, todo);
+        AllocationInput in{xs, ys, is, 0, clean_logits.index_select(0, todo)};
+        m.index_copy_(0, todo, hooks_.allocation(model, in).to(torch::kFloat32));
+        c.count_forward(todo, allocation_passes);
       }
     } else {
       AllocationInput in{at, y, ids, iteration, iteration == 0 ? clean_logits : torch::Tensor()};
       m = hooks_.allocation(model, in).to(torch::kFloat32);
+      // Recomputed maps cost the samples still attacked (rows) a pass on the iterate too.
+      c.count_forward(rows, allocation_passes + (iteration == 0 ? 0 : 1));
     }
     r.allocation_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return m;
@@ -222,12 +238,12 @@ AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, con
     step_map = hooks_.rescale_step ? weight * (alpha / weight.mean({1, 2, 3}, true).clamp_min(1e-12))
                                    : weight * alpha;
   };
-  set_maps(hooks_.allocation ? allocate(x, 0) : torch::ones({n, 1, 1, 1}, x.options()));
+  set_maps(hooks_.allocation ? allocate(x, 0, {}) : torch::ones({n, 1, 1, 1}, x.options()));
 
   torch::Tensor adv = x.clone();
   if (o.random_start) {
     auto noise = torch::empty(x.sizes(), torch::kFloat32);
-    auto* id = ids_cpu.data_ptr<int64_t>();
+    auto* id = c.ids_cpu.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
       at::Generator gen = detail::sample_generator(o.seed, id[i], 0);
       noise[i].uniform_(-1.0, 1.0, gen);
@@ -235,13 +251,12 @@ AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, con
     adv = torch::clamp(x + noise.to(dev) * eps_map, 0.0, 1.0);
   }
   torch::Tensor g = torch::zeros_like(x);
-  r.iterations = torch::zeros({n}, i64);
   torch::Tensor active = all_rows;
   const auto sum_ce = F::CrossEntropyFuncOptions().reduction(torch::kSum);
 
   for (int64_t t = 0; t < steps && active.size(0) > 0; ++t) {
     if (hooks_.allocation && hooks_.reallocate_every > 0 && t > 0 && t % hooks_.reallocate_every == 0) {
-      set_maps(allocate(adv, t));
+      set_maps(allocate(adv, t, active));
     }
     const bool all = active.size(0) == n;
     auto take = [&](const torch::Tensor& v) { return all ? v : v.index_select(0, active); };
@@ -251,26 +266,33 @@ AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, con
     torch::Tensor point = hooks_.nesterov ? xa + sa * decay * ga : xa;
     point = point.detach().requires_grad_(true);
     torch::Tensor logits = model.forward(point);
+    // Passes are counted for the rows that go through them (the backward too: the rows that
+    // leave below are still in the batch it runs on).
+    const torch::Tensor passed = active;
+    c.count_forward(passed);
+    const bool decided_by_clean = t == 0 && clean_start_freeze;
 
     torch::Tensor rows;  // rows of this forward pass that stay in the attack (undefined: all)
     if (*o.early_stop) {
       torch::Tensor pred;
-      if (t == 0 && clean_start_freeze) {
+      if (decided_by_clean) {
         pred = r.clean_pred;
       } else if (hooks_.nesterov) {
         torch::NoGradGuard ng;
         pred = model.forward(xa).argmax(1);
+        c.count_forward(active);
       } else {
         pred = logits.detach().argmax(1);
       }
       torch::Tensor keep = succeeded(pred, active).logical_not();
-      if (o.early_stop_8bit && !(t == 0 && clean_start_freeze)) {
+      if (o.early_stop_8bit && !decided_by_clean) {
         // Of the samples about to leave, those whose 8-bit rounded adversarial does not succeed
         // stay in the attack.
         torch::Tensor leaving = keep.logical_not().nonzero().squeeze(1);
         if (leaving.size(0) > 0) {
           torch::NoGradGuard ng;
           torch::Tensor pred8 = model.forward(quantize_8bit(xa.index_select(0, leaving))).argmax(1);
+          c.count_forward(active.index_select(0, leaving));
           torch::Tensor fails8 = succeeded(pred8, active.index_select(0, leaving)).logical_not();
           keep.index_fill_(0, leaving.masked_select(fails8), true);
         }
@@ -291,6 +313,7 @@ AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, con
     torch::Tensor loss = F::cross_entropy(logits, all_left ? lab : lab.index_select(0, active), sum_ce);
     if (targeted) loss = -loss;
     torch::Tensor grad = torch::autograd::grad({loss}, {point})[0];
+    c.count_backward(passed);
     if (rows.defined()) grad = grad.index_select(0, rows);
     if (t == 0) r.zero_gradient_samples = grad.abs().amax({1, 2, 3}).eq(0).sum().item<int64_t>();
 
@@ -313,14 +336,7 @@ AttackResult EngineAttack::run(Classifier& model, const torch::Tensor& x_in, con
       r.iterations.index_add_(0, active, torch::ones({active.size(0)}, i64));
     }
   }
-
-  {
-    torch::NoGradGuard ng;
-    r.adv_pred = model.forward(adv).argmax(1);
-  }
   r.adversarial = adv.detach();
-  r.success = targeted ? r.adv_pred.eq(target) : r.adv_pred.ne(y);
-  return r;
 }
 
 }  // namespace sdsgsm

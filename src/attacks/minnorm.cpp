@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "attack_common.hpp"
+#include "refine.hpp"
 
 namespace sdsgsm {
 
@@ -38,13 +39,17 @@ void MinNormOptions::validate() const {
   if (!(initial_norm > 0) || !std::isfinite(initial_norm)) {
     throw Error(fmt::format("--initial-norm must be > 0 (got {})", initial_norm));
   }
+  if (levels == 1 || levels < 0 || levels > 65536) {
+    throw Error(fmt::format("--levels must be 0 (no grid) or in [2, 65536] (got {})", levels));
+  }
 }
 
 nlohmann::json MinNormOptions::to_json() const {
   nlohmann::json j = {{"norm", to_string(norm)},         {"candidates", candidates},
                       {"overshoot", overshoot},           {"binary_steps", binary_steps},
                       {"initial_const", initial_const},   {"confidence", confidence},
-                      {"norm_gamma", norm_gamma},         {"initial_norm", initial_norm}};
+                      {"norm_gamma", norm_gamma},         {"initial_norm", initial_norm},
+                      {"levels", levels}};
   if (learning_rate) j["learning_rate"] = *learning_rate;
   return j;
 }
@@ -63,10 +68,16 @@ MinNormOptions MinNormOptions::from_json(const nlohmann::json& j) {
   read_key(j, "learning_rate", o.learning_rate);
   read_key(j, "norm_gamma", o.norm_gamma);
   read_key(j, "initial_norm", o.initial_norm);
+  read_key(j, "levels", o.levels);
   return o;
 }
 
 namespace detail {
+
+namespace {
+/// Forward passes the rounding-aware finish may spend per sample: the whole scale ladder.
+constexpr int64_t kSnapPasses = 8;
+}  // namespace
 
 double cosine_schedule(double a0, double a_final, int64_t k, int64_t steps) {
   return a_final + (a0 - a_final) * 0.5 * (1 + std::cos(M_PI * static_cast<double>(k) / static_cast<double>(steps)));
@@ -83,6 +94,8 @@ MinNormProblem::MinNormProblem(Classifier& model_, torch::Tensor x_, torch::Tens
   best_adv = x.clone();
   best_norm = torch::full({size()}, std::numeric_limits<float>::infinity(), x.options());
   iterations = torch::zeros({size()}, label.options());
+  forward_passes = torch::zeros({size()}, label.options());
+  backward_passes = torch::zeros({size()}, label.options());
 }
 
 torch::Tensor MinNormProblem::take(const torch::Tensor& v, const torch::Tensor& rows) {
@@ -99,19 +112,16 @@ MinNormProblem::Evaluation MinNormProblem::differentiate(const torch::Tensor& v,
   torch::Tensor grad = torch::autograd::grad({l.sum()}, {var})[0];
   if (zero_gradient_samples < 0) zero_gradient_samples = grad.abs().flatten(1).amax(1).eq(0).sum().item<int64_t>();
   count_step(rows);
+  count_passes(rows, 1, 1);
   return {logits.detach(), image.detach(), l.detach(), grad};
 }
 
 torch::Tensor MinNormProblem::margin(const torch::Tensor& logits, const torch::Tensor& lab) const {
-  torch::Tensor idx = lab.unsqueeze(1);
-  torch::Tensor own = logits.gather(1, idx).squeeze(1);
-  torch::Tensor other = logits.scatter(1, idx, -std::numeric_limits<float>::infinity()).amax(1);
-  return targeted ? other - own : own - other;
+  return attack_margin(logits, lab, targeted);
 }
 
 torch::Tensor MinNormProblem::fooled(const torch::Tensor& logits, const torch::Tensor& lab) const {
-  torch::Tensor pred = logits.argmax(1);
-  return targeted ? pred.eq(lab) : pred.ne(lab);
+  return attack_success(logits.argmax(1), lab, targeted);
 }
 
 torch::Tensor MinNormProblem::distance(const torch::Tensor& delta) const {
@@ -137,7 +147,19 @@ torch::Tensor MinNormProblem::record(const torch::Tensor& adv, const torch::Tens
 
 torch::Tensor MinNormProblem::check(const torch::Tensor& adv, const torch::Tensor& rows) {
   torch::NoGradGuard ng;
+  count_passes(rows, 1);
   return record(adv, model.forward(adv), rows);
+}
+
+void MinNormProblem::count_passes(const torch::Tensor& rows, int64_t forward, int64_t backward) {
+  for (auto [counter, k] : {std::pair{&forward_passes, forward}, std::pair{&backward_passes, backward}}) {
+    if (k == 0) continue;
+    if (rows.defined()) {
+      counter->index_add_(0, rows, torch::full({rows.size(0)}, k, counter->options()));
+    } else {
+      counter->add_(k);
+    }
+  }
 }
 
 void MinNormProblem::count_step(const torch::Tensor& rows) {
@@ -165,44 +187,35 @@ nlohmann::json MinNormAttack::config() const {
                       {"seed", options_.seed},
                       {"targeted", to_string(options_.targeted)}};
   if (options_.targeted == TargetMode::Given) j["target_label"] = options_.target_label;
+  j["levels"] = mn_.levels;
+  if (options_.refine > 0) {
+    j["refine"] = options_.refine;
+    j["refine_step"] = options_.refine_step;
+    j["refine_gamma"] = options_.refine_gamma;
+  }
   j.update(parameters());
   return j;
 }
 
-AttackResult MinNormAttack::run(Classifier& model, const torch::Tensor& x_in, const torch::Tensor& y_in,
-                                const torch::Tensor& sample_ids) const {
-  check_attack_input(x_in, y_in);
-  const int64_t n = x_in.size(0);
-  const torch::Tensor x = x_in.detach().to(torch::kFloat32).contiguous();
-  const torch::Tensor y = y_in.detach().to(torch::kInt64);
-  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
-  const torch::Tensor ids = sample_ids.defined() ? sample_ids.to(i64) : torch::arange(n, i64);
-
-  AttackResult r;
-  const torch::Tensor clean_logits = clean_pass(model, x, y, options_, ids.to(torch::kCPU), r);
-  const bool targeted = options_.targeted != TargetMode::None;
-  const torch::Tensor goal = targeted ? r.target : y;
+void MinNormAttack::attack(AttackContext& c) const {
+  AttackResult& r = c.r;
   // Samples the clean image already fools keep it (no perturbation, no steps).
-  const torch::Tensor done = targeted ? r.clean_pred.eq(goal) : r.clean_pred.ne(goal);
-  const torch::Tensor rows = done.logical_not().nonzero().squeeze(1);
-
-  torch::Tensor adv = x.clone();
-  r.iterations = torch::zeros({n}, i64);
-  if (rows.size(0) > 0) {
-    MinNormProblem p(model, x.index_select(0, rows), goal.index_select(0, rows), clean_logits.index_select(0, rows),
-                     targeted, mn_.norm);
-    minimize(p);
-    adv.index_copy_(0, rows, p.best_adv);
-    r.iterations.index_copy_(0, rows, p.iterations);
-    r.zero_gradient_samples = std::max<int64_t>(p.zero_gradient_samples, 0);
+  const torch::Tensor rows = c.succeeded(r.clean_pred).logical_not().nonzero().squeeze(1);
+  r.adversarial = c.x.clone();
+  if (rows.size(0) == 0) return;
+  MinNormProblem p(c.model, c.x.index_select(0, rows), c.goal().index_select(0, rows),
+                   c.clean_logits.index_select(0, rows), c.targeted, mn_.norm);
+  minimize(p);
+  r.adversarial.index_copy_(0, rows, p.best_adv);
+  r.iterations.index_copy_(0, rows, p.iterations);
+  r.forward_passes.index_add_(0, rows, p.forward_passes);
+  r.backward_passes.index_add_(0, rows, p.backward_passes);
+  r.zero_gradient_samples = std::max<int64_t>(p.zero_gradient_samples, 0);
+  if (mn_.levels > 0 && !iterates_on_grid()) {
+    // The adversarials found, pushed onto the grid a saved image has (rows the attack fooled).
+    const torch::Tensor found = rows.masked_select(p.found());
+    snap_to_grid(c, found, mn_.levels, kSnapPasses, -1);
   }
-  {
-    torch::NoGradGuard ng;
-    r.adv_pred = model.forward(adv).argmax(1);
-  }
-  r.adversarial = adv;
-  r.success = targeted ? r.adv_pred.eq(r.target) : r.adv_pred.ne(y);
-  return r;
 }
 
 }  // namespace detail

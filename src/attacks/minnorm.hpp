@@ -66,10 +66,13 @@ class MinNormProblem {
   torch::Tensor found() const { return best_norm.isfinite(); }
   /// Counts one gradient step for the samples `rows`.
   void count_step(const torch::Tensor& rows);
+  /// Counts `forward` forward and `backward` backward passes for the samples `rows`.
+  void count_passes(const torch::Tensor& rows, int64_t forward, int64_t backward = 0);
 
   torch::Tensor best_adv;    ///< the best adversarial so far (x where none)
   torch::Tensor best_norm;   ///< its norm (infinity where none), float32
   torch::Tensor iterations;  ///< int64: gradient steps spent on each sample
+  torch::Tensor forward_passes, backward_passes;  ///< int64: model passes of each sample
   int64_t zero_gradient_samples = -1;  ///< of the first gradient computed (-1: none yet)
 };
 
@@ -79,12 +82,15 @@ class MinNormAttack : public Attack {
   /// `linf`: whether the attack supports --norm inf (else refused with an error).
   MinNormAttack(std::string name, AttackOptions options, MinNormOptions mn, bool linf);
 
-  AttackResult run(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
-                   const torch::Tensor& sample_ids = {}) const final;
   /// The shared options that apply, "bounded": false, the norm, and the attack's parameters.
   nlohmann::json config() const final;
 
  protected:
+  /// minimize() on the samples the clean image does not already fool; then, with --levels, the
+  /// rounding-aware finish (snap_to_grid, refine.hpp) unless the attack's iterates are on the grid.
+  void attack(AttackContext& c) const final;
+  /// Whether the attack keeps its iterates on the grid of mn().levels itself (DDN).
+  virtual bool iterates_on_grid() const { return false; }
   const MinNormOptions& mn() const { return mn_; }
   virtual void minimize(MinNormProblem& p) const = 0;
   /// The attack's own parameters for its config (defaults resolved).

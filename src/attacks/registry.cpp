@@ -1,11 +1,95 @@
+// The attack registry: one row per attack (name, label, family, budget, targeting, default steps,
+// help line) and its factory. Everything that lists or classifies attacks reads this table.
+#include <functional>
+
 #include <fmt/format.h>
 
 #include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm {
+namespace {
+
+using Factory = std::function<std::unique_ptr<Attack>(const AttackOptions&, const SdsgsmOptions&, const MinNormOptions&)>;
+
+struct Row {
+  AttackInfo info;
+  Factory make;
+};
+
+Factory engine(std::unique_ptr<Attack> (*f)(const AttackOptions&)) {
+  return [f](const AttackOptions& o, const SdsgsmOptions&, const MinNormOptions&) { return f(o); };
+}
+Factory min_norm(std::unique_ptr<Attack> (*f)(const AttackOptions&, const MinNormOptions&)) {
+  return [f](const AttackOptions& o, const SdsgsmOptions&, const MinNormOptions& mn) { return f(o, mn); };
+}
+Factory sdsgsm_variant(const char* variant) {
+  return [variant](const AttackOptions& o, const SdsgsmOptions& sd, const MinNormOptions&) {
+    return make_sdsgsm_variant(variant, o, sd);
+  };
+}
+
+const std::vector<Row>& rows() {
+  using F = AttackFamily;
+  static const std::vector<Row> table = {
+      {{"fgsm", "FGSM", F::FixedBudget, true, true, 1, "one step of eps along sign(grad)", {}}, engine(make_fgsm)},
+      {{"ifgsm", "I-FGSM", F::FixedBudget, true, true, 10, "iterated FGSM (BIM)", {"bim"}}, engine(make_ifgsm)},
+      {{"mifgsm", "MI-FGSM", F::FixedBudget, true, true, 10, "I-FGSM with momentum", {}}, engine(make_mifgsm)},
+      {{"nifgsm", "NI-FGSM", F::FixedBudget, true, true, 10, "MI-FGSM with the Nesterov look-ahead", {}},
+       engine(make_nifgsm)},
+      {{"pgd", "PGD", F::FixedBudget, true, true, 10, "I-FGSM from a random start", {}}, engine(make_pgd)},
+      {{"sdsgsm", "SD-SGSM", F::FixedBudget, true, true, 10, "DDI allocation map + tanh-smoothed step", {}},
+       sdsgsm_variant("sdsgsm")},
+      {{"sd-ifgsm", "SD-IFGSM", F::FixedBudget, true, true, 10, "DDI allocation map + sign step (ablation)", {}},
+       sdsgsm_variant("sd-ifgsm")},
+      {{"sgsm", "SGSM", F::FixedBudget, true, true, 10, "uniform map + tanh-smoothed step (ablation)", {}},
+       sdsgsm_variant("sgsm")},
+      // Minimum-norm attacks: the step counts of their papers' shorter settings (DeepFool's 50, DDN's
+      // and FMN's 100, C&W's 9 binary steps of 100 Adam steps: its paper runs 10,000).
+      {{"deepfool", "DeepFool", F::MinimumNorm, false, true, 50, "minimum-norm: linearised boundary steps", {}},
+       min_norm(make_deepfool)},
+      {{"cw", "C&W", F::MinimumNorm, false, true, 100, "minimum-norm: Carlini-Wagner l2 (Adam, binary search)", {}},
+       min_norm(make_cw)},
+      {{"ddn", "DDN", F::MinimumNorm, false, true, 100, "minimum-norm: decoupled direction and norm (l2)", {}},
+       min_norm(make_ddn)},
+      {{"fmn", "FMN", F::MinimumNorm, false, true, 100, "minimum-norm: fast minimum-norm (l2 or l_inf)", {}},
+       min_norm(make_fmn)},
+  };
+  return table;
+}
+
+const Row& row(const std::string& name) {
+  for (const auto& r : rows()) {
+    if (r.info.name == name) return r;
+    for (const auto& a : r.info.aliases) {
+      if (a == name) return r;
+    }
+  }
+  std::string known;
+  for (const auto& a : attack_names()) known += (known.empty() ? "" : ", ") + a;
+  throw Error(fmt::format("unknown attack '{}' (known: {})", name, known));
+}
+
+}  // namespace
+
+std::string to_string(AttackFamily family) {
+  return family == AttackFamily::FixedBudget ? "fixed budget" : "minimum norm";
+}
+
+const std::vector<AttackInfo>& attack_registry() {
+  static const std::vector<AttackInfo> infos = [] {
+    std::vector<AttackInfo> v;
+    for (const auto& r : rows()) v.push_back(r.info);
+    return v;
+  }();
+  return infos;
+}
+
+const AttackInfo& attack_info(const std::string& name) { return row(name).info; }
 
 std::vector<std::string> attack_names() {
-  return {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm", "sd-ifgsm", "sgsm", "deepfool", "cw", "ddn", "fmn"};
+  std::vector<std::string> names;
+  for (const auto& r : rows()) names.push_back(r.info.name);
+  return names;
 }
 
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options) {
@@ -18,19 +102,7 @@ std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions
 
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd,
                                     const MinNormOptions& mn) {
-  if (name == "sdsgsm" || name == "sd-ifgsm" || name == "sgsm") return make_sdsgsm_variant(name, options, sd);
-  if (name == "fgsm") return make_fgsm(options);
-  if (name == "ifgsm" || name == "bim") return make_ifgsm(options);
-  if (name == "mifgsm") return make_mifgsm(options);
-  if (name == "nifgsm") return make_nifgsm(options);
-  if (name == "pgd") return make_pgd(options);
-  if (name == "deepfool") return make_deepfool(options, mn);
-  if (name == "cw") return make_cw(options, mn);
-  if (name == "ddn") return make_ddn(options, mn);
-  if (name == "fmn") return make_fmn(options, mn);
-  std::string known;
-  for (const auto& a : attack_names()) known += (known.empty() ? "" : ", ") + a;
-  throw Error(fmt::format("unknown attack '{}' (known: {})", name, known));
+  return row(name).make(options, sd, mn);
 }
 
 }  // namespace sdsgsm

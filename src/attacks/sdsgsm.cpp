@@ -47,6 +47,7 @@ std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const At
                                           : sensitivity_map(model, in.x, in.y, sd.ddi, in.logits);
       return allocation_from_sensitivity(s, sd);
     };
+    hooks.allocation_passes = [ddi = sd.ddi](int64_t h, int64_t w) { return ddi_windows(h, w, ddi).size(0); };
     hooks.rescale_step = sd.rescale_step;
     hooks.reallocate_every = sd.recompute_every;
   }

@@ -10,6 +10,7 @@
 #include <fmt/ranges.h>
 
 #include "sdsgsm/curves.hpp"
+#include "sdsgsm/frontier.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/min_eps.hpp"
 #include "sdsgsm/models.hpp"
@@ -187,9 +188,36 @@ void ReproduceOptions::validate() const {
   for (const auto& e : eps_list) parse_number(e, "--eps-list");
   if (min_norm_count < 1) throw Error(fmt::format("--min-norm-count must be >= 1 (got {})", min_norm_count));
   if (eps_curve_count < 1) throw Error(fmt::format("--eps-curve-count must be >= 1 (got {})", eps_curve_count));
+  if (frontier_count < 0) throw Error(fmt::format("--frontier-count must be >= 0 (got {})", frontier_count));
   if (tuned.size() > models.size()) {
     throw Error(fmt::format("--tuned names {} files for {} models", tuned.size(), models.size()));
   }
+}
+
+/// The frontier of one model (sdsgsm/frontier.hpp) on the first frontier_count images.
+static std::vector<FrontierPoint> frontier_for(const ReproduceOptions& o, const Plan& plan, Classifier& model,
+                                        const RunOptions& ro, const nlohmann::json& tuned) {
+  FrontierOptions fo;
+  fo.data = o.data;
+  fo.offset = o.offset;
+  fo.count = std::min(o.frontier_count, o.count);
+  fo.tuning_count = std::max<int64_t>(1, fo.count / 2);
+  fo.eps = plan.base.eps;
+  fo.sd = o.sd;
+  fo.run = ro;
+  double alpha = 0;
+  if (!tuned.is_null()) {
+    const nlohmann::json rows = tuned["regimes"].value("early_stop", nlohmann::json::object());
+    if (rows.is_object() && rows.contains("ifgsm") && !rows["ifgsm"].is_null()) {
+      alpha = SweepRow::from_json(rows["ifgsm"]).alpha;
+    }
+  }
+  return run_frontier(model, fo, alpha, [&](const FrontierPoint& p) {
+    if (o.progress) {
+      fmt::print(stderr, "frontier {}: {} {:.1f} passes, 8-bit ASR {:.1f}%, median 8-bit l2 {:.3f}\n", model.name(),
+                 p.label, p.passes, 100 * p.asr_8bit, p.l2_8bit_median);
+    }
+  });
 }
 
 std::string reproduce(const ReproduceOptions& o) {
@@ -211,6 +239,7 @@ std::string reproduce(const ReproduceOptions& o) {
                        {"min_norm_steps", o.min_norm_steps},
                        {"eps_list", eps_list},
                        {"eps_curve_count", o.eps_curve_count},
+                       {"frontier_count", o.frontier_count},
                        {"version", version_string()}};
   std::map<std::string, nlohmann::json> tuned;
   const std::vector<std::string>& tuned_files = o.tuned;
@@ -367,6 +396,21 @@ std::string reproduce(const ReproduceOptions& o) {
         "SSIM floor and eps) are in {0}/paired.csv and {0}/curves.csv.\n\n{1}\n",
         reproduce_folder_name(name), paired_markdown(shown));
     all["models"][name]["rows"] = rows;
+    if (o.frontier_count > 0) {
+      const auto points = frontier_for(o, plan, *model, ro, tuned[name]);
+      nlohmann::json pj = nlohmann::json::array();
+      for (const auto& p : points) pj.push_back(p.to_json());
+      write_file_atomic(model_dir / "frontier.json", pj.dump(2) + "\n");
+      write_file_atomic(model_dir / "frontier.csv", frontier_csv(points));
+      all["models"][name]["frontier"] = pj;
+      md += fmt::format(
+          "### The saved adversarial: 8-bit l2 against model passes ({} images)\n\nEach attack at several budgets "
+          "on the first {} images. Passes per image count every forward pass the attack made (a gradient step is "
+          "one forward and one backward pass; DDI's windows, 8-bit checks and the refinement included); figures "
+          "over the images each attack fools once its adversarial is rounded to 8-bit pixels. In {}/frontier.csv.\n\n{}\n",
+          std::min(o.frontier_count, o.count), std::min(o.frontier_count, o.count), reproduce_folder_name(name),
+          frontier_markdown(points));
+    }
   }
   if (dist::is_root()) {
     all["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();

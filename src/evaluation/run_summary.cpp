@@ -22,15 +22,20 @@ double max_of(const torch::Tensor& v) { return v.numel() ? v.to(torch::kFloat64)
 DistortionStats distortion_stats(const torch::Tensor& mask, const torch::Tensor& success, const torch::Tensor& l2,
                                  const torch::Tensor& linf, const torch::Tensor& l0, const torch::Tensor& ssim,
                                  const torch::Tensor& psnr) {
-  auto sel = [&](const torch::Tensor& v) { return v.index({mask}); };
   DistortionStats d;
-  d.asr = mean_of(sel(success));
+  d.asr = mean_of(success.index({mask}));
+  // Distances over the scored samples fooled in this form.
+  const torch::Tensor fooled = mask.logical_and(success);
+  auto sel = [&](const torch::Tensor& v) { return v.index({fooled}); };
+  d.fooled = fooled.sum().item<int64_t>();
   d.l2_mean = mean_of(sel(l2));
   d.l2_median = median_of(sel(l2));
   d.linf_mean = mean_of(sel(linf));
+  d.linf_median = median_of(sel(linf));
   d.linf_max = max_of(sel(linf));
   d.l0_mean = mean_of(sel(l0));
   d.ssim_mean = mean_of(sel(ssim));
+  d.ssim_median = median_of(sel(ssim));
   d.psnr_mean = mean_of(sel(psnr));
   return d;
 }
@@ -51,8 +56,18 @@ double peak_rss_mb() {
 bool AttackRunResult::targeted() const { return config.value("targeted", std::string("none")) != "none"; }
 
 nlohmann::json DistortionStats::to_json() const {
-  return {{"asr", asr},          {"l2_mean", l2_mean},     {"l2_median", l2_median}, {"linf_mean", linf_mean},
-          {"linf_max", linf_max}, {"l0_mean", l0_mean},     {"ssim_mean", ssim_mean}, {"psnr_mean", psnr_mean}};
+  return {{"asr", asr},
+          {"fooled", fooled},
+          {"l2_mean", l2_mean},
+          {"l2_median", l2_median},
+          {"linf_mean", linf_mean},
+          {"linf_median", linf_median},
+          {"linf_max", linf_max},
+          {"l0_mean", l0_mean},
+          {"ssim_mean", ssim_mean},
+          {"ssim_median", ssim_median},
+          {"psnr_mean", psnr_mean},
+          {"over", "the scored samples fooled in this form"}};
 }
 
 nlohmann::json RunSummary::to_json() const {
@@ -67,6 +82,9 @@ nlohmann::json RunSummary::to_json() const {
   j["float"] = float_stats.to_json();
   j["rounded_8bit"] = rounded_8bit.to_json();
   j["iterations_mean"] = iterations_mean;
+  j["forward_passes_mean"] = forward_passes_mean;
+  j["backward_passes_mean"] = backward_passes_mean;
+  j["passes_mean"] = passes_mean;
   j["zero_gradient_samples"] = zero_gradient_samples;
   j["scored_over"] = scored_over;
   return j;
@@ -88,6 +106,9 @@ RunSummary AttackRunResult::stats() const {
   s.float_stats = distortion_stats(mask, success, l2, linf, l0, ssim, psnr);
   s.rounded_8bit = distortion_stats(mask, success_8bit, l2_8bit, linf_8bit, l0_8bit, ssim_8bit, psnr_8bit);
   s.iterations_mean = mean_of(iterations.index({mask}));
+  s.forward_passes_mean = mean_of(forward_passes.index({mask}));
+  s.backward_passes_mean = mean_of(backward_passes.index({mask}));
+  s.passes_mean = mean_of(torch::maximum(forward_passes, backward_passes).index({mask}));
   s.zero_gradient_samples = zero_gradient_samples;
   s.scored_over = targeted() ? "clean-correct samples whose target differs from the label"
                              : "samples classified correctly before the attack";

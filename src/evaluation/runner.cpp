@@ -57,7 +57,9 @@ BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Att
   s.ssim = ssim(x, adv);
   s.psnr = psnr(x, adv);
   s.adv_pred_8bit = pred8;
-  s.success_8bit = targeted ? pred8.eq(s.target) : pred8.ne(y);
+  s.success_8bit = attack_success(pred8, targeted ? s.target : y, targeted);
+  s.forward_passes = a.forward_passes.to(torch::kCPU);
+  s.backward_passes = a.backward_passes.to(torch::kCPU);
   s.l2_8bit = l2_distance(x, adv8);
   s.linf_8bit = linf_distance(x, adv8);
   s.l0_8bit = l0_fraction(x, adv8);

@@ -12,6 +12,7 @@
 
 #include "report/report_internal.hpp"
 #include "report/svg.hpp"
+#include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
 
 namespace sdsgsm {
@@ -45,7 +46,8 @@ nav a{margin-right:14px}
 std::string summary_section(const Group& g) {
   std::string h =
       "<h3>Summary</h3>\n<p class=\"sub\">Over the images the model classified correctly before the attack. Float: the "
-      "adversarials as computed; 8-bit: rounded to 8-bit pixels (as a saved PNG). l2 and l∞ on the [0,1] pixel scale.</p>\n"
+      "adversarials as computed; 8-bit: rounded to 8-bit pixels (as a saved PNG). ASR over those images; distances and "
+      "SSIM over the images the attack fools in that form. l2 and l∞ on the [0,1] pixel scale.</p>\n"
       "<table><tr><th>attack</th><th>images</th><th>clean acc.</th><th>ASR</th><th>ASR 8-bit</th><th>l2 mean</th>"
       "<th>l2 median</th><th>l2 8-bit</th><th>l∞ max</th><th>SSIM</th><th>SSIM 8-bit</th><th>PSNR (dB)</th>"
       "<th>iterations</th></tr>\n";
@@ -115,6 +117,46 @@ std::string curves_section(const Group& g, const CurveGrid& grid, const std::vec
   h += "</div>\n";
   if (eps.empty()) h += "<p class=\"note\">No eps curve: these runs have no curves.json with eps curves beside them.</p>\n";
   return h;
+}
+
+/// The saved-adversarial frontier (frontier.json beside a reproduce model's minimum-norm runs):
+/// median 8-bit l2 against model passes per image, one line per attack; "" without the file.
+std::string frontier_section(const Group& g) {
+  if (g.runs.empty() || g.runs.front().regime != "minimum_norm") return "";
+  const nlohmann::json points = json_or_null(g.runs.front().dir.parent_path() / "frontier.json");
+  if (!points.is_array() || points.empty()) return "";
+  svg::LineChart c;
+  c.title = "The saved adversarial: median 8-bit l2 against passes per image";
+  c.x_label = "model passes per image (log10; a gradient step is one)";
+  c.y_label = "median l2 of the 8-bit adversarials";
+  c.y_min = 0;
+  std::map<std::string, size_t> series;
+  for (const auto& p : points) {
+    const double passes = p.value("passes_mean", 0.0);
+    if (!(passes > 0) || p.value("fooled_8bit", 0) == 0) continue;
+    // One line per attack; SD-SGSM and I-FGSM with and without the refinement are one line each.
+    const std::string name = attack_info(p.value("attack", std::string("?"))).label;
+    if (!series.count(name)) {
+      series[name] = c.series.size();
+      c.series.push_back({name, {}, {}, false, ""});
+    }
+    auto& s = c.series[series[name]];
+    s.x.push_back(std::log10(passes));
+    s.y.push_back(p.value("l2_8bit_median", 0.0));
+  }
+  std::string rows;
+  for (const auto& p : points) {
+    rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.1f}</td><td>{:.1f}%</td><td>{:.3f}</td><td>{:.4f}</td></tr>\n",
+                        escape(p.value("label", std::string())), escape(p.value("setting", std::string())),
+                        p.value("passes_mean", 0.0), 100 * p.value("asr_8bit", 0.0),
+                        p.value("l2_8bit_median", 0.0), p.value("ssim_8bit_median", 0.0));
+  }
+  return "<h3>The saved adversarial</h3>\n<p class=\"sub\">Each attack at several budgets: the median l2 of its "
+         "adversarials rounded to 8-bit pixels, over the images they fool, against the model passes it spent per "
+         "image (DDI, 8-bit checks and the refinement included). Lower and further left is better.</p>\n"
+         "<div class=\"charts\">\n" + svg::line_chart(c) +
+         "</div>\n<table>\n<tr><th>attack</th><th>setting</th><th>passes / image</th><th>8-bit ASR</th>"
+         "<th>median 8-bit l2</th><th>median 8-bit SSIM</th></tr>\n" + rows + "</table>\n";
 }
 
 std::string paired_table(const std::vector<PairedStats>& stats, const std::string& basis) {
@@ -261,7 +303,8 @@ std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions
     } else {
       e.classes = cifar10_classes();
     }
-    std::string sections = summary_section(g) + curves_section(g, grid, eps) + paired_section(paired, paired_source) +
+    std::string sections = summary_section(g) + frontier_section(g) + curves_section(g, grid, eps) +
+                           paired_section(paired, paired_source) +
                            distribution_section(g, grid) + examples + per_class_section(g, e) + config_section(g);
     std::string notes;
     for (const auto& n : g.notes) notes += "<p class=\"note\">" + escape(n) + "</p>\n";

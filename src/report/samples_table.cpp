@@ -19,7 +19,8 @@ const std::vector<SampleColumn>& sample_columns() {
       {"adv_pred_8bit", K::Int, &R::adv_pred_8bit}, {"success_8bit", K::Bool, &R::success_8bit},
       {"l2_8bit", K::Real, &R::l2_8bit},      {"linf_8bit", K::Real, &R::linf_8bit},
       {"l0_8bit", K::Real, &R::l0_8bit},      {"ssim_8bit", K::Real, &R::ssim_8bit},
-      {"psnr_8bit", K::Real, &R::psnr_8bit}};
+      {"psnr_8bit", K::Real, &R::psnr_8bit},  {"forward_passes", K::Int, &R::forward_passes},
+      {"backward_passes", K::Int, &R::backward_passes}};
   return c;
 }
 

@@ -21,6 +21,8 @@ std::string comparison_markdown(const std::vector<nlohmann::json>& reports) {
                        100 * q["asr"].get<double>(), q["l2_mean"].get<double>(), q["ssim_mean"].get<double>(),
                        s["iterations_mean"].get<double>(), s.value("images_per_second", 0.0));
   }
+  out += "\nDistances and SSIM over the images each attack fools (8-bit: once rounded to 8-bit pixels, over the "
+         "images that still fool).\n";
   return out;
 }
 
