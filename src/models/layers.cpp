@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <torch/version.h>
 
 #include "models/zoo_internal.hpp"
 
@@ -41,8 +42,13 @@ torch::Tensor ConvBn::operator()(const torch::Tensor& x) {
     weight = weight.contiguous(at::MemoryFormat::ChannelsLast);
   }
   const auto& c = conv_->options;
-  return torch::conv2d(x, weight, bias, c.stride(), c10::get<torch::ExpandingArray<2>>(c.padding()), c.dilation(),
-                       c.groups());
+  // The padding is a variant: c10::variant up to LibTorch 1.13, std::variant from 2.0 on.
+#if TORCH_VERSION_MAJOR >= 2
+  const auto& padding = std::get<torch::ExpandingArray<2>>(c.padding());
+#else
+  const auto& padding = c10::get<torch::ExpandingArray<2>>(c.padding());
+#endif
+  return torch::conv2d(x, weight, bias, c.stride(), padding, c.dilation(), c.groups());
 }
 
 std::string script_conv_bn(const std::string& input, const std::string& conv, const std::string& bn,
