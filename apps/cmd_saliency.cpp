@@ -17,7 +17,7 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
       "sensitivity | overlay | domain, one row per image), maps.pt (the normalised sensitivity S~,\n"
       "N x 1 x H x W float), domain.pt (N x 1 x H x W bool) and saliency.json (settings, DDI time).\n"
       "Its default grid (k 4, s 2, rho 0.25) is finer than the attack's (k 16, s 16, rho 0.05); pass\n"
-      "--window 16 --stride 16 --rho 0.05 to see the domain the attack uses by default.");
+      "--window 0 --stride 0 --rho 0.05 (half-image windows) to see the domain the attack uses by default.");
   struct Opts {
     std::string model = "resnet20", data = "data/cifar10", split = "test", out;
     int64_t count = 16, offset = 0;

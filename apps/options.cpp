@@ -15,6 +15,10 @@ void add_model_data_flags(CLI::App* cmd, std::string& model, std::string& data, 
   cmd->add_option("--split", split, "CIFAR-10 split: test or train")
       ->check(CLI::IsMember({"test", "train"}))
       ->capture_default_str();
+  cmd->add_flag_callback(
+      "--exact", [] { set_default_model_load_options(ModelLoadOptions().set_exact(true)); },
+      "Run a TorchScript model as PyTorch does (not frozen, its own memory layout): adversarials equal a "
+      "Python loop's bit for bit; slower");
 }
 
 Split to_split(const std::string& split) { return split == "train" ? Split::Train : Split::Test; }
@@ -37,9 +41,11 @@ void add_sdsgsm_flags(CLI::App* cmd, SdsgsmOptions& sd, unsigned which, const st
     if (!group.empty()) opt->group(group);  // CLI11 hides the options of group ""
   };
   if (which & kDdiFlags) {
-    add(cmd->add_option("--window", sd.ddi.window, "DDI window side k")->capture_default_str());
-    add(cmd->add_option("--stride", sd.ddi.stride, "DDI window stride s (<= k)")->capture_default_str());
-    add(cmd->add_option("--fill", sd.ddi.fill, "Zero-out fill: zero, mean or blur")->capture_default_str());
+    add(cmd->add_option("--window", sd.ddi.window, "DDI window side k (0: half the image's height and width)")
+            ->capture_default_str());
+    add(cmd->add_option("--stride", sd.ddi.stride, "DDI window stride s (<= k; 0: the window)")->capture_default_str());
+    add(cmd->add_option("--fill", sd.ddi.fill, "Zero-out fill: zero, mean (each image's channel means) or blur")
+            ->capture_default_str());
     add(cmd->add_option("--score", sd.ddi.score, "Window score: prob (true-class probability drop), margin or loss")
             ->capture_default_str());
     add(cmd->add_option("--ddi-batch", sd.ddi.max_batch, "Occluded images per forward call")->capture_default_str());

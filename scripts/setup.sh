@@ -15,7 +15,7 @@ packages=(build-essential cmake pkg-config ca-certificates curl npm
   libtorch-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev
   libarchive-dev libssl-dev zlib1g-dev
   libgtest-dev libbenchmark-dev python3-torch python3-skimage libopenmpi-dev openmpi-bin
-  pybind11-dev python3-dev python3-pytest)
+  pybind11-dev python3-dev python3-pytest python3-torchvision)
 missing=()
 for p in "${packages[@]}"; do
   # npm may come from elsewhere (e.g. a Node.js install); only install Debian's when absent.

@@ -68,6 +68,10 @@ TEST(CliAttack, WritesEveryOutputFile) {
   EXPECT_GT(timing["peak_rss_mb_rank0"].get<double>(), 10.0);
   EXPECT_EQ(timing["ranks"], 1);
   EXPECT_EQ(timing["threads_per_rank"], 1);
+  // The phases: the metrics (after the attack) are timed apart and inside the wall time.
+  EXPECT_GT(timing["metrics_seconds"].get<double>(), 0.0);
+  EXPECT_LT(timing["metrics_seconds"].get<double>(), timing["wall_seconds"].get<double>());
+  EXPECT_EQ(timing["ddi_over_iterations"].get<double>(), 0.0);  // MI-FGSM has no DDI
   // The adversarial shards, read back in order, are the whole set within the budget.
   auto adv = read_adversarial(f.dir / "run");
   EXPECT_EQ(adv.sizes(), (std::vector<int64_t>{12, 3, 32, 32}));

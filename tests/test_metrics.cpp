@@ -1,4 +1,6 @@
 // Metrics: closed forms, 8-bit rounding, and SSIM against scikit-image as an oracle.
+#include <cmath>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
@@ -33,6 +35,20 @@ std::vector<double> skimage_ssim(const torch::Tensor& a, const torch::Tensor& b)
   std::vector<double> out;
   for (const auto& line : sdsgsm_test::split_lines(r.out)) out.push_back(std::stod(line));
   return out;
+}
+
+/// SSIM as sdsgsm computed it before the plane-by-plane filter: float64 conv2d along H, then W.
+torch::Tensor ssim_by_conv2d(const torch::Tensor& clean, const torch::Tensor& adv) {
+  const int64_t n = clean.size(0), c = clean.size(1), h = clean.size(2), w = clean.size(3);
+  std::vector<double> v;
+  for (int i = -5; i <= 5; ++i) v.push_back(std::exp(-0.5 * i * i / (1.5 * 1.5)));
+  auto taps = torch::tensor(v, torch::kFloat64);
+  taps = taps / taps.sum();
+  auto f = [&](const torch::Tensor& x) { return torch::conv2d(torch::conv2d(x, taps.view({1, 1, 11, 1})), taps.view({1, 1, 1, 11})); };
+  auto a = clean.to(torch::kFloat64).reshape({n * c, 1, h, w}), b = adv.to(torch::kFloat64).reshape({n * c, 1, h, w});
+  auto ua = f(a), ub = f(b), va = f(a * a) - ua * ua, vb = f(b * b) - ub * ub, vab = f(a * b) - ua * ub;
+  auto s = ((2 * ua * ub + 1e-4) * (2 * vab + 9e-4)) / ((ua * ua + ub * ub + 1e-4) * (va + vb + 9e-4));
+  return s.flatten(1).mean(1).view({n, c}).mean(1);
 }
 
 }  // namespace
@@ -102,4 +118,33 @@ TEST(Metrics, SsimEqualsScikitImageOnRealImages) {
     ASSERT_EQ(ref.size(), 6u);
     for (int i = 0; i < 6; ++i) EXPECT_NEAR(ours[i].item<double>(), ref[i], 1e-5) << i;
   }
+}
+
+TEST(Metrics, SsimEqualsScikitImageAt224) {
+  // At a model's input size (224 x 224): noise, and a smooth image (a 32 x 32 one upscaled, as
+  // a user's upscaled CIFAR-10 JPEGs are) under an 8-bit rounded sign perturbation.
+  auto gen = at::detail::createCPUGenerator(11);
+  auto a = torch::rand({2, 3, 224, 224}, gen, torch::kFloat64);
+  auto b = (a + 0.05 * torch::randn({2, 3, 224, 224}, gen, torch::kFloat64)).clamp(0, 1);
+  auto small = torch::rand({2, 3, 32, 32}, gen, torch::kFloat32);
+  auto smooth = torch::upsample_bilinear2d(small, {224, 224}, false).clamp(0, 1);
+  auto smooth_adv = quantize_8bit(smooth + (8.0f / 255) * torch::randn(smooth.sizes(), gen).sign());
+  for (auto [x, y] : {std::make_pair(a, b), std::make_pair(smooth, smooth_adv)}) {
+    auto ours = ssim(x, y);
+    // The same definition as the float64 convolutions it replaced, to float64 rounding.
+    auto before = ssim_by_conv2d(x, y);
+    for (int64_t i = 0; i < x.size(0); ++i) EXPECT_NEAR(ours[i].item<double>(), before[i].item<double>(), 1e-12) << i;
+    if (!python_has_skimage()) continue;
+    auto ref = skimage_ssim(x, y);
+    ASSERT_EQ(static_cast<int64_t>(ref.size()), x.size(0));
+    for (int64_t i = 0; i < x.size(0); ++i) EXPECT_NEAR(ours[i].item<double>(), ref[i], 1e-5) << i;
+  }
+}
+
+TEST(Metrics, SsimMatchesTheConvolutionDefinitionAt32) {
+  auto gen = at::detail::createCPUGenerator(5);
+  auto a = torch::rand({8, 3, 32, 32}, gen, torch::kFloat32);
+  auto b = quantize_8bit(a + (8.0f / 255) * torch::randn(a.sizes(), gen).sign());
+  auto ours = ssim(a, b), before = ssim_by_conv2d(a, b);
+  for (int64_t i = 0; i < 8; ++i) EXPECT_NEAR(ours[i].item<double>(), before[i].item<double>(), 1e-13) << i;
 }

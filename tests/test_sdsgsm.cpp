@@ -64,6 +64,73 @@ TEST(Ddi, WindowsCoverEveryPixel) {
   EXPECT_TRUE(ddi_windows(32, 32, DdiOptions()).sum(0).eq(1).all().item<bool>());
 }
 
+TEST(Ddi, DefaultWindowsAreA2x2GridAtAnySize) {
+  // At 32 x 32 the default is exactly the 16 x 16 windows with stride 16 it replaced.
+  EXPECT_TRUE(torch::equal(ddi_windows(32, 32, DdiOptions()), ddi_windows(32, 32, DdiOptions().set_window(16).set_stride(16))));
+  for (auto [h, w] : {std::make_pair(224, 224), std::make_pair(20, 27), std::make_pair(33, 33)}) {
+    auto m = ddi_windows(h, w, DdiOptions());
+    ASSERT_EQ(m.size(0), 4) << h << "x" << w;
+    EXPECT_TRUE(m.sum(0).eq(1).all().item<bool>()) << h << "x" << w;  // a partition of the image
+    EXPECT_EQ(m[0].sum().item<float>(), static_cast<float>(((h + 1) / 2) * ((w + 1) / 2)));
+  }
+  // An explicit stride with the relative window: half-image windows, overlapping.
+  EXPECT_EQ(ddi_windows(224, 224, DdiOptions().set_stride(56)).size(0), 9);
+}
+
+/// Records the largest batch it is given; logits from a fixed random linear map of the pixels.
+class CountingClassifier : public Classifier {
+ public:
+  explicit CountingClassifier(int64_t side)
+      : weight_(torch::rand({3 * side * side, 10}, at::detail::createCPUGenerator(4)) - 0.5) {}
+  torch::Tensor forward(const torch::Tensor& x) override {
+    largest = std::max(largest, x.size(0));
+    return torch::mm(x.flatten(1), weight_);
+  }
+  std::string name() const override { return "counting"; }
+  std::string kind() const override { return "test"; }
+  int64_t parameter_count() const override { return 0; }
+  int64_t largest = 0;
+
+ private:
+  torch::Tensor weight_;
+};
+
+TEST(Ddi, ForwardCallsRespectTheBatchLimitWhenAnImageHasMoreWindows) {
+  CountingClassifier model(32);
+  auto x = images(3, 6);
+  auto y = torch::tensor({0, 1, 2}, torch::kInt64);
+  auto fine = DdiOptions().set_window(4).set_stride(2);  // 225 windows an image
+  auto all_at_once = sensitivity_map(model, x, y, DdiOptions(fine).set_max_batch(1000));
+  EXPECT_EQ(model.largest, 675);
+  model.largest = 0;
+  auto limited = sensitivity_map(model, x, y, DdiOptions(fine).set_max_batch(64));
+  EXPECT_EQ(model.largest, 64);
+  EXPECT_TRUE(torch::allclose(limited, all_at_once, 1e-5, 1e-6));
+}
+
+TEST(Ddi, MeanFillIsEachImagesOwnChannelMean) {
+  // A model whose logit 0 is the image's mean value: occluding with the image's own channel means
+  // keeps every channel's mean, so no window changes the score, and the map is flat (all 0).
+  class MeanClassifier : public Classifier {
+   public:
+    torch::Tensor forward(const torch::Tensor& x) override {
+      return torch::cat({x.mean({1, 2, 3}).unsqueeze(1) * 10, torch::zeros({x.size(0), 9})}, 1);
+    }
+    std::string name() const override { return "mean"; }
+    std::string kind() const override { return "test"; }
+    int64_t parameter_count() const override { return 0; }
+  } model;
+  auto x = images(2, 8);
+  x[1].mul_(0.1).add_(0.85);  // a bright image: CIFAR-10's means (about 0.47) would cut its score by 0.3
+  auto y = torch::zeros({2}, torch::kInt64);
+  auto s = sensitivity_map(model, x, y, DdiOptions().set_window(8).set_stride(8).set_fill("mean").set_score("margin"));
+  // The fill has the image's means over the whole image, not over the window: a window's drop is
+  // its own deviation from them (about 0.01 here).
+  EXPECT_LT(s.abs().max().item<float>(), 0.05f);
+  auto zero = sensitivity_map(model, x, y, DdiOptions().set_window(8).set_stride(8).set_fill("zero").set_score("margin"));
+  EXPECT_GT(zero.amax({1, 2, 3}).min().item<float>(), 0.05f);
+}
+
 TEST(Ddi, DomainIsThePatchTheDecisionDependsOn) {
   PatchClassifier model;
   auto x = images(3, 1);
@@ -251,6 +318,9 @@ TEST(Sdsgsm, InvalidParametersAreRejected) {
   EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_window(40).set_stride(4))),
                        "--window 40 is larger than the 16x16 image"));
   EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_window(4).set_stride(5))), "--stride"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_stride(9))),
+                       "--stride 9 is larger than the 8x8 window (half the 16x16 image)"));
+  EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_window(-1))), "--window must be >= 1, or 0"));
   EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_fill("noise"))), "--fill"));
   EXPECT_TRUE(Contains(fails(SdsgsmOptions().set_ddi(DdiOptions().set_score("entropy"))), "--score"));
 }

@@ -1,6 +1,7 @@
 // Tests of TorchScript models through load_classifier: modules exported by PyTorch (Debian's
 // python3-torch at /usr/bin/python3) must load and give the logits PyTorch computed; modules with
 // the wrong output must be refused with a clear Error.
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "sdsgsm/attacks.hpp"
 #include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/models.hpp"
 #include "test_util.hpp"
@@ -266,4 +268,106 @@ TEST(ExportTorchScript, PyTorchLoadsTheExport) {
   for (int64_t i = 0; i < 20; ++i) {
     EXPECT_NEAR(got[static_cast<size_t>(i)], expected.flatten()[i].item<double>(), 1e-4);
   }
+}
+
+namespace {
+
+// A network with batch norm (which freezing folds into the convolutions) exported by PyTorch,
+// random 8-bit images, and 5 steps of I-FGSM written by hand the way the engine computes them
+// (sum cross-entropy, eps and alpha maps in float32, clip to the box then to [0,1]), on one
+// thread, on the module as torch.jit.load gives it: the reference sdsgsm's exact mode must equal.
+const char* kExactScript = R"PY(
+import sys, os
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+out = sys.argv[1]
+torch.set_num_threads(1)
+torch.manual_seed(1)
+
+class BnCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.fc(F.avg_pool2d(x, 4).flatten(1))
+
+net = BnCnn()
+with torch.no_grad():
+    for bn in (net.bn1, net.bn2):
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.2, 0.2)
+net.eval()
+torch.jit.script(net).save(os.path.join(out, "bn.pt"))
+
+g = torch.Generator().manual_seed(2)
+u8 = torch.randint(0, 256, (6, 3, 32, 32), generator=g, dtype=torch.uint8)
+u8.numpy().tofile(os.path.join(out, "images.u8"))
+
+m = torch.jit.load(os.path.join(out, "bn.pt"))
+x = u8.float().div_(255.0)
+with torch.no_grad():
+    y = m(x).argmax(1)
+y.numpy().tofile(os.path.join(out, "labels.i64"))
+ones = torch.ones(6, 1, 1, 1)
+eps_map, step_map = ones * (8 / 255), ones * (2 / 255)
+adv = x.clone()
+for _ in range(5):
+    p = adv.detach().requires_grad_(True)
+    loss = F.cross_entropy(m(p), y, reduction="sum")
+    grad = torch.autograd.grad(loss, p)[0]
+    adv = torch.min(torch.max(adv + step_map * grad.sign(), x - eps_map), x + eps_map).clamp_(0, 1)
+adv.detach().numpy().tofile(os.path.join(out, "adv.f32"))
+)PY";
+
+torch::Tensor read_raw(const fs::path& f, torch::ScalarType type, std::vector<int64_t> shape) {
+  std::string bytes = sdsgsm_test::read_bytes(f);
+  auto t = torch::empty(shape, type);
+  EXPECT_EQ(bytes.size(), static_cast<size_t>(t.numel() * t.element_size())) << f;
+  std::memcpy(t.data_ptr(), bytes.data(), std::min(bytes.size(), static_cast<size_t>(t.numel() * t.element_size())));
+  return t;
+}
+
+}  // namespace
+
+TEST(TorchScriptExact, IfgsmEqualsPyTorchEagerBitForBit) {
+  if (!python_has_torch()) GTEST_SKIP() << kPython << " cannot import torch (install python3-torch)";
+  TempDir tmp;
+  sdsgsm_test::write_bytes(tmp / "exact.py", kExactScript);
+  auto r = sdsgsm_test::run_shell(std::string(kPython) + " " + sdsgsm_test::shell_quote((tmp / "exact.py").string()) +
+                                      " " + sdsgsm_test::shell_quote(tmp.path().string()),
+                                  tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << "PyTorch's reference failed:\n" << r.err;
+  auto x = read_raw(tmp / "images.u8", torch::kUInt8, {6, 3, 32, 32}).to(torch::kFloat32).div_(255.0f);
+  auto y = read_raw(tmp / "labels.i64", torch::kInt64, {6});
+  auto expected = read_raw(tmp / "adv.f32", torch::kFloat32, {6, 3, 32, 32});
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  auto attack = sdsgsm::make_attack(
+      "ifgsm", sdsgsm::AttackOptions().set_eps(8.0 / 255).set_alpha(2.0 / 255).set_steps(5).set_early_stop(false));
+  auto adversarial = [&](const sdsgsm::ModelLoadOptions& o) {
+    auto model = sdsgsm::load_classifier((tmp / "bn.pt").string(), o);
+    return attack->run(*model, x, y).adversarial;
+  };
+  auto exact = adversarial(sdsgsm::ModelLoadOptions().set_exact(true));
+  auto fast = adversarial(sdsgsm::ModelLoadOptions());
+  torch::set_num_threads(threads);
+  EXPECT_EQ(sdsgsm::load_classifier((tmp / "bn.pt").string(), sdsgsm::ModelLoadOptions().set_exact(true))->kind(),
+            "torchscript-exact");
+  EXPECT_EQ(exact.ne(expected).sum().item<int64_t>(), 0)
+      << "max |difference| " << (exact - expected).abs().max().item<float>();
+  EXPECT_TRUE(torch::equal(exact, expected));
+  // The fast path (frozen: batch norm folded, channels-last) may differ where a gradient is near
+  // zero; it stays inside the same eps box.
+  EXPECT_LE((fast - x).abs().max().item<float>(), 8.0f / 255 + 1e-6f);
+  RecordProperty("fast_path_values_differing", std::to_string(fast.ne(expected).sum().item<int64_t>()));
 }

@@ -100,10 +100,23 @@ torch::Device parse_device(const std::string& text);
 /// (torch.jit.save), whose output must be N x K logits.
 std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path);
 
+/// How a TorchScript model is run.
+struct ModelLoadOptions {
+  /// As PyTorch runs a module it loaded with torch.jit.load: not frozen, its input in the layout
+  /// it comes in (no channels-last copy), the graph executor at its defaults; adversarials then
+  /// equal a Python loop's on the same file bit for bit. Off (default): the fast path, a frozen
+  /// copy on channels-last input (ScriptClassifier in classifier.cpp). Zoo models ignore it.
+  SDSGSM_OPTION(bool, exact, false)
+};
+std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path, const ModelLoadOptions& options);
+/// The options the one-argument load_classifier uses (the command line's --exact sets them).
+void set_default_model_load_options(const ModelLoadOptions& options);
+
 /// A TorchScript module in memory (e.g. handed over from Python) as a classifier, run as a file
 /// loaded by `load_classifier` is. The module itself is put in evaluation mode with frozen
 /// parameters: pass a clone to keep the caller's untouched. `name` is for reports and errors.
-std::shared_ptr<Classifier> wrap_script_module(torch::jit::Module module, std::string name);
+std::shared_ptr<Classifier> wrap_script_module(torch::jit::Module module, std::string name,
+                                               const ModelLoadOptions& options = {});
 
 /// Wraps an in-memory network (e.g. just trained) as a classifier (eval mode, frozen).
 std::shared_ptr<Classifier> wrap_network(std::shared_ptr<Network> net, std::string name,

@@ -58,6 +58,7 @@ struct AttackRunResult {
   // Wall-clock figures (not part of the deterministic summary).
   double attack_seconds = 0;      ///< in the attack itself (model passes and DDI), summed over ranks
   double allocation_seconds = 0;  ///< of which computing allocation maps (SD-SGSM's DDI)
+  double metrics_seconds = 0;     ///< after the attack: the 8-bit rounding, its prediction and the metrics
   double wall_seconds = 0;        ///< the run as a whole (this session, if resumed)
   int64_t images_this_session = 0;
 

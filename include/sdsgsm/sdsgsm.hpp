@@ -24,12 +24,14 @@ namespace sdsgsm {
 /// Options of the decision-dependent domain identification.
 struct DdiOptions {
   // Defaults: the tuning sweeps' choice (docs/sweep-refine, docs/sweep-edge).
-  SDSGSM_OPTION(int64_t, window, 16)          ///< k: window side in pixels
-  SDSGSM_OPTION(int64_t, stride, 16)          ///< s: window stride (<= k, so every pixel is covered)
-  SDSGSM_OPTION(std::string, fill, "zero")    ///< zero, mean (CIFAR-10 channel means) or blur
+  // window 0 = half the image's height and width, stride 0 = the window: the same 2 x 2 grid at
+  // any size (16 x 16 windows with stride 16 on 32 x 32), so DDI costs 4 forward passes an image.
+  SDSGSM_OPTION(int64_t, window, 0)           ///< k: window side in pixels (0: half of each image side)
+  SDSGSM_OPTION(int64_t, stride, 0)           ///< s: window stride (<= k, so every pixel is covered; 0: the window)
+  SDSGSM_OPTION(std::string, fill, "zero")    ///< zero, mean (each image's channel means) or blur
   SDSGSM_OPTION(std::string, score, "prob")   ///< prob (true-class probability drop), margin or loss
-  /// Occluded images per forward call: the memory bound. 128 keeps the activations in cache
-  /// (about 1.4x the throughput of 4096 here).
+  /// Occluded images per forward call: the memory bound (also when an image has more windows).
+  /// 128 keeps the activations in cache (about 1.4x the throughput of 4096 here).
   SDSGSM_OPTION(int64_t, max_batch, 128)
   void validate() const;
   nlohmann::json to_json() const;
@@ -56,7 +58,8 @@ struct SdsgsmOptions {
   static SdsgsmOptions from_json(const nlohmann::json& j);
 };
 
-/// The k x k windows (clipped at the border) as an (W, H, W) 0/1 float mask.
+/// The k x k windows (clipped at the border; window 0: ceil(H/2) x ceil(W/2)) as an (W, H, W) 0/1
+/// float mask.
 torch::Tensor ddi_windows(int64_t height, int64_t width, const DdiOptions& options);
 
 /// Raw per-pixel sensitivity S (N x 1 x H x W, clamped at 0) from the zero-out operator; no

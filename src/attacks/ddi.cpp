@@ -19,14 +19,24 @@ std::vector<int64_t> window_starts(int64_t size, int64_t k, int64_t s) {
   return starts;
 }
 
+/// The window sides and strides on an H x W image: window 0 is half of each side (rounded up),
+/// stride 0 the window.
+struct WindowGrid {
+  int64_t kh, kw, sh, sw;
+};
+
+WindowGrid window_grid(int64_t h, int64_t w, const DdiOptions& o) {
+  WindowGrid g{o.window > 0 ? o.window : (h + 1) / 2, o.window > 0 ? o.window : (w + 1) / 2, 0, 0};
+  g.sh = o.stride > 0 ? o.stride : g.kh;
+  g.sw = o.stride > 0 ? o.stride : g.kw;
+  return g;
+}
+
 /// What occluded pixels are set to: N x C x H x W.
 torch::Tensor fill_values(const torch::Tensor& x, const std::string& fill) {
   if (fill == "zero") return torch::zeros_like(x);
-  if (fill == "mean") {
-    auto mean = torch::tensor(cifar10_mean()).view({1, -1, 1, 1}).to(x.device());
-    if (mean.size(1) != x.size(1)) return x.mean({2, 3}, true).expand_as(x);  // not 3-channel: image mean
-    return mean.expand_as(x);
-  }
+  // mean: each image's own per-channel mean (not a data set's: any data, any batch).
+  if (fill == "mean") return x.mean({2, 3}, true).expand_as(x);
   // blur: a 5 x 5 box blur of the image itself (border windows average what exists).
   return torch::avg_pool2d(x, 5, 1, 2, /*ceil_mode=*/false, /*count_include_pad=*/false);
 }
@@ -45,9 +55,10 @@ torch::Tensor support(const torch::Tensor& logits, const torch::Tensor& y, const
 }  // namespace
 
 void DdiOptions::validate() const {
-  if (window < 1) throw Error(fmt::format("--window must be >= 1 (got {})", window));
-  if (stride < 1 || stride > window) {
-    throw Error(fmt::format("--stride must be in [1, window] so every pixel is covered (got {} with window {})",
+  if (window < 0) throw Error(fmt::format("--window must be >= 1, or 0 for half the image (got {})", window));
+  if (stride < 0 || (window > 0 && stride > window)) {
+    throw Error(fmt::format("--stride must be in [1, window] so every pixel is covered, or 0 for the window (got {} "
+                            "with window {})",
                             stride, window));
   }
   if (fill != "zero" && fill != "mean" && fill != "blur") {
@@ -94,6 +105,13 @@ void SdsgsmOptions::validate(int64_t height, int64_t width) const {
   if (height > 0 && (ddi.window > height || ddi.window > width)) {
     throw Error(fmt::format("--window {} is larger than the {}x{} image", ddi.window, height, width));
   }
+  if (height > 0 && ddi.window == 0 && ddi.stride > 0) {
+    const WindowGrid g = window_grid(height, width, ddi);
+    if (ddi.stride > std::min(g.kh, g.kw)) {
+      throw Error(fmt::format("--stride {} is larger than the {}x{} window (half the {}x{} image) it moves", ddi.stride,
+                              g.kh, g.kw, height, width));
+    }
+  }
   if (!(rho > 0) || rho > 1) throw Error(fmt::format("--rho must be in (0, 1] (got {})", rho));
   if (!(lambda >= 0) || lambda > 1) throw Error(fmt::format("--lambda must be in [0, 1] (got {})", lambda));
   if (map != "hard" && map != "soft") throw Error(fmt::format("--map must be hard or soft (got '{}')", map));
@@ -110,12 +128,13 @@ nlohmann::json SdsgsmOptions::to_json() const {
 }
 
 torch::Tensor ddi_windows(int64_t h, int64_t w, const DdiOptions& o) {
-  auto rows = window_starts(h, o.window, o.stride), cols = window_starts(w, o.window, o.stride);
+  const WindowGrid g = window_grid(h, w, o);
+  auto rows = window_starts(h, g.kh, g.sh), cols = window_starts(w, g.kw, g.sw);
   auto masks = torch::zeros({static_cast<int64_t>(rows.size() * cols.size()), h, w});
   int64_t i = 0;
   for (int64_t r : rows) {
     for (int64_t c : cols) {
-      masks[i++].narrow(0, r, std::min(o.window, h - r)).narrow(1, c, std::min(o.window, w - c)).fill_(1.0f);
+      masks[i++].narrow(0, r, std::min(g.kh, h - r)).narrow(1, c, std::min(g.kw, w - c)).fill_(1.0f);
     }
   }
   return masks;
@@ -132,16 +151,30 @@ torch::Tensor sensitivity_map(Classifier& model, const torch::Tensor& x, const t
   auto base = support(logits.defined() ? logits : model.forward(x), y, o.score);  // N
   auto drops = torch::empty({n, nw}, x.options());
   auto m = masks.view({1, nw, 1, h, w}).to(torch::kBool);
-  // All windows of several images per forward call, at most max_batch occluded images.
-  const int64_t per_call = std::max<int64_t>(1, o.max_batch / nw);
-  for (int64_t i = 0; i < n; i += per_call) {
-    const int64_t b = std::min(per_call, n - i);
-    auto xi = x.narrow(0, i, b).unsqueeze(1);     // b x 1 x C x H x W
-    auto fi = fill.narrow(0, i, b).unsqueeze(1);  // b x 1 x C x H x W
-    auto occluded = torch::where(m, fi, xi).reshape({b * nw, c, h, w});
-    auto yi = y.narrow(0, i, b).repeat_interleave(nw);
-    auto s = support(model.forward(occluded), yi, o.score).view({b, nw});
-    drops.narrow(0, i, b).copy_(base.narrow(0, i, b).unsqueeze(1) - s);
+  if (nw <= o.max_batch) {
+    // All windows of several images per forward call, at most max_batch occluded images.
+    const int64_t per_call = o.max_batch / nw;
+    for (int64_t i = 0; i < n; i += per_call) {
+      const int64_t b = std::min(per_call, n - i);
+      auto xi = x.narrow(0, i, b).unsqueeze(1);     // b x 1 x C x H x W
+      auto fi = fill.narrow(0, i, b).unsqueeze(1);  // b x 1 x C x H x W
+      auto occluded = torch::where(m, fi, xi).reshape({b * nw, c, h, w});
+      auto yi = y.narrow(0, i, b).repeat_interleave(nw);
+      auto s = support(model.forward(occluded), yi, o.score).view({b, nw});
+      drops.narrow(0, i, b).copy_(base.narrow(0, i, b).unsqueeze(1) - s);
+    }
+  } else {
+    // More windows than max_batch: one image at a time, its windows max_batch per call.
+    for (int64_t i = 0; i < n; ++i) {
+      auto xi = x.narrow(0, i, 1);  // 1 x C x H x W
+      auto fi = fill.narrow(0, i, 1);
+      for (int64_t j = 0; j < nw; j += o.max_batch) {
+        const int64_t b = std::min(o.max_batch, nw - j);
+        auto occluded = torch::where(m[0].narrow(0, j, b), fi, xi);  // b x C x H x W
+        auto s = support(model.forward(occluded), y.narrow(0, i, 1).expand({b}), o.score);
+        drops[i].narrow(0, j, b).copy_(base[i] - s);
+      }
+    }
   }
   // S(i,j): mean drop of the windows covering (i,j), clamped at 0.
   auto cover = masks.sum(0);  // H x W, >= 1 everywhere

@@ -4,8 +4,9 @@
 //   sd-ifgsm : M from DDI, direction sign(g)
 //   sgsm     : M = 1,      direction tanh(beta * g / sigma(g))
 // Defaults: eps 8/255, 10 steps, early stop on, alpha = eps / steps * step_factor, decay 0 (no momentum),
-// hard map, rho 0.05, lambda 0.8, beta 0.5, step factor 1.5, 16 x 16 windows with stride 16 (4 windows
-// on 32 x 32): the tuning sweeps' choice (docs/sweep-refine; its DDI costs less than the iterations).
+// hard map, rho 0.05, lambda 0.8, beta 0.5, step factor 1.5, windows of half the image's sides with that
+// stride (a 2 x 2 grid at any size: 16 x 16 with stride 16 on 32 x 32, the tuning sweeps' choice,
+// docs/sweep-refine; its DDI costs less than the iterations).
 #include <fmt/format.h>
 
 #include "sdsgsm/sdsgsm.hpp"

@@ -10,7 +10,8 @@ namespace {
 
 torch::Tensor packet_stats(const BatchPacket& p) {
   const Tally& t = p.tally;
-  return torch::tensor({static_cast<double>(t.zero_gradient), t.attack_seconds, t.allocation_seconds}, torch::kFloat64);
+  return torch::tensor({static_cast<double>(t.zero_gradient), t.attack_seconds, t.allocation_seconds, t.metrics_seconds},
+                       torch::kFloat64);
 }
 
 }  // namespace
@@ -46,12 +47,13 @@ BatchPacket decode(const std::string& bytes, bool with_adversarial, const std::s
   if (with_adversarial) p.adversarial = e[1].toTensor();
   auto st = e[2].toTensor();
   const auto width = static_cast<int64_t>(sample_columns().size());
-  if (p.columns.dim() != 2 || p.columns.size(1) != width || st.numel() != 3) {
+  if (p.columns.dim() != 2 || p.columns.size(1) != width || (st.numel() != 3 && st.numel() != 4)) {
     throw Error(fmt::format("{} is not a batch result", what));
   }
   p.tally.zero_gradient = static_cast<int64_t>(st[0].item<double>());
   p.tally.attack_seconds = st[1].item<double>();
   p.tally.allocation_seconds = st[2].item<double>();
+  if (st.numel() == 4) p.tally.metrics_seconds = st[3].item<double>();  // batches of older runs: 3 values
   return p;
 }
 

@@ -153,6 +153,7 @@ AttackRunResult read_run(const fs::path& dir) {
       const nlohmann::json timing = json_of(tf);
       r.attack_seconds = timing.value("attack_seconds", 0.0);
       r.allocation_seconds = timing.value("ddi_seconds", 0.0);
+      r.metrics_seconds = timing.value("metrics_seconds", 0.0);
       r.wall_seconds = timing.value("wall_seconds", 0.0);
       r.images_this_session = timing.value("images_this_session", int64_t{0});
     }
@@ -307,6 +308,7 @@ AttackRunResult read_finished(const RunOutput& out, AttackRunResult r) {
   r.warnings = metrics.value("warnings", std::vector<std::string>{});
   r.attack_seconds = timing.value("attack_seconds", 0.0);
   r.allocation_seconds = timing.value("ddi_seconds", 0.0);
+  r.metrics_seconds = timing.value("metrics_seconds", 0.0);
   r.wall_seconds = timing.value("wall_seconds", 0.0);
   r.images_this_session = timing.value("images_this_session", int64_t{0});
   drop_work_state(out.work);

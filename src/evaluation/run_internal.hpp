@@ -15,11 +15,12 @@ namespace sdsgsm::detail {
 /// The figures a run adds up over its batches (besides the per-sample columns).
 struct Tally {
   int64_t zero_gradient = 0;
-  double attack_seconds = 0, allocation_seconds = 0;
+  double attack_seconds = 0, allocation_seconds = 0, metrics_seconds = 0;
   Tally& operator+=(const Tally& t) {
     zero_gradient += t.zero_gradient;
     attack_seconds += t.attack_seconds;
     allocation_seconds += t.allocation_seconds;
+    metrics_seconds += t.metrics_seconds;
     return *this;
   }
 };

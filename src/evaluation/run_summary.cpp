@@ -122,6 +122,9 @@ nlohmann::json AttackRunResult::timing() const {
   j["attack_seconds"] = attack_seconds;
   j["ddi_seconds"] = allocation_seconds;
   j["iteration_seconds"] = attack_seconds - allocation_seconds;
+  // DDI's cost against the iterations it serves (0 without DDI).
+  j["ddi_over_iterations"] = attack_seconds > allocation_seconds ? allocation_seconds / (attack_seconds - allocation_seconds) : 0.0;
+  j["metrics_seconds"] = metrics_seconds;
   j["wall_seconds"] = wall_seconds;
   j["images_this_session"] = images_this_session;
   j["images_per_second"] = wall_seconds > 0 ? images_this_session / wall_seconds : 0.0;

@@ -38,6 +38,7 @@ BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Att
   p.tally.attack_seconds = seconds_since(t0);
   p.tally.allocation_seconds = a.allocation_seconds;
   p.tally.zero_gradient = a.zero_gradient_samples;
+  const auto t1 = std::chrono::steady_clock::now();
   auto adv = a.adversarial.to(torch::kCPU);
   auto adv8 = quantize_8bit(adv);
   auto pred8 = predict(model, adv8.to(o.device)).to(torch::kCPU);
@@ -66,6 +67,7 @@ BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Att
   s.ssim_8bit = ssim(x, adv8);
   s.psnr_8bit = psnr(x, adv8);
   p.columns = sample_rows(s);
+  p.tally.metrics_seconds = seconds_since(t1);
   p.adversarial = adv.contiguous();
   return p;
 }
@@ -172,6 +174,7 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   r.zero_gradient_samples = total.zero_gradient;
   r.attack_seconds = total.attack_seconds;
   r.allocation_seconds = total.allocation_seconds;
+  r.metrics_seconds = total.metrics_seconds;
   r.images_this_session = session_images;
   r.wall_seconds = seconds_since(start);  // attack and metrics; writing the finished folder is not counted
   const std::string zero = zero_gradient_warning(r.attack, r.zero_gradient_samples, n);

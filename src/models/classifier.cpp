@@ -48,11 +48,13 @@ class NetworkClassifier : public Classifier {
 /// without the graph executor's optimisations, whose profiling re-specialises the graph for every
 /// new batch shape (early stop changes it at every step) and whose differentiable subgraphs cost
 /// more than eager autograd. Together about 1.3x the plain module's attack speed on ResNet-20
-/// (README, Speed). A module that cannot be frozen runs as it is.
+/// (README, Speed). A module that cannot be frozen runs as it is. Exact mode
+/// (ModelLoadOptions::exact) runs the module itself as PyTorch does: no freezing, no layout
+/// change, the executor's default optimisations.
 class ScriptClassifier : public Classifier {
  public:
-  ScriptClassifier(torch::jit::Module module, std::string name)
-      : module_(std::move(module)), name_(std::move(name)) {
+  ScriptClassifier(torch::jit::Module module, std::string name, bool exact)
+      : module_(std::move(module)), name_(std::move(name)), exact_(exact) {
     module_.eval();
     for (auto p : module_.parameters()) {
       p.set_requires_grad(false);
@@ -62,9 +64,13 @@ class ScriptClassifier : public Classifier {
   torch::Tensor forward(const torch::Tensor& x) override {
     c10::IValue out;
     try {
-      torch::jit::Module& module = runnable();  // frozen with the optimiser on: freezing inlines calls
-      torch::jit::GraphOptimizerEnabledGuard no_profiling(false);
-      out = module.forward({x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x});
+      if (exact_) {
+        out = module_.forward({x});
+      } else {
+        torch::jit::Module& module = runnable();  // frozen with the optimiser on: freezing inlines calls
+        torch::jit::GraphOptimizerEnabledGuard no_profiling(false);
+        out = module.forward({x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x});
+      }
     } catch (const c10::Error& e) {
       throw Error(fmt::format("TorchScript model '{}' failed on a {} batch: {}", name_, shape_of(x),
                               first_line(e.what_without_backtrace())));
@@ -83,7 +89,7 @@ class ScriptClassifier : public Classifier {
     return logits.to(torch::kFloat32);
   }
   std::string name() const override { return name_; }
-  std::string kind() const override { return "torchscript"; }
+  std::string kind() const override { return exact_ ? "torchscript-exact" : "torchscript"; }
   void to(const torch::Device& device) override {
     module_.to(device);
     frozen_.reset();  // its constants live on the old device
@@ -113,8 +119,14 @@ class ScriptClassifier : public Classifier {
   torch::jit::Module module_;
   std::optional<torch::jit::Module> frozen_;
   std::string name_;
+  bool exact_ = false;
   int64_t parameters_ = 0;
 };
+
+ModelLoadOptions& default_load_options() {
+  static ModelLoadOptions options;
+  return options;
+}
 
 bool is_zoo_name(const std::string& s) {
   for (const auto& a : zoo_architectures()) {
@@ -150,15 +162,22 @@ torch::Device parse_device(const std::string& text) {
   throw Error(fmt::format("--device '{}' is not a device (cpu, cuda or cuda:N)", text));
 }
 
-std::shared_ptr<Classifier> wrap_script_module(torch::jit::Module module, std::string name) {
-  return std::make_shared<ScriptClassifier>(std::move(module), std::move(name));
+std::shared_ptr<Classifier> wrap_script_module(torch::jit::Module module, std::string name,
+                                               const ModelLoadOptions& options) {
+  return std::make_shared<ScriptClassifier>(std::move(module), std::move(name), options.exact);
+}
+
+void set_default_model_load_options(const ModelLoadOptions& options) { default_load_options() = options; }
+
+std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path) {
+  return load_classifier(name_or_path, default_load_options());
 }
 
 std::shared_ptr<Classifier> wrap_network(std::shared_ptr<Network> net, std::string name, std::string kind) {
   return std::make_shared<NetworkClassifier>(std::move(net), std::move(name), std::move(kind));
 }
 
-std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path) {
+std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path, const ModelLoadOptions& options) {
   fs::path path = name_or_path;
   std::string display = name_or_path;
   if (is_zoo_name(name_or_path) && !fs::exists(path)) {
@@ -186,7 +205,7 @@ std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path) {
     // fuzz_model).
     throw Error(fmt::format("'{}' is not a model file (neither sdsgsm weights nor TorchScript)", path.string()));
   }
-  if (is_jit) return std::make_shared<ScriptClassifier>(std::move(module), display);
+  if (is_jit) return std::make_shared<ScriptClassifier>(std::move(module), display, options.exact);
   LoadedNetwork loaded = load_checked_network(path);  // the archive was checked above
   return wrap_network(loaded.net, display, loaded.arch);
 }
