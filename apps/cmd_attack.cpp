@@ -39,10 +39,11 @@ struct AttackFlags {
   SdsgsmOptions sd;
   MinNormOptions mn;
   std::string norm = "2", learning_rate;  ///< parsed into mn
+  DataFlags data_flags;                   ///< --classes --resize --crop
 };
 
 void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
-  add_model_data_flags(cmd, f.model, f.data, f.split);
+  add_model_data_flags(cmd, f.model, f.data, f.split, f.data_flags);
   cmd->add_option("--count", f.count, "Number of images to attack")->capture_default_str();
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, f.batch);
@@ -132,8 +133,10 @@ bool bounded(const Attack& a) { return attack_info(a.name()).bounded; }
 
 /// --min-eps for one attack: writes min_eps.csv into `dir` and returns its summary.
 nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::string& name, const AttackOptions& o,
-                             const AttackFlags& f, const AttackRunResult& r, const fs::path& dir) {
+                             const AttackFlags& f, const AttackRunResult& r, const fs::path& dir,
+                             const torch::Device& device) {
   MinEpsOptions mo;
+  mo.device = device;
   mo.eps_max = o.eps;
   mo.rounds = f.min_eps_rounds;
   mo.batch_size = f.batch;
@@ -175,6 +178,7 @@ MinNormOptions to_minnorm_options(const AttackFlags& f) {
 struct Prepared {
   std::shared_ptr<Classifier> model;
   std::unique_ptr<ImageSource> data;
+  DataOptions data_options;  ///< how `data` was read (to read it again as a Dataset)
   RunOptions run;
   nlohmann::json info;         ///< deterministic: goes into metrics.json
   nlohmann::json fingerprint;  ///< what a resume must match (per attack: add its config)
@@ -191,7 +195,8 @@ Prepared prepare(const AttackFlags& f, const Common& common) {
   p.run.device = parse_device(common.device);
   p.model = load_classifier(f.model);
   p.model->to(p.run.device);
-  p.data = open_image_source(f.data, to_split(f.split), f.offset, f.count);
+  p.data_options = data_options(f.data_flags, *p.model, p.run.device);
+  p.data = open_image_source(f.data, to_split(f.split), f.offset, f.count, p.data_options);
   p.info["model"] = p.model->name();
   p.info["model_kind"] = p.model->kind();
   p.info["data"] = p.data->source();
@@ -200,6 +205,7 @@ Prepared prepare(const AttackFlags& f, const Common& common) {
   p.info["count"] = p.data->size();
   p.info["batch_size"] = f.batch;
   p.info["version"] = version_string();
+  record_data_flags(p.info, f.data_flags, p.data->classes());
   p.fingerprint = p.info;
   p.fingerprint["model_md5"] = model_checksum(f.model);
   p.fingerprint["adversarial"] = !f.no_adversarial;
@@ -269,8 +275,8 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       AttackRunResult r = run_attack(*p.model, *p.data, *attack, p.run, &out);
       if (f->min_eps && dist::is_root()) {
         if (!bounded(*attack)) throw Error(fmt::format("--min-eps: {} has no eps budget to minimise", *name));
-        Dataset d = open_dataset(f->data, to_split(f->split), f->offset, f->count);
-        auto s = write_min_eps(*p.model, d, *name, to_options(*f, *name), *f, r, folder.work());
+        Dataset d = open_dataset(f->data, to_split(f->split), f->offset, f->count, p.data_options);
+        auto s = write_min_eps(*p.model, d, *name, to_options(*f, *name), *f, r, folder.work(), p.run.device);
         if (s["median"].is_null()) {
           fmt::print("minimal eps: no image fooled within eps {:.5f}\n", s["eps_max"].get<double>());
         } else {
@@ -343,7 +349,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       if (!epsilons.empty() || fc->min_eps) {
         // The eps runs are collective under mpirun (every rank attacks its batches); the minimal
         // eps search runs on rank 0 alone, which holds every result.
-        Dataset d = open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count);
+        Dataset d = open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count, p.data_options);
         RunOptions quiet = p.run;
         quiet.progress = false;
         for (size_t i = 0; i < attacks.size(); ++i) {
@@ -363,7 +369,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
           }
           if (fc->min_eps && dist::is_root()) {
             min_eps[attacks[i]->name()] =
-                write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name());
+                write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name(), p.run.device);
           }
         }
         if (fc->min_eps && dist::is_root()) write_file_atomic(folder.work() / "min_eps.json", min_eps.dump(2) + "\n");

@@ -15,9 +15,10 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
     std::string json;
     std::string split = "test";
     int64_t count = -1, offset = 0, batch = 128;
+    DataFlags data_flags;
   };
   auto o = std::make_shared<Opts>();
-  add_model_data_flags(cmd, o->model, o->data, o->split);
+  add_model_data_flags(cmd, o->model, o->data, o->split, o->data_flags);
   cmd->add_option("--count", o->count, "Number of images (default: all)");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, o->batch, "Images per forward pass");
@@ -27,7 +28,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
       const torch::Device device = parse_device(common.device);
       auto model = load_classifier(o->model);
       model->to(device);
-      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
+      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count, data_options(o->data_flags, *model, device));
       const int64_t probe = std::min<int64_t>(data.size(), 16);
       auto warnings = check_model(*model, data.float_images(0, probe).to(device), data.labels.narrow(0, 0, probe).to(device),
                                   data.num_classes(), /*gradients=*/false);
@@ -38,7 +39,11 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
       fmt::print("top-1 accuracy: {:.2f}% ({}/{})  [{:.1f}s, {:.0f} img/s, {} threads]\n", 100 * r.accuracy(),
                  r.correct, r.total, r.seconds, r.seconds > 0 ? r.total / r.seconds : 0.0, torch::get_num_threads());
       auto pc = r.per_class_accuracy();
+      // Many classes (ImageNet's 1000): only those the images hold.
+      const bool many = pc.size() > 20;
+      if (many) fmt::print("  (per class: the {} classes with images)\n", r.confusion.sum(1).gt(0).sum().item<int64_t>());
       for (size_t c = 0; c < pc.size(); ++c) {
+        if (many && r.confusion[static_cast<int64_t>(c)].sum().item<int64_t>() == 0) continue;
         fmt::print("  {:<12} {:6.2f}%\n", c < r.classes.size() ? r.classes[c] : std::to_string(c), 100 * pc[c]);
       }
       if (!o->json.empty()) {
@@ -49,6 +54,7 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
         j["threads"] = torch::get_num_threads();
         j["version"] = version_string();
         j["warnings"] = warnings;
+        record_data_flags(j, o->data_flags, {});
         write_file_atomic(o->json, j.dump(2) + "\n");
         fmt::print("wrote {}\n", o->json);
       }

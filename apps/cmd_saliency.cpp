@@ -22,13 +22,14 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
     std::string model = "resnet20", data = "data/cifar10", split = "test", out;
     int64_t count = 16, offset = 0;
     SdsgsmOptions sd;
+    DataFlags data_flags;
   };
   auto o = std::make_shared<Opts>();
   // A finer grid than the attack's default (16 x 16 windows, 4 on a CIFAR image: the map is then
   // constant on each quadrant), so that the picture shows where the decision depends on.
   o->sd.ddi.set_window(4).set_stride(2);
   o->sd.set_rho(0.25);
-  add_model_data_flags(cmd, o->model, o->data, o->split);
+  add_model_data_flags(cmd, o->model, o->data, o->split, o->data_flags);
   cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   add_sdsgsm_flags(cmd, o->sd, kDdiFlags | kDomainFlags, "");
@@ -39,7 +40,7 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
       if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       check_output_dir(o->out);
       auto model = load_classifier(o->model);
-      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
+      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count, data_options(o->data_flags, *model, torch::kCPU));
       auto x = data.float_images(0, data.size());
       o->sd.validate(x.size(2), x.size(3));
       auto t0 = std::chrono::steady_clock::now();

@@ -50,9 +50,10 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
     bool early_stop_8bit = false;
     std::optional<bool> early_stop;
     SdsgsmOptions base;
+    DataFlags data_flags;
   };
   auto o = std::make_shared<Opts>();
-  add_model_data_flags(cmd, o->model, o->data, o->split);
+  add_model_data_flags(cmd, o->model, o->data, o->split, o->data_flags);
   cmd->add_option("--offset", o->offset, "Index of the first tuning image")->capture_default_str();
   cmd->add_option("--count", o->count, "Tuning images")->capture_default_str();
   add_batch_flag(cmd, o->batch);
@@ -133,7 +134,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       if (is_sdsgsm_family(o->variant)) grid.expand(so.base);  // an invalid grid fails before the model loads
       check_output_dir(o->out);
       auto model = load_classifier(o->model);
-      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
+      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count, data_options(o->data_flags, *model, torch::kCPU));
       std::string command = fmt::format(
           "sdsgsm sweep --model {} --split {} --offset {} --count {} --variant {} --eps {} --steps {} --window {}{} "
           "--rho {} --lambda {} --map {} --beta {} --step-factor {} --decay {} --fill {} --score {} --asr-basis {}{}{} "

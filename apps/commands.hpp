@@ -7,8 +7,10 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "sdsgsm/data.hpp"
+#include "sdsgsm/models.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -23,9 +25,24 @@ struct Common {
 
 using Runner = std::function<void()>;
 
+/// --classes, --resize and --crop: how a folder's or a CSV list's images are labelled and sized.
+struct DataFlags {
+  std::string classes;  ///< a class names file (read_class_names)
+  int64_t resize = 0, crop = 0;
+};
+
 /// --model, --data and --split, named and explained the same way by every command that reads
-/// images with a model.
+/// images with a model; with `flags`, --classes, --resize and --crop too.
 void add_model_data_flags(CLI::App* cmd, std::string& model, std::string& data, std::string& split);
+void add_model_data_flags(CLI::App* cmd, std::string& model, std::string& data, std::string& split, DataFlags& flags);
+
+/// How to read the data for `model`: the class names of --classes, else the model's own (the zoo's
+/// 10-class networks: CIFAR-10's), and the sizes.
+DataOptions data_options(const DataFlags& flags, Classifier& model, const torch::Device& device);
+
+/// Records the data flags and the data's class names (when they are not CIFAR-10's) in a run's info,
+/// so that reports name the classes and --config repeats the run; adds nothing for CIFAR-10 runs.
+void record_data_flags(nlohmann::json& info, const DataFlags& flags, const std::vector<std::string>& classes);
 
 /// The --split value as a Split.
 Split to_split(const std::string& split);

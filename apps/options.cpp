@@ -11,7 +11,7 @@ namespace sdsgsm::cli {
 
 void add_model_data_flags(CLI::App* cmd, std::string& model, std::string& data, std::string& split) {
   cmd->add_option("--model", model, "Zoo name or model file (sdsgsm weights or TorchScript)")->capture_default_str();
-  cmd->add_option("--data", data, "CIFAR-10 binary folder, .bin file or image folder")->capture_default_str();
+  cmd->add_option("--data", data, "CIFAR-10 binary folder, .bin file, image folder (class_name/*.png|jpg|bmp) or CSV list (path,label)")->capture_default_str();
   cmd->add_option("--split", split, "CIFAR-10 split: test or train")
       ->check(CLI::IsMember({"test", "train"}))
       ->capture_default_str();
@@ -19,6 +19,43 @@ void add_model_data_flags(CLI::App* cmd, std::string& model, std::string& data, 
       "--exact", [] { set_default_model_load_options(ModelLoadOptions().set_exact(true)); },
       "Run a TorchScript model as PyTorch does (not frozen, its own memory layout): adversarials equal a "
       "Python loop's bit for bit; slower");
+}
+
+void add_model_data_flags(CLI::App* cmd, std::string& model, std::string& data, std::string& split, DataFlags& flags) {
+  add_model_data_flags(cmd, model, data, split);
+  cmd->add_option("--classes", flags.classes,
+                  "The model's class names, in output order: one a line, or JSON (index -> name or [synset, name], as "
+                  "imagenet_class_index.json). Class folders and CSV labels then name classes, any subset of them");
+  cmd->add_option("--resize", flags.resize, "Scale each image so that its short side is N pixels (bilinear, antialiased)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--crop", flags.crop, "Then cut the centre N x N pixels")->check(CLI::NonNegativeNumber);
+}
+
+DataOptions data_options(const DataFlags& flags, Classifier& model, const torch::Device& device) {
+  DataOptions o;
+  o.resize = flags.resize;
+  o.crop = flags.crop;
+  if (!flags.classes.empty()) {
+    o.classes = read_class_names(flags.classes);
+    o.classes_given = true;
+  } else if (model.kind() != "torchscript") {
+    // A zoo network: CIFAR-10's classes when it has 10 outputs.
+    try {
+      torch::NoGradGuard no_grad;
+      if (model.forward(torch::zeros({1, 3, 32, 32}, torch::TensorOptions().device(device))).size(1) == 10) {
+        o.classes.names = cifar10_classes();
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  return o;
+}
+
+void record_data_flags(nlohmann::json& info, const DataFlags& flags, const std::vector<std::string>& classes) {
+  if (!flags.classes.empty()) info["classes_file"] = flags.classes;
+  if (flags.resize > 0) info["resize"] = flags.resize;
+  if (flags.crop > 0) info["crop"] = flags.crop;
+  if (!classes.empty() && classes != cifar10_classes()) info["classes"] = classes;
 }
 
 Split to_split(const std::string& split) { return split == "train" ? Split::Train : Split::Test; }
@@ -99,9 +136,10 @@ std::vector<std::string> config_arguments(const CLI::App& cmd, const std::string
   }
   // The run's data and batching (top level), then the attack's options; DDI's nested.
   std::vector<std::pair<std::string, nlohmann::json>> items;
-  for (const char* key : {"model", "data", "split", "offset", "count", "batch_size"}) {
+  for (const char* key : {"model", "data", "split", "offset", "count", "batch_size", "resize", "crop"}) {
     if (m.contains(key)) items.emplace_back(key, m[key]);
   }
+  if (m.contains("classes_file")) items.emplace_back("classes", m["classes_file"]);
   const nlohmann::json& config = m["attack_config"];
   for (const auto& [key, value] : config.items()) {
     // An alpha the step rule derived (SD-SGSM family: eps / steps x step factor) is not passed:

@@ -158,6 +158,35 @@ TEST_F(BadInput, Data) {
   }
 }
 
+// A user's own images: class names, CSV lists and sizes (each file made here, before the check).
+TEST_F(BadInput, OwnImages) {
+  sdsgsm_test::write_png(tmp_ / "own" / "cat" / "a.png", 0, 32, 32);
+  sdsgsm_test::write_png(tmp_ / "own" / "kitten" / "a.png", 1, 32, 32);
+  sdsgsm_test::write_png(tmp_ / "mixed" / "cat" / "a.png", 0, 32, 32);
+  sdsgsm_test::write_png(tmp_ / "mixed" / "dog" / "b.png", 1, 40, 30);
+  write_bytes(tmp_ / "names.txt", "airplane\ncat\n\ndog\n");
+  write_bytes(tmp_ / "gap.json", R"({"0": "cat", "5": "dog"})");
+  write_bytes(tmp_ / "rows.csv", "path,label\nmixed/cat/a.png,3\nmixed/dog/b.png\n");
+  write_bytes(tmp_ / "beyond.csv", "mixed/cat/a.png,cat\nmixed/cat/a.png,12\n");
+  for (const Case& c : std::vector<Case>{
+           {"folder naming no class", "attack " + kModel + "--data own --count 2 " + kOut,
+            "sub-folder: 'kitten' is none of the 10 classes the model knows"},
+           {"mixed sizes without --resize", "attack " + kModel + "--data mixed --count 2 " + kOut,
+            "b.png' is 40x30, but the first image is 32x32: pass --resize N and/or --crop N"},
+           {"crop larger than the images", "attack " + kModel + "--data mixed --crop 33 --count 2 " + kOut,
+            "smaller than --crop 33"},
+           {"class names with an empty line", "eval " + kModel + "--data own --classes names.txt", "line 3 is empty"},
+           {"class index file with a gap", "eval " + kModel + "--data own --classes gap.json", "index 1 is missing"},
+           {"missing class names file", "eval " + kModel + "--data own --classes nowhere.txt", "nowhere.txt"},
+           {"CSV row without a label", "attack " + kModel + "--data rows.csv --resize 32 --crop 32 --count 2 " + kOut,
+            "rows.csv' line 3: expected 'path,label'"},
+           {"CSV label beyond the classes", "eval " + kModel + "--data beyond.csv", "line 2: label 12 is beyond the 10 classes"},
+           {"negative resize", "eval " + kModel + "--data own --resize=-1", "--resize"},
+       }) {
+    check(c);
+  }
+}
+
 TEST_F(BadInput, Models) {
   for (const Case& c : std::vector<Case>{
            {"missing model file", "attack --model nothere.pt " + kData + kOut, "nothere.pt"},

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -259,6 +260,111 @@ TEST_F(Cli, ShippedResnet20IsAccurate) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(top-1 accuracy: ([0-9.]+)% \((\d+)/2000\))"))) << r.out;
   EXPECT_GE(std::stod(m[1].str()), 90.0) << r.out;
+}
+
+// --- A user's own model and images: labels by class name, CSV lists, resize and crop --------------
+
+/// Class folders of 40x36 PNGs (2 each), named as given.
+void write_class_folders(const fs::path& dir, const std::vector<std::string>& classes, int w = 40, int h = 36) {
+  int id = 0;
+  for (const auto& c : classes) {
+    for (int i = 0; i < 2; ++i) sdsgsm_test::write_png(dir / c / (std::to_string(i) + ".png"), id++, w, h);
+  }
+}
+
+/// A TorchScript resnet20 (untrained) with `classes` outputs, made here.
+fs::path make_script_model(const fs::path& dir, int64_t classes) {
+  torch::manual_seed(0);
+  auto net = sdsgsm::make_network("resnet20", classes);
+  fs::path f = dir / ("model" + std::to_string(classes) + ".ts");
+  sdsgsm::export_torchscript(*net, "resnet20", f);
+  return f;
+}
+
+TEST_F(Cli, ThousandClassModelOnAFiveClassFolderByName) {
+  const fs::path model = make_script_model(tmp_.path(), 1000);
+  std::string names;
+  for (int k = 0; k < 1000; ++k) names += fmt::format("c{:04d}\n", k);
+  sdsgsm_test::write_bytes(tmp_ / "names.txt", names);
+  write_class_folders(tmp_ / "imgs", {"c0003", "c0010", "c0500", "c0777", "c0999"});
+  const std::string base = "-q --threads 1 eval --model " + shell_quote(model.string()) + " --data imgs";
+  // Without the names: the counts differ, and the error says what to give.
+  auto r = sdsgsm(base + " --resize 32 --crop 32");
+  expect_one_line_error(r, "has 1000 output classes, but the data has 5 classes");
+  EXPECT_TRUE(Contains(r.err, "--classes FILE")) << r.err;
+  // Mixed sizes need --resize/--crop; with them every image is 32x32.
+  sdsgsm_test::write_png(tmp_ / "imgs" / "c0010" / "odd.png", 9, 50, 30);
+  r = sdsgsm(base + " --classes names.txt");
+  expect_one_line_error(r, "odd.png' is 50x30, but the first image is 40x36: pass --resize N and/or --crop N");
+  r = sdsgsm(base + " --classes names.txt --resize 32 --crop 32 --json eval.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "on 11 images"));
+  EXPECT_TRUE(Contains(r.out, "(per class: the 5 classes with images)"));
+  EXPECT_TRUE(Contains(r.out, "c0777"));
+  EXPECT_FALSE(Contains(r.out, "c0778"));
+  auto j = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "eval.json"));
+  EXPECT_EQ(j["classes"].size(), 1000u);
+  EXPECT_EQ(j["classes_file"], "names.txt");
+  EXPECT_EQ(j["resize"], 32);
+  int64_t row500 = 0;
+  for (const auto& v : j["confusion_matrix"][500]) row500 += v.get<int64_t>();
+  EXPECT_EQ(row500, 2);
+
+  // An attack records the names and sizes; the report lists the top moves instead of a 1000x1000 map.
+  r = sdsgsm("-q --threads 1 attack --attack fgsm --model " + shell_quote(model.string()) +
+             " --data imgs --classes names.txt --resize 32 --crop 32 --count 11 --out run");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "run" / "metrics.json"));
+  EXPECT_EQ(m["classes"].size(), 1000u);
+  EXPECT_EQ(m["classes"][777], "c0777");
+  EXPECT_EQ(m["crop"], 32);
+  EXPECT_EQ(m["classes_file"], "names.txt");
+  const std::string html = sdsgsm::read_file(tmp_ / "run" / "report.html");
+  EXPECT_TRUE(Contains(html, "1000 classes: too many for a table and a heat map"));
+  EXPECT_TRUE(Contains(html, "of 1000 classes hold images")) << html.size();
+  EXPECT_FALSE(Contains(html, "c0001"));  // no column per class
+}
+
+TEST_F(Cli, OneClassFolderAndCsvList) {
+  write_class_folders(tmp_ / "one", {"cat"}, 32, 32);
+  // A zoo network knows CIFAR-10's names: 'cat' is label 3.
+  const fs::path zoo = make_model_file();
+  auto r = sdsgsm("-q --threads 1 eval --model " + shell_quote(zoo.string()) + " --data one --json one.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "one.json"));
+  int64_t cats = 0;
+  for (const auto& v : j["confusion_matrix"][3]) cats += v.get<int64_t>();
+  EXPECT_EQ(cats, 2);
+  EXPECT_FALSE(j.contains("classes_file"));
+  // A TorchScript model knows no names: the counts differ, and --classes resolves it.
+  const fs::path script = make_script_model(tmp_.path(), 10);
+  r = sdsgsm("-q --threads 1 eval --model " + shell_quote(script.string()) + " --data one");
+  expect_one_line_error(r, "has 10 output classes, but the data has 1 classes");
+  EXPECT_TRUE(Contains(r.err, "--classes FILE"));
+  std::string cifar;
+  for (const auto& c : sdsgsm::cifar10_classes()) cifar += c + "\n";
+  sdsgsm_test::write_bytes(tmp_ / "cifar.txt", cifar);
+  r = sdsgsm("-q --threads 1 eval --model " + shell_quote(script.string()) + " --data one --classes cifar.txt");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "on 2 images"));
+  // An unknown folder is one line naming it.
+  write_class_folders(tmp_ / "one", {"kitten"}, 32, 32);
+  r = sdsgsm("-q --threads 1 eval --model " + shell_quote(script.string()) + " --data one --classes cifar.txt");
+  expect_one_line_error(r, "'kitten' is none of the 10 classes of --classes (airplane, automobile, bird, cat, deer, ...)");
+  // A CSV list, labels by index or name, attacked on the TorchScript model.
+  sdsgsm_test::write_bytes(tmp_ / "list.csv", "path,label\none/cat/0.png,3\none/cat/1.png,dog\n");
+  r = sdsgsm("-q --threads 1 attack --attack fgsm --model " + shell_quote(script.string()) +
+             " --data list.csv --classes cifar.txt --count 2 --out csvrun");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "csvrun" / "metrics.json"));
+  EXPECT_EQ(m["data"], "list.csv");
+  EXPECT_FALSE(m.contains("classes"));  // CIFAR-10's names are not repeated
+  const std::string samples = sdsgsm::read_file(tmp_ / "csvrun" / "samples.csv");
+  EXPECT_TRUE(Contains(samples, "\n0,3,")) << samples;
+  EXPECT_TRUE(Contains(samples, "\n1,5,")) << samples;
+  sdsgsm_test::write_bytes(tmp_ / "bad.csv", "one/cat/0.png,3\none/cat/1.png\n");
+  r = sdsgsm("-q --threads 1 eval --model " + shell_quote(script.string()) + " --data bad.csv");
+  expect_one_line_error(r, "bad.csv' line 2: expected 'path,label'");
 }
 
 }  // namespace

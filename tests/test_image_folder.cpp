@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -140,6 +141,225 @@ TEST(ImageFolder, EmptyOrMissingFolders) {
   write_bytes(tmp / "cls" / "x.txt", "no images here");
   msg = error_message([&] { sdsgsm::read_image_folder(tmp.path()); });
   EXPECT_TRUE(Contains(msg, "no images"));
+}
+
+// --- Labels by class name (DataOptions), CSV lists, resize and crop ------------------------------
+
+/// 1000 class names "c0000".."c0999" with synset-like ids, as an index file would give.
+sdsgsm::ClassNames thousand_classes() {
+  sdsgsm::ClassNames c;
+  for (int k = 0; k < 1000; ++k) {
+    c.names.push_back(fmt::format("c{:04d}", k));
+    c.ids.push_back(fmt::format("n{:08d}", 1000 + k));
+  }
+  return c;
+}
+
+sdsgsm::DataOptions with_classes(sdsgsm::ClassNames c, bool given = true) {
+  sdsgsm::DataOptions o;
+  o.classes = std::move(c);
+  o.classes_given = given;
+  return o;
+}
+
+TEST(ClassNames, TextJsonMapJsonListAndSynsetWords) {
+  TempDir tmp;
+  write_bytes(tmp / "names.txt", "tench\ngoldfish\r\ngreat white shark\n\n");
+  auto t = sdsgsm::read_class_names(tmp / "names.txt");
+  EXPECT_EQ(t.names, (std::vector<std::string>{"tench", "goldfish", "great white shark"}));
+  EXPECT_TRUE(t.ids.empty());
+  // imagenet_class_index.json's layout; keys out of order are put in index order.
+  write_bytes(tmp / "index.json",
+              R"({"1": ["n01443537", "goldfish"], "0": ["n01440764", "tench"], "2": ["n01484850", "great_white_shark"]})");
+  auto j = sdsgsm::read_class_names(tmp / "index.json");
+  EXPECT_EQ(j.names, (std::vector<std::string>{"tench", "goldfish", "great_white_shark"}));
+  EXPECT_EQ(j.ids, (std::vector<std::string>{"n01440764", "n01443537", "n01484850"}));
+  write_bytes(tmp / "list.json", R"(["cat", "dog"])");
+  EXPECT_EQ(sdsgsm::read_class_names(tmp / "list.json").names, (std::vector<std::string>{"cat", "dog"}));
+  write_bytes(tmp / "synset_words.txt", "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n");
+  auto w = sdsgsm::read_class_names(tmp / "synset_words.txt");
+  EXPECT_EQ(w.names, (std::vector<std::string>{"tench", "goldfish"}));
+  EXPECT_EQ(w.ids, (std::vector<std::string>{"n01440764", "n01443537"}));
+}
+
+TEST(ClassNames, BadFilesAreOneLineErrors) {
+  TempDir tmp;
+  write_bytes(tmp / "gap.json", R"({"0": "a", "2": "c"})");
+  write_bytes(tmp / "blank.txt", "a\n\nc\n");
+  write_bytes(tmp / "broken.json", R"({"0": )");
+  write_bytes(tmp / "entry.json", R"({"0": 7})");
+  write_bytes(tmp / "empty.txt", "\n\n");
+  for (const auto& [file, part] : std::vector<std::pair<std::string, std::string>>{
+           {"gap.json", "index 1 is missing"},
+           {"blank.txt", "line 2 is empty"},
+           {"broken.json", "not valid JSON"},
+           {"entry.json", "entry 0 must be a name or [id, name]"},
+           {"empty.txt", "names no class"},
+           {"absent.txt", "does not exist"}}) {
+    std::string msg = error_message([&] { sdsgsm::read_class_names(tmp / file); });
+    EXPECT_TRUE(Contains(msg, file)) << msg;
+    EXPECT_TRUE(Contains(msg, part)) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+TEST(ImageFolder, FiveClassFolderOfAThousandClassModelGetsTheModelsLabels) {
+  TempDir tmp;
+  // Named by class name (one folder in another case), sorted folder order: c0007, C0123, c0500, c0998, c0999.
+  const std::vector<std::pair<std::string, int64_t>> folders = {
+      {"c0999", 999}, {"c0007", 7}, {"c0500", 500}, {"C0123", 123}, {"c0998", 998}};
+  int id = 0;
+  for (const auto& [name, k] : folders) write_png(tmp / name / "a.png", id++, 6, 4);
+  auto o = with_classes(thousand_classes());
+  Dataset ds = sdsgsm::read_image_folder(tmp.path(), o);
+  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{123, 7, 500, 998, 999}));
+  EXPECT_EQ(ds.num_classes(), 1000);
+  EXPECT_EQ(ds.classes[123], "c0123");
+  // The streaming source agrees.
+  auto src = sdsgsm::open_image_source(tmp.path(), Split::Test, 1, 3, o);
+  EXPECT_EQ(to_vector(src->read(0, 3).second), (std::vector<int64_t>{7, 500, 998}));
+  EXPECT_EQ(src->classes().size(), 1000u);
+}
+
+TEST(ImageFolder, SynsetFoldersWithAnIndexFile) {
+  TempDir tmp;
+  write_bytes(tmp / "imagenet_class_index.json",
+              R"({"0": ["n01440764", "tench"], "1": ["n01443537", "goldfish"], "2": ["n01484850", "great_white_shark"]})");
+  write_png(tmp / "val" / "n01484850" / "x.png", 0, 4, 4);
+  write_png(tmp / "val" / "n01440764" / "y.png", 1, 4, 4);
+  sdsgsm::DataOptions o = with_classes(sdsgsm::read_class_names(tmp / "imagenet_class_index.json"));
+  Dataset ds = sdsgsm::read_image_folder(tmp / "val", o);
+  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(ds.classes, (std::vector<std::string>{"tench", "goldfish", "great_white_shark"}));
+}
+
+TEST(ImageFolder, OneClassFolderWithTheZooNames) {
+  TempDir tmp;
+  write_png(tmp / "cat" / "a.png", 0, 4, 4);
+  write_png(tmp / "cat" / "b.png", 1, 4, 4);
+  // Names the model knows (not given with --classes) apply when a folder matches one.
+  sdsgsm::ClassNames cifar;
+  cifar.names = sdsgsm::cifar10_classes();
+  Dataset ds = sdsgsm::read_image_folder(tmp.path(), with_classes(cifar, false));
+  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(ds.classes, sdsgsm::cifar10_classes());
+  // A folder matching none of them is read as before (sorted folder index).
+  TempDir other;
+  write_png(other / "kitten" / "a.png", 0, 4, 4);
+  Dataset legacy = sdsgsm::read_image_folder(other.path(), with_classes(cifar, false));
+  EXPECT_EQ(to_vector(legacy.labels), (std::vector<int64_t>{0}));
+  EXPECT_EQ(legacy.classes, (std::vector<std::string>{"kitten"}));
+}
+
+TEST(ImageFolder, UnknownOrAmbiguousFolderNamesAreErrors) {
+  TempDir tmp;
+  write_png(tmp / "cat" / "a.png", 0, 4, 4);
+  write_png(tmp / "kitten" / "a.png", 0, 4, 4);
+  sdsgsm::ClassNames cifar;
+  cifar.names = sdsgsm::cifar10_classes();
+  for (bool given : {true, false}) {
+    std::string msg = error_message([&] { sdsgsm::read_image_folder(tmp.path(), with_classes(cifar, given)); });
+    EXPECT_TRUE(Contains(msg, "sub-folder: 'kitten' is none of the 10 classes")) << msg;
+    EXPECT_TRUE(Contains(msg, "airplane, automobile, bird, cat, deer, ...")) << msg;
+    EXPECT_EQ(Contains(msg, "--classes FILE"), !given) << msg;
+  }
+  TempDir two;
+  write_png(two / "crane" / "a.png", 0, 4, 4);
+  sdsgsm::ClassNames cranes;
+  cranes.names = {"crane", "crane"};
+  cranes.ids = {"n02012849", "n03126707"};
+  std::string msg = error_message([&] { sdsgsm::read_image_folder(two.path(), with_classes(cranes)); });
+  EXPECT_TRUE(Contains(msg, "'crane' names more than one of the 2 classes")) << msg;
+}
+
+TEST(ImageList, CsvWithHeaderIndicesNamesAndRelativePaths) {
+  TempDir tmp;
+  write_png(tmp / "imgs" / "a.png", 0, 4, 4);
+  write_png(tmp / "imgs" / "b.png", 1, 4, 4);
+  write_png(tmp / "elsewhere" / "c.png", 2, 4, 4);
+  write_bytes(tmp / "lists" / "list.csv",
+              "path,label\r\n"
+              "../imgs/b.png,5\n"
+              "# a comment\n"
+              "\n" +
+                  (tmp / "elsewhere" / "c.png").string() + ", Dog\n" + "../imgs/a.png,airplane\n");
+  sdsgsm::ClassNames cifar;
+  cifar.names = sdsgsm::cifar10_classes();
+  Dataset ds = sdsgsm::open_dataset(tmp / "lists" / "list.csv", Split::Test, 0, -1, with_classes(cifar, false));
+  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{5, 5, 0}));
+  ASSERT_EQ(ds.size(), 3);
+  EXPECT_EQ(ds.images[0][0][1][2].item<int>(), png_pixel(1, 2, 1, 0));
+  EXPECT_EQ(ds.images[1][2][3][0].item<int>(), png_pixel(2, 0, 3, 2));
+  EXPECT_EQ(ds.classes, sdsgsm::cifar10_classes());
+  // Indices alone need no names.
+  write_bytes(tmp / "idx.csv", "imgs/a.png,4\nimgs/b.png,0\n");
+  Dataset plain = sdsgsm::open_dataset(tmp / "idx.csv", Split::Test);
+  EXPECT_EQ(to_vector(plain.labels), (std::vector<int64_t>{4, 0}));
+  EXPECT_TRUE(plain.classes.empty());
+}
+
+TEST(ImageList, BadRowsNameTheLine) {
+  TempDir tmp;
+  write_png(tmp / "a.png", 0, 4, 4);
+  sdsgsm::ClassNames cifar;
+  cifar.names = sdsgsm::cifar10_classes();
+  const auto o = with_classes(cifar);
+  for (const auto& [rows, part] : std::vector<std::pair<std::string, std::string>>{
+           {"a.png,1\na.png\n", "line 2: expected 'path,label', got 'a.png'"},
+           {"a.png,1\na.png,12\n", "line 2: label 12 is beyond the 10 classes (0..9)"},
+           {"a.png,-1\n", "line 1: label -1 is negative"},
+           {"a.png,1\na.png,kitten\n", "line 2: label: 'kitten' is none of the 10 classes of --classes"},
+           {"a.png,1\nmissing.png,1\n", "missing.png"},
+           {"path,label\n", "lists no image"}}) {
+    write_bytes(tmp / "l.csv", rows);
+    std::string msg = error_message([&] { sdsgsm::open_dataset(tmp / "l.csv", Split::Test, 0, -1, o); });
+    EXPECT_TRUE(Contains(msg, part)) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  write_bytes(tmp / "names.csv", "a.png,cat\n");
+  std::string msg = error_message([&] { sdsgsm::open_dataset(tmp / "names.csv", Split::Test); });
+  EXPECT_TRUE(Contains(msg, "line 1: label 'cat' is not a class index, and the model's class names are unknown")) << msg;
+}
+
+TEST(ImageFolder, ResizeAndCropGiveOneSizeFromMixedSizes) {
+  TempDir tmp;
+  write_png(tmp / "a" / "wide.png", 0, 40, 20);
+  write_png(tmp / "a" / "tall.png", 1, 15, 30);
+  write_png(tmp / "b" / "square.png", 2, 16, 16);
+  // Without --resize/--crop: an error saying what to pass.
+  std::string msg = error_message([&] { sdsgsm::read_image_folder(tmp.path()); });
+  EXPECT_TRUE(Contains(msg, "pass --resize N and/or --crop N")) << msg;
+  sdsgsm::DataOptions o;
+  o.resize = 10;
+  msg = error_message([&] { sdsgsm::read_image_folder(tmp.path(), o); });
+  EXPECT_TRUE(Contains(msg, "after --resize")) << msg;
+  EXPECT_TRUE(Contains(msg, "add --crop N")) << msg;
+  // The short side to N, the long side in proportion (truncated), then the centre crop.
+  EXPECT_EQ(sdsgsm::read_image(tmp / "a" / "wide.png", o).sizes(), (std::vector<int64_t>{3, 10, 20}));
+  EXPECT_EQ(sdsgsm::read_image(tmp / "a" / "tall.png", o).sizes(), (std::vector<int64_t>{3, 20, 10}));
+  o.crop = 8;
+  Dataset ds = sdsgsm::read_image_folder(tmp.path(), o);
+  EXPECT_EQ(ds.images.sizes(), (std::vector<int64_t>{3, 3, 8, 8}));
+  // Crop alone cuts the centre pixels unchanged: 40x20 -> columns 16..23, rows 6..13.
+  sdsgsm::DataOptions c;
+  c.crop = 8;
+  auto wide = sdsgsm::read_image(tmp / "a" / "wide.png", c);
+  EXPECT_EQ(wide[1][0][0].item<int>(), png_pixel(0, 16, 6, 1));
+  EXPECT_EQ(wide[2][7][7].item<int>(), png_pixel(0, 23, 13, 2));
+  // A uniform image stays uniform through the antialiased resize.
+  std::vector<uint8_t> grey(30 * 50 * 3, 77);
+  fs::create_directories(tmp / "u");
+  ASSERT_NE(stbi_write_png((tmp / "u" / "g.png").string().c_str(), 50, 30, 3, grey.data(), 50 * 3), 0);
+  sdsgsm::DataOptions r;
+  r.resize = 7;
+  auto g = sdsgsm::read_image(tmp / "u" / "g.png", r);
+  EXPECT_EQ(g.sizes(), (std::vector<int64_t>{3, 7, 11}));
+  EXPECT_EQ(g.min().item<int>(), 77);
+  EXPECT_EQ(g.max().item<int>(), 77);
+  // Too small for the crop.
+  c.crop = 17;
+  msg = error_message([&] { sdsgsm::read_image(tmp / "b" / "square.png", c); });
+  EXPECT_TRUE(Contains(msg, "square.png' is 16x16, smaller than --crop 17")) << msg;
 }
 
 }  // namespace

@@ -253,6 +253,53 @@ TEST(Report, CompareWritesASelfContainedPageWithEveryAttack) {
   EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep.html"), "2 attacks: SD-SGSM, FGSM (textbook)"));
 }
 
+// A 1000-class model (TorchScript, made here) on a CSV list of 12 images labelled with its own
+// predictions: the per-class part lists classes and moves by the data's names, not a 1000 x 1000
+// map, with and without example images.
+TEST(Report, ThousandClassesGiveTopListsWithTheDatasNames) {
+  sdsgsm_test::TempDir dir;
+  torch::manual_seed(0);
+  auto net = sdsgsm::make_network("resnet20", 1000);
+  sdsgsm::export_torchscript(*net, "resnet20", dir / "model1000.ts");
+  std::string names;
+  for (int k = 0; k < 1000; ++k) names += "class-" + std::to_string(k) + "\n";
+  sdsgsm_test::write_bytes(dir / "names.txt", names);
+  std::string list = "path,label\n";
+  for (int i = 0; i < 12; ++i) {
+    sdsgsm_test::write_png(dir / "imgs" / (std::to_string(i) + ".png"), i, 32, 32);
+    list += "imgs/" + std::to_string(i) + ".png,0\n";
+  }
+  sdsgsm_test::write_bytes(dir / "list.csv", list);
+  auto model = sdsgsm::load_classifier((dir / "model1000.ts").string());
+  auto images = sdsgsm::open_dataset(dir / "list.csv", sdsgsm::Split::Test).float_images(0, 12);
+  torch::Tensor pred;
+  {
+    torch::NoGradGuard no_grad;
+    pred = model->forward(images).argmax(1);
+  }
+  list = "path,label\n";
+  for (int i = 0; i < 12; ++i) list += "imgs/" + std::to_string(i) + ".png,class-" + std::to_string(pred[i].item<int64_t>()) + "\n";
+  sdsgsm_test::write_bytes(dir / "list.csv", list);
+  auto r = sdsgsm_test::run_shell(std::string(SDSGSM_TEST_BINARY) +
+                                      " --threads 1 -q attack --attack ifgsm --steps 2 --model model1000.ts --data list.csv "
+                                      "--classes names.txt --count 12 --batch-size 6 --out run",
+                                  dir.path(), dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string first = "class-" + std::to_string(pred[0].item<int64_t>());
+  for (const char* examples : {"3", "0"}) {
+    SCOPED_TRACE(examples);
+    r = sdsgsm_test::run_shell(std::string(SDSGSM_TEST_BINARY) + " -q report run --examples " + examples + " --out r.html",
+                               dir.path(), dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string html = sdsgsm_test::read_bytes(dir / "r.html");
+    EXPECT_TRUE(Contains(html, "1000 classes: too many for a table and a heat map"));
+    EXPECT_TRUE(Contains(html, "<td>" + first + "</td>")) << first;
+    EXPECT_FALSE(Contains(html, "airplane"));  // not CIFAR-10's names
+    EXPECT_FALSE(Contains(html, "<th>class-999</th>"));  // no column per class
+    EXPECT_LT(html.size(), 2000000u);
+  }
+}
+
 TEST(Report, MissingInputsDegradeWithANote) {
   ReportFixture f;
   f.compare("cmp", "--no-adversarial ");

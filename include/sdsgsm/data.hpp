@@ -48,14 +48,50 @@ Dataset read_cifar10_file(const fs::path& file);
 /// Reads the training (data_batch_1..5.bin) or test (test_batch.bin) split from a folder.
 Dataset read_cifar10(const fs::path& dir, Split split);
 
+/// A model's classes, in output order: a display name each and, where known, an id (an ImageNet
+/// synset such as n01440764). Image folders and CSV lists name classes by either.
+struct ClassNames {
+  std::vector<std::string> names;
+  std::vector<std::string> ids;  ///< empty, or one per name
+  bool empty() const { return names.empty(); }
+  int64_t size() const { return static_cast<int64_t>(names.size()); }
+};
+
+/// Reads --classes FILE: a JSON object from index to name or to [id, name] (ImageNet's
+/// imagenet_class_index.json: {"0": ["n01440764", "tench"], ...}; the indices must be 0..K-1), a
+/// JSON array of names, or text with one name a line (a line "n01440764 tench, Tinca tinca" gives
+/// an id and a name, as Caffe's synset_words.txt). Errors name the file and the entry or line.
+ClassNames read_class_names(const fs::path& file);
+
+/// How image folders and CSV lists are read (CIFAR-10 binaries take none of it).
+struct DataOptions {
+  /// The model's classes. Empty: an image folder's classes are its sub-folders in sorted order and
+  /// a CSV list's labels are indices. Given: a folder or a CSV label names a class by name or id
+  /// (exactly, else ignoring case) and gets its index, so a folder may hold any subset of the
+  /// classes; the source's classes() are then these names.
+  ClassNames classes;
+  /// Whether `classes` were given by the user (--classes): every folder must then name one. Class
+  /// names only known from the model (the zoo's CIFAR-10 names) apply when a folder matches one;
+  /// a folder where none does is read as before (sorted folder index).
+  bool classes_given = false;
+  int64_t resize = 0;  ///< > 0: scale each image so that its short side is this (bilinear, antialiased)
+  int64_t crop = 0;    ///< > 0: then cut the centre crop x crop square
+};
+
 /// Reads a folder laid out as class_name/*.png|jpg|jpeg|bmp (classes sorted by name). Every image
-/// must decode and have the same size; it is converted to RGB.
-Dataset read_image_folder(const fs::path& dir);
+/// must decode and have the same size (after options.resize/crop); it is converted to RGB.
+Dataset read_image_folder(const fs::path& dir, const DataOptions& options = {});
+
+/// One image file as RGB uint8 3 x H x W, resized and cropped as `options` say.
+torch::Tensor read_image(const fs::path& file, const DataOptions& options = {});
 
 /// Opens a data set given on the command line: a CIFAR-10 binary folder (holding test_batch.bin
-/// or data_batch_*.bin), a single .bin file, or an image folder. `split` picks the CIFAR-10 split.
-/// `offset`/`count` select images (count < 0: all); a count beyond the data set is an error.
-Dataset open_dataset(const fs::path& path, Split split, int64_t offset = 0, int64_t count = -1);
+/// or data_batch_*.bin), a single .bin file, an image folder, or a CSV list of images (a .csv file
+/// of `path,label` rows: paths relative to the file's folder, labels a class index or name; a
+/// header line is allowed). `split` picks the CIFAR-10 split. `offset`/`count` select images
+/// (count < 0: all); a count beyond the data set is an error.
+Dataset open_dataset(const fs::path& path, Split split, int64_t offset = 0, int64_t count = -1,
+                     const DataOptions& options = {});
 
 /// Labelled images read on demand, batch by batch, so that working through a data set takes
 /// memory independent of its size. Reading validates what it reads (labels in range, images of
@@ -79,11 +115,11 @@ class ImageSource {
 };
 
 /// Opens what `open_dataset` opens, reading only when asked: a CIFAR-10 binary file or folder
-/// (records are read by seeking; file sizes are checked at once, labels as they are read) or an
-/// image folder (listed at once, each image decoded when its batch is read). `offset`/`count`
+/// (records are read by seeking; file sizes are checked at once, labels as they are read), an
+/// image folder or a CSV list (listed at once, each image decoded when its batch is read). `offset`/`count`
 /// select images (count < 0: all); a range beyond the data set is an error.
 std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset = 0,
-                                               int64_t count = -1);
+                                               int64_t count = -1, const DataOptions& options = {});
 
 /// An in-memory data set as a source (shares its tensors).
 std::unique_ptr<ImageSource> memory_source(const Dataset& data);

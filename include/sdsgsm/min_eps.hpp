@@ -20,6 +20,7 @@ struct MinEpsOptions {
   int rounds = 6;  ///< bisection rounds after the check at eps_max: resolution eps_max / 2^rounds
   int64_t batch_size = 128;
   int64_t first_index = 0;  ///< sample id of data's first image (seeds random starts, as the runner does)
+  torch::Device device = torch::kCPU;  ///< the model's device: each batch is moved there
 };
 
 /// Per-sample minimal eps (float64, N): the smallest bisection point at which `make(eps)` fools

@@ -17,14 +17,42 @@ int64_t cifar_record_count(const fs::path& file);
 /// The CIFAR-10 files of a split in a folder.
 std::vector<fs::path> cifar_split_files(const fs::path& dir, Split split);
 
-/// An image folder's classes (sorted sub-folder names) and its images (sorted by class, then by
-/// file name) with their labels. Errors when it has no class folder or no image.
+/// An image folder's classes and its images (sorted by sub-folder name, then by file name) with
+/// their labels. Without class names (options.classes) the classes are the sorted sub-folder names
+/// and a label is its folder's index; with them, a label is the index of the class its folder
+/// names (DataOptions). Errors when it has no class folder or no image, or a folder names no class.
 struct ImageFolderListing {
   std::vector<std::string> classes;
   std::vector<fs::path> files;
   std::vector<int64_t> labels;
 };
-ImageFolderListing list_image_folder(const fs::path& dir);
+ImageFolderListing list_image_folder(const fs::path& dir, const DataOptions& options = {});
+
+/// A CSV list of `path,label` rows (see open_dataset); errors name the file and line.
+ImageFolderListing list_csv(const fs::path& file, const DataOptions& options);
+
+/// A listing's images as a source, read `options`' way (offset/count as open_image_source's).
+std::unique_ptr<ImageSource> listed_source(ImageFolderListing listing, std::string source, int64_t offset, int64_t count,
+                                           const DataOptions& options);
+
+/// Whether a path is a CSV list (its extension is .csv, any case).
+bool is_csv_list(const fs::path& path);
+
+/// Whether a file name ends in an image extension stb_image reads (.png .jpg .jpeg .bmp).
+bool is_image_file(const fs::path& path);
+
+/// The index of the class `name` names among options.classes (names or ids, exactly, else ignoring
+/// case); an Error beginning with `where` when it names none, or two.
+int64_t class_index(const DataOptions& options, const std::string& name, const std::string& where);
+
+/// Relabels a listing whose labels index `folders` by the class each folder names (see DataOptions).
+void label_folders(ImageFolderListing& listing, const fs::path& dir, const DataOptions& options,
+                   const std::vector<std::string>& folders);
+
+/// Resizes (short side to options.resize; bilinear, antialiased, as torchvision's Resize) and
+/// centre-crops (options.crop) an RGB uint8 3 x H x W image; an Error names `file` when the image
+/// is smaller than the crop.
+torch::Tensor resize_and_crop(const fs::path& file, torch::Tensor image, const DataOptions& options);
 
 /// Checks [offset, offset + count) against a data set of `total` images (count < 0: to the end)
 /// and returns the count; errors say what was asked and what `source` holds.
@@ -40,7 +68,9 @@ inline constexpr int64_t kMaxImagePixels = int64_t{1} << 24;
 /// it is larger than the bounds above.
 torch::Tensor decode_rgb(const fs::path& file);
 
-/// An Error naming `file` unless `image` (3 x H x W) has the folder's `shape`.
-void check_image_shape(const fs::path& file, const torch::Tensor& image, at::IntArrayRef shape);
+/// An Error naming `file` unless `image` (3 x H x W) has the folder's `shape` (suggesting --resize
+/// and --crop unless `options` already crop).
+void check_image_shape(const fs::path& file, const torch::Tensor& image, at::IntArrayRef shape,
+                       const DataOptions& options = {});
 
 }  // namespace sdsgsm::detail

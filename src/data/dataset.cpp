@@ -1,3 +1,5 @@
+#include <tuple>
+
 #include <fmt/format.h>
 
 #include "data/data_internal.hpp"
@@ -37,16 +39,20 @@ Dataset Dataset::slice(int64_t offset, int64_t count) const {
   return out;
 }
 
-Dataset open_dataset(const fs::path& path, Split split, int64_t offset, int64_t count) {
+Dataset open_dataset(const fs::path& path, Split split, int64_t offset, int64_t count, const DataOptions& options) {
   if (!fs::exists(path)) throw Error(fmt::format("data set '{}' does not exist", path.string()));
-  Dataset ds;
-  if (fs::is_regular_file(path)) {
-    ds = read_cifar10_file(path);
-  } else if (fs::exists(path / "test_batch.bin") || fs::exists(path / "data_batch_1.bin")) {
-    ds = read_cifar10(path, split);
-  } else {
-    ds = read_image_folder(path);
+  const bool listed = fs::is_regular_file(path) ? detail::is_csv_list(path)
+                                                : !(fs::exists(path / "test_batch.bin") || fs::exists(path / "data_batch_1.bin"));
+  if (listed) {
+    // Only the selected images are decoded.
+    auto source = open_image_source(path, split, offset, count, options);
+    Dataset ds;
+    std::tie(ds.images, ds.labels) = source->read(0, source->size());
+    ds.classes = source->classes();
+    ds.source = source->source();
+    return ds;
   }
+  Dataset ds = fs::is_regular_file(path) ? read_cifar10_file(path) : read_cifar10(path, split);
   return ds.slice(offset, count);
 }
 

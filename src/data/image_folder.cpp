@@ -1,7 +1,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <stb_image.h>
@@ -9,19 +11,24 @@
 #include "data/data_internal.hpp"
 
 namespace sdsgsm {
-namespace {
+namespace detail {
 
-bool is_image_file(const fs::path& p) {
+namespace {
+std::string lower_extension(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext;
+}
+}  // namespace
+
+bool is_image_file(const fs::path& p) {
+  const std::string ext = lower_extension(p);
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
 }
 
-}  // namespace
+bool is_csv_list(const fs::path& p) { return lower_extension(p) == ".csv"; }
 
-namespace detail {
-
-ImageFolderListing list_image_folder(const fs::path& dir) {
+ImageFolderListing list_image_folder(const fs::path& dir, const DataOptions& options) {
   if (!fs::is_directory(dir)) throw Error(fmt::format("image folder '{}' does not exist", dir.string()));
   ImageFolderListing out;
   for (const auto& entry : fs::directory_iterator(dir)) {
@@ -45,6 +52,8 @@ ImageFolderListing list_image_folder(const fs::path& dir) {
     }
   }
   if (out.files.empty()) throw Error(fmt::format("image folder '{}' holds no images", dir.string()));
+  const auto folders = out.classes;
+  label_folders(out, dir, options, folders);
   return out;
 }
 
@@ -107,28 +116,63 @@ torch::Tensor decode_rgb(const fs::path& file) {
   return chw;
 }
 
-void check_image_shape(const fs::path& file, const torch::Tensor& image, at::IntArrayRef shape) {
+void check_image_shape(const fs::path& file, const torch::Tensor& image, at::IntArrayRef shape,
+                       const DataOptions& options) {
   if (image.sizes() != shape) {
-    throw Error(fmt::format("image '{}' is {}x{}, but the folder's images are {}x{}", file.string(), image.size(2),
-                            image.size(1), shape[2], shape[1]));
+    throw Error(fmt::format("image '{}' is {}x{}{}, but the first image is {}x{}: {}", file.string(), image.size(2),
+                            image.size(1), options.resize > 0 ? " after --resize" : "", shape[2], shape[1],
+                            options.resize > 0 ? "add --crop N to cut them all to N x N"
+                                               : "pass --resize N and/or --crop N to bring them to one size"));
   }
+}
+
+torch::Tensor resize_and_crop(const fs::path& file, torch::Tensor image, const DataOptions& o) {
+  if (o.resize > 0) {
+    // The short side to o.resize and the long side in proportion, truncated (torchvision's Resize).
+    const int64_t h = image.size(1), w = image.size(2);
+    const int64_t nh = h <= w ? o.resize : o.resize * h / w;
+    const int64_t nw = h <= w ? o.resize * w / h : o.resize;
+    if (nh < 1 || nw < 1) {
+      throw Error(fmt::format("image '{}' is {}x{}: --resize {} leaves no pixel along its long side", file.string(), w, h,
+                              o.resize));
+    }
+    if (nh != h || nw != w) {
+      namespace F = torch::nn::functional;
+      auto x = image.unsqueeze(0).to(torch::kFloat32);
+      x = F::interpolate(x, F::InterpolateFuncOptions()
+                                .size(std::vector<int64_t>{nh, nw})
+                                .mode(torch::kBilinear)
+                                .align_corners(false)
+                                .antialias(true));
+      image = x.squeeze(0).round_().clamp_(0, 255).to(torch::kUInt8).contiguous();
+    }
+  }
+  if (o.crop > 0) {
+    const int64_t h = image.size(1), w = image.size(2);
+    if (h < o.crop || w < o.crop) {
+      throw Error(fmt::format("image '{}' is {}x{}{}, smaller than --crop {}", file.string(), w, h,
+                              o.resize > 0 ? " after --resize" : "", o.crop));
+    }
+    // The centre, rounded half to even (torchvision's CenterCrop).
+    const auto top = static_cast<int64_t>(std::nearbyint((h - o.crop) / 2.0));
+    const auto left = static_cast<int64_t>(std::nearbyint((w - o.crop) / 2.0));
+    image = image.narrow(1, top, o.crop).narrow(2, left, o.crop).contiguous();
+  }
+  return image;
 }
 
 }  // namespace detail
 
-Dataset read_image_folder(const fs::path& dir) {
-  auto listing = detail::list_image_folder(dir);
-  std::vector<torch::Tensor> imgs;
-  for (const auto& f : listing.files) {
-    auto img = detail::decode_rgb(f);
-    if (!imgs.empty()) detail::check_image_shape(f, img, imgs.front().sizes());
-    imgs.push_back(img);
-  }
+torch::Tensor read_image(const fs::path& file, const DataOptions& options) {
+  return detail::resize_and_crop(file, detail::decode_rgb(file), options);
+}
+
+Dataset read_image_folder(const fs::path& dir, const DataOptions& options) {
+  auto source = detail::listed_source(detail::list_image_folder(dir, options), dir.string(), 0, -1, options);
   Dataset ds;
-  ds.images = torch::stack(imgs);
-  ds.labels = torch::tensor(listing.labels, torch::kInt64);
-  ds.classes = listing.classes;
-  ds.source = dir.string();
+  std::tie(ds.images, ds.labels) = source->read(0, source->size());
+  ds.classes = source->classes();
+  ds.source = source->source();
   return ds;
 }
 

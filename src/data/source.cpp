@@ -59,15 +59,16 @@ class CifarSource : public ImageSource {
   int64_t offset_ = 0, count_ = 0;
 };
 
-/// An image folder: listed at once, decoded batch by batch.
-class FolderSource : public ImageSource {
+/// An image folder or CSV list: listed at once, decoded batch by batch.
+class ListedSource : public ImageSource {
  public:
-  FolderSource(const fs::path& dir, int64_t offset, int64_t count)
-      : listing_(detail::list_image_folder(dir)), source_(dir.string()) {
+  ListedSource(detail::ImageFolderListing listing, std::string source, int64_t offset, int64_t count,
+               const DataOptions& options)
+      : listing_(std::move(listing)), source_(std::move(source)), options_(options) {
     count_ = detail::checked_range(offset, count, static_cast<int64_t>(listing_.files.size()), source_);
     offset_ = offset;
-    auto first = detail::decode_rgb(listing_.files[static_cast<size_t>(offset_)]);
-    shape_ = first.sizes().vec();
+    const auto& f = listing_.files[static_cast<size_t>(offset_ < static_cast<int64_t>(listing_.files.size()) ? offset_ : 0)];
+    shape_ = read_image(f, options_).sizes().vec();
   }
   int64_t size() const override { return count_; }
   std::vector<int64_t> image_shape() const override { return shape_; }
@@ -80,8 +81,8 @@ class FolderSource : public ImageSource {
     auto labels = torch::empty({n}, torch::kInt64);
     for (int64_t i = 0; i < n; ++i) {
       const auto k = static_cast<size_t>(offset_ + start + i);
-      auto img = detail::decode_rgb(listing_.files[k]);
-      detail::check_image_shape(listing_.files[k], img, shape_);
+      auto img = read_image(listing_.files[k], options_);
+      detail::check_image_shape(listing_.files[k], img, shape_, options_);
       images[i].copy_(img);
       labels[i] = listing_.labels[k];
     }
@@ -91,6 +92,7 @@ class FolderSource : public ImageSource {
  private:
   detail::ImageFolderListing listing_;
   std::string source_;
+  DataOptions options_;
   int64_t offset_ = 0, count_ = 0;
   std::vector<int64_t> shape_;
 };
@@ -151,16 +153,30 @@ std::pair<torch::Tensor, torch::Tensor> ImageSource::read_float(int64_t start, i
 
 torch::Tensor ImageSource::float_images(int64_t start, int64_t n) const { return read_float(start, n).first; }
 
-std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset, int64_t count) {
+std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset, int64_t count,
+                                               const DataOptions& options) {
+  if (options.resize < 0 || options.crop < 0) {
+    throw Error(fmt::format("--resize and --crop must be >= 0 (got {} and {})", options.resize, options.crop));
+  }
   if (!fs::exists(path)) throw Error(fmt::format("data set '{}' does not exist", path.string()));
+  if (fs::is_regular_file(path) && detail::is_csv_list(path)) {
+    return std::make_unique<ListedSource>(detail::list_csv(path, options), path.string(), offset, count, options);
+  }
   if (fs::is_regular_file(path)) return std::make_unique<CifarSource>(std::vector<fs::path>{path}, path.string(), offset, count);
   if (fs::exists(path / "test_batch.bin") || fs::exists(path / "data_batch_1.bin")) {
     auto files = detail::cifar_split_files(path, split);
     std::string source = (path / (split == Split::Test ? "test_batch.bin" : "data_batch_*.bin")).string();
     return std::make_unique<CifarSource>(files, source, offset, count);
   }
-  return std::make_unique<FolderSource>(path, offset, count);
+  return std::make_unique<ListedSource>(detail::list_image_folder(path, options), path.string(), offset, count, options);
 }
+
+namespace detail {
+std::unique_ptr<ImageSource> listed_source(ImageFolderListing listing, std::string source, int64_t offset, int64_t count,
+                                           const DataOptions& options) {
+  return std::make_unique<ListedSource>(std::move(listing), std::move(source), offset, count, options);
+}
+}  // namespace detail
 
 std::unique_ptr<ImageSource> memory_source(const Dataset& data) { return std::make_unique<MemorySource>(data); }
 

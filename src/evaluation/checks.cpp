@@ -28,9 +28,13 @@ std::vector<std::string> check_model(Classifier& model, const torch::Tensor& x_i
   const int64_t k = a.size(1);
   const int64_t max_label = y.max().item<int64_t>();
   if ((num_classes > 0 && k != num_classes) || max_label >= k) {
-    throw Error(fmt::format("model '{}' has {} output classes, but the data has {}{}: they must match", name, k,
+    throw Error(fmt::format("model '{}' has {} output classes, but the data has {}{}: they must match{}", name, k,
                             num_classes > 0 ? fmt::format("{} classes", num_classes) : "labels",
-                            fmt::format(" (labels up to {})", max_label)));
+                            fmt::format(" (labels up to {})", max_label),
+                            num_classes > 0 && num_classes < k && max_label < k
+                                ? " (for images of some of the model's classes, name each class folder by its class "
+                                  "and give the model's class names with --classes FILE)"
+                                : ""));
   }
   const bool in_unit = a.min().item<double>() >= 0 && a.max().item<double>() <= 1;
   if (in_unit && (a.sum(1) - 1).abs().max().item<double>() < 1e-3) {

@@ -19,7 +19,7 @@ EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size, 
   EvalResult r;
   r.total = data.size();
   r.classes = data.classes;
-  const int64_t k = std::max<int64_t>(data.num_classes(), 1);
+  int64_t k = std::max<int64_t>(data.num_classes(), 1);
   r.predictions = torch::empty({r.total}, torch::kInt64);
   Progress bar("eval", r.total, progress);
   for (int64_t i = 0; i < r.total; i += batch_size) {
@@ -30,6 +30,10 @@ EvalResult evaluate(Classifier& model, const Dataset& data, int64_t batch_size, 
   }
   auto labels = data.labels;
   auto max_pred = r.total ? r.predictions.max().item<int64_t>() : 0;
+  if (data.classes.empty() && r.total) {
+    // Labels without class names (a CSV list of indices): as many classes as labels and predictions reach.
+    k = std::max(max_pred, labels.max().item<int64_t>()) + 1;
+  }
   if (max_pred >= k) {
     throw Error(fmt::format("model '{}' predicts class {}, but the data set has {} classes", model.name(),
                             max_pred, k));

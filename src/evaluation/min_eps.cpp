@@ -19,9 +19,9 @@ torch::Tensor fooled(Classifier& model, const Dataset& data, const std::vector<i
   for (int64_t start = 0; start < idx.size(0); start += o.batch_size) {
     const int64_t n = std::min(o.batch_size, idx.size(0) - start);
     auto sel = idx.slice(0, start, start + n);
-    auto x = data.images.index_select(0, sel).to(torch::kFloat32).div(255);
-    auto y = data.labels.index_select(0, sel);
-    auto r = attack->run(model, x, y, sel + o.first_index);
+    auto x = data.images.index_select(0, sel).to(torch::kFloat32).div(255).to(o.device);
+    auto y = data.labels.index_select(0, sel).to(o.device);
+    auto r = attack->run(model, x, y, (sel + o.first_index).to(o.device));
     out.slice(0, start, start + n).copy_(r.success.to(torch::kCPU));
   }
   return out;
@@ -45,7 +45,7 @@ torch::Tensor minimal_eps(Classifier& model, const Dataset& data,
     torch::NoGradGuard ng;
     std::vector<torch::Tensor> preds;
     for (int64_t s = 0; s < n; s += o.batch_size) {
-      preds.push_back(model.forward(data.float_images(s, std::min(o.batch_size, n - s))).argmax(1).to(torch::kCPU));
+      preds.push_back(model.forward(data.float_images(s, std::min(o.batch_size, n - s)).to(o.device)).argmax(1).to(torch::kCPU));
     }
     clean_pred = n > 0 ? torch::cat(preds) : torch::empty({0}, torch::kInt64);
   }

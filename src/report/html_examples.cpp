@@ -47,6 +47,24 @@ std::string class_name(const Examples& e, int64_t k) {
 
 }  // namespace
 
+std::vector<std::string> info_classes(const nlohmann::json& info) {
+  std::vector<std::string> out;
+  if (info.is_object() && info.contains("classes") && info["classes"].is_array()) {
+    for (const auto& c : info["classes"]) out.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  }
+  return out;
+}
+
+std::vector<std::string> default_classes(const Group& g) {
+  // A run records its class names unless they are CIFAR-10's (record_data_flags); runs with labels
+  // beyond CIFAR-10's ten (or runs written before) without names show "class k".
+  int64_t top = -1;
+  for (const auto& run : g.runs) {
+    if (run.r.size() > 0) top = std::max({top, run.r.label.max().item<int64_t>(), run.r.adv_pred.max().item<int64_t>()});
+  }
+  return top < 10 ? cifar10_classes() : std::vector<std::string>{};
+}
+
 /// An <img> of a 3 x H x W image in [0,1], inline.
 std::string img(const torch::Tensor& image, const std::string& alt) {
   auto rgb = image.size(0) == 1 ? image.expand({3, image.size(1), image.size(2)}) : image;
@@ -81,8 +99,19 @@ Examples prepare_examples(Group& g, const ReportOptions& o) {
   const std::string data = g.info.value("data", std::string());
   const std::string split = g.info.value("split", std::string("test"));
   try {
+    // Read as the run read it: sizes and class names from its info (record_data_flags).
+    DataOptions options;
+    options.resize = g.info.value("resize", int64_t{0});
+    options.crop = g.info.value("crop", int64_t{0});
+    const std::string classes_file = g.info.value("classes_file", std::string());
+    if (!classes_file.empty() && fs::is_regular_file(classes_file)) {
+      options.classes = read_class_names(classes_file);
+      options.classes_given = true;
+    } else {
+      options.classes.names = info_classes(g.info);
+    }
     auto source = open_image_source(data, split == "train" ? Split::Train : Split::Test, g.info.value("offset", int64_t{0}),
-                                    g.info.value("count", int64_t{-1}));
+                                    g.info.value("count", int64_t{-1}), options);
     e.classes = source->classes();
     std::vector<torch::Tensor> parts;
     for (int64_t row : e.rows) parts.push_back(source->float_images(row, 1));
@@ -92,7 +121,8 @@ Examples prepare_examples(Group& g, const ReportOptions& o) {
                                   "perturbation or maps. Run the report from the folder the attack ran in.",
                                   data, ex.what()));
   }
-  if (e.classes.empty()) e.classes = cifar10_classes();
+  if (!info_classes(g.info).empty()) e.classes = info_classes(g.info);
+  if (e.classes.empty()) e.classes = default_classes(g);
   if (o.model) {
     const std::string model = g.info.value("model", std::string());
     try {
@@ -177,6 +207,61 @@ std::string examples_section(Group& g, const Examples& e) {
   return h;
 }
 
+namespace {
+
+/// Per class with many classes (ImageNet's 1000): per attack, the classes with the highest ASR
+/// and the most frequent (true -> adversarial prediction) pairs, instead of a K-column table and a
+/// K x K heat map.
+std::string many_classes_section(const Group& g, const Examples& e, int64_t classes) {
+  constexpr int64_t kTop = 15;
+  std::string h = fmt::format(
+      "<h3>Per class</h3>\n<p class=\"sub\">{} classes: too many for a table and a heat map. Per attack, over the "
+      "correctly classified images: the {} classes with the highest ASR (float; among those with images), and the {} most "
+      "frequent moves of a fooled image from its true class to the adversarial prediction.</p>\n",
+      classes, kTop, kTop);
+  for (const auto& run : g.runs) {
+    auto counted = counted_samples(run.r);
+    auto labels = run.r.label.index({counted}), preds = run.r.adv_pred.index({counted});
+    auto fooled = run.r.success.index({counted});
+    std::map<int64_t, std::pair<int64_t, int64_t>> per;  // class -> (images, fooled)
+    std::map<std::pair<int64_t, int64_t>, int64_t> moves;
+    for (int64_t i = 0; i < labels.size(0); ++i) {
+      const int64_t y = labels[i].item<int64_t>();
+      const bool f = fooled[i].item<bool>();
+      auto& c = per[y];
+      c.first += 1;
+      c.second += f ? 1 : 0;
+      if (f) moves[{y, preds[i].item<int64_t>()}] += 1;
+    }
+    std::vector<std::pair<int64_t, std::pair<int64_t, int64_t>>> rows(per.begin(), per.end());
+    // Highest ASR first; ties: more images first, then class index.
+    std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+      const auto l = a.second.second * b.second.first, r = b.second.second * a.second.first;
+      return l != r ? l > r : a.second.first > b.second.first;
+    });
+    h += fmt::format("<h4>{}</h4>\n<div class=\"charts\">\n<table><tr><th>class</th><th>images</th><th>ASR</th></tr>\n",
+                     escape(run.label));
+    for (size_t k = 0; k < rows.size() && static_cast<int64_t>(k) < kTop; ++k) {
+      const auto& [c, nf] = rows[k];
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n", escape(class_name(e, c)), nf.first,
+                       pct(static_cast<double>(nf.second) / nf.first));
+    }
+    h += fmt::format("</table>\n<table><tr><th>true class</th><th>adversarial prediction</th><th>images</th></tr>\n");
+    std::vector<std::pair<std::pair<int64_t, int64_t>, int64_t>> pairs(moves.begin(), moves.end());
+    std::stable_sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    for (size_t k = 0; k < pairs.size() && static_cast<int64_t>(k) < kTop; ++k) {
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n", escape(class_name(e, pairs[k].first.first)),
+                       escape(class_name(e, pairs[k].first.second)), pairs[k].second);
+    }
+    if (pairs.empty()) h += "<tr><td colspan=\"3\">no image fooled</td></tr>\n";
+    h += fmt::format("</table>\n</div>\n<p class=\"sub\">{} of {} classes hold images; {} distinct moves.</p>\n",
+                     per.size(), classes, moves.size());
+  }
+  return h;
+}
+
+}  // namespace
+
 std::string per_class_section(const Group& g, const Examples& e) {
   int64_t classes = static_cast<int64_t>(e.classes.size());
   for (const auto& run : g.runs) {
@@ -184,6 +269,7 @@ std::string per_class_section(const Group& g, const Examples& e) {
       classes = std::max({classes, run.r.label.max().item<int64_t>() + 1, run.r.adv_pred.max().item<int64_t>() + 1});
     }
   }
+  if (classes > kMaxClassesInTable) return many_classes_section(g, e, classes);
   std::string h =
       "<h3>Per class</h3>\n<p class=\"sub\">ASR (float) per true class over the correctly classified images, and "
       "where the adversarials land: rows the true class, columns the adversarial prediction.</p>\n<table><tr><th>attack</th>";

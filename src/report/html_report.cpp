@@ -249,6 +249,7 @@ std::string config_section(const Group& g) {
   nlohmann::json info = g.info;
   info["version"] = g.runs.front().metrics.value("version", std::string());
   info["model_kind"] = g.runs.front().metrics.value("model_kind", std::string());
+  if (info.contains("classes") && info["classes"].is_array()) info["classes"] = fmt::format("{} names", info["classes"].size());
   h += fmt::format("<details><summary>model and data</summary><pre>{}</pre></details>\n", escape(info.dump(2)));
   return h;
 }
@@ -267,6 +268,10 @@ std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions
       by_key[key] = groups.size();
       groups.emplace_back();
       for (const char* k : {"model", "data", "split", "offset", "count"}) groups.back().info[k] = run.metrics.value(k, nlohmann::json());
+      // How the images were read and named (a run on CIFAR-10 records none of these).
+      for (const char* k : {"classes", "classes_file", "resize", "crop"}) {
+        if (run.metrics.contains(k)) groups.back().info[k] = run.metrics[k];
+      }
       groups.back().info["regime"] = run.regime;
     }
     groups[by_key[key]].runs.push_back(std::move(run));
@@ -301,7 +306,8 @@ std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions
       e = prepare_examples(g, o);
       examples = examples_section(g, e);
     } else {
-      e.classes = cifar10_classes();
+      e.classes = info_classes(g.info);
+      if (e.classes.empty()) e.classes = default_classes(g);
     }
     std::string sections = summary_section(g) + frontier_section(g) + curves_section(g, grid, eps) +
                            paired_section(paired, paired_source) +

@@ -65,10 +65,19 @@ struct Examples {
   std::vector<std::string> classes;
   std::shared_ptr<Classifier> model;
 };
+/// The class names a run recorded in its info (record_data_flags: absent for CIFAR-10).
+std::vector<std::string> info_classes(const nlohmann::json& info);
+/// The names for a group's classes when the run recorded none: CIFAR-10's when its labels and
+/// predictions fit in ten classes, else none ("class k").
+std::vector<std::string> default_classes(const Group& g);
 /// The first o.examples correctly classified images of a group, read from its data and model
 /// (each missing one adds a note to the group).
 Examples prepare_examples(Group& g, const ReportOptions& o);
 std::string examples_section(Group& g, const Examples& e);
+/// Per class: with up to kMaxClassesInTable classes an ASR table and a confusion heat map per
+/// attack; with more, the classes with the highest ASR and the most frequent (true -> predicted)
+/// moves.
+inline constexpr int64_t kMaxClassesInTable = 20;
 std::string per_class_section(const Group& g, const Examples& e);
 
 }  // namespace sdsgsm::report_detail
