@@ -36,8 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# 1. The package, from the build as it is (up to date: cpack builds what changed first).
-cmake --build build -j"$(nproc)" >/dev/null
+# 1. The package, from the build as it is (what it installs brought up to date first).
+targets=(--target sdsgsm_cli)
+if cmake --build build --target help | grep -qw sdsgsm_python; then targets+=(--target sdsgsm_python); fi
+cmake --build build -j"$(nproc)" "${targets[@]}" >/dev/null
 rm -f build/sdsgsm_*.deb
 (cd build && cpack -G DEB >/dev/null)
 rm -rf build/_CPack_Packages
