@@ -38,7 +38,8 @@ trap cleanup EXIT
 
 # 1. The package, from the build as it is (what it installs brought up to date first).
 targets=(--target sdsgsm_cli)
-if cmake --build build --target help | grep -qw sdsgsm_python; then targets+=(--target sdsgsm_python); fi
+help=$(cmake --build build --target help)
+if grep -qw sdsgsm_python <<< "$help"; then targets+=(--target sdsgsm_python); fi
 cmake --build build -j"$(nproc)" "${targets[@]}" >/dev/null
 rm -f build/sdsgsm_*.deb
 (cd build && cpack -G DEB >/dev/null)
