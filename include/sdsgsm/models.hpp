@@ -123,7 +123,8 @@ std::shared_ptr<Classifier> wrap_network(std::shared_ptr<Network> net, std::stri
                                          std::string kind);
 
 /// The file a zoo name resolves to, searching in order: $SDSGSM_MODEL_DIR, models/ beside the
-/// executable (and one level up: the build tree), the source tree's models/, the installed
+/// executable (and one level up: the build tree), share/sdsgsm/models of the prefix the library
+/// (libsdsgsm.so) is installed in, the source tree's models/, the configured install prefix's
 /// share/sdsgsm/models. Returns an empty path when no file is found.
 fs::path find_zoo_weights(const std::string& name);
 

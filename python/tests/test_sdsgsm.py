@@ -304,6 +304,19 @@ def readme_block():
                 "python/README-section.md")
 
 
+def test_example_script_is_the_readme_example():
+    """examples/python/attack.py (run against the installed package by scripts/package_check.sh)
+    is the README's example, its data folder taken from the command line."""
+    _, code = readme_block()
+    with open(os.path.join(ROOT, "examples", "python", "attack.py")) as f:
+        script = f.read()
+    marker = "# --- the README's example (its data folder the argument) ---\n"
+    assert marker in script
+    words = lambda t: " ".join(t.split())
+    expected = code.replace("import sdsgsm\n", "", 1).replace('"data/cifar10"', "data")
+    assert words(script.split(marker, 1)[1]) == words(expected)
+
+
 @pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, "data", "cifar10", "test_batch.bin")),
                     reason="no CIFAR-10 in data/cifar10")
 def test_readme_example_runs_as_written():

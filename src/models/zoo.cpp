@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -120,6 +121,20 @@ void export_torchscript(Network& net, const std::string& arch, const fs::path& o
   write_via_temp(out, [&](const fs::path& tmp) { module.save(tmp.string()); });
 }
 
+namespace {
+
+/// The folder of the file holding this code: libsdsgsm.so (installed: PREFIX/LIBDIR), or the
+/// executable the static library is linked into. Empty when the loader cannot tell.
+fs::path library_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<const void*>(&find_zoo_weights), &info) == 0 || info.dli_fname == nullptr) return {};
+  std::error_code ec;
+  fs::path file = fs::weakly_canonical(fs::path(info.dli_fname), ec);
+  return ec ? fs::path() : file.parent_path();
+}
+
+}  // namespace
+
 fs::path find_zoo_weights(const std::string& name) {
   std::vector<fs::path> dirs;
   if (const char* env = std::getenv("SDSGSM_MODEL_DIR")) dirs.emplace_back(env);
@@ -130,6 +145,9 @@ fs::path find_zoo_weights(const std::string& name) {
     dirs.push_back(exe.parent_path().parent_path() / "models");
     dirs.push_back(exe.parent_path().parent_path() / "share" / "sdsgsm" / "models");
   }
+  // Installed: PREFIX/share/sdsgsm/models from the library's own folder, wherever the prefix was
+  // moved to (a C++ program or Python linking the installed library, not only the tool).
+  if (fs::path lib = library_dir(); !lib.empty()) dirs.push_back((lib / SDSGSM_LIB_TO_MODEL_DIR).lexically_normal());
   dirs.emplace_back(SDSGSM_SOURCE_MODEL_DIR);
   dirs.emplace_back(SDSGSM_INSTALL_MODEL_DIR);
   for (const auto& d : dirs) {
