@@ -22,7 +22,7 @@ using sdsgsm_test::write_bytes;
 using sdsgsm_test::write_png;
 namespace fs = std::filesystem;
 
-std::vector<int64_t> to_vector(const torch::Tensor& t) {
+std::vector<int64_t> label_vector(const torch::Tensor& t) {
   auto c = t.contiguous().to(torch::kInt64);
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
@@ -41,7 +41,7 @@ TEST(ImageFolder, LabelsSortedClassesAndPixels) {
   Dataset ds = sdsgsm::read_image_folder(tmp.path());
   EXPECT_EQ(ds.classes, (std::vector<std::string>{"apple", "mango", "zebra"}));
   ASSERT_EQ(ds.size(), 4);
-  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{0, 0, 1, 2}));
+  EXPECT_EQ(label_vector(ds.labels), (std::vector<int64_t>{0, 0, 1, 2}));
   EXPECT_EQ(ds.images.sizes(), (std::vector<int64_t>{4, 3, h, w}));
   EXPECT_EQ(ds.images.scalar_type(), torch::kUInt8);
   EXPECT_EQ(ds.source, tmp.path().string());
@@ -62,7 +62,7 @@ TEST(ImageFolder, LabelsSortedClassesAndPixels) {
 
   // open_dataset recognises an image folder.
   Dataset viaopen = sdsgsm::open_dataset(tmp.path(), Split::Test, 1, 2);
-  EXPECT_EQ(to_vector(viaopen.labels), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(label_vector(viaopen.labels), (std::vector<int64_t>{0, 1}));
 }
 
 TEST(ImageFolder, CorruptImageIsAnErrorNamingIt) {
@@ -212,12 +212,12 @@ TEST(ImageFolder, FiveClassFolderOfAThousandClassModelGetsTheModelsLabels) {
   for (const auto& [name, k] : folders) write_png(tmp / name / "a.png", id++, 6, 4);
   auto o = with_classes(thousand_classes());
   Dataset ds = sdsgsm::read_image_folder(tmp.path(), o);
-  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{123, 7, 500, 998, 999}));
+  EXPECT_EQ(label_vector(ds.labels), (std::vector<int64_t>{123, 7, 500, 998, 999}));
   EXPECT_EQ(ds.num_classes(), 1000);
   EXPECT_EQ(ds.classes[123], "c0123");
   // The streaming source agrees.
   auto src = sdsgsm::open_image_source(tmp.path(), Split::Test, 1, 3, o);
-  EXPECT_EQ(to_vector(src->read(0, 3).second), (std::vector<int64_t>{7, 500, 998}));
+  EXPECT_EQ(label_vector(src->read(0, 3).second), (std::vector<int64_t>{7, 500, 998}));
   EXPECT_EQ(src->classes().size(), 1000u);
 }
 
@@ -229,7 +229,7 @@ TEST(ImageFolder, SynsetFoldersWithAnIndexFile) {
   write_png(tmp / "val" / "n01440764" / "y.png", 1, 4, 4);
   sdsgsm::DataOptions o = with_classes(sdsgsm::read_class_names(tmp / "imagenet_class_index.json"));
   Dataset ds = sdsgsm::read_image_folder(tmp / "val", o);
-  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(label_vector(ds.labels), (std::vector<int64_t>{0, 2}));
   EXPECT_EQ(ds.classes, (std::vector<std::string>{"tench", "goldfish", "great_white_shark"}));
 }
 
@@ -241,13 +241,13 @@ TEST(ImageFolder, OneClassFolderWithTheZooNames) {
   sdsgsm::ClassNames cifar;
   cifar.names = sdsgsm::cifar10_classes();
   Dataset ds = sdsgsm::read_image_folder(tmp.path(), with_classes(cifar, false));
-  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(label_vector(ds.labels), (std::vector<int64_t>{3, 3}));
   EXPECT_EQ(ds.classes, sdsgsm::cifar10_classes());
   // A folder matching none of them is read as before (sorted folder index).
   TempDir other;
   write_png(other / "kitten" / "a.png", 0, 4, 4);
   Dataset legacy = sdsgsm::read_image_folder(other.path(), with_classes(cifar, false));
-  EXPECT_EQ(to_vector(legacy.labels), (std::vector<int64_t>{0}));
+  EXPECT_EQ(label_vector(legacy.labels), (std::vector<int64_t>{0}));
   EXPECT_EQ(legacy.classes, (std::vector<std::string>{"kitten"}));
 }
 
@@ -286,7 +286,7 @@ TEST(ImageList, CsvWithHeaderIndicesNamesAndRelativePaths) {
   sdsgsm::ClassNames cifar;
   cifar.names = sdsgsm::cifar10_classes();
   Dataset ds = sdsgsm::open_dataset(tmp / "lists" / "list.csv", Split::Test, 0, -1, with_classes(cifar, false));
-  EXPECT_EQ(to_vector(ds.labels), (std::vector<int64_t>{5, 5, 0}));
+  EXPECT_EQ(label_vector(ds.labels), (std::vector<int64_t>{5, 5, 0}));
   ASSERT_EQ(ds.size(), 3);
   EXPECT_EQ(ds.images[0][0][1][2].item<int>(), png_pixel(1, 2, 1, 0));
   EXPECT_EQ(ds.images[1][2][3][0].item<int>(), png_pixel(2, 0, 3, 2));
@@ -294,7 +294,7 @@ TEST(ImageList, CsvWithHeaderIndicesNamesAndRelativePaths) {
   // Indices alone need no names.
   write_bytes(tmp / "idx.csv", "imgs/a.png,4\nimgs/b.png,0\n");
   Dataset plain = sdsgsm::open_dataset(tmp / "idx.csv", Split::Test);
-  EXPECT_EQ(to_vector(plain.labels), (std::vector<int64_t>{4, 0}));
+  EXPECT_EQ(label_vector(plain.labels), (std::vector<int64_t>{4, 0}));
   EXPECT_TRUE(plain.classes.empty());
 }
 

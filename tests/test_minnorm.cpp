@@ -23,7 +23,7 @@ torch::Tensor middle_images(int64_t n, uint64_t seed) {
   return torch::rand({n, 3, 4, 4}, gen, torch::kFloat32) * 0.2 + 0.4;
 }
 
-struct Case {
+struct MinNormCase {
   std::string attack;
   Norm norm;
   double factor;  ///< how far above the minimum the attack may end
@@ -91,7 +91,7 @@ const std::vector<std::string>& minnorm_attacks() {
 TEST(MinNorm, ReachesTheClosedFormMinimumOfABinaryLinearModel) {
   // DeepFool lands on the boundary times 1 + overshoot (and 1e-4 in the logits); the others approach
   // it from both sides.
-  for (const Case& c : std::vector<Case>{{"deepfool", Norm::L2, 1.025},
+  for (const MinNormCase& c : std::vector<MinNormCase>{{"deepfool", Norm::L2, 1.025},
                                          {"deepfool", Norm::Linf, 1.025},
                                          {"cw", Norm::L2, 1.05},
                                          {"ddn", Norm::L2, 1.05},

@@ -16,7 +16,7 @@ using sdsgsm_test::error_message;
 using sdsgsm_test::TempDir;
 namespace fs = std::filesystem;
 
-torch::Tensor random_images(int64_t n, uint64_t seed = 7) {
+torch::Tensor model_inputs(int64_t n, uint64_t seed = 7) {
   torch::manual_seed(seed);
   return torch::rand({n, 3, 32, 32});
 }
@@ -26,7 +26,7 @@ torch::Tensor random_images(int64_t n, uint64_t seed = 7) {
 void move_batchnorm_statistics(sdsgsm::Network& net) {
   torch::NoGradGuard ng;
   net.train();
-  for (int i = 0; i < 3; ++i) net.forward(random_images(8, 100 + i) * 0.5 + 0.25);
+  for (int i = 0; i < 3; ++i) net.forward(model_inputs(8, 100 + i) * 0.5 + 0.25);
   net.eval();
 }
 
@@ -45,7 +45,7 @@ TEST_P(ZooArch, OutputIsNByClassesAndFinite) {
   auto net = sdsgsm::make_network(GetParam());
   net->eval();
   torch::NoGradGuard ng;
-  auto out = net->forward(random_images(3));
+  auto out = net->forward(model_inputs(3));
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 10}));
   EXPECT_EQ(out.scalar_type(), torch::kFloat32);
   EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
@@ -54,7 +54,7 @@ TEST_P(ZooArch, OutputIsNByClassesAndFinite) {
 
   auto net7 = sdsgsm::make_network(GetParam(), 7);
   net7->eval();
-  EXPECT_EQ(net7->forward(random_images(2)).sizes(), (std::vector<int64_t>{2, 7}));
+  EXPECT_EQ(net7->forward(model_inputs(2)).sizes(), (std::vector<int64_t>{2, 7}));
 }
 
 TEST_P(ZooArch, NormalisationIsTheFirstModuleWithCifarStatistics) {
@@ -87,7 +87,7 @@ TEST_P(ZooArch, SaveLoadRoundTripGivesIdenticalOutputs) {
   torch::manual_seed(3);
   auto net = sdsgsm::make_network(GetParam(), 10);
   move_batchnorm_statistics(*net);
-  auto x = random_images(4);
+  auto x = model_inputs(4);
   torch::NoGradGuard ng;
   auto before = net->forward(x);
   fs::path f = tmp / "weights.pt";
@@ -120,7 +120,7 @@ TEST_P(ZooArch, FoldedEvaluationEqualsTheUnfoldedNetwork) {
   torch::manual_seed(5);
   auto net = sdsgsm::make_network(GetParam(), 10);
   move_batchnorm_statistics(*net);
-  auto x = random_images(6, 11);
+  auto x = model_inputs(6, 11);
   auto unfolded = [&] {
     for (auto& p : net->parameters()) p.set_requires_grad(true);
     auto xi = x.clone().requires_grad_(true);
@@ -229,7 +229,7 @@ TEST_F(ClassifierTest, LoadClassifierOnSavedWeights) {
   EXPECT_EQ(clf->kind(), "resnet20");
   EXPECT_EQ(clf->name(), file_.string());
   EXPECT_EQ(clf->parameter_count(), 269722);
-  auto x = random_images(5);
+  auto x = model_inputs(5);
   torch::NoGradGuard ng;
   EXPECT_TRUE(torch::equal(clf->forward(x), net_->forward(x)));
   EXPECT_TRUE(torch::equal((*clf)(x), net_->forward(x)));
@@ -237,7 +237,7 @@ TEST_F(ClassifierTest, LoadClassifierOnSavedWeights) {
 
 TEST_F(ClassifierTest, ParametersFrozenButInputGradientFlows) {
   auto clf = sdsgsm::load_classifier(file_.string());
-  auto x = random_images(2);
+  auto x = model_inputs(2);
   // No gradient is tracked when the input does not ask for one: no parameter requires grad.
   EXPECT_FALSE(clf->forward(x).requires_grad());
   // In evaluation mode the output of one image does not depend on the rest of the batch.
@@ -323,7 +323,7 @@ TEST_F(ClassifierTest, ZooNameResolvesThroughModelDir) {
   auto clf = sdsgsm::load_classifier("resnet20");
   EXPECT_EQ(clf->name(), "resnet20");
   EXPECT_EQ(clf->kind(), "resnet20");
-  auto x = random_images(2);
+  auto x = model_inputs(2);
   torch::NoGradGuard ng;
   EXPECT_TRUE(torch::equal(clf->forward(x), net_->forward(x)));
 }

@@ -23,14 +23,14 @@ namespace {
 
 using detail::MinNormProblem;
 
-constexpr double kDefaultLearningRate = 0.01;
+constexpr double kCwLearningRate = 0.01;
 
 class CarliniWagner final : public detail::MinNormAttack {
  public:
   using MinNormAttack::MinNormAttack;
 
  protected:
-  double learning_rate() const { return mn().learning_rate.value_or(kDefaultLearningRate); }
+  double learning_rate() const { return mn().learning_rate.value_or(kCwLearningRate); }
 
   nlohmann::json parameters() const override {
     return {{"binary_steps", mn().binary_steps},

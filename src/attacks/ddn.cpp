@@ -22,14 +22,14 @@ namespace {
 namespace F = torch::nn::functional;
 using detail::MinNormProblem;
 
-constexpr double kDefaultLearningRate = 1.0;
+constexpr double kDdnLearningRate = 1.0;
 
 class Ddn final : public detail::MinNormAttack {
  public:
   using MinNormAttack::MinNormAttack;
 
  protected:
-  double learning_rate() const { return mn().learning_rate.value_or(kDefaultLearningRate); }
+  double learning_rate() const { return mn().learning_rate.value_or(kDdnLearningRate); }
 
   bool iterates_on_grid() const override { return mn().levels > 0; }
 

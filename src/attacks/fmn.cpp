@@ -23,14 +23,14 @@ namespace {
 
 using detail::MinNormProblem;
 
-constexpr double kDefaultLearningRate = 1.0;
+constexpr double kFmnLearningRate = 1.0;
 
 class Fmn final : public detail::MinNormAttack {
  public:
   using MinNormAttack::MinNormAttack;
 
  protected:
-  double learning_rate() const { return mn().learning_rate.value_or(kDefaultLearningRate); }
+  double learning_rate() const { return mn().learning_rate.value_or(kFmnLearningRate); }
 
   nlohmann::json parameters() const override {
     return {{"learning_rate", learning_rate()}, {"norm_gamma", mn().norm_gamma}};
