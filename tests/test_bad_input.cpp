@@ -235,7 +235,7 @@ TEST_F(BadInput, Options) {
                                                        kModel + kData + kOut, "--early-stop-8bit"},
            {"rho of 0", "attack --attack sdsgsm --rho 0 " + kModel + kData + kOut, "--rho"},
            {"lambda above 1", "attack --attack sdsgsm --lambda 1.5 " + kModel + kData + kOut, "--lambda"},
-           {"window of 0", "attack --attack sdsgsm --window 0 " + kModel + kData + kOut, "--window"},
+           {"negative window", "attack --attack sdsgsm --window -1 " + kModel + kData + kOut, "--window"},
            {"unknown map", "attack --attack sdsgsm --map fuzzy " + kModel + kData + kOut, "--map"},
            {"unknown device", "attack --device tpu " + kModel + kData + kOut, "tpu"},
            {"unknown command", "attack-all " + kModel, "attack-all"},

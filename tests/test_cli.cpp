@@ -319,6 +319,10 @@ TEST_F(Cli, ThousandClassModelOnAFiveClassFolderByName) {
   EXPECT_EQ(m["classes"][777], "c0777");
   EXPECT_EQ(m["crop"], 32);
   EXPECT_EQ(m["classes_file"], "names.txt");
+  // The report of that run (an attack's folder gets one from `sdsgsm report`), re-reading its
+  // images with the run's --classes, --resize and --crop.
+  r = sdsgsm("-q --threads 1 report run --out run/report.html");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string html = sdsgsm::read_file(tmp_ / "run" / "report.html");
   EXPECT_TRUE(Contains(html, "1000 classes: too many for a table and a heat map"));
   EXPECT_TRUE(Contains(html, "of 1000 classes hold images")) << html.size();

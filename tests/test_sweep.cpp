@@ -22,7 +22,9 @@ SweepRow row(double asr, double ssim, double l2, bool cheap) {
   r.summary["iterations_mean"] = 1.5;
   r.meets_asr = asr >= 0.999;
   r.ddi_within_iterations = cheap;
-  r.windows = 4;  // the default 16 x 16 grid on 32 x 32
+  r.windows = 4;  // a 16 x 16 grid on 32 x 32, as a sweep's grid names it (explicit sides)
+  r.sd.ddi.window = 16;
+  r.sd.ddi.stride = 16;
   return r;
 }
 
