@@ -254,7 +254,7 @@ struct MinNormOptions {
   /// The grid a saved image lies on: values per channel (256: 8-bit pixels); 0: none. ddn rounds
   /// each iterate to it (as its paper and reference implementation do); deepfool, cw and fmn
   /// finish by pushing each adversarial they find onto it (the smallest scale of the perturbation,
-  /// 1 to 2x, whose rounded image still fools, at most 8 forward passes).
+  /// 1 to 2x, then 3, 4, 6 or 8x, whose rounded image still fools, at most 12 forward passes).
   SDSGSM_OPTION(int64_t, levels, 256)
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;

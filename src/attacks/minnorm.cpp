@@ -76,7 +76,7 @@ namespace detail {
 
 namespace {
 /// Forward passes the rounding-aware finish may spend per sample: the whole scale ladder.
-constexpr int64_t kSnapPasses = 8;
+constexpr int64_t kSnapPasses = 12;
 }  // namespace
 
 double cosine_schedule(double a0, double a_final, int64_t k, int64_t steps) {

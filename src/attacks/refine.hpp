@@ -16,8 +16,8 @@ inline constexpr double kGridMargin = 1e-3;
 torch::Tensor quantize_levels(const torch::Tensor& x, int64_t levels);
 
 /// The rounding-aware finish: for the samples `rows` (their adversarial c.r.adversarial fools as
-/// floats), the first scale t of 1, 1 + 1/64, 1 + 1/32, ..., 1 + 1/2, 2 (at most `max_passes` of
-/// them) for which x + t (adversarial - x), rounded to the grid of `levels`, fools the model with
+/// floats), the first scale t of 1, 1 + 1/64, 1 + 1/32, ..., 1 + 1/2, 2, 3, 4, 6, 8 (at most
+/// `max_passes` of them) for which x + t (adversarial - x), rounded to the grid of `levels`, fools the model with
 /// a margin of kGridMargin; that grid point becomes the sample's adversarial. Samples that no
 /// tried scale fools keep their adversarial. One forward pass per scale tried, counted. `bound`
 /// >= 0 clips the perturbation to that l_inf budget. Returns, over `rows`, whether the sample's
