@@ -20,7 +20,7 @@ sanitizer_build() {
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" -DSDSGSM_FUZZ=ON \
     -DSDSGSM_BUILD_TESTS=ON -DSDSGSM_BUILD_BENCH=OFF -DSDSGSM_BUILD_PYTHON=OFF -DSDSGSM_WITH_MPI=OFF \
-    -DSDSGSM_TEST_DATA="$(pwd)/data/cifar10" >/dev/null
+    -DSDSGSM_TEST_DATA="$(pwd)/data/cifar10" -DSDSGSM_TEST_TIMEOUT=1800 >/dev/null
   local args=() t
   for t in "$@"; do args+=(--target "$t"); done
   cmake --build build-asan -j"$(nproc)" "${args[@]}"

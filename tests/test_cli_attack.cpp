@@ -307,7 +307,9 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
     for (const auto& p : frontier) {
       EXPECT_EQ(p["images"], 4);
       EXPECT_EQ(p["scored"], frontier[0]["scored"]);
-      if (p["scored"].get<int64_t>() > 0) EXPECT_GT(p["passes_mean"].get<double>(), 0.0) << p;
+      if (p["scored"].get<int64_t>() > 0) {
+        EXPECT_GT(p["passes_mean"].get<double>(), 0.0) << p;
+      }
     }
   }
   EXPECT_TRUE(found);

@@ -196,7 +196,8 @@ TEST(ClassNames, BadFilesAreOneLineErrors) {
            {"entry.json", "entry 0 must be a name or [id, name]"},
            {"empty.txt", "names no class"},
            {"absent.txt", "does not exist"}}) {
-    std::string msg = error_message([&] { sdsgsm::read_class_names(tmp / file); });
+    const fs::path path = tmp / file;  // a structured binding cannot be captured before C++20
+    std::string msg = error_message([&] { sdsgsm::read_class_names(path); });
     EXPECT_TRUE(Contains(msg, file)) << msg;
     EXPECT_TRUE(Contains(msg, part)) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;

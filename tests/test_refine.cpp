@@ -132,7 +132,9 @@ TEST(Refine, PassCountsEqualThePassesTheModelRan) {
     auto r = make_attack(c.name, c.o, small_windows())->run(model, x, y);
     // The run's last pass (the reported prediction) is not the attack's.
     EXPECT_EQ(r.forward_passes.sum().item<int64_t>(), model.forward_rows - n);
-    if (c.exact_backward) EXPECT_EQ(r.backward_passes.sum().item<int64_t>(), model.graph_rows);
+    if (c.exact_backward) {
+      EXPECT_EQ(r.backward_passes.sum().item<int64_t>(), model.graph_rows);
+    }
     EXPECT_TRUE(r.forward_passes.ge(1).all().item<bool>());
   }
   // Plain I-FGSM: the clean pass and one forward and backward pass per step, for every sample.
