@@ -17,7 +17,7 @@ export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run() { ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --timeout 1800 -E 'data_npm|Memory\.' "$@"; }
 if [ "${1:-}" = --ci ]; then
-  # CI's share (the whole suite under the sanitizers takes over 20 minutes on 2 cores): the
+  # CI's share (the whole suite under the sanitizers takes much longer on 2 cores): the
   # library's unit tests (label fast), and the command-line tests that feed the tool bad input
   # and interrupted runs, where a memory error would hide.
   run -L fast
