@@ -155,6 +155,13 @@ sdsgsm::ClassNames thousand_classes() {
   return c;
 }
 
+/// CIFAR-10's class names, as --classes would give them.
+sdsgsm::ClassNames cifar_class_names() {
+  sdsgsm::ClassNames c;
+  c.names = sdsgsm::cifar10_classes();
+  return c;
+}
+
 sdsgsm::DataOptions with_classes(sdsgsm::ClassNames c, bool given = true) {
   sdsgsm::DataOptions o;
   o.classes = std::move(c);
@@ -239,8 +246,7 @@ TEST(ImageFolder, OneClassFolderWithTheZooNames) {
   write_png(tmp / "cat" / "a.png", 0, 4, 4);
   write_png(tmp / "cat" / "b.png", 1, 4, 4);
   // Names the model knows (not given with --classes) apply when a folder matches one.
-  sdsgsm::ClassNames cifar;
-  cifar.names = sdsgsm::cifar10_classes();
+  const sdsgsm::ClassNames cifar = cifar_class_names();
   Dataset ds = sdsgsm::read_image_folder(tmp.path(), with_classes(cifar, false));
   EXPECT_EQ(label_vector(ds.labels), (std::vector<int64_t>{3, 3}));
   EXPECT_EQ(ds.classes, sdsgsm::cifar10_classes());
@@ -256,8 +262,7 @@ TEST(ImageFolder, UnknownOrAmbiguousFolderNamesAreErrors) {
   TempDir tmp;
   write_png(tmp / "cat" / "a.png", 0, 4, 4);
   write_png(tmp / "kitten" / "a.png", 0, 4, 4);
-  sdsgsm::ClassNames cifar;
-  cifar.names = sdsgsm::cifar10_classes();
+  const sdsgsm::ClassNames cifar = cifar_class_names();
   for (bool given : {true, false}) {
     std::string msg = error_message([&] { sdsgsm::read_image_folder(tmp.path(), with_classes(cifar, given)); });
     EXPECT_TRUE(Contains(msg, "sub-folder: 'kitten' is none of the 10 classes")) << msg;
@@ -284,8 +289,7 @@ TEST(ImageList, CsvWithHeaderIndicesNamesAndRelativePaths) {
               "# a comment\n"
               "\n" +
                   (tmp / "elsewhere" / "c.png").string() + ", Dog\n" + "../imgs/a.png,airplane\n");
-  sdsgsm::ClassNames cifar;
-  cifar.names = sdsgsm::cifar10_classes();
+  const sdsgsm::ClassNames cifar = cifar_class_names();
   Dataset ds = sdsgsm::open_dataset(tmp / "lists" / "list.csv", Split::Test, 0, -1, with_classes(cifar, false));
   EXPECT_EQ(label_vector(ds.labels), (std::vector<int64_t>{5, 5, 0}));
   ASSERT_EQ(ds.size(), 3);
@@ -302,8 +306,7 @@ TEST(ImageList, CsvWithHeaderIndicesNamesAndRelativePaths) {
 TEST(ImageList, BadRowsNameTheLine) {
   TempDir tmp;
   write_png(tmp / "a.png", 0, 4, 4);
-  sdsgsm::ClassNames cifar;
-  cifar.names = sdsgsm::cifar10_classes();
+  const sdsgsm::ClassNames cifar = cifar_class_names();
   const auto o = with_classes(cifar);
   for (const auto& [rows, part] : std::vector<std::pair<std::string, std::string>>{
            {"a.png,1\na.png\n", "line 2: expected 'path,label', got 'a.png'"},

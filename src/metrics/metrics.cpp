@@ -10,10 +10,14 @@
 namespace sdsgsm {
 namespace {
 
-torch::Tensor diff64(const torch::Tensor& clean, const torch::Tensor& adv) {
+void check_pair(const torch::Tensor& clean, const torch::Tensor& adv) {
   if (clean.sizes() != adv.sizes() || clean.dim() != 4) {
     throw Error("metrics need two N x C x H x W tensors of the same shape");
   }
+}
+
+torch::Tensor diff64(const torch::Tensor& clean, const torch::Tensor& adv) {
+  check_pair(clean, adv);
   return adv.to(torch::kFloat64) - clean.to(torch::kFloat64);
 }
 
@@ -100,7 +104,7 @@ torch::Tensor psnr(const torch::Tensor& clean, const torch::Tensor& adv) {
 }
 
 torch::Tensor ssim(const torch::Tensor& clean, const torch::Tensor& adv) {
-  (void)diff64(clean, adv);
+  check_pair(clean, adv);
   const int64_t n = clean.size(0), c = clean.size(1), h = clean.size(2), w = clean.size(3);
   const std::vector<double> taps = gaussian_taps();
   const auto k = static_cast<int64_t>(taps.size());
