@@ -38,7 +38,9 @@ struct AttackFlags {
   int min_eps_rounds = 6;
   SdsgsmOptions sd;
   MinNormOptions mn;
-  std::string norm = "2", learning_rate;  ///< parsed into mn
+  /// Parsed into mn (default l2) and, for APGD and Square, into AttackOptions::norm (default l_inf).
+  std::string norm, learning_rate;
+  int64_t restarts = 1;
   DataFlags data_flags;                   ///< --classes --resize --crop
 };
 
@@ -47,7 +49,7 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--count", f.count, "Number of images to attack")->capture_default_str();
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, f.batch);
-  cmd->add_option("--eps", f.eps, "l_inf budget on the [0,1] scale (fractions allowed: 8/255)")->capture_default_str();
+  cmd->add_option("--eps", f.eps, "Budget on the [0,1] scale (fractions allowed: 8/255): l_inf; an l2 radius for APGD with --norm 2")->capture_default_str();
   cmd->add_option("--alpha", f.alpha,
                   "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM");
   cmd->add_option("--steps", f.steps,
@@ -76,8 +78,9 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--target-label", f.target_label, "Target class for --targeted given");
   add_sdsgsm_flags(cmd, f.sd, kAllSdFlags, "SD-SGSM (sdsgsm, sd-ifgsm, sgsm)");
   auto* m = "Minimum-norm attacks (deepfool, cw, ddn, fmn; unbounded: --eps does not apply, --steps does)";
-  cmd->add_option("--norm", f.norm, "Distance minimised by deepfool and fmn: 2 or inf (cw and ddn: 2 only)")
-      ->capture_default_str()
+  cmd->add_option("--norm", f.norm,
+                  "Distance minimised by deepfool and fmn: 2 or inf (default 2; cw and ddn: 2 only); the ball of "
+                  "apgd-ce, apgd-dlr, apgd-t (default inf; with 2, --eps is an l2 radius)")
       ->group(m);
   cmd->add_option("--candidates", f.mn.candidates, "deepfool: classes considered, the clean top-k (0: all)")
       ->capture_default_str()
@@ -109,6 +112,10 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
                   "iterate to it, deepfool, cw and fmn push their adversarials onto it")
       ->capture_default_str()
       ->group(m);
+  cmd->add_option("--restarts", f.restarts, "apgd-ce, apgd-dlr, apgd-t: random restarts (per target) for the images still "
+                  "not fooled")
+      ->capture_default_str()
+      ->group("APGD (apgd-ce, apgd-dlr, apgd-t) and Square (square; --steps: queries)");
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
   cmd->add_flag("--no-adversarial", f.no_adversarial, "Do not write the adversarial images (adversarial/ shards)");
   cmd->add_flag("--resume", f.resume,
@@ -163,13 +170,18 @@ AttackOptions to_options(const AttackFlags& f, const std::string& name) {
       .set_target_label(f.target_label);
   if (!f.alpha.empty()) o.set_alpha(parse_number(f.alpha, "--alpha"));
   if (!f.decay.empty()) o.set_decay(parse_number(f.decay, "--decay"));
+  const AttackFamily family = attack_info(name).family;
+  if (!f.norm.empty() && (family == AttackFamily::Adaptive || family == AttackFamily::ScoreBased)) {
+    o.set_norm(f.norm.empty() ? Norm::L2 : parse_norm(f.norm));
+  }
+  o.set_restarts(f.restarts);
   o.validate();
   return o;
 }
 
 MinNormOptions to_minnorm_options(const AttackFlags& f) {
   MinNormOptions o = f.mn;
-  o.set_norm(parse_norm(f.norm));
+  o.set_norm(f.norm.empty() ? Norm::L2 : parse_norm(f.norm));
   if (!f.learning_rate.empty()) o.set_learning_rate(parse_number(f.learning_rate, "--learning-rate"));
   o.validate();
   return o;

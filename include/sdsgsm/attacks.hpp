@@ -14,6 +14,11 @@
 // bookkeeping of the best adversarial and its norm) and take their own options from
 // MinNormOptions.
 //
+// APGD (apgd-ce, apgd-dlr, apgd-t; src/attacks/apgd.cpp) is its own family: bounded by --eps in
+// l_inf or l2 (AttackOptions::norm), with its step-size schedule, checkpoints, momentum and
+// restarts. Square (src/attacks/square.cpp) is gradient-free: it only reads the model's scores.
+// `sdsgsm robust` runs them in sequence, AutoAttack's way (src/evaluation/robust.cpp).
+//
 // Tensor shapes: images N x C x H x W float in [0,1]; labels N int64; maps N x 1 x H x W.
 // Losses are per-sample and SUMMED over the batch, so no sample's result depends on the batch it
 // is in; per-sample randomness is seeded by (seed, sample id) for the same reason.
@@ -40,6 +45,13 @@ enum class TargetMode { None, Given, Random, LeastLikely };
 
 TargetMode parse_target_mode(const std::string& text);
 std::string to_string(TargetMode mode);
+
+/// A distance: what a minimum-norm attack minimises, or the ball an APGD attack stays in.
+enum class Norm { L2, Linf };
+
+/// "2"/"l2" or "inf"/"linf"; throws Error naming --norm.
+Norm parse_norm(const std::string& text);
+std::string to_string(Norm norm);  ///< "l2" or "linf"
 
 /// Every attack parameter, one to one with the command-line flags (chained setters with named
 /// defaults, as LibTorch's options objects). Defaults are those of the field's most used library:
@@ -72,6 +84,11 @@ struct AttackOptions {
   /// its norm's update factor; defaults tuned on test images 5000-5099 (docs/tuning/refine.md).
   SDSGSM_OPTION(double, refine_step, 2.0)
   SDSGSM_OPTION(double, refine_gamma, 0.2)
+  /// The ball of the budget eps, for the attacks that take more than one (APGD: l_inf or l2);
+  /// unset: l_inf. The l_inf engine and Square take l_inf only.
+  SDSGSM_OPTION(std::optional<Norm>, norm, std::nullopt)
+  /// Runs from a new random start for the samples still not fooled (APGD: restarts per target).
+  SDSGSM_OPTION(int64_t, restarts, 1)
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
   /// alpha, or `fallback` when unset.
@@ -219,13 +236,6 @@ class EngineAttack final : public Attack {
   AttackHooks hooks_;
 };
 
-/// The distance a minimum-norm attack minimises.
-enum class Norm { L2, Linf };
-
-/// "2"/"l2" or "inf"/"linf"; throws Error naming --norm.
-Norm parse_norm(const std::string& text);
-std::string to_string(Norm norm);  ///< "l2" or "linf"
-
 /// The options of the minimum-norm attacks (deepfool, cw, ddn, fmn), one to one with the flags of
 /// `sdsgsm attack`'s group "Minimum-norm attacks". Their iteration count is AttackOptions::steps
 /// (DeepFool: at most; C&W: Adam steps per binary-search step; DDN, FMN: steps), and the target
@@ -270,8 +280,11 @@ struct SdsgsmOptions;
 enum class AttackFamily {
   FixedBudget,  ///< the l_inf engine (EngineAttack): --eps bounds it, --steps iterations
   MinimumNorm,  ///< unbounded searches for the smallest perturbation (MinNormAttack)
+  Adaptive,     ///< APGD: eps-bounded (l_inf or l2), its own step-size schedule, momentum, restarts
+  ScoreBased,   ///< gradient-free (Square): eps-bounded, --steps queries of the model's scores
 };
-std::string to_string(AttackFamily family);  ///< "fixed budget" or "minimum norm"
+/// "fixed budget", "minimum norm", "adaptive step" or "score-based"
+std::string to_string(AttackFamily family);
 
 /// One row of the attack registry (src/attacks/registry.cpp): everything the CLI, the Python
 /// module, the plans and the reports know of an attack, in one place.
@@ -279,7 +292,7 @@ struct AttackInfo {
   std::string name;   ///< what make_attack and --attack take
   std::string label;  ///< for tables: "I-FGSM", "SD-SGSM", ...
   AttackFamily family;
-  bool bounded;               ///< keeps the l_inf budget --eps
+  bool bounded;               ///< keeps the budget --eps (l_inf, or APGD's --norm ball)
   bool targeted;              ///< supports --targeted
   int64_t default_steps;      ///< its iterations when --steps is not given (the literature's)
   std::string summary;        ///< one line for --help
@@ -293,7 +306,7 @@ const std::vector<AttackInfo>& attack_registry();
 const AttackInfo& attack_info(const std::string& name);
 
 /// The registry's names, in order: fgsm, ifgsm, mifgsm, nifgsm, pgd, sdsgsm, sd-ifgsm, sgsm,
-/// deepfool, cw, ddn, fmn.
+/// deepfool, cw, ddn, fmn, apgd-ce, apgd-dlr, apgd-t, square.
 std::vector<std::string> attack_names();
 
 /// Builds a named attack; throws Error for an unknown name or invalid options. `sd` configures
@@ -315,6 +328,10 @@ std::unique_ptr<Attack> make_deepfool(const AttackOptions& options, const MinNor
 std::unique_ptr<Attack> make_cw(const AttackOptions& options, const MinNormOptions& mn);
 std::unique_ptr<Attack> make_ddn(const AttackOptions& options, const MinNormOptions& mn);
 std::unique_ptr<Attack> make_fmn(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options);
+std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options);
+std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options);
+std::unique_ptr<Attack> make_square(const AttackOptions& options);
 
 /// sign(g), the classic direction.
 torch::Tensor sign_direction(const torch::Tensor& g);

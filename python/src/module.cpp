@@ -102,7 +102,12 @@ const std::map<std::string, Setter>& option_table() {
       {"rescale_step", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_rescale_step(as_bool(v, n)); }},
       {"recompute_every", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_recompute_every(as_int(v, n)); }},
       // The minimum-norm attacks (deepfool, cw, ddn, fmn).
-      {"norm", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_norm(parse_norm(as_text(v, n))); }},
+      // norm: the distance of deepfool and fmn, the ball of APGD (and Square, l_inf only).
+      {"norm", [](Settings& s, const py::handle& v, const std::string& n) {
+         s.mn.set_norm(parse_norm(as_text(v, n)));
+         s.attack.set_norm(s.mn.norm); }},
+      // APGD.
+      {"restarts", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_restarts(as_int(v, n)); }},
       {"candidates", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_candidates(as_int(v, n)); }},
       {"overshoot", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_overshoot(as_number(v, n)); }},
       {"binary_steps", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_binary_steps(as_int(v, n)); }},

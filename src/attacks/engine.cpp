@@ -96,7 +96,11 @@ std::string to_string(TargetMode mode) {
 }
 
 void AttackOptions::validate() const {
-  if (!(eps >= 0) || eps > 1) throw Error(fmt::format("--eps must be in [0,1] (got {})", eps));
+  if (norm == Norm::L2) {
+    if (!(eps > 0) || !std::isfinite(eps)) throw Error(fmt::format("--eps must be > 0 (got {})", eps));
+  } else if (!(eps >= 0) || eps > 1) {
+    throw Error(fmt::format("--eps must be in [0,1] (got {})", eps));
+  }
   if (alpha && !(*alpha > 0)) throw Error(fmt::format("--alpha must be > 0 (got {})", *alpha));
   if (steps < 1) throw Error(fmt::format("--steps must be >= 1 (got {})", steps));
   if (decay && !(*decay >= 0)) throw Error(fmt::format("--decay must be >= 0 (got {})", *decay));
@@ -113,6 +117,7 @@ void AttackOptions::validate() const {
   if (!(refine_gamma > 0 && refine_gamma < 1)) {
     throw Error(fmt::format("--refine-gamma must be in (0,1) (got {})", refine_gamma));
   }
+  if (restarts < 1) throw Error(fmt::format("--restarts must be >= 1 (got {})", restarts));
 }
 
 nlohmann::json AttackOptions::to_json() const {
@@ -123,6 +128,9 @@ nlohmann::json AttackOptions::to_json() const {
   if (alpha) j["alpha"] = *alpha;
   if (decay) j["decay"] = *decay;
   if (early_stop_8bit) j["early_stop_8bit"] = true;  // only when on: older configurations keep their form
+  // Only when set: the configurations of the attacks that take neither keep their form.
+  if (norm) j["norm"] = to_string(*norm);
+  if (restarts != 1) j["restarts"] = restarts;
   if (refine > 0) {
     j["refine"] = refine;
     j["refine_step"] = refine_step;
@@ -149,6 +157,10 @@ AttackOptions AttackOptions::from_json(const nlohmann::json& j) {
   read_key(j, "refine", o.refine);
   read_key(j, "refine_step", o.refine_step);
   read_key(j, "refine_gamma", o.refine_gamma);
+  std::string norm;
+  read_key(j, "norm", norm);
+  if (!norm.empty()) o.norm = parse_norm(norm);
+  read_key(j, "restarts", o.restarts);
   return o;
 }
 
@@ -165,6 +177,10 @@ EngineAttack::EngineAttack(std::string name, AttackOptions options, AttackHooks 
     throw Error(fmt::format("--early-stop-8bit needs early stop, which {} does not use", name_));
   }
   if (!hooks_.direction) hooks_.direction = sign_direction;
+  if (options_.norm == Norm::L2) {
+    throw Error(fmt::format("--norm 2: {} is an l_inf attack (apgd-ce, apgd-dlr and apgd-t take l2)", name_));
+  }
+  if (options_.restarts != 1) throw Error(fmt::format("--restarts: {} does not restart (APGD does)", name_));
 }
 
 nlohmann::json EngineAttack::config() const {

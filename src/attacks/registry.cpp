@@ -16,6 +16,7 @@ struct Row {
   Factory make;
 };
 
+/// An attack that takes only the shared options.
 Factory engine(std::unique_ptr<Attack> (*f)(const AttackOptions&)) {
   return [f](const AttackOptions& o, const SdsgsmOptions&, const MinNormOptions&) { return f(o); };
 }
@@ -53,6 +54,15 @@ const std::vector<Row>& rows() {
        min_norm(make_ddn)},
       {{"fmn", "FMN", F::MinimumNorm, false, true, 100, "minimum-norm: fast minimum-norm (l2 or l_inf)", {}},
        min_norm(make_fmn)},
+      // APGD and Square: AutoAttack's standard version runs 100 APGD steps and 5000 Square queries.
+      {{"apgd-ce", "APGD-CE", F::Adaptive, true, false, 100, "APGD on the cross-entropy (l_inf or l2)", {}},
+       engine(make_apgd_ce)},
+      {{"apgd-dlr", "APGD-DLR", F::Adaptive, true, false, 100, "APGD on the DLR loss (l_inf or l2)", {}},
+       engine(make_apgd_dlr)},
+      {{"apgd-t", "APGD-T", F::Adaptive, true, false, 100, "APGD on the targeted DLR loss, 9 target classes", {}},
+       engine(make_apgd_t)},
+      {{"square", "Square", F::ScoreBased, true, true, 5000, "gradient-free random search (l_inf; --steps queries)", {}},
+       engine(make_square)},
   };
   return table;
 }
@@ -72,7 +82,13 @@ const Row& row(const std::string& name) {
 }  // namespace
 
 std::string to_string(AttackFamily family) {
-  return family == AttackFamily::FixedBudget ? "fixed budget" : "minimum norm";
+  switch (family) {
+    case AttackFamily::FixedBudget: return "fixed budget";
+    case AttackFamily::MinimumNorm: return "minimum norm";
+    case AttackFamily::Adaptive: return "adaptive step";
+    case AttackFamily::ScoreBased: return "score-based";
+  }
+  return "?";
 }
 
 const std::vector<AttackInfo>& attack_registry() {

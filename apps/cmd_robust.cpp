@@ -1,0 +1,98 @@
+// `sdsgsm robust`: robust accuracy under an AutoAttack-style sequence, with the masking checks.
+#include <chrono>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "commands.hpp"
+#include "sdsgsm/robust.hpp"
+#include "sdsgsm/run_folder.hpp"
+
+namespace sdsgsm::cli {
+
+void add_robust_command(CLI::App& app, Common& common, Runner& run) {
+  auto* cmd = app.add_subcommand(
+      "robust",
+      "Robust accuracy, AutoAttack's way: the per-image worst case over a sequence of attacks (default\n"
+      "APGD-CE, APGD-T with 9 target classes, then the gradient-free Square; l2: the two APGD), each\n"
+      "run only on the images still robust, with checks that warn of gradient masking (Square finding\n"
+      "what the gradient attacks missed; more robust at more steps; robust at a huge eps). Writes to\n"
+      "--out: robust.json (every figure, the checks, the configuration), robust.csv (per image: which\n"
+      "attack fooled it), robust.md (the table) and timing.json. Resumable (--resume).");
+  struct Opts {
+    std::string model = "resnet20", data = "data/cifar10", split = "test";
+    DataFlags data_flags;
+    int64_t count = 1000, offset = 0, batch = 128;
+    std::string eps = "8/255", norm = "inf", attacks;
+    RobustOptions r;
+    std::string out;
+    bool resume = false, restart = false;
+  };
+  auto o = std::make_shared<Opts>();
+  add_model_data_flags(cmd, o->model, o->data, o->split, o->data_flags);
+  cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
+  cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
+  add_batch_flag(cmd, o->batch);
+  cmd->add_option("--eps", o->eps, "Budget on the [0,1] scale (fractions allowed: 8/255); an l2 radius with --norm 2")
+      ->capture_default_str();
+  cmd->add_option("--norm", o->norm, "The ball: inf or 2")->capture_default_str();
+  cmd->add_option("--attacks", o->attacks,
+                  "The sequence, comma-separated (default: apgd-ce,apgd-t,square; l2: apgd-ce,apgd-t); any bounded "
+                  "attack of `sdsgsm attack`");
+  cmd->add_option("--steps", o->r.steps, "APGD iterations")->capture_default_str();
+  cmd->add_option("--restarts", o->r.restarts, "APGD random restarts (per target of apgd-t)")->capture_default_str();
+  cmd->add_option("--queries", o->r.queries, "Square's model queries per image")->capture_default_str();
+  cmd->add_option("--seed", o->r.seed, "Seed of the random starts and Square's search")->capture_default_str();
+  cmd->add_option("--check-count", o->r.check_count,
+                  "Images (the first) of the more-steps and large-eps masking checks (0: skip them)")
+      ->capture_default_str();
+  cmd->add_option("--out", o->out, "Output folder (written as .OUT.partial beside it, renamed when complete)")->required();
+  cmd->add_flag("--resume", o->resume, "Continue an interrupted run of the same command (its .OUT.partial folder)");
+  cmd->add_flag("--restart", o->restart, "Discard an interrupted run's partial output and start over");
+  cmd->callback([&run, &common, o] {
+    run = [&common, o] {
+      RobustOptions r = o->r;
+      r.set_eps(parse_number(o->eps, "--eps")).set_norm(parse_norm(o->norm)).set_batch_size(o->batch);
+      r.set_first_index(o->offset).set_progress(!common.quiet);
+      r.attacks = split_list(o->attacks);
+      if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
+      r.validate();
+      r.device = parse_device(common.device);
+      check_output_dir(o->out);
+      auto model = load_classifier(o->model);
+      model->to(r.device);
+      auto data = open_image_source(o->data, to_split(o->split), o->offset, o->count,
+                                    data_options(o->data_flags, *model, r.device));
+      nlohmann::json info = {{"model", model->name()}, {"model_kind", model->kind()}, {"data", data->source()},
+                             {"split", o->split},      {"offset", o->offset},         {"count", data->size()},
+                             {"batch_size", o->batch}, {"version", version_string()}};
+      record_data_flags(info, o->data_flags, data->classes());
+      nlohmann::json fingerprint = info;
+      fingerprint["model_md5"] = model_checksum(o->model);
+      fingerprint["robust_options"] = r.to_json();
+      PartialFolder folder(o->out, fingerprint, o->resume, o->restart);
+      auto t0 = std::chrono::steady_clock::now();
+      RobustResult res = robust_accuracy(*model, *data, r, folder.work());
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      nlohmann::json j = info;
+      j["robust_options"] = r.to_json();
+      j.update(res.to_json());
+      const std::string title = fmt::format("Robust accuracy of {} at {} eps {} on {} images", model->name(),
+                                            r.norm == Norm::Linf ? "l_inf" : "l2", o->eps, res.images);
+      write_file_atomic(folder.work() / "robust.json", j.dump(2) + "\n");
+      write_file_atomic(folder.work() / "robust.csv", res.csv());
+      write_file_atomic(folder.work() / "robust.md", res.table(title));
+      nlohmann::json timing = {{"seconds", seconds}, {"threads", torch::get_num_threads()}, {"resumed", folder.resumed()}};
+      for (const auto& s : res.stages) timing["attacks"][s.attack] = s.seconds;
+      write_file_atomic(folder.work() / "timing.json", timing.dump(2) + "\n");
+      fs::remove_all(folder.work() / "batches");
+      fs::remove(folder.work() / "checks.json");
+      folder.commit();
+      fmt::print("{}", res.table(title));
+      for (const auto& w : res.warnings()) spdlog::warn("{}", w);
+      fmt::print("wrote {}\n", o->out);
+    };
+  });
+}
+
+}  // namespace sdsgsm::cli

@@ -1,0 +1,240 @@
+// APGD, Auto-PGD (Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
+// diverse parameter-free attacks", ICML 2020): PGD whose step size needs no tuning. Bounded by
+// --eps in l_inf or l2 (--norm), N = --steps iterations from a random start (a uniform direction
+// scaled to the ball's surface), with
+//   z      = P(x_k + eta_k s(grad f(x_k)))                 s: sign (l_inf) or grad / ||grad||_2 (l2)
+//   x_k+1  = P(x_k + a (z - x_k) + (1 - a)(x_k - x_k-1))   a = 0.75 (momentum), a = 1 at the first step
+// P: projection onto the ball around x, then onto [0,1]. eta starts at 2 eps. At checkpoints
+// w_0 = 0, w_1 = 0.22 N, w_j+1 = w_j + max(w_j - w_j-1 - 0.03 N, 0.06 N), each sample halves its
+// eta and goes back to the best point it has seen when
+//   (1) the loss rose in fewer than rho = 0.75 of the steps since the last checkpoint, or
+//   (2) its eta was not halved at the last checkpoint and its best loss has not improved since.
+// Losses (per sample, maximised):
+//   apgd-ce    cross-entropy
+//   apgd-dlr   DLR = -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3)            (pi: logits sorted, descending)
+//   apgd-t     targeted DLR = -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2), once for each target t among
+//              the clean prediction's 9 most likely other classes (fewer when the model has fewer)
+// Success is misclassification for all three (apgd-t's targets are a means, as in AutoAttack):
+// every iterate is checked, and a sample leaves the attack (its later restarts and targets) at its
+// first success; the last misclassified iterate is its adversarial. --restarts R runs R random
+// starts (per target) for the samples still not fooled. Images the model already misclassifies are
+// not attacked (the clean image is their adversarial).
+// Per-sample randomness is seeded by (seed, sample id, start), and eta, the checkpoints' tests and
+// the best points are per sample, so no sample's result depends on its batch.
+// Defaults: 100 steps (the registry's), 1 restart, l_inf (AutoAttack's standard version).
+// Options used: eps, steps, norm, restarts, seed.
+#include <cmath>
+#include <limits>
+
+#include "attack_common.hpp"
+
+namespace sdsgsm {
+namespace {
+
+namespace F = torch::nn::functional;
+
+enum class Loss { CrossEntropy, Dlr, TargetedDlr };
+
+constexpr double kMomentum = 0.75;   ///< a
+constexpr double kRho = 0.75;        ///< the checkpoints' share of steps the loss must rise in
+constexpr int64_t kTargets = 9;      ///< apgd-t: target classes
+constexpr uint64_t kStartStream = 16;  ///< generator streams of the random starts (0, 1: engine)
+
+torch::Tensor per_image(const torch::Tensor& v) { return v.view({-1, 1, 1, 1}); }
+
+torch::Tensor dlr_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& target) {
+  torch::Tensor sorted = std::get<0>(logits.sort(1, /*descending=*/true));
+  const int64_t k = logits.size(1);
+  torch::Tensor z_y = logits.gather(1, y.unsqueeze(1)).squeeze(1);
+  auto col = [&](int64_t i) { return sorted.select(1, std::min(i, k - 1)); };
+  if (!target.defined()) {
+    torch::Tensor top_is_y = logits.argmax(1).eq(y);
+    torch::Tensor other = torch::where(top_is_y, col(1), col(0));
+    return -(z_y - other) / (col(0) - col(2) + 1e-12);
+  }
+  torch::Tensor z_t = logits.gather(1, target.unsqueeze(1)).squeeze(1);
+  return -(z_y - z_t) / (col(0) - 0.5 * (col(2) + col(3)) + 1e-12);
+}
+
+class Apgd final : public Attack {
+ public:
+  Apgd(std::string name, AttackOptions options, Loss loss) : Attack(std::move(name), std::move(options)), loss_(loss) {
+    options_.random_start = true;
+    options_.validate();
+    if (options_.targeted != TargetMode::None) {
+      throw Error(fmt::format("--targeted: {} is untargeted (apgd-t picks its own targets, as AutoAttack does)", name_));
+    }
+    if (options_.early_stop_8bit) throw Error(fmt::format("--early-stop-8bit: {} has no early stop to refine", name_));
+  }
+
+  nlohmann::json config() const override {
+    nlohmann::json j = options_.to_json();
+    j.erase("early_stop");
+    j["attack"] = name_;
+    j["norm"] = to_string(norm());
+    j["restarts"] = options_.restarts;
+    j["loss"] = loss_ == Loss::CrossEntropy ? "ce" : loss_ == Loss::Dlr ? "dlr" : "dlr-targeted";
+    if (loss_ == Loss::TargetedDlr) j["target_classes"] = kTargets;
+    j["momentum"] = kMomentum;
+    j["checkpoint_rho"] = kRho;
+    return j;
+  }
+
+ protected:
+  Norm norm() const { return options_.norm.value_or(Norm::Linf); }
+  double refine_bound() const override { return norm() == Norm::Linf ? options_.eps : -1; }
+
+  torch::Tensor project(const torch::Tensor& z, const torch::Tensor& x0) const {
+    const double eps = options_.eps;
+    if (norm() == Norm::Linf) return torch::min(torch::max(z, x0 - eps), x0 + eps).clamp(0.0, 1.0);
+    torch::Tensor d = z - x0;
+    torch::Tensor scale = (eps / d.flatten(1).norm(2, 1).clamp_min(1e-12)).clamp_max(1.0);
+    return (x0 + d * per_image(scale)).clamp(0.0, 1.0);
+  }
+
+  torch::Tensor direction(const torch::Tensor& g) const {
+    if (norm() == Norm::Linf) return g.sign();
+    return g / per_image(g.flatten(1).norm(2, 1).clamp_min(1e-12));
+  }
+
+  void attack(AttackContext& c) const override {
+    const int64_t classes = c.clean_logits.size(1);
+    if (loss_ != Loss::CrossEntropy && classes < 3) {
+      throw Error(fmt::format("{}: the DLR loss needs a model with at least 3 classes (this one has {})", name_, classes));
+    }
+    c.r.adversarial = c.x.clone();
+    // Images already misclassified count as fooled by the clean image and are not attacked.
+    torch::Tensor fooled = c.succeeded(c.r.clean_pred).clone();
+    torch::Tensor order;  // apgd-t: the clean logits' classes, most likely first
+    int64_t rounds = 1;
+    if (loss_ == Loss::TargetedDlr) {
+      order = std::get<1>(c.clean_logits.sort(1, /*descending=*/true));
+      rounds = std::min(kTargets, classes - 1);
+    }
+    uint64_t start = 0;
+    for (int64_t round = 0; round < rounds; ++round) {
+      for (int64_t restart = 0; restart < options_.restarts; ++restart, ++start) {
+        torch::Tensor rows = fooled.logical_not().nonzero().squeeze(1);
+        if (rows.size(0) == 0) return;
+        torch::Tensor target;
+        if (order.defined()) target = order.index_select(0, rows).select(1, round + 1);
+        run_once(c, rows, target, start, fooled);
+      }
+    }
+  }
+
+ private:
+  /// One APGD run from a random start for the samples `rows` (apgd-t: toward `target`).
+  void run_once(AttackContext& c, const torch::Tensor& rows, const torch::Tensor& target, uint64_t start,
+                torch::Tensor& fooled) const {
+    const int64_t m = rows.size(0), steps = options_.steps;
+    const double eps = options_.eps;
+    const torch::Tensor x0 = c.x.index_select(0, rows), y = c.y.index_select(0, rows);
+    const torch::Tensor ids = c.ids_cpu.index_select(0, rows.cpu());
+
+    // The random start: a direction drawn per sample, scaled onto the ball's surface.
+    torch::Tensor t = torch::empty(x0.sizes(), torch::kFloat32);
+    const auto* id = ids.data_ptr<int64_t>();
+    for (int64_t i = 0; i < m; ++i) {
+      at::Generator gen = detail::sample_generator(options_.seed, id[i], kStartStream + start);
+      if (norm() == Norm::Linf) {
+        t[i].uniform_(-1.0, 1.0, gen);
+      } else {
+        t[i].normal_(0.0, 1.0, gen);
+      }
+    }
+    t = t.to(x0.device());
+    torch::Tensor size = norm() == Norm::Linf ? t.abs().flatten(1).amax(1) : t.flatten(1).norm(2, 1);
+    torch::Tensor xk = (x0 + eps * t / per_image(size.clamp_min(1e-12))).clamp(0.0, 1.0);
+
+    // Loss, logits and gradient at a point; records the samples it fools.
+    torch::Tensor local_fooled = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
+    auto evaluate = [&](const torch::Tensor& at, torch::Tensor& loss, torch::Tensor& grad) {
+      torch::Tensor point = at.detach().requires_grad_(true);
+      torch::Tensor logits = c.model.forward(point);
+      if (loss_ == Loss::CrossEntropy) {
+        loss = F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+      } else {
+        loss = dlr_loss(logits, y, target);
+      }
+      grad = torch::autograd::grad({loss.sum()}, {point})[0].detach();
+      loss = loss.detach();
+      c.count_forward(rows);
+      c.count_backward(rows);
+      torch::Tensor now = c.succeeded(logits.detach().argmax(1), rows);
+      // The last misclassified iterate is the adversarial (AutoAttack keeps it so).
+      torch::Tensor hit = now.nonzero().squeeze(1);
+      if (hit.size(0) > 0) c.r.adversarial.index_copy_(0, rows.index_select(0, hit), at.index_select(0, hit).detach());
+      local_fooled.logical_or_(now);
+    };
+
+    torch::Tensor loss, grad;
+    evaluate(xk, loss, grad);
+    torch::Tensor x_best = xk.clone(), grad_best = grad.clone(), loss_best = loss.clone();
+    torch::Tensor x_prev = xk.clone(), loss_prev = loss.clone();
+    torch::Tensor eta = torch::full({m}, 2 * eps, x0.options());
+    torch::Tensor rises = torch::zeros({m}, x0.options());
+    torch::Tensor loss_best_at_check = loss_best.clone();
+    torch::Tensor halved_at_check = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
+    const int64_t first = std::max<int64_t>(static_cast<int64_t>(0.22 * steps), 1);
+    const int64_t shrink = std::max<int64_t>(static_cast<int64_t>(0.03 * steps), 1);
+    const int64_t shortest = std::max<int64_t>(static_cast<int64_t>(0.06 * steps), 1);
+    int64_t interval = first, since_check = 0;
+
+    for (int64_t k = 0; k < steps; ++k) {
+      {
+        torch::NoGradGuard ng;
+        torch::Tensor z = project(xk + per_image(eta) * direction(grad), x0);
+        const double a = k == 0 ? 1.0 : kMomentum;
+        torch::Tensor next = project(xk + a * (z - xk) + (1 - a) * (xk - x_prev), x0);
+        x_prev = xk;
+        xk = next;
+      }
+      evaluate(xk, loss, grad);
+      c.r.iterations.index_add_(0, rows, torch::ones({m}, c.r.iterations.options()));
+      torch::NoGradGuard ng;
+      rises.add_(loss.gt(loss_prev).to(rises.scalar_type()));
+      loss_prev = loss;
+      torch::Tensor better = loss.gt(loss_best);
+      x_best = torch::where(per_image(better), xk, x_best);
+      grad_best = torch::where(per_image(better), grad, grad_best);
+      loss_best = torch::where(better, loss, loss_best);
+      if (++since_check == interval) {
+        torch::Tensor oscillating = rises.lt(kRho * static_cast<double>(interval));
+        torch::Tensor stalled = halved_at_check.logical_not().logical_and(loss_best.le(loss_best_at_check));
+        torch::Tensor halve = oscillating.logical_or(stalled);
+        eta = torch::where(halve, eta / 2, eta);
+        xk = torch::where(per_image(halve), x_best, xk);
+        grad = torch::where(per_image(halve), grad_best, grad);
+        x_prev = torch::where(per_image(halve), x_best, x_prev);  // no momentum across the jump back
+        halved_at_check = halve;
+        loss_best_at_check = loss_best.clone();
+        rises.zero_();
+        since_check = 0;
+        interval = std::max(interval - shrink, shortest);
+      }
+    }
+    // Samples it did not fool end at their highest-loss point.
+    torch::Tensor missed = local_fooled.logical_not().nonzero().squeeze(1);
+    if (missed.size(0) > 0) {
+      c.r.adversarial.index_copy_(0, rows.index_select(0, missed), x_best.index_select(0, missed));
+    }
+    fooled.index_copy_(0, rows, fooled.index_select(0, rows).logical_or(local_fooled));
+  }
+
+  Loss loss_;
+};
+
+}  // namespace
+
+std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options) {
+  return std::make_unique<Apgd>("apgd-ce", options, Loss::CrossEntropy);
+}
+std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options) {
+  return std::make_unique<Apgd>("apgd-dlr", options, Loss::Dlr);
+}
+std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options) {
+  return std::make_unique<Apgd>("apgd-t", options, Loss::TargetedDlr);
+}
+
+}  // namespace sdsgsm
