@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
 #include "sdsgsm/run_folder.hpp"
 
@@ -18,7 +19,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       "run only on the images still robust, with checks that warn of gradient masking (Square finding\n"
       "what the gradient attacks missed; more robust at more steps; robust at a huge eps). Writes to\n"
       "--out: robust.json (every figure, the checks, the configuration), robust.csv (per image: which\n"
-      "attack fooled it), robust.md (the table) and timing.json. Resumable (--resume).");
+      "attack fooled it), robust.md (the table), report.html and timing.json. Resumable (--resume).");
   struct Opts {
     std::string model = "resnet20", data = "data/cifar10", split = "test";
     DataFlags data_flags;
@@ -85,6 +86,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       nlohmann::json timing = {{"seconds", seconds}, {"threads", torch::get_num_threads()}, {"resumed", folder.resumed()}};
       for (const auto& s : res.stages) timing["attacks"][s.attack] = s.seconds;
       write_file_atomic(folder.work() / "timing.json", timing.dump(2) + "\n");
+      write_report_html(folder.work() / "report.html", {folder.work()});
       fs::remove_all(folder.work() / "batches");
       fs::remove(folder.work() / "checks.json");
       folder.commit();

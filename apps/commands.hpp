@@ -89,6 +89,7 @@ void add_export_command(CLI::App& app, Common& common, Runner& run);
 void add_tune_command(CLI::App& app, Common& common, Runner& run);
 void add_report_command(CLI::App& app, Common& common, Runner& run);
 void add_robust_command(CLI::App& app, Common& common, Runner& run);
+void add_transfer_command(CLI::App& app, Common& common, Runner& run);
 
 
 }  // namespace sdsgsm::cli

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   sdsgsm::cli::add_tune_command(app, common, run);
   sdsgsm::cli::add_report_command(app, common, run);
   sdsgsm::cli::add_robust_command(app, common, run);
+  sdsgsm::cli::add_transfer_command(app, common, run);
 
   // A file-size limit (ulimit -f) or a full disk ends a write with an error we report in one line,
   // leaving the run resumable, instead of killing the process mid-file.

@@ -8,7 +8,9 @@
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
+#include "sdsgsm/transfer.hpp"
 #include "test_attacks_util.hpp"
 #include "test_util.hpp"
 
@@ -44,9 +46,10 @@ torch::Tensor robust_test_images(int64_t n, uint64_t seed, int64_t hw = 4) {
 }
 
 /// 8-bit images labelled with the model's own predictions, as an image source.
-std::unique_ptr<ImageSource> labelled_source(Classifier& model, int64_t n, uint64_t seed, Dataset& keep) {
+std::unique_ptr<ImageSource> labelled_source(Classifier& model, int64_t n, uint64_t seed, Dataset& keep,
+                                             int64_t hw = 8) {
   auto gen = at::detail::createCPUGenerator(seed);
-  keep.images = torch::randint(0, 256, {n, 3, 8, 8}, gen, torch::kInt64).to(torch::kUInt8);
+  keep.images = torch::randint(0, 256, {n, 3, hw, hw}, gen, torch::kInt64).to(torch::kUInt8);
   torch::NoGradGuard ng;
   keep.labels = model.forward(keep.images.to(torch::kFloat32).div(255)).argmax(1);
   for (int i = 0; i < 10; ++i) keep.classes.push_back("c" + std::to_string(i));
@@ -244,4 +247,35 @@ TEST(Robust, OptionsAreCheckedAndNamed) {
   EXPECT_EQ(l2_square.sequence(), (std::vector<std::string>{"apgd-ce", "apgd-t"}));
   l2_square.attacks = {"square"};
   EXPECT_TRUE(Contains(bad(l2_square), "--norm"));
+}
+
+// A transfer cell counts, of the images the target classifies correctly, those the attack fooled on
+// the source; the diagonal is the white-box ASR over the correctly classified images.
+TEST(Transfer, CellsCountWhatTheyDefine) {
+  TinyCnn source(4), target(6);
+  Dataset data;
+  auto unused = labelled_source(source, 40, 3, data, 16);  // SSIM needs 11 x 11
+  auto x = data.images.to(torch::kFloat32).div(255);
+  // Labels the target gets right on half of the images.
+  data.labels = torch::where(torch::arange(40).remainder(2).eq(0), target.forward(x).argmax(1), data.labels);
+  RunOptions ro;
+  ro.progress = false;
+  ro.keep_adversarial = true;
+  ro.batch_size = 16;
+  auto r = run_attack(source, data, *make_attack("ifgsm", AttackOptions().set_eps(4.0 / 255)), ro);
+  TransferCell c = transfer_cell(r, x, target, "a", "b", 16);
+  auto correct = target.forward(x).argmax(1).eq(data.labels);
+  auto counted = correct.logical_and(r.success.to(torch::kBool));
+  EXPECT_EQ(c.counted, counted.sum().item<int64_t>());
+  auto fools = target.forward(r.adversarial).argmax(1).ne(data.labels);
+  EXPECT_EQ(c.fooled, counted.logical_and(fools).sum().item<int64_t>());
+  EXPECT_GT(c.counted, 0);
+  EXPECT_LE(c.fooled, c.counted);
+  TransferCell self = transfer_cell(r, x, source, "a", "a", 16);
+  auto source_correct = source.forward(x).argmax(1).eq(data.labels);
+  EXPECT_EQ(self.counted, source_correct.sum().item<int64_t>());
+  EXPECT_EQ(self.fooled, source_correct.logical_and(r.success.to(torch::kBool)).sum().item<int64_t>());
+  auto table = transfer_tables({c, self});
+  EXPECT_TRUE(Contains(table, "| made on \\ fools | b | a |")) << table;
+  EXPECT_TRUE(Contains(c.to_json().dump(), "\"asr_8bit\""));
 }

@@ -190,7 +190,12 @@ RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const
 
   RobustResult res;
   res.images = n;
-  for (const auto& name : names) res.stages.push_back({attack_info(name).name, attack_info(name).label});
+  for (const auto& name : names) {
+    RobustStage stage;
+    stage.attack = attack_info(name).name;
+    stage.label = attack_info(name).label;
+    res.stages.push_back(stage);
+  }
   std::vector<torch::Tensor> preds, fooled, labels;
   auto t_start = std::chrono::steady_clock::now();
   for (int64_t b = 0; b < batches; ++b) {
@@ -253,7 +258,12 @@ RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const
       if (gradient_robust < 0) gradient_robust = res.stages[k].attacked;
     }
   }
-  RobustCheck free_check{"gradient-free"};
+  auto named = [](const char* name) {
+    RobustCheck c;
+    c.name = name;
+    return c;
+  };
+  RobustCheck free_check = named("gradient-free");
   if (!free_names.empty()) {
     free_check.ran = true;
     free_check.warned = free_fooled > 0;
@@ -267,7 +277,7 @@ RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const
   }
   res.checks.push_back(free_check);
 
-  RobustCheck steps_check{"more-steps"}, large_check{"large-eps"};
+  RobustCheck steps_check = named("more-steps"), large_check = named("large-eps");
   const int64_t m = std::min(o.check_count, n);
   if (!checks_file.empty() && fs::exists(checks_file)) {
     auto j = nlohmann::json::parse(read_file(checks_file));

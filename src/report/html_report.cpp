@@ -256,11 +256,60 @@ std::string config_section(const Group& g) {
 
 }  // namespace
 
-std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions& o) {
+/// A `sdsgsm robust` folder (robust.json) as a section: the sequence's table, the checks, warnings.
+static std::string robust_section(const fs::path& dir, size_t id, std::string& nav) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(dir / "robust.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("'{}' is corrupt ({})", (dir / "robust.json").string(), e.what()));
+  }
+  try {
+    const auto& ro = j.at("robust_options");
+    const bool linf = ro.at("norm").get<std::string>() == "linf";
+    const double eps = ro.at("eps").get<double>();
+    const std::string title = fmt::format("Robust accuracy: {} on {} ({} images), {} eps {}", j.value("model", std::string("?")),
+                                          j.value("data", std::string("?")), j.at("images").get<int64_t>(),
+                                          linf ? "l_inf" : "l2", linf ? fmt::format("{:.4g}/255", eps * 255) : fmt::format("{:.4g}", eps));
+    nav += fmt::format("<a href=\"#r{}\">{}</a>", id, escape(title));
+    std::string h = fmt::format("<section id=\"r{}\">\n<h2>{}</h2>\n", id, escape(title));
+    h += fmt::format("<p class=\"sub\">robust accuracy <b>{:.2f}%</b> ({} of {} images), clean {:.2f}%: the per-image worst "
+                     "case over the sequence, each attack run on the images still robust</p>\n",
+                     100 * j.at("robust_accuracy").get<double>(), j.at("robust").get<int64_t>(), j.at("images").get<int64_t>(),
+                     100 * j.at("clean_accuracy").get<double>());
+    for (const auto& w : j.at("warnings")) h += fmt::format("<div class=\"warn\">{}</div>\n", escape(w.get<std::string>()));
+    h += "<table>\n<tr><th>attack</th><th>images attacked</th><th>fooled</th><th>robust accuracy after</th><th>forward passes</th><th>backward passes</th></tr>\n";
+    const double n = static_cast<double>(std::max<int64_t>(j.at("images").get<int64_t>(), 1));
+    int64_t left = j.at("clean_correct").get<int64_t>();
+    for (const auto& a : j.at("attacks")) {
+      left -= a.at("fooled").get<int64_t>();
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2f}%</td><td>{}</td><td>{}</td></tr>\n",
+                       escape(a.at("label").get<std::string>()), a.at("attacked").get<int64_t>(), a.at("fooled").get<int64_t>(),
+                       100.0 * static_cast<double>(left) / n, a.at("forward_passes").get<int64_t>(), a.at("backward_passes").get<int64_t>());
+    }
+    h += "</table>\n<h3>Masking checks</h3>\n<table>\n<tr><th>check</th><th>result</th><th>what it measured</th></tr>\n";
+    for (const auto& c : j.at("checks")) {
+      const std::string verdict = !c.at("ran").get<bool>() ? "not run" : c.at("warned").get<bool>() ? "<b>warning</b>" : "ok";
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n", escape(c.at("check").get<std::string>()), verdict,
+                       escape(c.at("detail").get<std::string>()));
+    }
+    h += "</table>\n";
+    for (const auto& note : j.at("notes")) h += fmt::format("<p class=\"note\">{}</p>\n", escape(note.get<std::string>()));
+    h += fmt::format("<details><summary>Configuration</summary><pre>{}</pre></details>\n</section>\n", escape(ro.dump(2)));
+    return h;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("'{}' is not a robust.json of sdsgsm robust ({})", (dir / "robust.json").string(), e.what()));
+  }
+}
+
+std::string report_html(const std::vector<fs::path>& inputs_in, const ReportOptions& o) {
   if (o.examples < 0) throw Error(fmt::format("--examples must be >= 0 (got {})", o.examples));
+  // `sdsgsm robust` folders are sections of their own; the rest are attack runs.
+  std::vector<fs::path> inputs, robust_dirs;
+  for (const auto& p : inputs_in) (fs::is_regular_file(p / "robust.json") ? robust_dirs : inputs).push_back(p);
   std::vector<Group> groups;
   std::map<std::string, size_t> by_key;
-  for (const auto& dir : find_run_folders(inputs)) {
+  for (const auto& dir : inputs.empty() && !robust_dirs.empty() ? std::vector<fs::path>{} : find_run_folders(inputs)) {
     Run run = load_run(dir);
     // A reproduce folder's regimes are sections of their own: their attacks answer other questions.
     const std::string key = group_key(run.metrics) + "|" + run.regime;
@@ -319,6 +368,8 @@ std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions
     body += fmt::format("<section id=\"g{}\">\n<h2>{}</h2>\n<p class=\"sub\">{} attack{}: {}</p>\n{}{}</section>\n", i + 1,
                         escape(title), g.runs.size(), g.runs.size() == 1 ? "" : "s", escape(names), notes, sections);
   }
+  for (size_t i = 0; i < robust_dirs.size(); ++i) body += robust_section(robust_dirs[i], i + 1, nav);
+  runs += robust_dirs.size();
   return fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>sdsgsm report</title>\n"

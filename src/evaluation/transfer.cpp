@@ -1,0 +1,83 @@
+// Transfer between models (see include/sdsgsm/transfer.hpp).
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "sdsgsm/metrics.hpp"
+#include "sdsgsm/transfer.hpp"
+
+namespace sdsgsm {
+
+nlohmann::json TransferCell::to_json() const {
+  return {{"attack", attack},       {"source", source},         {"target", target},
+          {"counted", counted},     {"fooled", fooled},         {"asr", asr()},
+          {"counted_8bit", counted_8bit}, {"fooled_8bit", fooled_8bit}, {"asr_8bit", asr_8bit()}};
+}
+
+TransferCell transfer_cell(const AttackRunResult& run, const torch::Tensor& clean, Classifier& target,
+                           const std::string& source, const std::string& target_name, int64_t batch_size,
+                           const torch::Device& device) {
+  if (!run.adversarial.defined()) throw Error("transfer: the run kept no adversarial images");
+  const int64_t n = run.label.size(0);
+  if (run.adversarial.size(0) != n || clean.size(0) != n) throw Error("transfer: images and results differ in number");
+  TransferCell c;
+  c.attack = run.attack;
+  c.source = source;
+  c.target = target_name;
+  torch::NoGradGuard ng;
+  auto predict = [&](const torch::Tensor& images) {
+    std::vector<torch::Tensor> out;
+    for (int64_t s = 0; s < n; s += batch_size) {
+      out.push_back(target.forward(images.narrow(0, s, std::min(batch_size, n - s)).to(device)).argmax(1).cpu());
+    }
+    return n ? torch::cat(out) : torch::zeros({0}, torch::kInt64);
+  };
+  const torch::Tensor label = run.label.cpu();
+  const torch::Tensor correct = predict(clean).eq(label);
+  const torch::Tensor fools = predict(run.adversarial).ne(label);
+  const torch::Tensor fools8 = predict(quantize_8bit(run.adversarial)).ne(label);
+  // The diagonal (the model the adversarials were made on): the white-box ASR, over every image it
+  // classifies correctly.
+  const bool white_box = source == target_name;
+  const torch::Tensor counted = white_box ? correct : correct.logical_and(run.success.cpu().to(torch::kBool));
+  const torch::Tensor counted8 = white_box ? correct : correct.logical_and(run.success_8bit.cpu().to(torch::kBool));
+  c.counted = counted.sum().item<int64_t>();
+  c.fooled = counted.logical_and(fools).sum().item<int64_t>();
+  c.counted_8bit = counted8.sum().item<int64_t>();
+  c.fooled_8bit = counted8.logical_and(fools8).sum().item<int64_t>();
+  return c;
+}
+
+std::string transfer_tables(const std::vector<TransferCell>& cells) {
+  std::vector<std::string> attacks, sources, targets;
+  auto add = [](std::vector<std::string>& v, const std::string& s) {
+    if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
+  };
+  for (const auto& c : cells) {
+    add(attacks, c.attack);
+    add(sources, c.source);
+    add(targets, c.target);
+  }
+  std::string out;
+  for (const auto& a : attacks) {
+    out += fmt::format("\n{}: transfer ASR, float (8-bit rounded); rows: the model attacked, columns: the model fooled "
+                       "(the diagonal: the white-box ASR over the images it classifies correctly)\n\n| made on \\ fools |", a);
+    for (const auto& t : targets) out += " " + t + " |";
+    out += "\n|---|";
+    for (size_t i = 0; i < targets.size(); ++i) out += "---:|";
+    out += "\n";
+    for (const auto& s : sources) {
+      out += "| " + s + " |";
+      for (const auto& t : targets) {
+        auto it = std::find_if(cells.begin(), cells.end(),
+                               [&](const TransferCell& c) { return c.attack == a && c.source == s && c.target == t; });
+        out += it == cells.end() ? " |"
+                                 : fmt::format(" {:.1f}% ({:.1f}%) of {} |", 100 * it->asr(), 100 * it->asr_8bit(), it->counted);
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace sdsgsm
