@@ -167,9 +167,9 @@ double TrainOptions::adversarial_alpha() const {
 
 nlohmann::json TrainOptions::to_json() const {
   nlohmann::json j = {{"arch", arch},       {"epochs", epochs},     {"batch_size", batch_size},
-          {"lr", lr},          {"momentum", momentum}, {"weight_decay", weight_decay},
-          {"nesterov", nesterov}, {"schedule", schedule}, {"warmup_epochs", warmup_epochs},
-          {"pad", pad},        {"flip", flip},         {"seed", seed}, {"precision", precision}};
+                      {"lr", lr},          {"momentum", momentum}, {"weight_decay", weight_decay},
+                      {"nesterov", nesterov}, {"schedule", schedule}, {"warmup_epochs", warmup_epochs},
+                      {"pad", pad},        {"flip", flip},         {"seed", seed}, {"precision", precision}};
   // Adversarial options only when adversarial training is on: standard runs keep their
   // fingerprint (resume) and log as before.
   if (adversarial != "none") {
