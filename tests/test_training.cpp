@@ -596,4 +596,49 @@ TEST_F(Training, BadInputsFailBeforeWritingAnything) {
   EXPECT_FALSE(fs::exists(tmp_ / "sub"));
 }
 
+// The command line: the adversarial flags reach the options (a fraction for --adv-eps), the run
+// logs the guard, and bad values are one-line errors naming the flag.
+TEST(TrainCommand, AdversarialFlagsEndToEnd) {
+  TempDir tmp;
+  fs::path data = tmp / "cifar";
+  std::vector<int> labels;
+  for (int i = 0; i < 8; ++i) labels.push_back(i % 10);
+  for (int b = 1; b <= 5; ++b) {
+    sdsgsm_test::write_bytes(data / ("data_batch_" + std::to_string(b) + ".bin"),
+                             sdsgsm_test::make_cifar_bytes(labels, 10 * b));
+  }
+  sdsgsm_test::write_bytes(data / "test_batch.bin", sdsgsm_test::make_cifar_bytes({1, 2}));
+  auto tool = [&](const std::string& args) {
+    return sdsgsm_test::run_shell(sdsgsm_test::shell_quote(SDSGSM_TEST_BINARY) + " " + args, tmp.path(), tmp.path());
+  };
+  auto r = tool("-q --threads 1 train --arch resnet20 --data " + sdsgsm_test::shell_quote(data.string()) +
+                " --out run/m.pt --epochs 1 --batch-size 8 --test-count 0 --adversarial fgsm-rs --adv-eps 4/255"
+                " --guard-count 8");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "best PGD accuracy on the held-out images"));
+  auto log = nlohmann::json::parse(sdsgsm::read_file(tmp / "run" / "m.pt.json"));
+  EXPECT_EQ(log["config"]["adversarial"], "fgsm-rs");
+  EXPECT_DOUBLE_EQ(log["config"]["adv_eps"].get<double>(), 4.0 / 255);
+  EXPECT_DOUBLE_EQ(log["config"]["adv_alpha"].get<double>(), 1.25 * 4 / 255);
+  EXPECT_EQ(log["guard_images"], 8);
+  EXPECT_EQ(log["history"].size(), 1u);
+  EXPECT_TRUE(log["history"][0].contains("robust_accuracy"));
+
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"--adversarial trades", "--adversarial"},
+           {"--adversarial pgd --adv-eps abc", "--adv-eps"},
+           {"--adversarial pgd --adv-eps 9/4", "--adv-eps"},
+           {"--adversarial pgd --adv-alpha 0", "--adv-alpha"},
+           {"--adversarial pgd --adv-steps 0", "--adv-steps"},
+           {"--adversarial pgd --guard-drop 2", "--guard-drop"}}) {
+    SCOPED_TRACE(args);
+    r = tool("train --out x.pt --data nowhere " + args);
+    EXPECT_NE(r.exit_code, 0);
+    auto lines = sdsgsm_test::split_lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_TRUE(Contains(lines[0], "sdsgsm: error: "));
+    EXPECT_TRUE(Contains(lines[0], flag));
+  }
+}
+
 }  // namespace
