@@ -1,5 +1,6 @@
 // Tests of src/training: the learning-rate schedules, option validation, a short training run,
-// checkpoints and resuming.
+// checkpoints and resuming; adversarial training (the adversarial batches, determinism) and its
+// catastrophic-overfitting guard (the rule, the stop and rollback, resuming a guarded run).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "sdsgsm/training.hpp"
 #include "test_util.hpp"
@@ -130,6 +132,86 @@ TEST(TrainOptionsJson, HoldsTheResultDefiningOptions) {
   EXPECT_EQ(TrainOptions(o).set_out("b.pt").set_progress(false).to_json(), j);
   EXPECT_NE(TrainOptions(o).set_seed(43).to_json(), j);
   EXPECT_NE(TrainOptions(o).set_flip(false).to_json(), j);
+}
+
+TEST(TrainOptionsValidate, RejectsBadAdversarialOptionsNamingTheFlag) {
+  TrainOptions ok;
+  ok.set_out("model.pt");
+  for (const std::string m : {"none", "fgsm-rs", "n-fgsm", "pgd", "fgsm"}) {
+    EXPECT_NO_THROW(TrainOptions(ok).set_adversarial(m).validate()) << m;
+  }
+  struct Case {
+    TrainOptions o;
+    std::string flag;
+  };
+  std::vector<Case> cases = {
+      {TrainOptions(ok).set_adversarial("trades"), "--adversarial"},
+      {TrainOptions(ok).set_adversarial(""), "--adversarial"},
+      {TrainOptions(ok).set_adversarial("pgd").set_adv_eps(0), "--adv-eps"},
+      {TrainOptions(ok).set_adversarial("pgd").set_adv_eps(-0.03), "--adv-eps"},
+      {TrainOptions(ok).set_adversarial("pgd").set_adv_eps(8), "--adv-eps"},
+      {TrainOptions(ok).set_adversarial("pgd").set_adv_eps(std::nan("")), "--adv-eps"},
+      {TrainOptions(ok).set_adversarial("fgsm-rs").set_adv_alpha(0.0), "--adv-alpha"},
+      {TrainOptions(ok).set_adversarial("fgsm-rs").set_adv_alpha(-0.01), "--adv-alpha"},
+      {TrainOptions(ok).set_adversarial("pgd").set_adv_steps(0), "--adv-steps"},
+      {TrainOptions(ok).set_adversarial("pgd").set_guard_count(-1), "--guard-count"},
+      {TrainOptions(ok).set_adversarial("pgd").set_guard_drop(0), "--guard-drop"},
+      {TrainOptions(ok).set_adversarial("pgd").set_guard_drop(1), "--guard-drop"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE("expecting an error about " + c.flag);
+    std::string msg = error_message([&] { c.o.validate(); });
+    EXPECT_TRUE(Contains(msg, c.flag));
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+TEST(TrainOptionsJson, HoldsAdversarialOptionsOnlyWhenAdversarialTrainingIsOn) {
+  TrainOptions o;
+  o.set_out("a.pt");
+  auto standard = o.to_json();
+  // Standard training: the fingerprint of the options before adversarial training existed.
+  for (const char* key : {"adversarial", "adv_eps", "adv_alpha", "adv_steps", "guard_count", "guard_drop"}) {
+    EXPECT_FALSE(standard.contains(key)) << key;
+  }
+  EXPECT_EQ(standard.size(), 13u);
+  EXPECT_EQ(TrainOptions(o).set_adv_eps(0.1).set_guard_count(5).to_json(), standard);
+
+  auto pgd = TrainOptions(o).set_adversarial("pgd").to_json();
+  EXPECT_EQ(pgd["adversarial"], "pgd");
+  EXPECT_DOUBLE_EQ(pgd["adv_eps"].get<double>(), 8.0 / 255);
+  EXPECT_DOUBLE_EQ(pgd["adv_alpha"].get<double>(), 2.0 / 255);
+  EXPECT_EQ(pgd["adv_steps"], 10);
+  EXPECT_EQ(pgd["guard_count"], 1000);
+  EXPECT_DOUBLE_EQ(pgd["guard_drop"].get<double>(), 0.5);
+  EXPECT_NE(TrainOptions(o).set_adversarial("pgd").set_adv_steps(7).to_json(), pgd);
+  EXPECT_NE(TrainOptions(o).set_adversarial("pgd").set_guard_count(0).to_json(), pgd);
+  auto rs = TrainOptions(o).set_adversarial("fgsm-rs").to_json();
+  EXPECT_FALSE(rs.contains("adv_steps"));  // single-step methods take no step count
+  EXPECT_DOUBLE_EQ(rs["adv_alpha"].get<double>(), 1.25 * 8 / 255);
+}
+
+TEST(TrainOptionsAlpha, EachMethodHasItsReferenceStepSize) {
+  TrainOptions o;
+  o.set_adv_eps(0.04);
+  EXPECT_DOUBLE_EQ(TrainOptions(o).set_adversarial("fgsm-rs").adversarial_alpha(), 1.25 * 0.04);
+  EXPECT_DOUBLE_EQ(TrainOptions(o).set_adversarial("n-fgsm").adversarial_alpha(), 0.04);
+  EXPECT_DOUBLE_EQ(TrainOptions(o).set_adversarial("fgsm").adversarial_alpha(), 0.04);
+  EXPECT_DOUBLE_EQ(TrainOptions(o).set_adversarial("pgd").adversarial_alpha(), 2.0 / 255);
+  EXPECT_DOUBLE_EQ(TrainOptions(o).set_adversarial("pgd").set_adv_alpha(0.01).adversarial_alpha(), 0.01);
+}
+
+TEST(OverfittingGuard, CollapseNeedsBothTheRelativeAndTheAbsoluteDrop) {
+  EXPECT_TRUE(sdsgsm::guard_collapsed(0.50, 0.20, 0.5));
+  EXPECT_TRUE(sdsgsm::guard_collapsed(0.50, 0.0, 0.5));
+  EXPECT_FALSE(sdsgsm::guard_collapsed(0.50, 0.26, 0.5));  // above half the best
+  EXPECT_FALSE(sdsgsm::guard_collapsed(0.50, 0.50, 0.5));
+  EXPECT_FALSE(sdsgsm::guard_collapsed(0.50, 0.60, 0.5));
+  EXPECT_FALSE(sdsgsm::guard_collapsed(0.15, 0.06, 0.5));  // below half, but only 9 points under
+  EXPECT_TRUE(sdsgsm::guard_collapsed(0.25, 0.10, 0.5));   // below half and 15 points under
+  // A smaller --guard-drop stops earlier.
+  EXPECT_FALSE(sdsgsm::guard_collapsed(0.50, 0.35, 0.5));
+  EXPECT_TRUE(sdsgsm::guard_collapsed(0.50, 0.35, 0.2));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,6 +390,202 @@ TEST_F(Training, Bf16PrecisionTrains) {
   EXPECT_EQ(net->forward(train.float_images(0, 2)).scalar_type(), torch::kFloat32);
 }
 
+// The adversarial batches of each method: within their distance of the images, in [0,1], made
+// from the given generator only (reproducible, the global generator untouched), and leaving the
+// parameters' gradients alone.
+TEST_F(Training, AdversarialBatchesStayInTheirBallAndTheImageRange) {
+  auto data = colour_dataset(32, 4, 8);
+  auto x = data.float_images(0, 32);
+  auto y = data.labels;
+  torch::manual_seed(3);
+  auto net = sdsgsm::make_network("resnet20", 4);
+  net->train();
+  const double eps = 8.0 / 255;
+  for (const std::string m : {"fgsm-rs", "n-fgsm", "pgd", "fgsm"}) {
+    SCOPED_TRACE(m);
+    auto o = TrainOptions().set_adversarial(m).set_adv_eps(eps).set_adv_steps(3);
+    at::Generator g1 = at::detail::createCPUGenerator(11);
+    torch::manual_seed(99);
+    auto global_before = torch::rand({4});
+    torch::manual_seed(99);
+    auto adv = sdsgsm::adversarial_batch(*net, x, y, o, g1);
+    EXPECT_TRUE(torch::equal(torch::rand({4}), global_before)) << "the global generator was used";
+    for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
+    EXPECT_FALSE(adv.requires_grad());
+    EXPECT_GE(adv.min().item<double>(), 0.0);
+    EXPECT_LE(adv.max().item<double>(), 1.0);
+    const double dist = (adv - x).abs().max().item<double>();
+    if (m == "n-fgsm") {
+      // Noise up to 2 eps, a step of eps, no projection: up to 3 eps, and beyond eps in places.
+      EXPECT_LE(dist, 3 * eps + 1e-6);
+      EXPECT_GT(dist, 1.5 * eps);
+    } else {
+      EXPECT_LE(dist, eps + 1e-6);
+      EXPECT_GT(dist, 0.99 * eps);  // the step reaches the ball's surface
+    }
+    if (m == "fgsm") {
+      // No random start: a pure signed-gradient step of eps, where the pixel is not clipped.
+      auto inside = (x > eps) & (x < 1 - eps);
+      EXPECT_TRUE(torch::allclose((adv - x).abs().masked_select(inside),
+                                  torch::full({inside.sum().item<int64_t>()}, eps), 0, 1e-6));
+    }
+    at::Generator g2 = at::detail::createCPUGenerator(11);
+    EXPECT_TRUE(torch::equal(sdsgsm::adversarial_batch(*net, x, y, o, g2), adv));
+    if (m != "fgsm") {
+      at::Generator g3 = at::detail::createCPUGenerator(12);
+      EXPECT_FALSE(torch::equal(sdsgsm::adversarial_batch(*net, x, y, o, g3), adv));
+    }
+  }
+}
+
+/// A small adversarial run: 96 training images, the last 32 of them held out for the guard.
+TrainOptions small_adversarial(const fs::path& out, const std::string& method) {
+  return small_options(out).set_adversarial(method).set_adv_steps(2).set_batch_size(32).set_guard_count(32);
+}
+
+TEST_F(Training, AdversarialRunsAreDeterministicAndLogTheGuard) {
+  auto train = colour_dataset(96, 4, 9);
+  auto test = colour_dataset(32, 4, 10);
+  auto o = [&](const std::string& dir) { return small_adversarial(tmp_ / dir / "net.pt", "pgd").set_epochs(2); };
+  auto a = sdsgsm::train_network(o("A"), train, test);
+  auto b = sdsgsm::train_network(o("B"), train, test);
+  ASSERT_EQ(a.history.size(), 2u);
+  ASSERT_EQ(b.history.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(a.history[i].train_loss, b.history[i].train_loss);
+    EXPECT_GE(a.history[i].robust_accuracy, 0.0);
+    EXPECT_LE(a.history[i].robust_accuracy, 1.0);
+    EXPECT_EQ(a.history[i].robust_accuracy, b.history[i].robust_accuracy);
+  }
+  EXPECT_EQ(a.stopped_epoch, 0);
+  EXPECT_GE(a.best_epoch, 1);
+  auto na = sdsgsm::load_network(tmp_ / "A" / "net.pt").net;
+  auto nb = sdsgsm::load_network(tmp_ / "B" / "net.pt").net;
+  auto pb = nb->named_parameters(true);
+  for (const auto& p : na->named_parameters(true)) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  auto bb = nb->named_buffers(true);
+  for (const auto& p : na->named_buffers(true)) EXPECT_TRUE(torch::equal(p.value(), bb[p.key()])) << p.key();
+
+  // Another seed trains another network.
+  sdsgsm::train_network(o("C").set_seed(2), train, test);
+  auto nc = sdsgsm::load_network(tmp_ / "C" / "net.pt").net;
+  EXPECT_FALSE(torch::equal(nc->parameters()[0], na->parameters()[0]));
+
+  // The log: the options, the robust accuracy per epoch, the best epoch, the time taken.
+  auto log = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "A" / "net.pt.json"));
+  EXPECT_EQ(log["config"]["adversarial"], "pgd");
+  EXPECT_EQ(log["config"]["train_images"], 96);
+  EXPECT_EQ(log["guard_images"], 32);
+  EXPECT_EQ(log["best_epoch"], a.best_epoch);
+  EXPECT_FALSE(log.contains("stopped_early"));
+  ASSERT_EQ(log["history"].size(), 2u);
+  double sum = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_DOUBLE_EQ(log["history"][i]["robust_accuracy"].get<double>(), a.history[i].robust_accuracy);
+    sum += log["history"][i]["wall_seconds"].get<double>();
+  }
+  EXPECT_GT(log["seconds"].get<double>(), 0.0);
+  EXPECT_NEAR(log["seconds"].get<double>(), sum, 1e-9);
+}
+
+TEST_F(Training, StandardRunsLogNoGuard) {
+  auto train = colour_dataset(64, 2, 11);
+  auto r = sdsgsm::train_network(small_options(tmp_ / "s.pt").set_epochs(1), train, sdsgsm::Dataset{});
+  EXPECT_EQ(r.history[0].robust_accuracy, -1);
+  EXPECT_EQ(r.best_epoch, 0);
+  auto log = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "s.pt.json"));
+  EXPECT_EQ(log["config"]["train_images"], 64);  // no images held out
+  EXPECT_FALSE(log["config"].contains("adversarial"));
+  EXPECT_FALSE(log["history"][0].contains("robust_accuracy"));
+  EXPECT_FALSE(log.contains("guard_images"));
+  EXPECT_GT(log["seconds"].get<double>(), 0.0);
+  // The guard needs images to train on besides its own.
+  std::string msg = error_message([&] {
+    sdsgsm::train_network(small_options(tmp_ / "g.pt").set_adversarial("fgsm-rs").set_guard_count(64), train, {});
+  });
+  EXPECT_TRUE(Contains(msg, "--guard-count"));
+}
+
+// The stop and rollback, with the guard's measurements replaced by a collapsing sequence (a real
+// catastrophic overfit is not reliable in a run of seconds): best after epoch 2, collapsed at 3.
+TEST_F(Training, GuardStopsACollapsingRunAndRollsBackToTheBestEpoch) {
+  auto train = colour_dataset(96, 4, 12);
+  auto test = colour_dataset(32, 4, 13);
+  const std::vector<double> sequence = {0.40, 0.55, 0.20, 0.50, 0.50};
+  std::vector<double> measured;
+  auto o = [&](const std::string& dir) {
+    auto t = small_adversarial(tmp_ / dir / "net.pt", "fgsm-rs").set_epochs(5);
+    t.guard_override = [&](int64_t epoch, double m) {
+      measured.push_back(m);
+      return sequence.at(epoch - 1);
+    };
+    return t;
+  };
+  auto r = sdsgsm::train_network(o("A"), train, test);
+  ASSERT_EQ(r.history.size(), 3u);
+  EXPECT_EQ(measured.size(), 3u);
+  for (double m : measured) EXPECT_TRUE(m >= 0 && m <= 1) << m;
+  EXPECT_EQ(r.stopped_epoch, 3);
+  EXPECT_EQ(r.best_epoch, 2);
+  EXPECT_DOUBLE_EQ(r.best_robust_accuracy, 0.55);
+  EXPECT_TRUE(Contains(r.stop_reason, "catastrophic overfitting"));
+  EXPECT_DOUBLE_EQ(r.history[2].robust_accuracy, 0.20);
+
+  // --out holds epoch 2's weights (kept as best-2.pt), not epoch 3's.
+  fs::path ckpt = tmp_ / "A" / "net.pt.ckpt";
+  auto out = sdsgsm::load_network(tmp_ / "A" / "net.pt").net;
+  auto best = sdsgsm::load_network(ckpt / "best-2.pt").net;
+  auto last = sdsgsm::load_network(ckpt / "model-3.pt").net;
+  EXPECT_FALSE(fs::exists(ckpt / "best-1.pt"));
+  auto pb = best->named_parameters(true), pl = last->named_parameters(true);
+  bool differs = false;
+  for (const auto& p : out->named_parameters(true)) {
+    EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+    differs = differs || !torch::equal(p.value(), pl[p.key()]);
+  }
+  EXPECT_TRUE(differs);
+  auto bb = best->named_buffers(true);
+  for (const auto& b : out->named_buffers(true)) EXPECT_TRUE(torch::equal(b.value(), bb[b.key()])) << b.key();
+  // The reported test accuracy is the rolled-back weights'.
+  EXPECT_DOUBLE_EQ(r.test_accuracy, r.history[1].test_accuracy);
+
+  // The log says why and where it stopped.
+  auto log = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "A" / "net.pt.json"));
+  ASSERT_TRUE(log.contains("stopped_early"));
+  EXPECT_EQ(log["stopped_early"]["epoch"], 3);
+  EXPECT_EQ(log["stopped_early"]["best_epoch"], 2);
+  EXPECT_TRUE(Contains(log["stopped_early"]["reason"].get<std::string>(), "20.00%"));
+  EXPECT_EQ(log["best_epoch"], 2);
+  EXPECT_EQ(log["history"].size(), 3u);
+  EXPECT_DOUBLE_EQ(log["test_accuracy"].get<double>(), r.test_accuracy);
+
+  // Resuming the stopped run trains nothing more and gives the same result.
+  measured.clear();
+  auto again = sdsgsm::train_network(o("A").set_resume(true), train, test);
+  EXPECT_TRUE(measured.empty());
+  EXPECT_EQ(again.history.size(), 3u);
+  EXPECT_EQ(again.stopped_epoch, 3);
+  EXPECT_EQ(again.best_epoch, 2);
+  EXPECT_DOUBLE_EQ(again.test_accuracy, r.test_accuracy);
+  auto out2 = sdsgsm::load_network(tmp_ / "A" / "net.pt").net;
+  for (const auto& p : out2->named_parameters(true)) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+
+  // Interrupted after epoch 2 and resumed: the best epoch's weights come back from the
+  // checkpoint and the same collapse rolls back to them.
+  fs::path ckpt_b = tmp_ / "B" / "net.pt.ckpt";
+  fs::create_directories(ckpt_b / "model-3.pt" / "blocker");
+  std::string msg = error_message([&] { sdsgsm::train_network(o("B"), train, test); });
+  EXPECT_TRUE(Contains(msg, "model-3.pt"));
+  fs::remove_all(ckpt_b / "model-3.pt");
+  auto b = sdsgsm::train_network(o("B").set_resume(true), train, test);
+  EXPECT_EQ(b.history.size(), 3u);
+  EXPECT_EQ(b.stopped_epoch, 3);
+  EXPECT_EQ(b.best_epoch, 2);
+  EXPECT_DOUBLE_EQ(b.best_robust_accuracy, 0.55);
+  auto outb = sdsgsm::load_network(tmp_ / "B" / "net.pt").net;
+  for (const auto& p : outb->named_parameters(true)) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+}
+
 TEST_F(Training, BadInputsFailBeforeWritingAnything) {
   auto train = colour_dataset(8, 2, 7);
   std::string msg = error_message(
@@ -316,6 +594,51 @@ TEST_F(Training, BadInputsFailBeforeWritingAnything) {
   msg = error_message([&] { sdsgsm::train_network(small_options(tmp_ / "sub" / "m.pt"), sdsgsm::Dataset{}, {}); });
   EXPECT_TRUE(Contains(msg, "empty"));
   EXPECT_FALSE(fs::exists(tmp_ / "sub"));
+}
+
+// The command line: the adversarial flags reach the options (a fraction for --adv-eps), the run
+// logs the guard, and bad values are one-line errors naming the flag.
+TEST(TrainCommand, AdversarialFlagsEndToEnd) {
+  TempDir tmp;
+  fs::path data = tmp / "cifar";
+  std::vector<int> labels;
+  for (int i = 0; i < 8; ++i) labels.push_back(i % 10);
+  for (int b = 1; b <= 5; ++b) {
+    sdsgsm_test::write_bytes(data / ("data_batch_" + std::to_string(b) + ".bin"),
+                             sdsgsm_test::make_cifar_bytes(labels, 10 * b));
+  }
+  sdsgsm_test::write_bytes(data / "test_batch.bin", sdsgsm_test::make_cifar_bytes({1, 2}));
+  auto tool = [&](const std::string& args) {
+    return sdsgsm_test::run_shell(sdsgsm_test::shell_quote(SDSGSM_TEST_BINARY) + " " + args, tmp.path(), tmp.path());
+  };
+  auto r = tool("-q --threads 1 train --arch resnet20 --data " + sdsgsm_test::shell_quote(data.string()) +
+                " --out run/m.pt --epochs 1 --batch-size 8 --test-count 0 --adversarial fgsm-rs --adv-eps 4/255"
+                " --guard-count 8");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "best PGD accuracy on the held-out images"));
+  auto log = nlohmann::json::parse(sdsgsm::read_file(tmp / "run" / "m.pt.json"));
+  EXPECT_EQ(log["config"]["adversarial"], "fgsm-rs");
+  EXPECT_DOUBLE_EQ(log["config"]["adv_eps"].get<double>(), 4.0 / 255);
+  EXPECT_DOUBLE_EQ(log["config"]["adv_alpha"].get<double>(), 1.25 * 4 / 255);
+  EXPECT_EQ(log["guard_images"], 8);
+  EXPECT_EQ(log["history"].size(), 1u);
+  EXPECT_TRUE(log["history"][0].contains("robust_accuracy"));
+
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"--adversarial trades", "--adversarial"},
+           {"--adversarial pgd --adv-eps abc", "--adv-eps"},
+           {"--adversarial pgd --adv-eps 9/4", "--adv-eps"},
+           {"--adversarial pgd --adv-alpha 0", "--adv-alpha"},
+           {"--adversarial pgd --adv-steps 0", "--adv-steps"},
+           {"--adversarial pgd --guard-drop 2", "--guard-drop"}}) {
+    SCOPED_TRACE(args);
+    r = tool("train --out x.pt --data nowhere " + args);
+    EXPECT_NE(r.exit_code, 0);
+    auto lines = sdsgsm_test::split_lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_TRUE(Contains(lines[0], "sdsgsm: error: "));
+    EXPECT_TRUE(Contains(lines[0], flag));
+  }
 }
 
 }  // namespace
