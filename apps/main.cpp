@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       "  sdsgsm train --arch resnet20 --data data/cifar10 --out models/resnet20.pt\n"
       "  sdsgsm attack --attack mifgsm --count 100 --out runs/mi   # attack, measure, save\n"
       "  sdsgsm compare --count 1000 --out runs/cmp                # several attacks, one table\n"
+      "  sdsgsm robust --model resnet20 --eps 8/255 --out runs/rob # robust accuracy (APGD, Square)\n"
       "  sdsgsm models                                    # what --model accepts\n\n"
       "Every command takes --threads N (default: all cores) and --model NAME|PATH where a model is used.",
       "sdsgsm"};
