@@ -279,3 +279,27 @@ TEST(Transfer, CellsCountWhatTheyDefine) {
   EXPECT_TRUE(Contains(table, "| made on \\ fools | b | a |")) << table;
   EXPECT_TRUE(Contains(c.to_json().dump(), "\"asr_8bit\""));
 }
+
+// With a work folder each batch's outcome is kept; a second call (a resumed run) reads them back
+// instead of attacking again, and gives the same result.
+TEST(Robust, ResumeReadsTheFinishedBatchesBack) {
+  TinyCnn model(4);
+  Dataset keep;
+  auto source = labelled_source(model, 20, 21, keep);
+  sdsgsm_test::TempDir tmp;
+  const RobustOptions o = quick_robust().set_eps(3.0 / 255).set_check_count(10);
+  RobustResult first = robust_accuracy(model, *source, o, tmp.path());
+  ASSERT_TRUE(fs::exists(tmp.path() / "batches" / "000000.json"));
+  ASSERT_TRUE(fs::exists(tmp.path() / "checks.json"));
+  RobustResult again = robust_accuracy(model, *source, o, tmp.path());
+  EXPECT_TRUE(torch::equal(first.fooled_by, again.fooled_by));
+  EXPECT_EQ(first.to_json(), again.to_json());
+  // What the second call reports is what the folder holds: a batch marked all robust reads back so.
+  auto j = nlohmann::json::parse(read_file(tmp.path() / "batches" / "000000.json"));
+  for (auto& f : j["fooled_by"]) f = 3;
+  for (auto& s : j["stages"]) s["fooled"] = 0;
+  write_file_atomic(tmp.path() / "batches" / "000000.json", j.dump());
+  RobustResult edited = robust_accuracy(model, *source, o, tmp.path());
+  EXPECT_EQ(edited.fooled_by.narrow(0, 0, 7).eq(3).sum().item<int64_t>(), 7);
+  EXPECT_GE(edited.robust, first.robust);
+}
