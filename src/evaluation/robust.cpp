@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/robust.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -210,10 +211,7 @@ RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const
       x = x.to(o.device);
       y = y.to(o.device).to(torch::kInt64);
       const torch::Tensor ids = torch::arange(o.first_index + start, o.first_index + start + count, torch::kInt64);
-      {
-        torch::NoGradGuard ng;
-        out.clean_pred = model.forward(x).argmax(1).cpu();
-      }
+      out.clean_pred = predict(model, x).cpu();
       out.fooled_by = torch::full({count}, robust_code, torch::kInt64);
       out.fooled_by.masked_fill_(out.clean_pred.ne(y.cpu()), -1);
       for (size_t k = 0; k < attacks.size(); ++k) {

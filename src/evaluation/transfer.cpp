@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/metrics.hpp"
 #include "sdsgsm/transfer.hpp"
 
@@ -24,18 +25,17 @@ TransferCell transfer_cell(const AttackRunResult& run, const torch::Tensor& clea
   c.attack = run.attack;
   c.source = source;
   c.target = target_name;
-  torch::NoGradGuard ng;
-  auto predict = [&](const torch::Tensor& images) {
+  auto predict_all = [&](const torch::Tensor& images) {
     std::vector<torch::Tensor> out;
     for (int64_t s = 0; s < n; s += batch_size) {
-      out.push_back(target.forward(images.narrow(0, s, std::min(batch_size, n - s)).to(device)).argmax(1).cpu());
+      out.push_back(predict(target, images.narrow(0, s, std::min(batch_size, n - s)).to(device)).cpu());
     }
     return n ? torch::cat(out) : torch::zeros({0}, torch::kInt64);
   };
   const torch::Tensor label = run.label.cpu();
-  const torch::Tensor correct = predict(clean).eq(label);
-  const torch::Tensor fools = predict(run.adversarial).ne(label);
-  const torch::Tensor fools8 = predict(quantize_8bit(run.adversarial)).ne(label);
+  const torch::Tensor correct = predict_all(clean).eq(label);
+  const torch::Tensor fools = predict_all(run.adversarial).ne(label);
+  const torch::Tensor fools8 = predict_all(quantize_8bit(run.adversarial)).ne(label);
   // The diagonal (the model the adversarials were made on): the white-box ASR, over every image it
   // classifies correctly.
   const bool white_box = source == target_name;

@@ -75,15 +75,6 @@ Weights snapshot(Network& net) {
   return w;
 }
 
-/// Copies `src`'s parameters and buffers into `dst` (same architecture).
-void copy_weights(Network& dst, Network& src) {
-  torch::NoGradGuard ng;
-  auto p = src.named_parameters(true);
-  for (auto& d : dst.named_parameters(true)) d.value().copy_(p[d.key()]);
-  auto b = src.named_buffers(true);
-  for (auto& d : dst.named_buffers(true)) d.value().copy_(b[d.key()]);
-}
-
 void restore(Network& net, const Weights& w) {
   torch::NoGradGuard ng;
   auto p = net.named_parameters(true);
@@ -265,7 +256,7 @@ TrainResult train_network(const TrainOptions& o, const Dataset& train_set, const
     }
     start_epoch = state["epochs_done"].get<int64_t>();
     LoadedNetwork loaded = load_network(ckpt / fmt::format("model-{}.pt", start_epoch));
-    copy_weights(*net, *loaded.net);
+    restore(*net, snapshot(*loaded.net));
     torch::load(opt, (ckpt / fmt::format("optim-{}.pt", start_epoch)).string());
     for (const auto& h : state["history"]) {
       EpochRecord r;
