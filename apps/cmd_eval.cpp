@@ -64,11 +64,11 @@ void add_eval_command(CLI::App& app, Common& common, Runner& run) {
   auto* models = app.add_subcommand("models", "List the model zoo and where each shipped weight file is");
   models->callback([&run] {
     run = [] {
-      for (const auto& arch : zoo_architectures()) {
-        auto net = make_network(arch);
-        fs::path w = find_zoo_weights(arch);
-        fmt::print("{:<10} {:>8} parameters  {}\n", arch, count_parameters(*net),
-                   w.empty() ? "(no shipped weights)" : w.string());
+      for (const auto& m : zoo_models()) {
+        auto net = make_network(m.arch);
+        fs::path w = find_zoo_weights(m.name);
+        fmt::print("{:<12} {:<9} {:>8} parameters  {}\n", m.name, m.arch, count_parameters(*net),
+                   w.empty() ? "(no shipped weights; " + m.training + ")" : w.string());
       }
     };
   });

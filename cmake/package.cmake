@@ -10,7 +10,7 @@ set(CPACK_PACKAGE_VENDOR "sdsgsm")
 set(CPACK_PACKAGE_CONTACT "sdsgsm maintainers <maintainers@users.noreply.r-seed-3719928f.example>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "adversarial attacks on image classifiers (SD-SGSM and others), on LibTorch")
 set(CPACK_PACKAGE_DESCRIPTION
-    "The sdsgsm tool (attack, eval, compare, report, ...), the C++ library libsdsgsm with its headers,\n CMake package and pkg-config file, the Python module sdsgsm for python3-torch, and the shipped\n CIFAR-10 models resnet20 and vgg7bn.")
+    "The sdsgsm tool (attack, eval, compare, report, ...), the C++ library libsdsgsm with its headers,\n CMake package and pkg-config file, the Python module sdsgsm for python3-torch, and the shipped\n CIFAR-10 models resnet20, vgg7bn and resnet20-at (adversarially trained).")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_STRIP_FILES ON)

@@ -73,6 +73,8 @@ sdsgsm --version
 models=$(sdsgsm models)
 grep -q " /usr/share/sdsgsm/models/resnet20.pt$" <<< "$models" ||
   { echo "package_check: 'sdsgsm models' does not find resnet20 in /usr/share/sdsgsm/models: $models" >&2; false; }
+grep -q " /usr/share/sdsgsm/models/resnet20-at.pt$" <<< "$models" ||
+  { echo "package_check: 'sdsgsm models' does not find resnet20-at in /usr/share/sdsgsm/models: $models" >&2; false; }
 sdsgsm -q eval --model resnet20 --count 100
 $PY -c "import sdsgsm; print('import sdsgsm:', sdsgsm.__file__, len(sdsgsm.attack_names()), 'attacks')"
 $PY -c "import sdsgsm, sys; sys.exit(not sdsgsm.__file__.startswith('/usr/lib/python3/dist-packages/'))"

@@ -181,7 +181,7 @@ TEST_F(Cli, DataVerifyRealCifar10) {
 TEST_F(Cli, ModelsListsTheZoo) {
   auto r = sdsgsm("models");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  for (const char* line : {"resnet20", "resnet56", "vgg7bn", "269722", "307946"}) {
+  for (const char* line : {"resnet20", "resnet56", "vgg7bn", "269722", "307946", "resnet20-at  resnet20"}) {
     EXPECT_TRUE(Contains(r.out, line));
   }
 }

@@ -48,6 +48,16 @@ void export_torchscript(Network& net, const std::string& arch, const fs::path& o
 /// Names of the architectures `make_network` knows.
 std::vector<std::string> zoo_architectures();
 
+/// A name `--model` resolves to shipped weights (models/NAME.pt): every architecture under its
+/// own name, and the variants trained otherwise (resnet20-at: adversarially trained).
+struct ZooModel {
+  std::string name, arch;
+  std::string training;  ///< the command that trains it (error messages, `sdsgsm models`)
+};
+std::vector<ZooModel> zoo_models();
+/// The zoo model of that name; nullptr when it is none.
+const ZooModel* find_zoo_model(const std::string& name);
+
 /// Builds an untrained network of the zoo. Architectures:
 ///  - resnet20 / resnet32 / resnet44 / resnet56: He et al. 2016 CIFAR ResNets (3 stages of
 ///    n basic blocks, 16/32/64 channels, parameter-free zero-padding shortcuts, option A);

@@ -128,12 +128,7 @@ ModelLoadOptions& default_load_options() {
   return options;
 }
 
-bool is_zoo_name(const std::string& s) {
-  for (const auto& a : zoo_architectures()) {
-    if (a == s) return true;
-  }
-  return false;
-}
+bool is_zoo_name(const std::string& s) { return find_zoo_model(s) != nullptr; }
 
 }  // namespace
 
@@ -184,12 +179,12 @@ std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path, con
     path = find_zoo_weights(name_or_path);
     if (path.empty()) {
       throw Error(fmt::format("no shipped weights for '{}' (looked in $SDSGSM_MODEL_DIR, models/ beside the "
-                              "executable, {}); train them with 'sdsgsm train --arch {}'",
-                              name_or_path, SDSGSM_SOURCE_MODEL_DIR, name_or_path));
+                              "executable, {}); train them with '{}'",
+                              name_or_path, SDSGSM_SOURCE_MODEL_DIR, find_zoo_model(name_or_path)->training));
     }
   } else if (!fs::exists(path)) {
     std::string known;
-    for (const auto& a : zoo_architectures()) known += (known.empty() ? "" : ", ") + a;
+    for (const auto& m : zoo_models()) known += (known.empty() ? "" : ", ") + m.name;
     throw Error(fmt::format("--model '{}' is neither a zoo name ({}) nor an existing file", name_or_path, known));
   }
   if (!fs::is_regular_file(path)) throw Error(fmt::format("model '{}' is not a file", path.string()));

@@ -15,6 +15,23 @@ std::vector<std::string> zoo_architectures() {
   return {"resnet20", "resnet32", "resnet44", "resnet56", "vgg7bn"};
 }
 
+std::vector<ZooModel> zoo_models() {
+  std::vector<ZooModel> out;
+  for (const auto& a : zoo_architectures()) out.push_back({a, a, fmt::format("sdsgsm train --arch {} --out models/{}.pt", a, a)});
+  out.push_back({"resnet20-at", "resnet20",
+                 "sdsgsm train --arch resnet20 --adversarial fgsm-rs --epochs 20 --schedule onecycle --lr 0.2 "
+                 "--precision bf16 --out models/resnet20-at.pt"});
+  return out;
+}
+
+const ZooModel* find_zoo_model(const std::string& name) {
+  static const std::vector<ZooModel> models = zoo_models();
+  for (const auto& m : models) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
 std::shared_ptr<Network> make_network(const std::string& arch, int64_t num_classes) {
   if (num_classes < 2) throw Error(fmt::format("a classifier needs at least 2 classes (got {})", num_classes));
   for (int depth : {20, 32, 44, 56}) {
