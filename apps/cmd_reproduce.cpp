@@ -16,7 +16,11 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       "--steps, in two regimes (fixed iterations; early stop): the textbook baselines (FGSM, I-FGSM,\n"
       "MI-FGSM, NI-FGSM, PGD at the literature's alpha 2/255), the baselines and the SD-SGSM family tuned\n"
       "by one rule (models/NAME.tuned.json, written by 'sdsgsm tune'), SD-SGSM on its defaults; and the\n"
-      "minimum-norm attacks on the first --min-norm-count images. Writes results.md and results.json\n"
+      "minimum-norm attacks on the first --min-norm-count images. Then, for each --defended model\n"
+      "(adversarially trained), the strength table on the first --strength-count images: the textbook\n"
+      "and SD-SGSM-family attacks, APGD-CE and APGD-DLR, ASR against eps, and robust accuracy under the\n"
+      "AutoAttack-style ensemble; and the transfer matrices of --transfer between all models.\n"
+      "Writes results.md and results.json\n"
       "(tables, ablation, paired statistics), curves.csv/json and paired.csv/json per model, and each\n"
       "run's full outputs to --out.");
   // The list flags as given (comma-separated); the rest straight into ReproduceOptions.
@@ -24,6 +28,7 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
     ReproduceOptions r;
     std::string models = "resnet20,vgg7bn", out = "runs/reproduce", eps_list = "1/255,2/255,4/255,8/255,16/255";
     std::string min_norm = "deepfool,cw,ddn,fmn-l2,fmn-linf", tuned;
+    std::string defended = "resnet20-at", transfer = "fgsm,ifgsm,mifgsm,nifgsm,pgd,sdsgsm";
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--models", o->models, "Comma-separated models")->capture_default_str();
@@ -51,6 +56,19 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--tuned", o->tuned,
                   "Tuned-settings files (tuned.json of 'sdsgsm tune'), comma-separated in the order of --models; an "
                   "empty item: the zoo model's own models/NAME.tuned.json");
+  cmd->add_option("--defended", o->defended, "Adversarially trained models of the strength table (empty: none)")
+      ->capture_default_str();
+  cmd->add_option("--strength-count", o->r.strength_count, "Images of the strength table and the ensemble (the first ones)")
+      ->capture_default_str();
+  cmd->add_option("--robust-queries", o->r.robust_queries,
+                  "Square's queries per image in the ensemble (AutoAttack's standard version: 5000)")
+      ->capture_default_str();
+  cmd->add_option("--transfer", o->transfer,
+                  "Attacks of the transfer matrices between all models (of fgsm, ifgsm, mifgsm, nifgsm, pgd, sdsgsm; "
+                  "empty: none)")
+      ->capture_default_str();
+  cmd->add_option("--transfer-count", o->r.transfer_count, "Images of the transfer matrices (the first ones)")
+      ->capture_default_str();
   add_sdsgsm_flags(cmd, o->r.sd, kAllSdFlags, "SD-SGSM (the defaults row)");
   cmd->add_option("--out", o->out, "Output folder")->capture_default_str();
   cmd->add_flag("--resume", o->r.resume, "Continue an interrupted run (finished attacks are kept, the one cut off resumes)");
@@ -61,6 +79,8 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       r.models = split_list(o->models);
       r.min_norm = split_list(o->min_norm);
       r.eps_list = split_list(o->eps_list);
+      r.defended = split_list(o->defended);
+      r.transfer = split_list(o->transfer);
       r.tuned.clear();
       std::stringstream ss(o->tuned);  // empty items kept: "the zoo model's own"
       for (std::string item; std::getline(ss, item, ',');) r.tuned.push_back(item);

@@ -75,20 +75,13 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       auto t0 = std::chrono::steady_clock::now();
       RobustResult res = robust_accuracy(*model, *data, r, folder.work());
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      nlohmann::json j = info;
-      j["robust_options"] = r.to_json();
-      j.update(res.to_json());
       const std::string title = fmt::format("Robust accuracy of {} at {} eps {} on {} images", model->name(),
                                             r.norm == Norm::Linf ? "l_inf" : "l2", o->eps, res.images);
-      write_file_atomic(folder.work() / "robust.json", j.dump(2) + "\n");
-      write_file_atomic(folder.work() / "robust.csv", res.csv());
-      write_file_atomic(folder.work() / "robust.md", res.table(title));
+      write_robust_files(folder.work(), info, r, res, title);
       nlohmann::json timing = {{"seconds", seconds}, {"threads", torch::get_num_threads()}, {"resumed", folder.resumed()}};
       for (const auto& s : res.stages) timing["attacks"][s.attack] = s.seconds;
       write_file_atomic(folder.work() / "timing.json", timing.dump(2) + "\n");
       write_report_html(folder.work() / "report.html", {folder.work()});
-      fs::remove_all(folder.work() / "batches");
-      fs::remove(folder.work() / "checks.json");
       folder.commit();
       fmt::print("{}", res.table(title));
       for (const auto& w : res.warnings()) spdlog::warn("{}", w);

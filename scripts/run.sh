@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the shipped defaults: set up (building only the command-line tool), evaluate
-# both shipped models on the 10,000 CIFAR-10 test images, then reproduce the paper's comparison
-# and ablation (sdsgsm reproduce: the first 1,000 test images, eps 8/255, 10 iterations,
-# ResNet-20 and vgg7bn) into runs/reproduce.
+# the three shipped models on the 10,000 CIFAR-10 test images, then reproduce the paper's
+# comparison and ablation (sdsgsm reproduce: the first 1,000 test images, eps 8/255, 10
+# iterations, ResNet-20 and vgg7bn), the strength table of the adversarially trained resnet20-at
+# and the transfer matrices between the three, into runs/reproduce.
 # An interrupted run continues where it stopped when this script is run again (--resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ t0=$(date +%s)
 mkdir -p runs
 ./build/sdsgsm eval --model resnet20 --data data/cifar10 --json runs/eval-resnet20.json
 ./build/sdsgsm eval --model vgg7bn --data data/cifar10 --json runs/eval-vgg7bn.json
+./build/sdsgsm eval --model resnet20-at --data data/cifar10 --json runs/eval-resnet20-at.json
 ./build/sdsgsm reproduce --data data/cifar10 --out runs/reproduce --resume
 echo "run: main job $(($(date +%s) - t0)) s"
 echo
@@ -19,4 +21,5 @@ echo "  runs/reproduce/report.html     the HTML report: tables, curves, paired s
 echo "  runs/reproduce/results.md      the tables (Markdown), one section per model"
 echo "  runs/reproduce/results.json    the same figures, machine-readable"
 echo "  runs/reproduce/MODEL/          curves.csv/json, paired.csv/json, and REGIME-ATTACK/: each run's metrics.json, samples.csv, ..."
-echo "  runs/eval-resnet20.json, runs/eval-vgg7bn.json   clean accuracy, per class, confusion matrix"
+echo "  runs/reproduce/transfer.md      the transfer matrices between the three models"
+echo "  runs/eval-MODEL.json           clean accuracy, per class, confusion matrix (resnet20, vgg7bn, resnet20-at)"

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sdsgsm/models.hpp"
+#include "sdsgsm/reproduce.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 #include "test_util.hpp"
@@ -257,7 +258,7 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
   sdsgsm_test::write_bytes(f.dir / "tuned.json", tuned.dump());
   auto r = f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
                  " --count 12 --batch-size 5 --steps 3 --min-norm deepfool,fmn-linf --min-norm-count 6 --min-norm-steps 5"
-                 " --eps-list 2/255,8/255 --eps-curve-count 6 --frontier-count 4 --tuned " +
+                 " --eps-list 2/255,8/255 --eps-curve-count 6 --frontier-count 4 --defended '' --transfer '' --tuned " +
                  (f.dir / "tuned.json").string() + " --out " + (f.dir / "rep").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto md = sdsgsm_test::read_bytes(f.dir / "rep" / "results.md");
@@ -320,7 +321,8 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
   EXPECT_EQ(f.hidden_entries(), 0);
   // Without tuned settings the tables say the comparison is not fair; a wrong file is one line.
   r = f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
-            " --count 6 --steps 2 --min-norm '' --eps-list '' --frontier-count 0 --out " + (f.dir / "rep2").string());
+            " --count 6 --steps 2 --min-norm '' --eps-list '' --frontier-count 0 --defended '' --transfer '' --out " +
+            (f.dir / "rep2").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep2" / "results.md"), "**Not tuned**"));
   sdsgsm_test::write_bytes(f.dir / "bad.json", "{\"rows\": 1}");
@@ -331,6 +333,63 @@ TEST(CliAttack, ReproduceComparesTextbookTunedAndMinimumNormGroupsInBothRegimes)
   expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --data " + f.data.string() +
                               " --count 6 --min-norm foolbox --out " + (f.dir / "rep3").string()),
                         "--min-norm: unknown attack 'foolbox'");
+}
+
+TEST(CliAttack, ReproduceAddsTheStrengthTableTheEnsembleAndTheTransferMatrices) {
+  Fixture f;
+  const fs::path defended = f.dir / "defended.pt";
+  torch::manual_seed(1);
+  save_network(make_network("vgg7bn"), "vgg7bn", 10, defended);
+  auto r = f.run("reproduce --models " + f.model.string() + " --defended " + defended.string() + " --data " +
+                 f.data.string() +
+                 " --count 12 --batch-size 5 --steps 3 --min-norm '' --frontier-count 0 --eps-list 2/255,8/255"
+                 " --eps-curve-count 6 --strength-count 8 --robust-queries 20 --transfer fgsm,ifgsm,sdsgsm"
+                 " --transfer-count 6 --out " + (f.dir / "rep").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string md = sdsgsm_test::read_bytes(f.dir / "rep" / "results.md");
+  for (const char* part : {"(defended; 8 images", "| textbook | MI-FGSM |", "| shipped defaults | SD-SGSM (defaults) |",
+                           "| shipped defaults | SD-IFGSM (defaults) |", "| shipped defaults | SGSM (defaults) |",
+                           "| APGD | APGD-CE |", "| APGD | APGD-DLR |", "### ASR against eps (the first 6 images",
+                           "| fixed: APGD-CE |", "### Robust accuracy under the ensemble (APGD-CE, APGD-T, Square 20 queries)",
+                           "## Transfer between models (6 images, eps 8/255)", "\nfgsm: transfer ASR", "\nsdsgsm: transfer ASR"}) {
+    EXPECT_TRUE(Contains(md, part)) << part;
+  }
+  // The compared model has no tuned settings here; the defended one needs none.
+  const auto defended_part = md.substr(md.find("(defended;"));
+  EXPECT_FALSE(Contains(defended_part, "**Not tuned**"));
+  auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "rep" / "results.json"));
+  ASSERT_EQ(j["models"].size(), 2u);
+  const auto& strength = j["models"][defended.string()];
+  // 5 textbook + 3 of the SD-SGSM family + 2 APGD, fixed iterations, on the first 8 images.
+  ASSERT_EQ(strength["rows"].size(), 10u);
+  for (const auto& row : strength["rows"]) {
+    EXPECT_EQ(row["images"], 8) << row["label"];
+    EXPECT_EQ(row["regime"], "fixed");
+    EXPECT_EQ(row["config"].value("early_stop", false), false) << row["label"];  // APGD has no early stop
+  }
+  // The ensemble: never above any member, nor above clean accuracy; its folder is in the report.
+  const auto& robust = strength["robust"];
+  EXPECT_EQ(robust["images"], 8);
+  EXPECT_LE(robust["robust_accuracy"].get<double>(), robust["clean_accuracy"].get<double>());
+  EXPECT_TRUE(fs::is_regular_file(f.dir / "rep" / reproduce_folder_name(defended.string()) / "robust" / "robust.csv"));
+  EXPECT_FALSE(fs::exists(f.dir / "rep" / reproduce_folder_name(defended.string()) / "robust" / "batches"));
+  EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep" / "report.html"), "robust accuracy <b>"));
+  // Transfer: 3 attacks x 2 sources x 2 targets; the diagonal counts every correctly classified image.
+  const auto& cells = j["transfer"];
+  ASSERT_EQ(cells.size(), 12u);
+  for (const auto& c : cells) {
+    EXPECT_LE(c["fooled"].get<int64_t>(), c["counted"].get<int64_t>());
+    EXPECT_LE(c["counted"].get<int64_t>(), 6);
+  }
+  EXPECT_TRUE(fs::is_regular_file(f.dir / "rep" / "transfer.md"));
+  // A defended model that is also a compared one, and an attack with no fixed run: one line each.
+  expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --defended " + f.model.string() +
+                              " --data " + f.data.string() + " --out " + (f.dir / "rep2").string()),
+                        "is in --models too");
+  expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --transfer deepfool --data " +
+                              f.data.string() + " --out " + (f.dir / "rep2").string()),
+                        "--transfer: 'deepfool'");
+  EXPECT_EQ(f.hidden_entries(), 0);
 }
 
 TEST(CliAttack, SaliencyWritesMapsAndPicture) {

@@ -5,6 +5,11 @@
 //                     same rule (coarse and fine DDI grid), SD-SGSM on its shipped defaults;
 //   early stop        the same groups, each sample stopping at its first success;
 //   minimum norm      DeepFool, C&W, DDN, FMN (l2 and l_inf), unbounded, on the first images.
+// Then the strength table, for each defended (adversarially trained) model, on the first
+// strength_count images: the textbook attacks and the SD-SGSM family on their defaults (fixed
+// iterations), APGD-CE and APGD-DLR (100 steps), their ASR-against-eps curves, and robust accuracy
+// under the AutoAttack-style ensemble (sdsgsm/robust.hpp; Square with robust_queries queries). And
+// the transfer matrices: each attack of `transfer`, made on every model, evaluated on every model.
 // The tuned settings come from models/NAME.tuned.json (`sdsgsm tune`, on test images 5000-5999).
 #pragma once
 
@@ -35,6 +40,14 @@ struct ReproduceOptions {
   int64_t eps_curve_count = 100;
   /// Images of the saved-adversarial frontier (sdsgsm/frontier.hpp; the first ones); 0: none.
   int64_t frontier_count = 100;
+  /// Adversarially trained models of the strength table (zoo names or files); empty: none.
+  std::vector<std::string> defended = {"resnet20-at"};
+  int64_t strength_count = 200;  ///< images of the strength table and the ensemble (the first ones)
+  int64_t robust_queries = 1000;  ///< Square's queries per image in the ensemble (AutoAttack's standard: 5000)
+  /// Attacks whose fixed-iteration runs (textbook settings; sdsgsm: its defaults) are evaluated on
+  /// every other model (of models and defended), on the first transfer_count images; empty: none.
+  std::vector<std::string> transfer = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm"};
+  int64_t transfer_count = 200;
   /// tuned.json files in the order of `models`; a missing or empty item: the zoo model's own
   /// models/NAME.tuned.json.
   std::vector<std::string> tuned;

@@ -93,4 +93,9 @@ struct RobustResult {
 RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const RobustOptions& options,
                              const fs::path& work = {});
 
+/// Writes a finished evaluation into `dir` (the `work` it ran with): robust.json (`info`, the
+/// options and every figure), robust.csv and robust.md (`title`), and removes the per-batch files.
+void write_robust_files(const fs::path& dir, nlohmann::json info, const RobustOptions& options,
+                        const RobustResult& result, const std::string& title);
+
 }  // namespace sdsgsm

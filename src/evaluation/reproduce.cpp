@@ -15,8 +15,11 @@
 #include "sdsgsm/min_eps.hpp"
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/report.hpp"
+#include "sdsgsm/robust.hpp"
+#include "sdsgsm/run_folder.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sweep.hpp"
+#include "sdsgsm/transfer.hpp"
 #include "sdsgsm/tuning.hpp"
 
 namespace sdsgsm {
@@ -30,6 +33,7 @@ struct Entry {
   std::function<std::unique_ptr<Attack>(double eps)> make;  ///< the attack at a budget
   int64_t count = 0;      ///< images (from the first); 0: all
   bool eps_curve = false;  ///< also run at every eps of the eps list
+  std::string attack;      ///< its registry name (--min-norm's for those); the transfer matrices pick by it
 };
 
 const char* regime_title(const std::string& regime) {
@@ -72,6 +76,50 @@ struct Plan {
   std::vector<std::string> min_norm;
 };
 
+/// The sign-step baselines of the comparison, textbook settings, in table order.
+const std::vector<std::string>& textbook_attacks() {
+  static const std::vector<std::string> names = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"};
+  return names;
+}
+
+/// The SD-SGSM family's rows on the shipped defaults (the ablation of the defended model's table).
+const std::vector<std::string>& family_variants() {
+  static const std::vector<std::string> names = {"sdsgsm", "sd-ifgsm", "sgsm"};
+  return names;
+}
+
+std::string defaults_label(const std::string& variant) { return attack_info(variant).label + " (defaults)"; }
+
+/// The strength table's attacks for a defended model: the textbook baselines and the SD-SGSM family
+/// on their defaults (fixed iterations), then APGD-CE and APGD-DLR on theirs; `count` images.
+std::vector<Entry> strength_entries(const Plan& p, int64_t count,
+                                    std::map<std::string, std::shared_ptr<SensitivityCache>>& caches) {
+  std::vector<Entry> out;
+  const AttackOptions fixed = AttackOptions(p.base).set_early_stop(false);  // SD-SGSM's defaults stop early
+  for (const auto& name : textbook_attacks()) {
+    out.push_back({"fixed", "textbook", attack_info(name).label,
+                   [name, ao = fixed](double eps) { return make_attack(name, AttackOptions(ao).set_eps(eps)); },
+                   count, true, name});
+  }
+  for (const auto& variant : family_variants()) {
+    auto& c = caches[p.sd.ddi.to_json().dump()];
+    if (!c && variant != "sgsm") c = std::make_shared<SensitivityCache>(p.sd.ddi);
+    out.push_back({"fixed", "shipped defaults", defaults_label(variant),
+                   [variant, ao = fixed, sd = p.sd, c = variant == "sgsm" ? nullptr : c](double eps) {
+                     return make_sdsgsm_variant(variant, AttackOptions(ao).set_eps(eps), sd, c);
+                   },
+                   count, true, variant});
+  }
+  for (const std::string name : {"apgd-ce", "apgd-dlr"}) {
+    // APGD on its own defaults (100 steps, its step-size schedule): only the budget is shared.
+    const AttackOptions ao = AttackOptions().set_seed(p.base.seed).set_steps(attack_info(name).default_steps);
+    out.push_back({"fixed", "APGD", attack_info(name).label,
+                   [name, ao](double eps) { return make_attack(name, AttackOptions(ao).set_eps(eps)); }, count,
+                   name == "apgd-ce", name});
+  }
+  return out;
+}
+
 /// The comparison's attacks for one model; `tuned` is its tuned.json (null: not tuned, the
 /// tuned groups are left out and the tables say so). `caches` share each DDI grid's maps
 /// between the runs of one model.
@@ -83,26 +131,25 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
     if (!c) c = std::make_shared<SensitivityCache>(sd.ddi);
     return c;
   };
-  const std::vector<std::pair<std::string, std::string>> textbook = {
-      {"fgsm", "FGSM"}, {"ifgsm", "I-FGSM"}, {"mifgsm", "MI-FGSM"}, {"nifgsm", "NI-FGSM"}, {"pgd", "PGD"}};
   for (const std::string regime : {"fixed", "early_stop"}) {
     const bool es = regime == "early_stop";
-    for (const auto& [name, label] : textbook) {
+    for (const auto& name : textbook_attacks()) {
       if (es && name == "fgsm") continue;  // one step: early stop changes nothing
       AttackOptions ao = p.base;
       ao.set_early_stop(es);
-      out.push_back({regime, "textbook", label,
-                     [name = name, ao](double eps) { return make_attack(name, AttackOptions(ao).set_eps(eps)); }, 0, es});
+      out.push_back({regime, "textbook", attack_info(name).label,
+                     [name = name, ao](double eps) { return make_attack(name, AttackOptions(ao).set_eps(eps)); }, 0, es,
+                     name});
     }
     {
       AttackOptions ao = p.base;
       ao.set_early_stop(es);
       auto sd = p.sd;
-      out.push_back({regime, "shipped defaults", "SD-SGSM (defaults)",
+      out.push_back({regime, "shipped defaults", defaults_label("sdsgsm"),
                      [ao, sd, c = cache_for(sd)](double eps) {
                        return make_sdsgsm_variant("sdsgsm", AttackOptions(ao).set_eps(eps), sd, c);
                      },
-                     0, es});
+                     0, es, "sdsgsm"});
     }
     if (tuned.is_null()) continue;
     for (const auto& item : tuning_plan()) {
@@ -115,7 +162,8 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
       const SweepRow r = SweepRow::from_json(row);
       auto c = family && item.variant != "sgsm" ? cache_for(r.sd) : nullptr;
       out.push_back({regime, family ? "SD-SGSM family, tuned" : "tuned", label,
-                     [r, base = p.base, c](double eps) { return r.make(AttackOptions(base).set_eps(eps), c); }, 0, es});
+                     [r, base = p.base, c](double eps) { return r.make(AttackOptions(base).set_eps(eps), c); }, 0, es,
+                     item.variant});
     }
   }
   for (const auto& spec : p.min_norm) {
@@ -123,7 +171,7 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
                    [spec, base = AttackOptions(p.base).set_steps(p.min_norm_steps)](double) {
                      return make_min_norm(spec, base);
                    },
-                   p.min_norm_count, false});
+                   p.min_norm_count, false, spec});
   }
   return out;
 }
@@ -189,6 +237,21 @@ void ReproduceOptions::validate() const {
   if (min_norm_count < 1) throw Error(fmt::format("--min-norm-count must be >= 1 (got {})", min_norm_count));
   if (eps_curve_count < 1) throw Error(fmt::format("--eps-curve-count must be >= 1 (got {})", eps_curve_count));
   if (frontier_count < 0) throw Error(fmt::format("--frontier-count must be >= 0 (got {})", frontier_count));
+  if (strength_count < 1) throw Error(fmt::format("--strength-count must be >= 1 (got {})", strength_count));
+  if (robust_queries < 1) throw Error(fmt::format("--robust-queries must be >= 1 (got {})", robust_queries));
+  if (transfer_count < 1) throw Error(fmt::format("--transfer-count must be >= 1 (got {})", transfer_count));
+  for (const auto& a : transfer) {
+    const auto& t = textbook_attacks();
+    if (a != "sdsgsm" && std::find(t.begin(), t.end(), a) == t.end()) {
+      throw Error(fmt::format("--transfer: '{}' has no fixed-iteration run in reproduce (known: {}, sdsgsm)", a,
+                              fmt::join(t, ", ")));
+    }
+  }
+  for (const auto& d : defended) {
+    if (std::find(models.begin(), models.end(), d) != models.end()) {
+      throw Error(fmt::format("--defended: '{}' is in --models too", d));
+    }
+  }
   if (tuned.size() > models.size()) {
     throw Error(fmt::format("--tuned names {} files for {} models", tuned.size(), models.size()));
   }
@@ -220,6 +283,83 @@ static std::vector<FrontierPoint> frontier_for(const ReproduceOptions& o, const 
   });
 }
 
+/// The ASR-against-eps table of some curves (float ASR; 8-bit in curves.csv).
+static std::string eps_table(const std::vector<EpsCurve>& curves, int64_t images) {
+  std::string t = fmt::format("### ASR against eps (the first {} images; float adversarials)\n\n| attack |", images);
+  for (double e : curves.front().eps) t += fmt::format(" {:.4g}/255 |", e * 255);
+  t += "\n|---|";
+  for (size_t i = 0; i < curves.front().eps.size(); ++i) t += "---:|";
+  t += "\n";
+  for (const auto& c : curves) {
+    t += "| " + c.attack + " |";
+    for (double a : c.asr) t += fmt::format(" {:.1f}% |", 100 * a);
+    t += "\n";
+  }
+  return t + "\n";
+}
+
+/// Robust accuracy of a defended model under the ensemble at the comparison's eps, into `dir`
+/// (resumable by batch); returns its markdown and sets `json`.
+static std::string robust_for(const ReproduceOptions& o, Classifier& model, const RunOptions& ro, int64_t count,
+                              const fs::path& dir, nlohmann::json& json) {
+  RobustOptions r;
+  r.set_eps(parse_number(o.eps, "--eps")).set_queries(o.robust_queries).set_batch_size(o.batch_size);
+  r.set_first_index(o.offset).set_progress(o.progress).set_check_count(std::min<int64_t>(50, count));
+  r.device = ro.device;
+  fs::create_directories(dir);
+  auto source = open_image_source(o.data, Split::Test, o.offset, count);
+  const RobustResult res = robust_accuracy(model, *source, r, dir);
+  const std::string title = fmt::format("### Robust accuracy under the ensemble (APGD-CE, APGD-T, Square {} queries)",
+                                        o.robust_queries);
+  nlohmann::json info = {{"model", model.name()}, {"model_kind", model.kind()}, {"data", source->source()},
+                         {"split", "test"},        {"offset", o.offset},        {"count", source->size()},
+                         {"batch_size", o.batch_size}, {"version", version_string()}};
+  write_robust_files(dir, info, r, res, title);
+  json = res.to_json();
+  return fmt::format("{}\nOn the first {} images at eps {}: APGD {} steps, 1 restart, APGD-T with 9 target classes; "
+                     "Square with {} queries where AutoAttack's standard version uses 5,000. Each attack runs on the "
+                     "images still robust; per image in {}/robust.csv.\n\n",
+                     res.table(title), count, o.eps, r.steps, o.robust_queries,
+                     reproduce_folder_name(model.name()) + "/robust");
+}
+
+/// The transfer matrices of the runs kept, on every model; writes transfer.json and transfer.md.
+static std::string transfer_section(const ReproduceOptions& o, const std::vector<std::string>& every,
+                                    const std::map<std::string, std::map<std::string, AttackRunResult>>& runs,
+                                    int64_t n, const fs::path& dir, nlohmann::json& json) {
+  std::vector<std::shared_ptr<Classifier>> targets;
+  for (const auto& m : every) {
+    targets.push_back(load_classifier(m));
+    targets.back()->to(o.device);
+  }
+  const Dataset data = open_dataset(o.data, Split::Test, o.offset, n);
+  const torch::Tensor clean = data.images.to(torch::kFloat32).div(255);
+  std::vector<TransferCell> cells;
+  for (const auto& attack : o.transfer) {
+    auto by_model = runs.find(attack);
+    if (by_model == runs.end()) continue;
+    for (const auto& source : every) {
+      auto run = by_model->second.find(source);
+      if (run == by_model->second.end()) continue;
+      for (size_t t = 0; t < every.size(); ++t) {
+        cells.push_back(transfer_cell(run->second, clean.slice(0, 0, run->second.size()), *targets[t], source,
+                                      every[t], o.batch_size, o.device));
+      }
+    }
+  }
+  json = nlohmann::json::array();
+  for (const auto& c : cells) json.push_back(c.to_json());
+  const std::string tables = transfer_tables(cells);
+  write_file_atomic(dir / "transfer.json", json.dump(2) + "\n");
+  const std::string md = fmt::format(
+      "## Transfer between models ({} images, eps {})\n\nEach attack's fixed-iteration adversarials (textbook "
+      "settings; SD-SGSM on its defaults), made on one model and given to the others: a cell counts the images "
+      "the attack fooled on the model it was made on that the other model classifies correctly.\n{}\n",
+      n, o.eps, tables);
+  write_file_atomic(dir / "transfer.md", md);
+  return md;
+}
+
 std::string reproduce(const ReproduceOptions& o) {
   o.validate();
   const Plan plan = make_plan(o);
@@ -241,6 +381,17 @@ std::string reproduce(const ReproduceOptions& o) {
                        {"eps_curve_count", o.eps_curve_count},
                        {"frontier_count", o.frontier_count},
                        {"version", version_string()}};
+  if (!o.defended.empty()) {
+    // Only when there is a defended model: earlier reproduce folders keep their fingerprint.
+    fp["defended"] = o.defended;
+    fp["strength_count"] = o.strength_count;
+    fp["robust_queries"] = o.robust_queries;
+    for (const auto& m : o.defended) fp["model_md5"][m] = model_checksum(m);
+  }
+  if (!o.transfer.empty()) {
+    fp["transfer"] = o.transfer;
+    fp["transfer_count"] = o.transfer_count;
+  }
   std::map<std::string, nlohmann::json> tuned;
   const std::vector<std::string>& tuned_files = o.tuned;
   for (size_t i = 0; i < models.size(); ++i) {
@@ -268,7 +419,16 @@ std::string reproduce(const ReproduceOptions& o) {
   all["ranks"] = dist::size();
   all["threads_per_rank"] = torch::get_num_threads();
   const auto t_start = std::chrono::steady_clock::now();
-  for (const auto& name : models) {
+  std::vector<std::string> every = models;
+  every.insert(every.end(), o.defended.begin(), o.defended.end());
+  const int64_t strength_n = std::min(o.strength_count, o.count);
+  const int64_t transfer_n = std::min(o.transfer_count, o.defended.empty() ? o.count : strength_n);
+  // The transfer attacks' fixed-iteration runs (their first transfer_n images, adversarials
+  // included), by attack and by the model they were made on.
+  std::map<std::string, std::map<std::string, AttackRunResult>> transfer_runs;
+  for (size_t mi = 0; mi < every.size(); ++mi) {
+    const std::string& name = every[mi];
+    const bool defended = mi >= models.size();
     auto model = load_classifier(name);
     model->to(o.device);
     RunOptions ro;
@@ -277,7 +437,7 @@ std::string reproduce(const ReproduceOptions& o) {
     ro.first_index = o.offset;
     ro.device = o.device;
     std::map<std::string, std::shared_ptr<SensitivityCache>> caches;
-    const auto entries = plan_entries(plan, tuned[name], caches);
+    const auto entries = defended ? strength_entries(plan, strength_n, caches) : plan_entries(plan, tuned[name], caches);
     std::vector<nlohmann::json> rows;
     std::vector<AttackRunResult> results;
     results.reserve(entries.size());
@@ -314,7 +474,7 @@ std::string reproduce(const ReproduceOptions& o) {
           curve.asr_8bit.push_back(s["rounded_8bit"]["asr"].get<double>());
         }
         if (dist::is_root()) eps_curves_all.push_back(curve);
-        if (dist::is_root()) {
+        if (dist::is_root() && !defended) {
           // Each image's smallest eps (bisection up to --eps) on the same images.
           MinEpsOptions mo;
           mo.eps_max = plan.base.eps;
@@ -330,6 +490,12 @@ std::string reproduce(const ReproduceOptions& o) {
         }
       }
       if (!dist::is_root()) continue;
+      if (e.regime == "fixed" && std::find(o.transfer.begin(), o.transfer.end(), e.attack) != o.transfer.end()) {
+        const int64_t n = std::min(transfer_n, r.size());
+        AttackRunResult t = head(r, n);
+        t.adversarial = read_adversarial(out.work, n).slice(0, 0, n);
+        transfer_runs[e.attack].emplace(name, std::move(t));
+      }
       auto s = r.report();
       s["label"] = e.label;
       s["group"] = e.group;
@@ -339,9 +505,19 @@ std::string reproduce(const ReproduceOptions& o) {
       results.push_back(std::move(r));
     }
     if (!dist::is_root()) continue;
-    md += fmt::format("## {} ({} images, clean accuracy {:.2f}%)\n\n", model->name(), o.count,
-                      100 * rows[0]["clean_accuracy"].get<double>());
-    if (tuned[name].is_null()) {
+    if (defended) {
+      md += fmt::format(
+          "## {} (defended; {} images, clean accuracy {:.2f}%)\n\nThe strength table: an adversarially trained "
+          "model, where ASR is not free. Every attack at eps {} on the first {} images: the textbook baselines and "
+          "the SD-SGSM family on their defaults ({} iterations), APGD on its own (100 steps). Tuning does not "
+          "apply here (no setting reaches the rule's ASR >= 99.9%). ASR over the images the model classifies "
+          "correctly; l2 and SSIM over the images each attack fools.\n\n",
+          model->name(), strength_n, 100 * rows[0]["clean_accuracy"].get<double>(), o.eps, strength_n, o.steps);
+    } else {
+      md += fmt::format("## {} ({} images, clean accuracy {:.2f}%)\n\n", model->name(), o.count,
+                        100 * rows[0]["clean_accuracy"].get<double>());
+    }
+    if (tuned[name].is_null() && !defended) {
       md += "**Not tuned**: no tuned settings for this model (models/NAME.tuned.json, written by `sdsgsm tune`), "
             "so the tuned groups are missing and the comparison is not fair.\n\n";
     }
@@ -354,6 +530,7 @@ std::string reproduce(const ReproduceOptions& o) {
       md += fmt::format("### {}\n\n{}\n", regime_title(regime), reproduce_table(sel));
     }
     md += ablation_table(rows);
+    if (defended && !eps_curves_all.empty()) md += eps_table(eps_curves_all, std::min(o.eps_curve_count, o.count));
     if (!min_eps_rows.empty()) {
       md += min_eps_table(min_eps_rows, std::min(o.eps_curve_count, o.count));
       all["models"][name]["min_eps"] = min_eps_rows;
@@ -396,7 +573,9 @@ std::string reproduce(const ReproduceOptions& o) {
         "SSIM floor and eps) are in {0}/paired.csv and {0}/curves.csv.\n\n{1}\n",
         reproduce_folder_name(name), paired_markdown(shown));
     all["models"][name]["rows"] = rows;
-    if (o.frontier_count > 0) {
+    if (defended) {
+      md += robust_for(o, *model, ro, strength_n, model_dir / "robust", all["models"][name]["robust"]);
+    } else if (o.frontier_count > 0) {
       const auto points = frontier_for(o, plan, *model, ro, tuned[name]);
       nlohmann::json pj = nlohmann::json::array();
       for (const auto& p : points) pj.push_back(p.to_json());
@@ -411,6 +590,9 @@ std::string reproduce(const ReproduceOptions& o) {
           std::min(o.frontier_count, o.count), std::min(o.frontier_count, o.count), reproduce_folder_name(name),
           frontier_markdown(points));
     }
+  }
+  if (dist::is_root() && !transfer_runs.empty()) {
+    md += transfer_section(o, every, transfer_runs, transfer_n, folder.work(), all["transfer"]);
   }
   if (dist::is_root()) {
     all["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();

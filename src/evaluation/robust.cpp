@@ -333,4 +333,15 @@ RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const
   return res;
 }
 
+void write_robust_files(const fs::path& dir, nlohmann::json info, const RobustOptions& options,
+                        const RobustResult& result, const std::string& title) {
+  info["robust_options"] = options.to_json();
+  info.update(result.to_json());
+  write_file_atomic(dir / "robust.json", info.dump(2) + "\n");
+  write_file_atomic(dir / "robust.csv", result.csv());
+  write_file_atomic(dir / "robust.md", result.table(title));
+  fs::remove_all(dir / "batches");
+  fs::remove(dir / "checks.json");
+}
+
 }  // namespace sdsgsm

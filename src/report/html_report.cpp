@@ -307,6 +307,17 @@ std::string report_html(const std::vector<fs::path>& inputs_in, const ReportOpti
   // `sdsgsm robust` folders are sections of their own; the rest are attack runs.
   std::vector<fs::path> inputs, robust_dirs;
   for (const auto& p : inputs_in) (fs::is_regular_file(p / "robust.json") ? robust_dirs : inputs).push_back(p);
+  // Those inside a folder of runs too (reproduce's MODEL/robust), two levels down at most.
+  for (const auto& p : inputs) {
+    std::vector<fs::path> below;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it.depth() >= 1) it.disable_recursion_pending();
+      if (it->is_directory() && fs::is_regular_file(it->path() / "robust.json")) below.push_back(it->path());
+    }
+    std::sort(below.begin(), below.end());
+    robust_dirs.insert(robust_dirs.end(), below.begin(), below.end());
+  }
   std::vector<Group> groups;
   std::map<std::string, size_t> by_key;
   for (const auto& dir : inputs.empty() && !robust_dirs.empty() ? std::vector<fs::path>{} : find_run_folders(inputs)) {
