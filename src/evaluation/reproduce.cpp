@@ -76,6 +76,15 @@ struct Plan {
   std::vector<std::string> min_norm;
 };
 
+using Caches = std::map<std::string, std::shared_ptr<SensitivityCache>>;
+
+/// The DDI maps shared by the runs of one model on the same DDI grid.
+std::shared_ptr<SensitivityCache> cache_for(Caches& caches, const SdsgsmOptions& sd) {
+  auto& c = caches[sd.ddi.to_json().dump()];
+  if (!c) c = std::make_shared<SensitivityCache>(sd.ddi);
+  return c;
+}
+
 /// The sign-step baselines of the comparison, textbook settings, in table order.
 const std::vector<std::string>& textbook_attacks() {
   static const std::vector<std::string> names = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"};
@@ -92,8 +101,7 @@ std::string defaults_label(const std::string& variant) { return attack_info(vari
 
 /// The strength table's attacks for a defended model: the textbook baselines and the SD-SGSM family
 /// on their defaults (fixed iterations), then APGD-CE and APGD-DLR on theirs; `count` images.
-std::vector<Entry> strength_entries(const Plan& p, int64_t count,
-                                    std::map<std::string, std::shared_ptr<SensitivityCache>>& caches) {
+std::vector<Entry> strength_entries(const Plan& p, int64_t count, Caches& caches) {
   std::vector<Entry> out;
   const AttackOptions fixed = AttackOptions(p.base).set_early_stop(false);  // SD-SGSM's defaults stop early
   for (const auto& name : textbook_attacks()) {
@@ -102,10 +110,9 @@ std::vector<Entry> strength_entries(const Plan& p, int64_t count,
                    count, true, name});
   }
   for (const auto& variant : family_variants()) {
-    auto& c = caches[p.sd.ddi.to_json().dump()];
-    if (!c && variant != "sgsm") c = std::make_shared<SensitivityCache>(p.sd.ddi);
+    auto c = variant == "sgsm" ? nullptr : cache_for(caches, p.sd);  // SGSM's map is uniform
     out.push_back({"fixed", "shipped defaults", defaults_label(variant),
-                   [variant, ao = fixed, sd = p.sd, c = variant == "sgsm" ? nullptr : c](double eps) {
+                   [variant, ao = fixed, sd = p.sd, c](double eps) {
                      return make_sdsgsm_variant(variant, AttackOptions(ao).set_eps(eps), sd, c);
                    },
                    count, true, variant});
@@ -124,13 +131,8 @@ std::vector<Entry> strength_entries(const Plan& p, int64_t count,
 /// tuned groups are left out and the tables say so). `caches` share each DDI grid's maps
 /// between the runs of one model.
 std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
-                                std::map<std::string, std::shared_ptr<SensitivityCache>>& caches) {
+                                Caches& caches) {
   std::vector<Entry> out;
-  auto cache_for = [&caches](const SdsgsmOptions& sd) {
-    auto& c = caches[sd.ddi.to_json().dump()];
-    if (!c) c = std::make_shared<SensitivityCache>(sd.ddi);
-    return c;
-  };
   for (const std::string regime : {"fixed", "early_stop"}) {
     const bool es = regime == "early_stop";
     for (const auto& name : textbook_attacks()) {
@@ -146,7 +148,7 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
       ao.set_early_stop(es);
       auto sd = p.sd;
       out.push_back({regime, "shipped defaults", defaults_label("sdsgsm"),
-                     [ao, sd, c = cache_for(sd)](double eps) {
+                     [ao, sd, c = cache_for(caches, sd)](double eps) {
                        return make_sdsgsm_variant("sdsgsm", AttackOptions(ao).set_eps(eps), sd, c);
                      },
                      0, es, "sdsgsm"});
@@ -160,7 +162,7 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
       const bool family = is_sdsgsm_family(item.variant);
       const std::string label = family ? item.label : item.label + " (tuned)";
       const SweepRow r = SweepRow::from_json(row);
-      auto c = family && item.variant != "sgsm" ? cache_for(r.sd) : nullptr;
+      auto c = family && item.variant != "sgsm" ? cache_for(caches, r.sd) : nullptr;
       out.push_back({regime, family ? "SD-SGSM family, tuned" : "tuned", label,
                      [r, base = p.base, c](double eps) { return r.make(AttackOptions(base).set_eps(eps), c); }, 0, es,
                      item.variant});
@@ -436,7 +438,7 @@ std::string reproduce(const ReproduceOptions& o) {
     ro.progress = o.progress;
     ro.first_index = o.offset;
     ro.device = o.device;
-    std::map<std::string, std::shared_ptr<SensitivityCache>> caches;
+    Caches caches;
     const auto entries = defended ? strength_entries(plan, strength_n, caches) : plan_entries(plan, tuned[name], caches);
     std::vector<nlohmann::json> rows;
     std::vector<AttackRunResult> results;
