@@ -10,6 +10,7 @@
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
+#include "sdsgsm/tables.hpp"
 
 namespace sdsgsm::cli {
 namespace {
@@ -268,7 +269,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       "and the minimum-norm attacks, unbounded (they minimise the perturbation; --eps does not\n"
       "apply): deepfool (l2 or l_inf), cw (Carlini-Wagner l2), ddn (l2), fmn (l2 or l_inf).");
   auto f = std::make_shared<AttackFlags>();
-  auto name = std::make_shared<std::string>("ifgsm");
+  auto name = std::make_shared<std::string>(kIfgsm);
   cmd->add_option("--attack", *name, "Attack name")->capture_default_str();
   add_attack_flags(cmd, *f);
   // Read by main before parsing (expand_config): declared for --help and for its error messages.
@@ -324,7 +325,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
     run = [&common, fc, names] {
       std::vector<std::unique_ptr<Attack>> attacks;
       // The shared options (eps, early stop, ...); each attack takes its own default steps.
-      AttackOptions o = to_options(*fc, "ifgsm");
+      AttackOptions o = to_options(*fc, kIfgsm);
       const MinNormOptions mn = to_minnorm_options(*fc);
       std::vector<double> epsilons;
       for (const auto& e : split_list(fc->epsilons)) {

@@ -41,7 +41,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
       "images, which 'reproduce' reports on).\n"
       "Example: sdsgsm sweep --window 4,8,16 --rho 0.1,0.25,0.5 --lambda 0.3,0.5,0.7 --beta 0.5,1,2 --out docs/sweep");
   struct Opts {
-    std::string model = "resnet20", data = "data/cifar10", split = "test", variant = "sdsgsm", out;
+    std::string model = "resnet20", data = "data/cifar10", split = "test", variant = kSdsgsm, out;
     int64_t count = 1000, offset = 5000, batch = 128, steps = 10;
     std::string eps = "8/255", window = "4,8,16", stride, rho = "0.25", lambda = "0.5", map = "hard", beta = "1",
                 step_factor = "2.5", decay = "0";

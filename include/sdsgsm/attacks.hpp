@@ -286,6 +286,20 @@ enum class AttackFamily {
 /// "fixed budget", "minimum norm", "adaptive step" or "score-based"
 std::string to_string(AttackFamily family);
 
+/// What plans and commands pick an attack by: the traits of a registry row (a bit set, so that a
+/// plan asks for "the textbook baselines" or "the ensemble", never for names).
+enum AttackTrait : unsigned {
+  kTextbook = 1u << 0,  ///< one of the paper's sign-step baselines (reproduce's textbook rows, the tuned baselines)
+  kSdFamily = 1u << 1,  ///< SD-SGSM or one of its ablations (SdsgsmOptions configure it)
+  kMomentum = 1u << 2,  ///< takes a momentum decay that sweeps and tuning vary
+  kDdiMap = 1u << 3,    ///< spends the budget by a DDI allocation map (shares a SensitivityCache)
+  kSmoothed = 1u << 4,  ///< steps along tanh(beta g / sigma(g)): beta applies
+  kStrength = 1u << 5,  ///< an adaptive row of reproduce's strength table (on its own defaults)
+  kEnsemble = 1u << 6,  ///< in the AutoAttack-style sequence of `robust`, in registry order
+  kTransfer = 1u << 7,  ///< in reproduce's transfer matrices by default
+  kL2 = 1u << 8,        ///< also runs in the l2 norm (--norm l2); every bounded attack runs in l_inf
+};
+
 /// One row of the attack registry (src/attacks/registry.cpp): everything the CLI, the Python
 /// module, the plans and the reports know of an attack, in one place.
 struct AttackInfo {
@@ -297,6 +311,9 @@ struct AttackInfo {
   int64_t default_steps;      ///< its iterations when --steps is not given (the literature's)
   std::string summary;        ///< one line for --help
   std::vector<std::string> aliases;
+  unsigned traits = 0;  ///< AttackTrait bits
+
+  bool has(AttackTrait t) const { return (traits & t) != 0; }
 };
 
 /// The registry, in the order help and plans list attacks.
@@ -309,6 +326,16 @@ const AttackInfo& attack_info(const std::string& name);
 /// deepfool, cw, ddn, fmn, apgd-ce, apgd-dlr, apgd-t, square.
 std::vector<std::string> attack_names();
 
+/// The names of the rows that have every trait of `traits` (AttackTrait bits), in registry order.
+std::vector<std::string> attack_names(unsigned traits);
+
+/// The names other code picks one attack by (a plan that runs I-FGSM or DDN on purpose). Each is
+/// defined in its attack's own file; nothing outside src/attacks/ spells an attack's name.
+extern const char kFgsm[], kIfgsm[], kMifgsm[], kNifgsm[], kPgd[];
+extern const char kSdsgsm[], kSdIfgsm[], kSgsm[];
+extern const char kDeepfool[], kCw[], kDdn[], kFmn[];
+extern const char kApgdCe[], kApgdDlr[], kApgdT[], kSquare[];
+
 /// Builds a named attack; throws Error for an unknown name or invalid options. `sd` configures
 /// the SD-SGSM family, `mn` the minimum-norm attacks (defaults when omitted); each attack ignores
 /// the other's. The options are taken as given (steps included: attack_info(name).default_steps
@@ -318,20 +345,6 @@ std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions
 std::unique_ptr<Attack> make_attack(const std::string& name, const AttackOptions& options, const SdsgsmOptions& sd,
                                     const MinNormOptions& mn);
 
-// One factory per attack, each in its own file (src/attacks/<name>.cpp).
-std::unique_ptr<Attack> make_fgsm(const AttackOptions& options);
-std::unique_ptr<Attack> make_ifgsm(const AttackOptions& options);
-std::unique_ptr<Attack> make_mifgsm(const AttackOptions& options);
-std::unique_ptr<Attack> make_nifgsm(const AttackOptions& options);
-std::unique_ptr<Attack> make_pgd(const AttackOptions& options);
-std::unique_ptr<Attack> make_deepfool(const AttackOptions& options, const MinNormOptions& mn);
-std::unique_ptr<Attack> make_cw(const AttackOptions& options, const MinNormOptions& mn);
-std::unique_ptr<Attack> make_ddn(const AttackOptions& options, const MinNormOptions& mn);
-std::unique_ptr<Attack> make_fmn(const AttackOptions& options, const MinNormOptions& mn);
-std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options);
-std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options);
-std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options);
-std::unique_ptr<Attack> make_square(const AttackOptions& options);
 
 /// sign(g), the classic direction.
 torch::Tensor sign_direction(const torch::Tensor& g);

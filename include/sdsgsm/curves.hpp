@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "sdsgsm/runner.hpp"
+#include "sdsgsm/run_result.hpp"
 
 namespace sdsgsm {
 

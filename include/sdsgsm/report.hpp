@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sdsgsm/core.hpp"
+#include "sdsgsm/data.hpp"
 
 namespace sdsgsm {
 
@@ -19,12 +20,6 @@ torch::Tensor hot_colormap(const torch::Tensor& values);
 /// N x 1 x H x W in [0,1], domain N x 1 x H x W bool; each pixel drawn as scale x scale.
 void write_saliency_png(const torch::Tensor& images, const torch::Tensor& s_norm, const torch::Tensor& domain,
                         const fs::path& file, int scale = 4);
-
-/// Writes one 3 x H x W image in [0,1] as a PNG (rounded to 8 bits).
-void write_png(const torch::Tensor& image, const fs::path& file);
-
-/// One 3 x H x W image in [0,1] as PNG bytes (rounded to 8 bits).
-std::string encode_png(const torch::Tensor& image);
 
 struct ReportOptions {
   int64_t examples = 4;   ///< images in each attack's example grid

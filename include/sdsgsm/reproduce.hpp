@@ -21,11 +21,15 @@
 
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/core.hpp"
+#include "sdsgsm/reproduce_tables.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm {
 
 /// What `sdsgsm reproduce` runs, one to one with its flags.
+/// --min-norm's default: deepfool, cw, ddn, fmn-l2, fmn-linf (FMN in both its norms).
+std::vector<std::string> default_min_norm_attacks();
+
 struct ReproduceOptions {
   std::vector<std::string> models = {"resnet20", "vgg7bn"};
   std::string data = "data/cifar10";
@@ -34,7 +38,7 @@ struct ReproduceOptions {
   std::string eps = "8/255";  ///< as given (results.md quotes the command)
   int64_t steps = 10;
   SdsgsmOptions sd;  ///< the shipped-defaults row
-  std::vector<std::string> min_norm = {"deepfool", "cw", "ddn", "fmn-l2", "fmn-linf"};
+  std::vector<std::string> min_norm = default_min_norm_attacks();
   int64_t min_norm_count = 100, min_norm_steps = 100;
   std::vector<std::string> eps_list = {"1/255", "2/255", "4/255", "8/255", "16/255"};
   int64_t eps_curve_count = 100;
@@ -46,7 +50,7 @@ struct ReproduceOptions {
   int64_t robust_queries = 1000;  ///< Square's queries per image in the ensemble (AutoAttack's standard: 5000)
   /// Attacks whose fixed-iteration runs (textbook settings; sdsgsm: its defaults) are evaluated on
   /// every other model (of models and defended), on the first transfer_count images; empty: none.
-  std::vector<std::string> transfer = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm"};
+  std::vector<std::string> transfer = attack_names(kTransfer);
   int64_t transfer_count = 200;
   /// tuned.json files in the order of `models`; a missing or empty item: the zoo model's own
   /// models/NAME.tuned.json.
@@ -61,23 +65,5 @@ struct ReproduceOptions {
 /// Runs the comparison into `o.out` (all or nothing, resumable) and returns results.md's text
 /// (on rank 0; other ranks take part in the runs and get "").
 std::string reproduce(const ReproduceOptions& o);
-
-/// A model name or label as one folder name, as reproduce names its run folders:
-/// "I-FGSM (early stop)" -> "I_FGSM__early_stop_", "/models/net.pt" -> "_models_net_pt".
-std::string reproduce_folder_name(std::string text);
-
-/// A reproduce row's name in curves, pairs and the report: its regime and label
-/// ("fixed: I-FGSM (tuned)", "early stop: SD-SGSM (defaults)"; the minimum-norm attacks by label).
-std::string reproduce_run_name(const nlohmann::json& row);
-
-// The Markdown of results.md (src/report/reproduce_tables.cpp), from the rows of results.json:
-// each an AttackRunResult::report() with "label", "group", "regime" and "config".
-
-/// The results table of some rows.
-std::string reproduce_table(const std::vector<const nlohmann::json*>& rows);
-/// What each part of SD-SGSM adds, among the tuned attacks; "" when none of them ran.
-std::string ablation_table(const std::vector<nlohmann::json>& rows);
-/// The smallest-eps table, from min_eps_summary() objects with "label" and "regime".
-std::string min_eps_table(const std::vector<nlohmann::json>& rows, int64_t images);
 
 }  // namespace sdsgsm

@@ -85,4 +85,7 @@ torch::Tensor read_adversarial(const fs::path& dir, int64_t count = -1);
 /// Throws Error naming the folder when it is not a finished run folder, or a file when it is corrupt.
 AttackRunResult read_run(const fs::path& dir);
 
+/// Writes a PNG sheet: one row per image, columns clean | adversarial | |delta| amplified.
+void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const fs::path& file, int scale = 4);
+
 }  // namespace sdsgsm

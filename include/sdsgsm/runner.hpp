@@ -8,14 +8,14 @@
 // writes, so the files equal a single process's.
 //
 // This header is also the umbrella of a run's pieces: its result (run_result.hpp), the folder it
-// writes (run_folder.hpp, which lists the folder's files) and its tables (tables.hpp).
+// writes (run_folder.hpp, which lists the folder's files). The tables made from runs are the
+// report's (tables.hpp, curves.hpp, report.hpp), which sit above the runner and never call it.
 #pragma once
 
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
 #include "sdsgsm/run_folder.hpp"
 #include "sdsgsm/run_result.hpp"
-#include "sdsgsm/tables.hpp"
 
 namespace sdsgsm {
 

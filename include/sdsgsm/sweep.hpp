@@ -48,7 +48,7 @@ std::vector<std::string> sweep_variants();
 bool is_sdsgsm_family(const std::string& variant);
 
 struct SweepOptions {
-  std::string variant = "sdsgsm";  ///< one of sweep_variants()
+  std::string variant = kSdsgsm;  ///< one of sweep_variants()
   /// eps, steps, early stop (unset: the attack's default), seed; alpha comes from step_factor
   AttackOptions attack;
   SdsgsmOptions base;              ///< fill, score, gamma, DDI batch: what the grid does not vary
@@ -59,7 +59,7 @@ struct SweepOptions {
 
 /// One configuration's result on the tuning images.
 struct SweepRow {
-  std::string variant = "sdsgsm";
+  std::string variant = kSdsgsm;
   SdsgsmOptions sd;  ///< for the baselines only its step_factor applies
   double alpha = 0;  ///< eps / steps x sd.step_factor
   double decay = 0;

@@ -1,5 +1,5 @@
-// Tables and sheets of attack runs, for people: the comparison table and the PNG sheet of
-// clean | adversarial | perturbation. (samples.csv is AttackRunResult::samples_csv().)
+// The comparison table of attack runs, for people (the PNG sheet of every run folder is
+// write_sheet_png, run_folder.hpp; samples.csv is AttackRunResult::samples_csv()).
 #pragma once
 
 #include <string>
@@ -11,9 +11,6 @@
 #include "sdsgsm/core.hpp"
 
 namespace sdsgsm {
-
-/// Writes a PNG sheet: one row per image, columns clean | adversarial | |delta| amplified.
-void write_sheet_png(const torch::Tensor& clean, const torch::Tensor& adv, const fs::path& file, int scale = 4);
 
 /// A markdown table comparing several runs (ASR, l2, l_inf, SSIM, PSNR, images/s; float and
 /// 8-bit), from AttackRunResult::report() objects.

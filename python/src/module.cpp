@@ -296,7 +296,7 @@ PYBIND11_MODULE(_sdsgsm, m) {
   m.def("metrics", &metrics, py::arg("x"), py::arg("x_adv"));
   m.def("model_file", &model_file, py::arg("name_or_path"), py::arg("dir"));
   m.def("load_data", &load_data, py::arg("path"), py::arg("split"), py::arg("offset"), py::arg("count"));
-  m.def("attack_names", &sdsgsm::attack_names);
+  m.def("attack_names", [] { return sdsgsm::attack_names(); });
   m.def("option_names", &option_names);
   m.def("version", &sdsgsm::version_string);
 }

@@ -29,6 +29,11 @@
 #include "attack_common.hpp"
 
 namespace sdsgsm {
+
+const char kApgdCe[] = "apgd-ce";
+const char kApgdDlr[] = "apgd-dlr";
+const char kApgdT[] = "apgd-t";
+
 namespace {
 
 namespace F = torch::nn::functional;
@@ -228,13 +233,13 @@ class Apgd final : public Attack {
 }  // namespace
 
 std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options) {
-  return std::make_unique<Apgd>("apgd-ce", options, Loss::CrossEntropy);
+  return std::make_unique<Apgd>(kApgdCe, options, Loss::CrossEntropy);
 }
 std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options) {
-  return std::make_unique<Apgd>("apgd-dlr", options, Loss::Dlr);
+  return std::make_unique<Apgd>(kApgdDlr, options, Loss::Dlr);
 }
 std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options) {
-  return std::make_unique<Apgd>("apgd-t", options, Loss::TargetedDlr);
+  return std::make_unique<Apgd>(kApgdT, options, Loss::TargetedDlr);
 }
 
 }  // namespace sdsgsm

@@ -19,6 +19,8 @@
 #include "minnorm.hpp"
 
 namespace sdsgsm {
+
+const char kCw[] = "cw";
 namespace {
 
 using detail::MinNormProblem;
@@ -84,7 +86,7 @@ class CarliniWagner final : public detail::MinNormAttack {
 }  // namespace
 
 std::unique_ptr<Attack> make_cw(const AttackOptions& options, const MinNormOptions& mn) {
-  return std::make_unique<CarliniWagner>("cw", options, mn, /*linf=*/false);
+  return std::make_unique<CarliniWagner>(kCw, options, mn, /*linf=*/false);
 }
 
 }  // namespace sdsgsm

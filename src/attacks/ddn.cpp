@@ -17,6 +17,8 @@
 #include "refine.hpp"
 
 namespace sdsgsm {
+
+const char kDdn[] = "ddn";
 namespace {
 
 namespace F = torch::nn::functional;
@@ -71,7 +73,7 @@ class Ddn final : public detail::MinNormAttack {
 }  // namespace
 
 std::unique_ptr<Attack> make_ddn(const AttackOptions& options, const MinNormOptions& mn) {
-  return std::make_unique<Ddn>("ddn", options, mn, /*linf=*/false);
+  return std::make_unique<Ddn>(kDdn, options, mn, /*linf=*/false);
 }
 
 }  // namespace sdsgsm

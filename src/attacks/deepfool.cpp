@@ -17,6 +17,8 @@
 #include "minnorm.hpp"
 
 namespace sdsgsm {
+
+const char kDeepfool[] = "deepfool";
 namespace {
 
 using detail::MinNormProblem;
@@ -92,7 +94,7 @@ class DeepFool final : public detail::MinNormAttack {
 }  // namespace
 
 std::unique_ptr<Attack> make_deepfool(const AttackOptions& options, const MinNormOptions& mn) {
-  return std::make_unique<DeepFool>("deepfool", options, mn, /*linf=*/true);
+  return std::make_unique<DeepFool>(kDeepfool, options, mn, /*linf=*/true);
 }
 
 }  // namespace sdsgsm

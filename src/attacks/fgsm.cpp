@@ -8,6 +8,8 @@
 
 namespace sdsgsm {
 
+const char kFgsm[] = "fgsm";
+
 std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
   options.validate();  // as given: a bad --alpha or --steps is an error even though FGSM sets its own
   AttackOptions o = options;
@@ -18,7 +20,7 @@ std::unique_ptr<Attack> make_fgsm(const AttackOptions& options) {
   o.early_stop = false;
   o.early_stop_8bit = false;
   o.random_start = false;
-  return std::make_unique<EngineAttack>("fgsm", o, AttackHooks{});
+  return std::make_unique<EngineAttack>(kFgsm, o, AttackHooks{});
 }
 
 }  // namespace sdsgsm

@@ -19,6 +19,8 @@
 #include "minnorm.hpp"
 
 namespace sdsgsm {
+
+const char kFmn[] = "fmn";
 namespace {
 
 using detail::MinNormProblem;
@@ -74,7 +76,7 @@ class Fmn final : public detail::MinNormAttack {
 }  // namespace
 
 std::unique_ptr<Attack> make_fmn(const AttackOptions& options, const MinNormOptions& mn) {
-  return std::make_unique<Fmn>("fmn", options, mn, /*linf=*/true);
+  return std::make_unique<Fmn>(kFmn, options, mn, /*linf=*/true);
 }
 
 }  // namespace sdsgsm

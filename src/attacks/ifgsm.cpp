@@ -6,11 +6,13 @@
 
 namespace sdsgsm {
 
+const char kIfgsm[] = "ifgsm";
+
 std::unique_ptr<Attack> make_ifgsm(const AttackOptions& options) {
   AttackOptions o = options;
   o.decay = o.decay.value_or(0.0);
   o.random_start = false;
-  return std::make_unique<EngineAttack>("ifgsm", o, AttackHooks{});
+  return std::make_unique<EngineAttack>(kIfgsm, o, AttackHooks{});
 }
 
 }  // namespace sdsgsm

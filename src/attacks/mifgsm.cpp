@@ -9,13 +9,15 @@
 
 namespace sdsgsm {
 
+const char kMifgsm[] = "mifgsm";
+
 std::unique_ptr<Attack> make_mifgsm(const AttackOptions& options) {
   AttackHooks hooks;
   hooks.momentum = true;
   AttackOptions o = options;
   o.decay = o.decay.value_or(1.0);
   o.random_start = false;
-  return std::make_unique<EngineAttack>("mifgsm", o, hooks);
+  return std::make_unique<EngineAttack>(kMifgsm, o, hooks);
 }
 
 }  // namespace sdsgsm

@@ -8,6 +8,8 @@
 
 namespace sdsgsm {
 
+const char kNifgsm[] = "nifgsm";
+
 std::unique_ptr<Attack> make_nifgsm(const AttackOptions& options) {
   AttackHooks hooks;
   hooks.momentum = true;
@@ -15,7 +17,7 @@ std::unique_ptr<Attack> make_nifgsm(const AttackOptions& options) {
   AttackOptions o = options;
   o.decay = o.decay.value_or(1.0);
   o.random_start = false;
-  return std::make_unique<EngineAttack>("nifgsm", o, hooks);
+  return std::make_unique<EngineAttack>(kNifgsm, o, hooks);
 }
 
 }  // namespace sdsgsm

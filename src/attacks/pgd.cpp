@@ -8,11 +8,13 @@
 
 namespace sdsgsm {
 
+const char kPgd[] = "pgd";
+
 std::unique_ptr<Attack> make_pgd(const AttackOptions& options) {
   AttackOptions o = options;
   o.decay = o.decay.value_or(0.0);
   o.random_start = true;
-  return std::make_unique<EngineAttack>("pgd", o, AttackHooks{});
+  return std::make_unique<EngineAttack>(kPgd, o, AttackHooks{});
 }
 
 }  // namespace sdsgsm

@@ -1,5 +1,5 @@
 // The attack registry: one row per attack (name, label, family, budget, targeting, default steps,
-// help line) and its factory. Everything that lists or classifies attacks reads this table.
+// help line, traits) and its factory. Everything that lists or classifies attacks reads this table.
 #include <functional>
 
 #include <fmt/format.h>
@@ -7,6 +7,22 @@
 #include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm {
+
+// Each attack's factory, defined in its own file (src/attacks/NAME.cpp); only this table calls them.
+std::unique_ptr<Attack> make_fgsm(const AttackOptions& options);
+std::unique_ptr<Attack> make_ifgsm(const AttackOptions& options);
+std::unique_ptr<Attack> make_mifgsm(const AttackOptions& options);
+std::unique_ptr<Attack> make_nifgsm(const AttackOptions& options);
+std::unique_ptr<Attack> make_pgd(const AttackOptions& options);
+std::unique_ptr<Attack> make_deepfool(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_cw(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_ddn(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_fmn(const AttackOptions& options, const MinNormOptions& mn);
+std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options);
+std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options);
+std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options);
+std::unique_ptr<Attack> make_square(const AttackOptions& options);
+
 namespace {
 
 using Factory = std::function<std::unique_ptr<Attack>(const AttackOptions&, const SdsgsmOptions&, const MinNormOptions&)>;
@@ -32,36 +48,49 @@ Factory sdsgsm_variant(const char* variant) {
 const std::vector<Row>& rows() {
   using F = AttackFamily;
   static const std::vector<Row> table = {
-      {{"fgsm", "FGSM", F::FixedBudget, true, true, 1, "one step of eps along sign(grad)", {}}, engine(make_fgsm)},
-      {{"ifgsm", "I-FGSM", F::FixedBudget, true, true, 10, "iterated FGSM (BIM)", {"bim"}}, engine(make_ifgsm)},
-      {{"mifgsm", "MI-FGSM", F::FixedBudget, true, true, 10, "I-FGSM with momentum", {}}, engine(make_mifgsm)},
-      {{"nifgsm", "NI-FGSM", F::FixedBudget, true, true, 10, "MI-FGSM with the Nesterov look-ahead", {}},
+      {{kFgsm, "FGSM", F::FixedBudget, true, true, 1, "one step of eps along sign(grad)", {}, kTextbook | kTransfer},
+       engine(make_fgsm)},
+      {{kIfgsm, "I-FGSM", F::FixedBudget, true, true, 10, "iterated FGSM (BIM)", {"bim"}, kTextbook | kTransfer},
+       engine(make_ifgsm)},
+      {{kMifgsm, "MI-FGSM", F::FixedBudget, true, true, 10, "I-FGSM with momentum", {},
+        kTextbook | kMomentum | kTransfer},
+       engine(make_mifgsm)},
+      {{kNifgsm, "NI-FGSM", F::FixedBudget, true, true, 10, "MI-FGSM with the Nesterov look-ahead", {},
+        kTextbook | kMomentum | kTransfer},
        engine(make_nifgsm)},
-      {{"pgd", "PGD", F::FixedBudget, true, true, 10, "I-FGSM from a random start", {}}, engine(make_pgd)},
-      {{"sdsgsm", "SD-SGSM", F::FixedBudget, true, true, 10, "DDI allocation map + tanh-smoothed step", {}},
-       sdsgsm_variant("sdsgsm")},
-      {{"sd-ifgsm", "SD-IFGSM", F::FixedBudget, true, true, 10, "DDI allocation map + sign step (ablation)", {}},
-       sdsgsm_variant("sd-ifgsm")},
-      {{"sgsm", "SGSM", F::FixedBudget, true, true, 10, "uniform map + tanh-smoothed step (ablation)", {}},
-       sdsgsm_variant("sgsm")},
+      {{kPgd, "PGD", F::FixedBudget, true, true, 10, "I-FGSM from a random start", {}, kTextbook | kTransfer},
+       engine(make_pgd)},
+      {{kSdsgsm, "SD-SGSM", F::FixedBudget, true, true, 10, "DDI allocation map + tanh-smoothed step", {},
+        kSdFamily | kMomentum | kDdiMap | kSmoothed | kTransfer},
+       sdsgsm_variant(kSdsgsm)},
+      {{kSdIfgsm, "SD-IFGSM", F::FixedBudget, true, true, 10, "DDI allocation map + sign step (ablation)", {},
+        kSdFamily | kMomentum | kDdiMap},
+       sdsgsm_variant(kSdIfgsm)},
+      {{kSgsm, "SGSM", F::FixedBudget, true, true, 10, "uniform map + tanh-smoothed step (ablation)", {},
+        kSdFamily | kMomentum | kSmoothed},
+       sdsgsm_variant(kSgsm)},
       // Minimum-norm attacks: the step counts of their papers' shorter settings (DeepFool's 50, DDN's
       // and FMN's 100, C&W's 9 binary steps of 100 Adam steps: its paper runs 10,000).
-      {{"deepfool", "DeepFool", F::MinimumNorm, false, true, 50, "minimum-norm: linearised boundary steps", {}},
+      {{kDeepfool, "DeepFool", F::MinimumNorm, false, true, 50, "minimum-norm: linearised boundary steps", {}, kL2},
        min_norm(make_deepfool)},
-      {{"cw", "C&W", F::MinimumNorm, false, true, 100, "minimum-norm: Carlini-Wagner l2 (Adam, binary search)", {}},
+      {{kCw, "C&W", F::MinimumNorm, false, true, 100, "minimum-norm: Carlini-Wagner l2 (Adam, binary search)", {},
+        kL2},
        min_norm(make_cw)},
-      {{"ddn", "DDN", F::MinimumNorm, false, true, 100, "minimum-norm: decoupled direction and norm (l2)", {}},
+      {{kDdn, "DDN", F::MinimumNorm, false, true, 100, "minimum-norm: decoupled direction and norm (l2)", {}, kL2},
        min_norm(make_ddn)},
-      {{"fmn", "FMN", F::MinimumNorm, false, true, 100, "minimum-norm: fast minimum-norm (l2 or l_inf)", {}},
+      {{kFmn, "FMN", F::MinimumNorm, false, true, 100, "minimum-norm: fast minimum-norm (l2 or l_inf)", {}, kL2},
        min_norm(make_fmn)},
       // APGD and Square: AutoAttack's standard version runs 100 APGD steps and 5000 Square queries.
-      {{"apgd-ce", "APGD-CE", F::Adaptive, true, false, 100, "APGD on the cross-entropy (l_inf or l2)", {}},
+      {{kApgdCe, "APGD-CE", F::Adaptive, true, false, 100, "APGD on the cross-entropy (l_inf or l2)", {},
+        kStrength | kEnsemble | kL2},
        engine(make_apgd_ce)},
-      {{"apgd-dlr", "APGD-DLR", F::Adaptive, true, false, 100, "APGD on the DLR loss (l_inf or l2)", {}},
+      {{kApgdDlr, "APGD-DLR", F::Adaptive, true, false, 100, "APGD on the DLR loss (l_inf or l2)", {}, kStrength | kL2},
        engine(make_apgd_dlr)},
-      {{"apgd-t", "APGD-T", F::Adaptive, true, false, 100, "APGD on the targeted DLR loss, 9 target classes", {}},
+      {{kApgdT, "APGD-T", F::Adaptive, true, false, 100, "APGD on the targeted DLR loss, 9 target classes", {},
+        kEnsemble | kL2},
        engine(make_apgd_t)},
-      {{"square", "Square", F::ScoreBased, true, true, 5000, "gradient-free random search (l_inf; --steps queries)", {}},
+      {{kSquare, "Square", F::ScoreBased, true, true, 5000, "gradient-free random search (l_inf; --steps queries)", {},
+        kEnsemble},
        engine(make_square)},
   };
   return table;
@@ -102,9 +131,13 @@ const std::vector<AttackInfo>& attack_registry() {
 
 const AttackInfo& attack_info(const std::string& name) { return row(name).info; }
 
-std::vector<std::string> attack_names() {
+std::vector<std::string> attack_names() { return attack_names(0u); }
+
+std::vector<std::string> attack_names(unsigned traits) {
   std::vector<std::string> names;
-  for (const auto& r : rows()) names.push_back(r.info.name);
+  for (const auto& r : rows()) {
+    if ((r.info.traits & traits) == traits) names.push_back(r.info.name);
+  }
   return names;
 }
 

@@ -13,10 +13,14 @@
 
 namespace sdsgsm {
 
+const char kSdsgsm[] = "sdsgsm";
+const char kSdIfgsm[] = "sd-ifgsm";
+const char kSgsm[] = "sgsm";
+
 std::unique_ptr<Attack> make_sdsgsm_variant(const std::string& variant, const AttackOptions& options,
                                             const SdsgsmOptions& sd, std::shared_ptr<SensitivityCache> cache) {
-  const bool allocate = variant == "sdsgsm" || variant == "sd-ifgsm";
-  const bool smooth = variant == "sdsgsm" || variant == "sgsm";
+  const bool allocate = variant == kSdsgsm || variant == kSdIfgsm;
+  const bool smooth = variant == kSdsgsm || variant == kSgsm;
   if (!allocate && !smooth) throw Error(fmt::format("unknown SD-SGSM variant '{}'", variant));
   sd.validate(-1, -1);
   AttackOptions o = options;

@@ -23,6 +23,9 @@
 #include "attack_common.hpp"
 
 namespace sdsgsm {
+
+const char kSquare[] = "square";
+
 namespace {
 
 constexpr double kInitialShare = 0.8;  ///< p at the start
@@ -46,7 +49,7 @@ uint64_t mix(uint64_t z) {  // splitmix64's finaliser
 
 class Square final : public Attack {
  public:
-  Square(AttackOptions options) : Attack("square", std::move(options)) {
+  Square(AttackOptions options) : Attack(kSquare, std::move(options)) {
     options_.validate();
     if (options_.norm == Norm::L2) throw Error("--norm 2: square is the l_inf Square Attack");
     if (options_.restarts != 1) throw Error("--restarts: square does not restart");

@@ -29,9 +29,11 @@ Progress::~Progress() {
   if (enabled_ && tty_ && !finished_ && done_ > 0) std::fputc('\n', stderr);
 }
 
-double Progress::elapsed_seconds() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
+
+double Progress::elapsed_seconds() const { return seconds_since(start_); }
 
 void Progress::advance(int64_t n, const std::string& status) {
   done_ += n;

@@ -74,7 +74,7 @@ std::vector<FrontierPoint> run_frontier(Classifier& model, const FrontierOptions
   const AttackOptions bounded = AttackOptions().set_eps(o.eps).set_early_stop(true).set_early_stop_8bit(true);
   // SD-SGSM, shipped defaults, each sample stopping at its first 8-bit success; then refined.
   for (int64_t refine : o.sdsgsm_refine) {
-    auto a = make_attack("sdsgsm", AttackOptions(bounded).set_steps(10).set_refine(refine), o.sd);
+    auto a = make_attack(kSdsgsm, AttackOptions(bounded).set_steps(10).set_refine(refine), o.sd);
     add(measure(model, data, *a, ro, refine ? fmt::format("SD-SGSM + refine {}", refine) : "SD-SGSM",
                 "shipped defaults, early stop on 8-bit success"));
   }
@@ -82,7 +82,7 @@ std::vector<FrontierPoint> run_frontier(Classifier& model, const FrontierOptions
   for (int64_t refine : o.ifgsm_refine) {
     AttackOptions io = AttackOptions(bounded).set_steps(10).set_refine(refine);
     if (tuned_ifgsm_alpha > 0) io.set_alpha(tuned_ifgsm_alpha);
-    auto a = make_attack("ifgsm", io);
+    auto a = make_attack(kIfgsm, io);
     add(measure(model, data, *a, ro, refine ? fmt::format("I-FGSM + refine {}", refine) : "I-FGSM",
                 tuned_ifgsm_alpha > 0 ? fmt::format("alpha {:.4f} (tuned, early stop)", tuned_ifgsm_alpha)
                                       : "alpha 2/255 (not tuned), early stop on 8-bit success"));
@@ -102,7 +102,7 @@ std::vector<FrontierPoint> run_frontier(Classifier& model, const FrontierOptions
       FrontierPoint best;
       bool have = false;
       for (double n : o.ddn_initial_norms) {
-        auto a = make_attack("ddn", AttackOptions().set_steps(steps), SdsgsmOptions(), MinNormOptions().set_initial_norm(n));
+        auto a = make_attack(kDdn, AttackOptions().set_steps(steps), SdsgsmOptions(), MinNormOptions().set_initial_norm(n));
         FrontierPoint p = measure(model, tuning, *a, tro, "", "");
         int64_t pick = (!have || better(p, best)) ? 1 : 0;
         pick = dist::broadcast(pick);  // every rank takes rank 0's choice
@@ -115,20 +115,20 @@ std::vector<FrontierPoint> run_frontier(Classifier& model, const FrontierOptions
       how = fmt::format("initial norm {} (tuned on images {}-{})", norm_text(init), o.tuning_offset,
                         o.tuning_offset + o.tuning_count - 1);
     }
-    auto a = make_attack("ddn", AttackOptions().set_steps(steps), SdsgsmOptions(), MinNormOptions().set_initial_norm(init));
+    auto a = make_attack(kDdn, AttackOptions().set_steps(steps), SdsgsmOptions(), MinNormOptions().set_initial_norm(init));
     add(measure(model, data, *a, ro, fmt::format("DDN {} steps", steps), "quantised (levels 256); " + how));
   }
   for (const auto& [binary, steps] : o.cw_budgets) {
-    auto a = make_attack("cw", AttackOptions().set_steps(steps), SdsgsmOptions(), MinNormOptions().set_binary_steps(binary));
+    auto a = make_attack(kCw, AttackOptions().set_steps(steps), SdsgsmOptions(), MinNormOptions().set_binary_steps(binary));
     add(measure(model, data, *a, ro, fmt::format("C&W {} x {}", binary, steps),
                 fmt::format("{} binary steps of {} Adam steps, then the 8-bit finish", binary, steps)));
   }
   for (int64_t steps : o.fmn_steps) {
-    auto a = make_attack("fmn", AttackOptions().set_steps(steps));
+    auto a = make_attack(kFmn, AttackOptions().set_steps(steps));
     add(measure(model, data, *a, ro, fmt::format("FMN {} steps", steps), "l2, then the 8-bit finish"));
   }
   {
-    auto a = make_attack("deepfool", AttackOptions().set_steps(attack_info("deepfool").default_steps));
+    auto a = make_attack(kDeepfool, AttackOptions().set_steps(attack_info(kDeepfool).default_steps));
     add(measure(model, data, *a, ro, "DeepFool", "l2, at most 50 steps, then the 8-bit finish"));
   }
   return points;

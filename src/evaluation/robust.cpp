@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sdsgsm/evaluation.hpp"
+#include "sdsgsm/progress.hpp"
 #include "sdsgsm/robust.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -13,10 +14,6 @@ namespace sdsgsm {
 namespace {
 
 constexpr double kLargeLinf = 0.5;  ///< the large-eps check's l_inf budget (l2: times sqrt(C H W))
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 std::string eps_text(double eps, Norm norm) {
   if (norm == Norm::Linf) return fmt::format("l_inf {:.4g} ({:.3g}/255)", eps, eps * 255);
@@ -79,8 +76,8 @@ torch::Tensor attack_rows(Classifier& model, const Attack& a, const torch::Tenso
 
 std::vector<std::string> RobustOptions::sequence() const {
   if (!attacks.empty()) return attacks;
-  if (norm == Norm::L2) return {"apgd-ce", "apgd-t"};
-  return {"apgd-ce", "apgd-t", "square"};
+  // The registry's ensemble; in l2 the ones that run in l2 (no l2 Square yet).
+  return attack_names(norm == Norm::L2 ? kEnsemble | kL2 : kEnsemble);
 }
 
 void RobustOptions::validate() const {

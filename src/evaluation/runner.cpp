@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "run_internal.hpp"
+#include "../results/run_internal.hpp"
 #include "sdsgsm/checks.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/evaluation.hpp"
@@ -20,10 +20,6 @@ namespace {
 
 using detail::BatchPacket;
 using detail::Tally;
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 /// Attacks batch `b` (images [b * bs, ...)) and measures it.
 BatchPacket attack_batch(Classifier& model, const ImageSource& source, const Attack& attack, const RunOptions& o,

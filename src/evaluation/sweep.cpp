@@ -104,18 +104,23 @@ bool meets_asr(const nlohmann::json& summary, double min_asr, const std::string&
   throw Error(fmt::format("--asr-basis must be float, 8bit or both (got '{}')", basis));
 }
 
-std::vector<std::string> sweep_variants() { return {"sdsgsm", "sd-ifgsm", "sgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"}; }
-
-bool is_sdsgsm_family(const std::string& variant) {
-  return variant == "sdsgsm" || variant == "sd-ifgsm" || variant == "sgsm";
+std::vector<std::string> sweep_variants() {
+  // The SD-SGSM family, then the iterative textbook baselines (FGSM's one step has nothing to sweep).
+  std::vector<std::string> v = attack_names(kSdFamily);
+  for (const auto& name : attack_names(kTextbook)) {
+    if (attack_info(name).default_steps > 1) v.push_back(name);
+  }
+  return v;
 }
+
+bool is_sdsgsm_family(const std::string& variant) { return attack_info(variant).has(kSdFamily); }
 
 std::unique_ptr<Attack> SweepRow::make(const AttackOptions& base, std::shared_ptr<SensitivityCache> cache) const {
   AttackOptions ao = base;
   ao.set_decay(decay).set_early_stop(early_stop).set_early_stop_8bit(early_stop_8bit);
   if (is_sdsgsm_family(variant)) {
     ao.alpha.reset();  // from the step factor, recorded as such in the attack's configuration
-    return make_sdsgsm_variant(variant, ao, sd, variant == "sgsm" ? nullptr : std::move(cache));
+    return make_sdsgsm_variant(variant, ao, sd, attack_info(variant).has(kDdiMap) ? std::move(cache) : nullptr);
   }
   return make_attack(variant, ao.set_alpha(ao.eps / static_cast<double>(ao.steps) * sd.step_factor));
 }
@@ -152,11 +157,11 @@ std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const Sw
       configs.back().validate(-1, -1);
     }
   }
-  const bool momentum = family || options.variant == "mifgsm" || options.variant == "nifgsm";
+  const bool momentum = attack_info(options.variant).has(kMomentum);
   const std::vector<double> decays = momentum ? grid.decay : std::vector<double>{0.0};
   const size_t total = configs.size() * decays.size();
   const int64_t h = data.images.size(2), w = data.images.size(3);
-  const bool allocates = family && options.variant != "sgsm";
+  const bool allocates = attack_info(options.variant).has(kDdiMap);
   const bool early_stop = options.attack.early_stop.value_or(family);
   // One cache per window grid: its DDI runs once, on the first configuration that uses it.
   std::map<std::pair<int64_t, int64_t>, std::shared_ptr<SensitivityCache>> caches;

@@ -31,16 +31,23 @@ SweepGrid family_grid(int64_t window, int64_t stride, std::vector<double> beta, 
 }  // namespace
 
 std::vector<TuningItem> tuning_plan() {
-  return {
-      {"ifgsm", "I-FGSM", "ifgsm", baseline_grid({0.0})},
-      {"mifgsm", "MI-FGSM", "mifgsm", baseline_grid({0.5, 1.0})},
-      {"nifgsm", "NI-FGSM", "nifgsm", baseline_grid({0.5, 1.0})},
-      {"pgd", "PGD", "pgd", baseline_grid({0.0})},
-      {"sgsm", "SGSM only (uniform map)", "sgsm", family_grid(16, 16, {0.5, 1.0}, {0.05}, {0.8})},
-      {"sd-ifgsm", "SD only (k 16, sign)", "sd-ifgsm", family_grid(16, 16, {1.0}, {0.05, 0.25}, {0.8})},
-      {"sdsgsm", "SD-SGSM (k 16 s 16)", "sdsgsm", family_grid(16, 16, {0.5, 1.0}, {0.05, 0.25}, {0.8})},
-      {"sdsgsm-fine", "SD-SGSM (k 4 s 2)", "sdsgsm", family_grid(4, 2, {0.5}, {0.05, 0.25}, {0.5, 0.8})},
-  };
+  std::vector<TuningItem> plan;
+  // The iterative textbook baselines: the step, and the decay of those with momentum.
+  for (const auto& name : attack_names(kTextbook)) {
+    const AttackInfo& a = attack_info(name);
+    if (a.default_steps > 1) {
+      plan.push_back({a.name, a.label, a.name, baseline_grid(a.has(kMomentum) ? std::vector<double>{0.5, 1.0}
+                                                                                 : std::vector<double>{0.0})});
+    }
+  }
+  // The SD-SGSM family as an ablation, from the uniform map up to the whole method on two DDI grids:
+  // beta where the step is smoothed, rho where a DDI map allocates.
+  plan.push_back({kSgsm, "SGSM only (uniform map)", kSgsm, family_grid(16, 16, {0.5, 1.0}, {0.05}, {0.8})});
+  plan.push_back({kSdIfgsm, "SD only (k 16, sign)", kSdIfgsm, family_grid(16, 16, {1.0}, {0.05, 0.25}, {0.8})});
+  plan.push_back({kSdsgsm, "SD-SGSM (k 16 s 16)", kSdsgsm, family_grid(16, 16, {0.5, 1.0}, {0.05, 0.25}, {0.8})});
+  plan.push_back({std::string(kSdsgsm) + "-fine", "SD-SGSM (k 4 s 2)", kSdsgsm,
+                  family_grid(4, 2, {0.5}, {0.05, 0.25}, {0.5, 0.8})});
+  return plan;
 }
 
 std::vector<std::string> tuning_regimes() { return {"fixed", "early_stop"}; }

@@ -12,7 +12,8 @@
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/report.hpp"
-#include "sdsgsm/runner.hpp"
+#include "sdsgsm/run_folder.hpp"
+#include "sdsgsm/run_result.hpp"
 
 namespace sdsgsm::report_detail {
 

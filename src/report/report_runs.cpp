@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "report/report_internal.hpp"
-#include "sdsgsm/reproduce.hpp"
+#include "sdsgsm/reproduce_tables.hpp"
 
 namespace sdsgsm {
 namespace report_detail {

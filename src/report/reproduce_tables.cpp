@@ -1,12 +1,29 @@
-// The Markdown tables of `sdsgsm reproduce`'s results.md: the results per regime, the ablation
-// and the smallest eps per image.
+// What the report knows of `sdsgsm reproduce`'s output: its folder and run names, and the Markdown
+// tables of results.md (the results per regime, the ablation and the smallest eps per image).
+#include <cctype>
 #include <tuple>
 
 #include <fmt/format.h>
 
-#include "sdsgsm/reproduce.hpp"
+#include "sdsgsm/attacks.hpp"
+#include "sdsgsm/reproduce_tables.hpp"
 
 namespace sdsgsm {
+
+std::string reproduce_folder_name(std::string text) {
+  for (char& c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return text;
+}
+
+std::string reproduce_run_name(const nlohmann::json& row) {
+  const std::string regime = row.value("regime", std::string());
+  const std::string label = row.at("label").get<std::string>();
+  if (regime == "fixed") return "fixed: " + label;
+  if (regime == "early_stop") return "early stop: " + label;
+  return label;
+}
 
 std::string reproduce_table(const std::vector<const nlohmann::json*>& rows) {
   // Distances over the images fooled in that form: float figures over the float successes,
@@ -32,21 +49,24 @@ std::string reproduce_table(const std::vector<const nlohmann::json*>& rows) {
 }
 
 /// What each part of SD-SGSM adds, among the tuned attacks (uniform map + sign is tuned I-FGSM).
-std::string ablation_table(const std::vector<nlohmann::json>& rows) {
+std::string ablation_table(const std::vector<nlohmann::json>& rows, const std::vector<std::string>& ids) {
+  // By tuning key (tuning_plan()), in the ablation's order.
   const std::vector<std::tuple<std::string, std::string, std::string>> order = {
-      {"I-FGSM (tuned)", "uniform", "sign"},
-      {"SD only (k 16, sign)", "DDI, k 16 s 16 (4 windows)", "sign"},
-      {"SGSM only (uniform map)", "uniform", "tanh"},
-      {"SD-SGSM (k 16 s 16)", "DDI, k 16 s 16 (4 windows)", "tanh"},
-      {"SD-SGSM (k 4 s 2)", "DDI, k 4 s 2 (225 windows)", "tanh"}};
+      {kIfgsm, "uniform", "sign"},
+      {kSdIfgsm, "DDI, k 16 s 16 (4 windows)", "sign"},
+      {kSgsm, "uniform", "tanh"},
+      {kSdsgsm, "DDI, k 16 s 16 (4 windows)", "tanh"},
+      {std::string(kSdsgsm) + "-fine", "DDI, k 4 s 2 (225 windows)", "tanh"}};
   std::string out =
       "### Ablation (tuned attacks)\n\n| regime | variant | allocation M | direction | ASR | ASR 8-bit | l2 | l2 8-bit | "
       "SSIM | iters |\n|---|---|---|---|---|---|---|---|---|---|\n";
   bool any = false;
   for (const std::string regime : {"fixed", "early_stop"}) {
-    for (const auto& [label, m, dir] : order) {
-      for (const auto& s : rows) {
-        if (s["regime"] != regime || s["label"] != label) continue;
+    for (const auto& [key, m, dir] : order) {
+      for (size_t i = 0; i < rows.size() && i < ids.size(); ++i) {
+        if (ids[i] != regime + "/tuned/" + key) continue;
+        const auto& s = rows[i];
+        const std::string label = s["label"].get<std::string>();
         any = true;
         out += fmt::format("| {} | {} | {} | {} | {:.2f}% | {:.2f}% | {:.3f} | {:.3f} | {:.4f} | {:.2f} |\n",
                            regime == "fixed" ? "fixed" : "early stop", label, m, dir,

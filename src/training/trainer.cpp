@@ -23,6 +23,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 
+#include "sdsgsm/attacks.hpp"
 #include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/progress.hpp"
 #include "sdsgsm/training.hpp"
@@ -89,7 +90,7 @@ void restore(Network& net, const Weights& w) {
 /// random start) on `held`, in evaluation mode, with the same random start every epoch.
 double guard_accuracy(Network& net, const Dataset& held, const TrainOptions& o) {
   TrainOptions pgd = o;
-  pgd.set_adversarial("pgd").set_adv_steps(10).set_adv_alpha(2.0 / 255).set_precision("fp32");
+  pgd.set_adversarial(kPgd).set_adv_steps(10).set_adv_alpha(2.0 / 255).set_precision("fp32");
   at::Generator gen = at::detail::createCPUGenerator(o.seed * 1000003ULL + 0x9E3779B97F4A7C15ULL);
   net.eval();
   int64_t correct = 0;
@@ -114,7 +115,7 @@ nlohmann::json record_json(const EpochRecord& r, bool guard) {
   return j;
 }
 
-const std::vector<std::string> kAdversarialMethods = {"none", "fgsm-rs", "n-fgsm", "pgd", "fgsm"};
+const std::vector<std::string> kAdversarialMethods = {"none", "fgsm-rs", "n-fgsm", kPgd, kFgsm};
 
 }  // namespace
 
@@ -152,7 +153,7 @@ void TrainOptions::validate() const {
 double TrainOptions::adversarial_alpha() const {
   if (adv_alpha) return *adv_alpha;
   if (adversarial == "fgsm-rs") return 1.25 * adv_eps;
-  if (adversarial == "pgd") return 2.0 / 255;
+  if (adversarial == kPgd) return 2.0 / 255;
   return adv_eps;  // n-fgsm, fgsm
 }
 
@@ -167,7 +168,7 @@ nlohmann::json TrainOptions::to_json() const {
     j["adversarial"] = adversarial;
     j["adv_eps"] = adv_eps;
     j["adv_alpha"] = adversarial_alpha();
-    if (adversarial == "pgd") j["adv_steps"] = adv_steps;
+    if (adversarial == kPgd) j["adv_steps"] = adv_steps;
     j["guard_count"] = guard_count;
     j["guard_drop"] = guard_drop;
   }
@@ -185,11 +186,11 @@ torch::Tensor adversarial_batch(Network& net, const torch::Tensor& x, const torc
   const bool bf16 = o.precision == "bf16";
   // Random start: U(-eps, eps) (fgsm-rs, pgd), U(-2 eps, 2 eps) (n-fgsm), none (fgsm); then [0,1].
   torch::Tensor adv = x;
-  if (m != "fgsm") {
+  if (m != kFgsm) {
     const double radius = m == "n-fgsm" ? 2 * eps : eps;
     adv = (x + (torch::rand(x.sizes(), gen, x.options()) * 2 - 1) * radius).clamp(0, 1);
   }
-  const int64_t steps = m == "pgd" ? o.adv_steps : 1;
+  const int64_t steps = m == kPgd ? o.adv_steps : 1;
   for (int64_t s = 0; s < steps; ++s) {
     auto xa = adv.detach().requires_grad_(true);
     auto loss = torch::nn::functional::cross_entropy(forward_logits(net, xa, bf16), y);

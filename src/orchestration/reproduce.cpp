@@ -34,6 +34,7 @@ struct Entry {
   int64_t count = 0;      ///< images (from the first); 0: all
   bool eps_curve = false;  ///< also run at every eps of the eps list
   std::string attack;      ///< its registry name (--min-norm's for those); the transfer matrices pick by it
+  std::string id;          ///< stable within a model: REGIME/KIND/KEY ("fixed/tuned/sdsgsm"), never a display label
 };
 
 const char* regime_title(const std::string& regime) {
@@ -42,16 +43,28 @@ const char* regime_title(const std::string& regime) {
   return "Minimum-norm attacks (unbounded)";
 }
 
-/// A minimum-norm attack by its name in --min-norm: deepfool, cw, ddn (l2) or fmn-l2, fmn-linf
-/// (FMN in that norm), on their default options.
+/// A minimum-norm attack by its name in --min-norm: a minimum-norm attack of the registry on its
+/// default norm (deepfool, cw, ddn), or NAME-l2 / NAME-linf in that norm (fmn-l2, fmn-linf), on its
+/// default options.
 std::unique_ptr<Attack> make_min_norm(const std::string& spec, const AttackOptions& base) {
   MinNormOptions mn;
   std::string name = spec;
-  if (spec == "fmn-l2" || spec == "fmn-linf") {
-    name = "fmn";
-    mn.set_norm(spec == "fmn-l2" ? Norm::L2 : Norm::Linf);
-  } else if (spec != "deepfool" && spec != "cw" && spec != "ddn") {
-    throw Error(fmt::format("--min-norm: unknown attack '{}' (known: deepfool, cw, ddn, fmn-l2, fmn-linf)", spec));
+  for (const auto& [suffix, norm] : {std::pair<std::string, Norm>{"-l2", Norm::L2}, {"-linf", Norm::Linf}}) {
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      name.resize(name.size() - suffix.size());
+      mn.set_norm(norm);
+      break;
+    }
+  }
+  const auto known = attack_names();
+  if (std::find(known.begin(), known.end(), name) == known.end() ||
+      attack_info(name).family != AttackFamily::MinimumNorm) {
+    std::vector<std::string> min_norm;
+    for (const auto& a : attack_registry()) {
+      if (a.family == AttackFamily::MinimumNorm) min_norm.push_back(a.name);
+    }
+    throw Error(fmt::format("--min-norm: unknown attack '{}' (known: {}, each also as NAME-l2 or NAME-linf)", spec,
+                            fmt::join(min_norm, ", ")));
   }
   return make_attack(name, base, SdsgsmOptions(), mn);
 }
@@ -86,16 +99,10 @@ std::shared_ptr<SensitivityCache> cache_for(Caches& caches, const SdsgsmOptions&
 }
 
 /// The sign-step baselines of the comparison, textbook settings, in table order.
-const std::vector<std::string>& textbook_attacks() {
-  static const std::vector<std::string> names = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"};
-  return names;
-}
+std::vector<std::string> textbook_attacks() { return attack_names(kTextbook); }
 
 /// The SD-SGSM family's rows on the shipped defaults (the ablation of the defended model's table).
-const std::vector<std::string>& family_variants() {
-  static const std::vector<std::string> names = {"sdsgsm", "sd-ifgsm", "sgsm"};
-  return names;
-}
+std::vector<std::string> family_variants() { return attack_names(kSdFamily); }
 
 std::string defaults_label(const std::string& variant) { return attack_info(variant).label + " (defaults)"; }
 
@@ -107,22 +114,23 @@ std::vector<Entry> strength_entries(const Plan& p, int64_t count, Caches& caches
   for (const auto& name : textbook_attacks()) {
     out.push_back({"fixed", "textbook", attack_info(name).label,
                    [name, ao = fixed](double eps) { return make_attack(name, AttackOptions(ao).set_eps(eps)); },
-                   count, true, name});
+                   count, true, name, "fixed/textbook/" + name});
   }
   for (const auto& variant : family_variants()) {
-    auto c = variant == "sgsm" ? nullptr : cache_for(caches, p.sd);  // SGSM's map is uniform
+    auto c = attack_info(variant).has(kDdiMap) ? cache_for(caches, p.sd) : nullptr;  // SGSM's map is uniform
     out.push_back({"fixed", "shipped defaults", defaults_label(variant),
                    [variant, ao = fixed, sd = p.sd, c](double eps) {
                      return make_sdsgsm_variant(variant, AttackOptions(ao).set_eps(eps), sd, c);
                    },
-                   count, true, variant});
+                   count, true, variant, "fixed/defaults/" + variant});
   }
-  for (const std::string name : {"apgd-ce", "apgd-dlr"}) {
+  const auto adaptive = attack_names(kStrength);
+  for (const auto& name : adaptive) {
     // APGD on its own defaults (100 steps, its step-size schedule): only the budget is shared.
     const AttackOptions ao = AttackOptions().set_seed(p.base.seed).set_steps(attack_info(name).default_steps);
     out.push_back({"fixed", "APGD", attack_info(name).label,
                    [name, ao](double eps) { return make_attack(name, AttackOptions(ao).set_eps(eps)); }, count,
-                   name == "apgd-ce", name});
+                   name == adaptive.front(), name, "fixed/adaptive/" + name});  // the eps curve of the first (APGD-CE)
   }
   return out;
 }
@@ -136,22 +144,22 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
   for (const std::string regime : {"fixed", "early_stop"}) {
     const bool es = regime == "early_stop";
     for (const auto& name : textbook_attacks()) {
-      if (es && name == "fgsm") continue;  // one step: early stop changes nothing
+      if (es && attack_info(name).default_steps == 1) continue;  // FGSM's one step: early stop changes nothing
       AttackOptions ao = p.base;
       ao.set_early_stop(es);
       out.push_back({regime, "textbook", attack_info(name).label,
                      [name = name, ao](double eps) { return make_attack(name, AttackOptions(ao).set_eps(eps)); }, 0, es,
-                     name});
+                     name, regime + "/textbook/" + name});
     }
     {
       AttackOptions ao = p.base;
       ao.set_early_stop(es);
       auto sd = p.sd;
-      out.push_back({regime, "shipped defaults", defaults_label("sdsgsm"),
+      out.push_back({regime, "shipped defaults", defaults_label(kSdsgsm),
                      [ao, sd, c = cache_for(caches, sd)](double eps) {
-                       return make_sdsgsm_variant("sdsgsm", AttackOptions(ao).set_eps(eps), sd, c);
+                       return make_sdsgsm_variant(kSdsgsm, AttackOptions(ao).set_eps(eps), sd, c);
                      },
-                     0, es, "sdsgsm"});
+                     0, es, kSdsgsm, regime + "/defaults/" + kSdsgsm});
     }
     if (tuned.is_null()) continue;
     for (const auto& item : tuning_plan()) {
@@ -162,10 +170,10 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
       const bool family = is_sdsgsm_family(item.variant);
       const std::string label = family ? item.label : item.label + " (tuned)";
       const SweepRow r = SweepRow::from_json(row);
-      auto c = family && item.variant != "sgsm" ? cache_for(caches, r.sd) : nullptr;
+      auto c = attack_info(item.variant).has(kDdiMap) ? cache_for(caches, r.sd) : nullptr;
       out.push_back({regime, family ? "SD-SGSM family, tuned" : "tuned", label,
                      [r, base = p.base, c](double eps) { return r.make(AttackOptions(base).set_eps(eps), c); }, 0, es,
-                     item.variant});
+                     item.variant, regime + "/tuned/" + item.key});
     }
   }
   for (const auto& spec : p.min_norm) {
@@ -173,17 +181,17 @@ std::vector<Entry> plan_entries(const Plan& p, const nlohmann::json& tuned,
                    [spec, base = AttackOptions(p.base).set_steps(p.min_norm_steps)](double) {
                      return make_min_norm(spec, base);
                    },
-                   p.min_norm_count, false, spec});
+                   p.min_norm_count, false, spec, "minimum_norm/" + spec});
   }
   return out;
 }
 
-/// The row the others are compared with in a regime: the tuned SD-SGSM, else its defaults; -1: none.
-int64_t reference_row(const std::vector<nlohmann::json>& rows, const std::string& regime) {
-  for (const char* label : {"SD-SGSM (k 16 s 16)", "SD-SGSM (defaults)"}) {
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (rows[i]["regime"] == regime && rows[i]["label"] == label) return static_cast<int64_t>(i);
-    }
+/// The row the others are compared with in a regime, by the rows' ids: the tuned SD-SGSM (its
+/// coarse DDI grid, tuning key sdsgsm), else its defaults; -1: none.
+int64_t reference_row(const std::vector<std::string>& ids, const std::string& regime) {
+  for (const std::string kind : {"/tuned/", "/defaults/"}) {
+    const auto it = std::find(ids.begin(), ids.end(), regime + kind + kSdsgsm);
+    if (it != ids.end()) return static_cast<int64_t>(it - ids.begin());
   }
   return -1;
 }
@@ -212,20 +220,8 @@ Plan make_plan(const ReproduceOptions& o) {
 
 }  // namespace
 
-std::string reproduce_folder_name(std::string text) {
-  for (char& c : text) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return text;
-}
-
-/// A run's name in curves and pairs: its regime and label.
-std::string reproduce_run_name(const nlohmann::json& row) {
-  const std::string regime = row.value("regime", std::string());
-  const std::string label = row.at("label").get<std::string>();
-  if (regime == "fixed") return "fixed: " + label;
-  if (regime == "early_stop") return "early stop: " + label;
-  return label;
+std::vector<std::string> default_min_norm_attacks() {
+  return {kDeepfool, kCw, kDdn, std::string(kFmn) + "-l2", std::string(kFmn) + "-linf"};
 }
 
 void ReproduceOptions::validate() const {
@@ -243,9 +239,10 @@ void ReproduceOptions::validate() const {
   if (robust_queries < 1) throw Error(fmt::format("--robust-queries must be >= 1 (got {})", robust_queries));
   if (transfer_count < 1) throw Error(fmt::format("--transfer-count must be >= 1 (got {})", transfer_count));
   for (const auto& a : transfer) {
-    const auto& t = textbook_attacks();
-    if (a != "sdsgsm" && std::find(t.begin(), t.end(), a) == t.end()) {
-      throw Error(fmt::format("--transfer: '{}' has no fixed-iteration run in reproduce (known: {}, sdsgsm)", a,
+    auto t = textbook_attacks();  // the attacks with a fixed-iteration run on every model
+    t.push_back(kSdsgsm);
+    if (std::find(t.begin(), t.end(), a) == t.end()) {
+      throw Error(fmt::format("--transfer: '{}' has no fixed-iteration run in reproduce (known: {})", a,
                               fmt::join(t, ", ")));
     }
   }
@@ -273,8 +270,8 @@ static std::vector<FrontierPoint> frontier_for(const ReproduceOptions& o, const 
   double alpha = 0;
   if (!tuned.is_null()) {
     const nlohmann::json rows = tuned["regimes"].value("early_stop", nlohmann::json::object());
-    if (rows.is_object() && rows.contains("ifgsm") && !rows["ifgsm"].is_null()) {
-      alpha = SweepRow::from_json(rows["ifgsm"]).alpha;
+    if (rows.is_object() && rows.contains(kIfgsm) && !rows[kIfgsm].is_null()) {
+      alpha = SweepRow::from_json(rows[kIfgsm]).alpha;
     }
   }
   return run_frontier(model, fo, alpha, [&](const FrontierPoint& p) {
@@ -441,6 +438,7 @@ std::string reproduce(const ReproduceOptions& o) {
     Caches caches;
     const auto entries = defended ? strength_entries(plan, strength_n, caches) : plan_entries(plan, tuned[name], caches);
     std::vector<nlohmann::json> rows;
+    std::vector<std::string> ids;  // rows[i]'s entry id
     std::vector<AttackRunResult> results;
     results.reserve(entries.size());
     std::vector<EpsCurve> eps_curves_all;
@@ -504,6 +502,7 @@ std::string reproduce(const ReproduceOptions& o) {
       s["regime"] = e.regime;
       s["config"] = r.config;
       rows.push_back(s);
+      ids.push_back(e.id);
       results.push_back(std::move(r));
     }
     if (!dist::is_root()) continue;
@@ -531,7 +530,7 @@ std::string reproduce(const ReproduceOptions& o) {
       if (sel.empty()) continue;
       md += fmt::format("### {}\n\n{}\n", regime_title(regime), reproduce_table(sel));
     }
-    md += ablation_table(rows);
+    md += ablation_table(rows, ids);
     if (defended && !eps_curves_all.empty()) md += eps_table(eps_curves_all, std::min(o.eps_curve_count, o.count));
     if (!min_eps_rows.empty()) {
       md += min_eps_table(min_eps_rows, std::min(o.eps_curve_count, o.count));
@@ -552,7 +551,7 @@ std::string reproduce(const ReproduceOptions& o) {
     std::vector<PairedStats> pairs;
     for (const std::string regime : {"fixed", "early_stop", "minimum_norm"}) {
       const std::string ref_regime = regime == "minimum_norm" ? "early_stop" : regime;
-      const int64_t ref = reference_row(rows, ref_regime);
+      const int64_t ref = reference_row(ids, ref_regime);
       if (ref < 0) continue;
       for (size_t i = 0; i < rows.size(); ++i) {
         if (rows[i]["regime"] != regime || static_cast<int64_t>(i) == ref) continue;

@@ -1,6 +1,6 @@
 // The PNG sheet of a run: clean | adversarial | perturbation amplified, one row per image.
-#include "sdsgsm/report.hpp"
-#include "sdsgsm/tables.hpp"
+#include "sdsgsm/data.hpp"
+#include "sdsgsm/run_folder.hpp"
 
 namespace sdsgsm {
 

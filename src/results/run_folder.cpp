@@ -11,7 +11,6 @@
 #include "run_internal.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/models.hpp"
-#include "sdsgsm/tables.hpp"
 
 namespace sdsgsm {
 namespace {
