@@ -2,7 +2,10 @@
 // against tuning on the evaluation images.
 #include <gtest/gtest.h>
 
+#include "sdsgsm/reproduce.hpp"
+#include "sdsgsm/robust.hpp"
 #include "sdsgsm/sweep.hpp"
+#include "sdsgsm/tuning.hpp"
 #include "test_attacks_util.hpp"
 #include "test_util.hpp"
 
@@ -184,4 +187,45 @@ TEST(Sweep, SdsgsmRowsRoundTripThroughJson) {
   EXPECT_EQ(a->config()["early_stop_8bit"], true);
   EXPECT_EQ(a->config()["ddi"]["window"], 4);
   EXPECT_TRUE(Contains(error_message([] { SdsgsmOptions::from_json({{"rho", "a lot"}}); }), "'rho'"));
+}
+
+// The plans pick their attacks by registry trait (issue 21): the lists they get are the ones they
+// had when they were spelled out by name, in the same order (reproduce's tables and tuned.json
+// depend on it).
+TEST(Sweep, PlansPickTheirAttacksByRegistryTraitInTheirOrder) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(attack_names(kTextbook), (V{"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"}));
+  EXPECT_EQ(attack_names(kSdFamily), (V{"sdsgsm", "sd-ifgsm", "sgsm"}));
+  EXPECT_EQ(attack_names(kSdFamily | kDdiMap), (V{"sdsgsm", "sd-ifgsm"}));
+  EXPECT_EQ(attack_names(kMomentum | kTextbook), (V{"mifgsm", "nifgsm"}));
+  EXPECT_EQ(attack_names(kStrength), (V{"apgd-ce", "apgd-dlr"}));
+  EXPECT_EQ(sweep_variants(), (V{"sdsgsm", "sd-ifgsm", "sgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"}));
+  EXPECT_TRUE(is_sdsgsm_family("sgsm"));
+  EXPECT_FALSE(is_sdsgsm_family("mifgsm"));
+  RobustOptions ro;
+  EXPECT_EQ(ro.sequence(), (V{"apgd-ce", "apgd-t", "square"}));
+  ro.norm = Norm::L2;
+  EXPECT_EQ(ro.sequence(), (V{"apgd-ce", "apgd-t"}));  // no l2 Square
+  ReproduceOptions rep;
+  EXPECT_EQ(rep.min_norm, (V{"deepfool", "cw", "ddn", "fmn-l2", "fmn-linf"}));
+  EXPECT_EQ(rep.transfer, (V{"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm"}));
+  V keys, labels, variants;
+  for (const auto& item : tuning_plan()) {
+    keys.push_back(item.key);
+    labels.push_back(item.label);
+    variants.push_back(item.variant);
+  }
+  EXPECT_EQ(keys, (V{"ifgsm", "mifgsm", "nifgsm", "pgd", "sgsm", "sd-ifgsm", "sdsgsm", "sdsgsm-fine"}));
+  EXPECT_EQ(labels, (V{"I-FGSM", "MI-FGSM", "NI-FGSM", "PGD", "SGSM only (uniform map)", "SD only (k 16, sign)",
+                       "SD-SGSM (k 16 s 16)", "SD-SGSM (k 4 s 2)"}));
+  EXPECT_EQ(variants, (V{"ifgsm", "mifgsm", "nifgsm", "pgd", "sgsm", "sd-ifgsm", "sdsgsm", "sdsgsm"}));
+  EXPECT_EQ(tuning_plan()[1].grid.decay, (std::vector<double>{0.5, 1.0}));  // MI-FGSM's momentum is tuned
+  EXPECT_EQ(tuning_plan()[0].grid.decay, (std::vector<double>{0.0}));
+  // A minimum-norm spec: any minimum-norm attack, optionally in a norm; others are refused by name.
+  ReproduceOptions bad;
+  bad.min_norm = {"deepfool-linf"};
+  EXPECT_NO_THROW(bad.validate());
+  bad.min_norm = {"pgd-l2"};
+  EXPECT_TRUE(sdsgsm_test::Contains(sdsgsm_test::error_message([&] { bad.validate(); }),
+                                    "--min-norm: unknown attack 'pgd-l2' (known: deepfool, cw, ddn, fmn"));
 }
