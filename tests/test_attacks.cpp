@@ -45,25 +45,6 @@ TEST(Fgsm, EqualsClosedFormOnLinearModel) {
   EXPECT_TRUE(torch::allclose(adv, expected, 0, 1e-7)) << (adv - expected).abs().max().item<float>();
 }
 
-// The worked example of adding an attack: one I-FGM step is the closed-form gradient scaled by its
-// largest entry.
-TEST(Ifgm, OneStepIsTheGradientOverItsLargestEntry) {
-  LinearClassifier model(4, 3, 4, 4);
-  auto x = random_images(5, 3, 4, 4);
-  auto y = torch::tensor({0, 1, 2, 3, 1}, torch::kInt64);
-  const double alpha = 0.01;
-  auto r = make_attack("ifgm", AttackOptions().set_steps(1).set_alpha(alpha).set_eps(0.5).set_early_stop(false))
-               ->run(model, x, y);
-  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
-  auto p = torch::softmax(logits, 1) - torch::one_hot(y, 4).to(torch::kFloat64);
-  auto grad = torch::mm(p, model.weight).view_as(x);
-  auto peak = grad.abs().flatten(1).amax(1).view({-1, 1, 1, 1});
-  auto expected = (x.to(torch::kFloat64) + alpha * grad / peak).clamp(0, 1).to(torch::kFloat32);
-  // float32 logits: within 0.5% of a step (a sign step would differ by up to alpha).
-  EXPECT_TRUE(torch::allclose(r.adversarial, expected, 0, 5e-5)) << (r.adversarial - expected).abs().max().item<float>();
-  EXPECT_EQ(attack_info("ifgm").label, "I-FGM");
-}
-
 TEST(Attacks, StayInBudgetAndInUnitRange) {
   TinyCnn model;
   auto x = random_images(6, 5);

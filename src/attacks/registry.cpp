@@ -22,7 +22,6 @@ std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options);
 std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options);
 std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options);
 std::unique_ptr<Attack> make_square(const AttackOptions& options);
-std::unique_ptr<Attack> make_ifgm(const AttackOptions& options);
 
 namespace {
 
@@ -93,7 +92,6 @@ const std::vector<Row>& rows() {
       {{kSquare, "Square", F::ScoreBased, true, true, 5000, "gradient-free random search (l_inf; --steps queries)", {},
         kEnsemble},
        engine(make_square)},
-      {{"ifgm", "I-FGM", F::FixedBudget, true, true, 10, "I-FGSM along grad / max|grad| (example)", {}}, engine(make_ifgm)},
   };
   return table;
 }
