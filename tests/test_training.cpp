@@ -1,10 +1,12 @@
 // Tests of src/training: the learning-rate schedules, option validation, a short training run,
 // checkpoints and resuming; adversarial training (the adversarial batches, determinism) and its
 // catastrophic-overfitting guard (the rule, the stop and rollback, resuming a guarded run).
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -507,7 +509,8 @@ TEST_F(Training, StandardRunsLogNoGuard) {
 }
 
 // The stop and rollback, with the guard's measurements replaced by a collapsing sequence (a real
-// catastrophic overfit is not reliable in a run of seconds): best after epoch 2, collapsed at 3.
+// catastrophic overfit takes a minute: GuardStopsARealCatastrophicOverfitOfPlainFgsm below): best
+// after epoch 2, collapsed at 3.
 TEST_F(Training, GuardStopsACollapsingRunAndRollsBackToTheBestEpoch) {
   auto train = colour_dataset(96, 4, 12);
   auto test = colour_dataset(32, 4, 13);
@@ -584,6 +587,95 @@ TEST_F(Training, GuardStopsACollapsingRunAndRollsBackToTheBestEpoch) {
   EXPECT_DOUBLE_EQ(b.best_robust_accuracy, 0.55);
   auto outb = sdsgsm::load_network(tmp_ / "B" / "net.pt").net;
   for (const auto& p : outb->named_parameters(true)) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+}
+
+// A real catastrophic overfit (issue 24), nothing injected: plain FGSM (no random start) at
+// 24/255 on the first 1,200 airplane and automobile images of CIFAR-10's training set (the last 200
+// held out for the guard; two classes so that the network learns within seconds), resnet20, bf16,
+// one thread. The guard's PGD accuracy rises, then falls far below chance while the accuracy on
+// the FGSM training batches keeps rising (FGSM no longer finds the adversarials PGD finds); the
+// guard stops the run long before its 30 epochs and rolls back to the best epoch. Seen with the
+// CLI (sdsgsm --threads 1 train ... --adversarial fgsm --adv-eps 24/255 --train-count 1200
+// --guard-count 200 --epochs 30 --lr 0.05 --batch-size 32 --precision bf16 --seed 1 --test-count 0
+// on these images): PGD accuracy 37.0, 39.0, 25.5, 24.5, 41.0, 45.5 (best), 24.5, 29.0, 33.0,
+// 21.0% (collapsed: below half of 45.5% and 24.5 points under), training accuracy 38.7% -> 72.9%.
+// Another CPU (bf16 without AVX512-BF16) or LibTorch may train another trajectory.
+TEST_F(Training, GuardStopsARealCatastrophicOverfitOfPlainFgsm) {
+  if (!sdsgsm_test::real_cifar_train_available()) GTEST_SKIP() << "CIFAR-10 training batches missing";
+  auto all = sdsgsm::read_cifar10(sdsgsm_test::real_cifar_dir(), sdsgsm::Split::Train);
+  auto keep = all.labels.lt(2).nonzero().squeeze(1);  // airplane, automobile; in file order
+  sdsgsm::Dataset two = all;
+  two.images = all.images.index_select(0, keep);
+  two.labels = all.labels.index_select(0, keep);
+  auto train = two.slice(0, 1200);
+  TrainOptions o;
+  o.set_arch("resnet20")
+      .set_epochs(30)
+      .set_batch_size(32)
+      .set_lr(0.05)
+      .set_precision("bf16")
+      .set_seed(1)
+      .set_adversarial("fgsm")
+      .set_adv_eps(24.0 / 255)
+      .set_guard_count(200)
+      .set_out(tmp_ / "net.pt")
+      .set_progress(false);
+  auto r = sdsgsm::train_network(o, train, sdsgsm::Dataset{});
+  std::string trajectory;
+  for (const auto& h : r.history) {
+    trajectory += fmt::format(" {}: train {:.1f}% PGD {:.1f}%;", h.epoch, 100 * h.train_accuracy, 100 * h.robust_accuracy);
+  }
+  SCOPED_TRACE(trajectory);
+
+  // Stopped before its last epoch, at the first epoch the guard's rule calls a collapse.
+  ASSERT_GT(r.stopped_epoch, 0);
+  EXPECT_LT(r.stopped_epoch, o.epochs);
+  ASSERT_EQ(r.history.size(), static_cast<size_t>(r.stopped_epoch));
+  const auto& last = r.history.back();
+  EXPECT_TRUE(sdsgsm::guard_collapsed(r.best_robust_accuracy, last.robust_accuracy, o.guard_drop));
+  EXPECT_TRUE(Contains(r.stop_reason, "catastrophic overfitting"));
+  // The PGD accuracy peaked at the best epoch after rising from the first: a collapse of a network
+  // that had learned some robustness, not one that never had any.
+  ASSERT_GT(r.best_epoch, 1);
+  ASSERT_LT(r.best_epoch, r.stopped_epoch);
+  double best = -1;
+  for (const auto& h : r.history) best = std::max(best, h.robust_accuracy);
+  EXPECT_DOUBLE_EQ(r.best_robust_accuracy, best);
+  EXPECT_DOUBLE_EQ(r.history[r.best_epoch - 1].robust_accuracy, best);
+  EXPECT_GT(best, r.history[0].robust_accuracy);
+  for (int64_t e = r.best_epoch + 1; e < r.stopped_epoch; ++e) {
+    EXPECT_FALSE(sdsgsm::guard_collapsed(best, r.history[e - 1].robust_accuracy, o.guard_drop)) << e;
+  }
+  // The catastrophic overfit's signature: below chance (two classes) under PGD while the FGSM
+  // training batches are mostly classified correctly, and better than at the best epoch.
+  EXPECT_LT(last.robust_accuracy, 0.5);
+  EXPECT_GT(last.train_accuracy, last.robust_accuracy + 0.3);
+  EXPECT_GT(last.train_accuracy, r.history[r.best_epoch - 1].train_accuracy);
+
+  // The log records the collapse and the epoch rolled back to.
+  auto log = nlohmann::json::parse(sdsgsm::read_file(tmp_ / "net.pt.json"));
+  ASSERT_TRUE(log.contains("stopped_early"));
+  EXPECT_EQ(log["stopped_early"]["epoch"], r.stopped_epoch);
+  EXPECT_EQ(log["stopped_early"]["best_epoch"], r.best_epoch);
+  EXPECT_TRUE(Contains(log["stopped_early"]["reason"].get<std::string>(), "catastrophic overfitting"));
+  EXPECT_EQ(log["best_epoch"], r.best_epoch);
+  EXPECT_EQ(log["history"].size(), r.history.size());
+  EXPECT_DOUBLE_EQ(log["history"].back()["robust_accuracy"].get<double>(), last.robust_accuracy);
+
+  // --out holds the best epoch's weights (parameters and batch-norm statistics), not the last's.
+  fs::path ckpt = tmp_ / "net.pt.ckpt";
+  auto out = sdsgsm::load_network(tmp_ / "net.pt").net;
+  auto bestnet = sdsgsm::load_network(ckpt / fmt::format("best-{}.pt", r.best_epoch)).net;
+  auto lastnet = sdsgsm::load_network(ckpt / fmt::format("model-{}.pt", r.stopped_epoch)).net;
+  auto pb = bestnet->named_parameters(true), pl = lastnet->named_parameters(true);
+  bool differs = false;
+  for (const auto& p : out->named_parameters(true)) {
+    EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+    differs = differs || !torch::equal(p.value(), pl[p.key()]);
+  }
+  EXPECT_TRUE(differs);
+  auto bb = bestnet->named_buffers(true);
+  for (const auto& b : out->named_buffers(true)) EXPECT_TRUE(torch::equal(b.value(), bb[b.key()])) << b.key();
 }
 
 TEST_F(Training, BadInputsFailBeforeWritingAnything) {
