@@ -56,13 +56,11 @@ std::unique_ptr<Attack> make_min_norm(const std::string& spec, const AttackOptio
       break;
     }
   }
-  const auto known = attack_names();
-  if (std::find(known.begin(), known.end(), name) == known.end() ||
-      attack_info(name).family != AttackFamily::MinimumNorm) {
-    std::vector<std::string> min_norm;
-    for (const auto& a : attack_registry()) {
-      if (a.family == AttackFamily::MinimumNorm) min_norm.push_back(a.name);
-    }
+  std::vector<std::string> min_norm;  // the registry's minimum-norm attacks
+  for (const auto& a : attack_registry()) {
+    if (a.family == AttackFamily::MinimumNorm) min_norm.push_back(a.name);
+  }
+  if (std::find(min_norm.begin(), min_norm.end(), name) == min_norm.end()) {
     throw Error(fmt::format("--min-norm: unknown attack '{}' (known: {}, each also as NAME-l2 or NAME-linf)", spec,
                             fmt::join(min_norm, ", ")));
   }
@@ -239,8 +237,8 @@ void ReproduceOptions::validate() const {
   if (robust_queries < 1) throw Error(fmt::format("--robust-queries must be >= 1 (got {})", robust_queries));
   if (transfer_count < 1) throw Error(fmt::format("--transfer-count must be >= 1 (got {})", transfer_count));
   for (const auto& a : transfer) {
-    auto t = textbook_attacks();  // the attacks with a fixed-iteration run on every model
-    t.push_back(kSdsgsm);
+    // The transfer default is every attack with a fixed-iteration run on every model (textbook, SD-SGSM).
+    const auto t = attack_names(kTransfer);
     if (std::find(t.begin(), t.end(), a) == t.end()) {
       throw Error(fmt::format("--transfer: '{}' has no fixed-iteration run in reproduce (known: {})", a,
                               fmt::join(t, ", ")));
