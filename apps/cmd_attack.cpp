@@ -15,23 +15,16 @@
 namespace sdsgsm::cli {
 namespace {
 
-/// Flags shared by `attack` and `compare`, one to one with AttackOptions and RunOptions.
+/// Flags shared by `attack` and `compare`: the run's (RunOptions), and the attacks' option sets
+/// (AttackOptions, SD-SGSM's, MinNormOptions), whose flags their declarations give.
 struct AttackFlags {
   std::string model = "resnet20";
   std::string data = "data/cifar10";
   std::string split = "test";
   int64_t count = 1000, offset = 0, batch = 128, sheet = 8;
-  std::string eps = "8/255", alpha, decay;
   /// kAttackDefault: each attack's own default (the registry's).
   static constexpr int64_t kAttackDefault = std::numeric_limits<int64_t>::min();
-  int64_t steps = kAttackDefault;
-  int64_t refine = 0;
-  double refine_step = 2.0, refine_gamma = 0.2;
-  std::optional<bool> early_stop;
-  bool early_stop_8bit = false;
-  uint64_t seed = 0;
-  std::string targeted = "none";
-  int64_t target_label = -1;
+  AttackOptions attack = AttackOptions().set_steps(kAttackDefault);
   std::string out;
   bool resume = false, restart = false, no_adversarial = false;
   std::string epsilons;  ///< compare: eps values of the ASR-against-eps curves
@@ -39,10 +32,8 @@ struct AttackFlags {
   int min_eps_rounds = 6;
   SdsgsmOptions sd;
   MinNormOptions mn;
-  /// Parsed into mn (default l2) and, for APGD and Square, into AttackOptions::norm (default l_inf).
-  std::string norm, learning_rate;
-  int64_t restarts = 1;
-  DataFlags data_flags;                   ///< --classes --resize --crop
+  DataFlags data_flags;  ///< --classes --resize --crop
+  OptionFlags flags;     ///< the option sets' flags
 };
 
 void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
@@ -50,73 +41,11 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   cmd->add_option("--count", f.count, "Number of images to attack")->capture_default_str();
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, f.batch);
-  cmd->add_option("--eps", f.eps, "Budget on the [0,1] scale (fractions allowed: 8/255): l_inf; an l2 radius for APGD with --norm 2")->capture_default_str();
-  cmd->add_option("--alpha", f.alpha,
-                  "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM");
-  cmd->add_option("--steps", f.steps,
-                  "Iterations; default: each attack's own (FGSM 1, the l_inf attacks 10, DeepFool 50, C&W 100 per "
-                  "binary step, DDN and FMN 100)");
-  cmd->add_option("--refine", f.refine,
-                  "After the attack, up to this many more model passes per image shrinking each adversarial that "
-                  "fools once rounded to 8-bit pixels, keeping it fooling once rounded (quantised DDN steps from "
-                  "the rounded adversarial); 0: off")
-      ->capture_default_str();
-  cmd->add_option("--refine-step", f.refine_step, "--refine: the step, times the perturbation's current l2 norm")
-      ->capture_default_str();
-  cmd->add_option("--refine-gamma", f.refine_gamma, "--refine: the norm's update factor eps * (1 -+ gamma)")
-      ->capture_default_str();
-  cmd->add_option("--decay", f.decay, "Momentum decay mu; default: 1.0 for mifgsm/nifgsm, 0 (off) for the SD-SGSM family");
-  cmd->add_flag_callback("--early-stop", [&f] { f.early_stop = true; },
-                         "Freeze each sample as soon as it succeeds (fewer passes, less distortion); default for SD-SGSM");
-  cmd->add_flag_callback("--no-early-stop", [&f] { f.early_stop = false; },
-                         "Attack every sample for all steps (the default for the classic attacks)");
-  cmd->add_flag("--early-stop-8bit", f.early_stop_8bit,
-                "Early stop, freezing a sample only when its adversarial rounded to 8-bit pixels (a saved PNG) "
-                "succeeds too");
-  cmd->add_option("--seed", f.seed, "Seed for random starts and random targets")->capture_default_str();
-  cmd->add_option("--targeted", f.targeted, "none, given (with --target-label), random or least-likely")
-      ->capture_default_str();
-  cmd->add_option("--target-label", f.target_label, "Target class for --targeted given");
-  add_sdsgsm_flags(cmd, f.sd, kAllSdFlags, "SD-SGSM (sdsgsm, sd-ifgsm, sgsm)");
-  auto* m = "Minimum-norm attacks (deepfool, cw, ddn, fmn; unbounded: --eps does not apply, --steps does)";
-  cmd->add_option("--norm", f.norm,
-                  "Distance minimised by deepfool and fmn: 2 or inf (default 2; cw and ddn: 2 only); the ball of "
-                  "apgd-ce, apgd-dlr, apgd-t (default inf; with 2, --eps is an l2 radius)")
-      ->group(m);
-  cmd->add_option("--candidates", f.mn.candidates, "deepfool: classes considered, the clean top-k (0: all)")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--overshoot", f.mn.overshoot, "deepfool: overshoot of each step past the boundary")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--binary-steps", f.mn.binary_steps, "cw: binary-search steps over the constant c (x --steps Adam steps)")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--initial-const", f.mn.initial_const, "cw: c of the first binary-search step")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--confidence", f.mn.confidence, "cw: confidence kappa (logit margin of a success)")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--learning-rate", f.learning_rate,
-                  "Step size; default: cw 0.01 (Adam), ddn 1 (l2 step), fmn 1 (x the current norm); ddn and fmn "
-                  "anneal it to 1/100")
-      ->group(m);
-  cmd->add_option("--norm-gamma", f.mn.norm_gamma, "ddn, fmn: the norm's update factor eps * (1 -+ gamma)")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--initial-norm", f.mn.initial_norm, "ddn: the l2 norm of the first step")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--levels", f.mn.levels,
-                  "Values per channel of the grid a saved image lies on (256: 8-bit pixels; 0: none): ddn rounds each "
-                  "iterate to it, deepfool, cw and fmn push their adversarials onto it")
-      ->capture_default_str()
-      ->group(m);
-  cmd->add_option("--restarts", f.restarts, "apgd-ce, apgd-dlr, apgd-t: random restarts (per target) for the images still "
-                  "not fooled")
-      ->capture_default_str()
-      ->group("APGD (apgd-ce, apgd-dlr, apgd-t) and Square (square; --steps: queries)");
+  f.flags.bind(AttackOptions::option_set(), f.attack, "");
+  bind_sdsgsm_flags(f.flags, f.sd, kAllSdFlags, "SD-SGSM (sdsgsm, sd-ifgsm, sgsm)");
+  f.flags.bind(MinNormOptions::option_set(), f.mn,
+               "Minimum-norm attacks (deepfool, cw, ddn, fmn; unbounded: --eps does not apply, --steps does)");
+  f.flags.add_to(cmd);
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
   cmd->add_flag("--no-adversarial", f.no_adversarial, "Do not write the adversarial images (adversarial/ shards)");
   cmd->add_flag("--resume", f.resume,
@@ -156,36 +85,21 @@ nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::
   return s;
 }
 
-/// The options of attack `name` (its own default steps unless --steps is given).
+/// The options of attack `name`: its own default steps unless --steps is given, early stop with
+/// --early-stop-8bit, and the fields of a word two sets share (--norm) only where they apply.
 AttackOptions to_options(const AttackFlags& f, const std::string& name) {
-  AttackOptions o;
-  o.set_eps(parse_number(f.eps, "--eps"))
-      .set_steps(f.steps == AttackFlags::kAttackDefault ? attack_info(name).default_steps : f.steps)
-      .set_refine(f.refine)
-      .set_refine_step(f.refine_step)
-      .set_refine_gamma(f.refine_gamma)
-      .set_early_stop(f.early_stop_8bit && !f.early_stop ? std::optional<bool>(true) : f.early_stop)
-      .set_early_stop_8bit(f.early_stop_8bit)
-      .set_seed(f.seed)
-      .set_targeted(parse_target_mode(f.targeted))
-      .set_target_label(f.target_label);
-  if (!f.alpha.empty()) o.set_alpha(parse_number(f.alpha, "--alpha"));
-  if (!f.decay.empty()) o.set_decay(parse_number(f.decay, "--decay"));
-  const AttackFamily family = attack_info(name).family;
-  if (!f.norm.empty() && (family == AttackFamily::Adaptive || family == AttackFamily::ScoreBased)) {
-    o.set_norm(f.norm.empty() ? Norm::L2 : parse_norm(f.norm));
-  }
-  o.set_restarts(f.restarts);
+  const AttackInfo& info = attack_info(name);
+  AttackOptions o = f.attack;
+  if (o.steps == AttackFlags::kAttackDefault) o.set_steps(info.default_steps);
+  if (o.early_stop_8bit && !o.early_stop) o.set_early_stop(true);
+  if (!AttackOptions::option_set().find("norm")->applies(family_bit(info.family))) o.norm.reset();
   o.validate();
   return o;
 }
 
 MinNormOptions to_minnorm_options(const AttackFlags& f) {
-  MinNormOptions o = f.mn;
-  o.set_norm(f.norm.empty() ? Norm::L2 : parse_norm(f.norm));
-  if (!f.learning_rate.empty()) o.set_learning_rate(parse_number(f.learning_rate, "--learning-rate"));
-  o.validate();
-  return o;
+  f.mn.validate();
+  return f.mn;
 }
 
 struct Prepared {
@@ -397,10 +311,10 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         write_file_atomic(folder.work() / "compare.json", j.dump(2) + "\n");
         std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
                                          p.model->name(), p.data->size(), p.data->source(), o.eps,
-                                         fc->steps == AttackFlags::kAttackDefault ? std::string("each attack's own")
-                                                                                  : std::to_string(fc->steps),
+                                         fc->attack.steps == AttackFlags::kAttackDefault ? std::string("each attack's own")
+                                                                                  : std::to_string(fc->attack.steps),
                                          o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
-        const std::string paired = comparison_figures(folder.work(), results, fc->seed, curves);
+        const std::string paired = comparison_figures(folder.work(), results, fc->attack.seed, curves);
         write_file_atomic(folder.work() / "compare.md", header + table + paired);
         write_folder_report(folder.work());
         report = header + table + paired + "\n";

@@ -53,17 +53,62 @@ std::vector<std::string> split_list(const std::string& text);
 /// --batch-size, with the same name and check (RunOptions::validate) wherever a command batches.
 void add_batch_flag(CLI::App* cmd, int64_t& batch, const std::string& help = "Images per batch");
 
-/// Which of SD-SGSM's flags a command takes.
+/// The flags of option sets (include/sdsgsm/options.hpp), from their declarations: a command binds
+/// the sets it takes to the structs the flags fill, then adds the flags. A word several bound
+/// sets declare is one flag that sets each set's field (help: theirs joined), and --SET.word sets
+/// one set's only. Values are parsed when the command line is (a bad number is a parse error);
+/// they are checked by the structs' validate().
+class OptionFlags {
+ public:
+  template <class O>
+  OptionFlags& bind(const OptionSet<O>& set, O& target, const std::string& group, unsigned parts = ~0u) {
+    for (const auto& f : set.fields()) {
+      if (!f.user || (parts != ~0u && (f.part & parts) == 0)) continue;
+      Sink s;
+      s.set = set.name();
+      s.kind = f.kind;
+      s.optional = f.optional;
+      s.help = f.help;
+      s.group = group;
+      if (f.default_text) {
+        s.default_text = *f.default_text;
+      } else if (!f.optional && f.kind != OptionKind::Switch) {
+        nlohmann::json v = f.get(target);
+        s.default_text = v.is_string() ? v.get<std::string>() : v.dump();
+      }
+      s.apply = [field = f, &target](const std::string& text) { field.parse(target, text); };
+      add(f.word, std::move(s));
+    }
+    return *this;
+  }
+  /// Adds the flags to `cmd`, in the order of the declarations.
+  void add_to(CLI::App* cmd) const;
+
+ private:
+  struct Sink {
+    std::string set, help, group, default_text;
+    OptionKind kind = OptionKind::Number;
+    bool optional = false;
+    std::function<void(const std::string&)> apply;
+  };
+  void add(const std::string& word, Sink s);
+  std::vector<std::pair<std::string, std::vector<Sink>>> words_;
+};
+
+/// Which of SD-SGSM's flags a command takes (SdsgsmOptions::Part).
 enum SdFlags : unsigned {
-  kDdiFlags = 1,     ///< --window --stride --fill --score --ddi-batch (the sensitivity map)
-  kDomainFlags = 2,  ///< --rho (the domain)
-  kMapFlags = 4,     ///< --lambda --map --gamma (the allocation map)
-  kStepFlags = 8,    ///< --beta --step-factor --rescale-step --recompute-every (the step)
+  kDdiFlags = SdsgsmOptions::kDdiPart,        ///< --window --stride --fill --score --ddi-batch (the sensitivity map)
+  kDomainFlags = SdsgsmOptions::kDomainPart,  ///< --rho (the domain)
+  kMapFlags = SdsgsmOptions::kMapPart,        ///< --lambda --map --gamma (the allocation map)
+  kStepFlags = SdsgsmOptions::kStepPart,      ///< --beta --step-factor --rescale-step --recompute-every (the step)
   kAllSdFlags = 15,
 };
 
-/// SD-SGSM's flags, declared here once with one help text each, in the help's `group` ("": the
-/// command's own options); the defaults shown are sd's values.
+/// Binds SD-SGSM's option sets (DdiOptions', SdsgsmOptions') to `sd` for the parts `which`, in the
+/// help's `group` ("": the command's own options); the defaults shown are sd's values.
+void bind_sdsgsm_flags(OptionFlags& flags, SdsgsmOptions& sd, unsigned which, const std::string& group);
+
+/// bind_sdsgsm_flags, added to `cmd` alone.
 void add_sdsgsm_flags(CLI::App* cmd, SdsgsmOptions& sd, unsigned which, const std::string& group);
 
 /// `sdsgsm attack --config FILE` (FILE: a run's metrics.json): the run's options as arguments of

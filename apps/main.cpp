@@ -68,6 +68,11 @@ int main(int argc, char** argv) {
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);  // CLI11 takes them last first, without argv[0]
     app.parse(reversed);
+  } catch (const sdsgsm::Error& e) {
+    // A flag's value the option's declaration refuses (e.g. --levels 2.5): its one line.
+    if (root) fmt::print(stderr, "sdsgsm: error: {}\n", e.what());
+    sdsgsm::dist::finalize();
+    return 2;
   } catch (const CLI::ParseError& e) {
     int rc = e.get_exit_code() == 0 ? 0 : 2;
     if (rc == 0) {

@@ -73,35 +73,84 @@ void add_batch_flag(CLI::App* cmd, int64_t& batch, const std::string& help) {
   cmd->add_option("--batch-size", batch, help)->capture_default_str();
 }
 
+void OptionFlags::add(const std::string& word, Sink s) {
+  for (auto& [w, sinks] : words_) {
+    if (w == word) {
+      sinks.push_back(std::move(s));
+      return;
+    }
+  }
+  words_.emplace_back(word, std::vector<Sink>{std::move(s)});
+}
+
+namespace {
+
+const char* type_name(OptionKind kind) {
+  switch (kind) {
+    case OptionKind::Number: return "FLOAT";
+    case OptionKind::Integer: return "INT";
+    case OptionKind::Switch: return "";
+    case OptionKind::Text: return "TEXT";
+  }
+  return "TEXT";
+}
+
+}  // namespace
+
+// The flags' callbacks run while CLI11 parses: a value the declaration refuses throws Error, which
+// main reports as one line (exit 2), the message the library's own check gives.
+void OptionFlags::add_to(CLI::App* cmd) const {
+  for (const auto& [word, sinks] : words_) {
+    const Sink& first = sinks.front();
+    std::string help;
+    for (const auto& s : sinks) help += (help.empty() ? "" : "; ") + s.help;
+    auto all = [sinks = sinks](const std::string& text) {
+      for (const auto& s : sinks) s.apply(text);
+    };
+    auto group = [&](CLI::Option* opt) {
+      if (!first.group.empty()) opt->group(first.group);  // CLI11 hides the options of group ""
+    };
+    if (first.kind == OptionKind::Switch) {
+      group(cmd->add_flag_callback("--" + word, [all] { all("true"); }, help));
+      if (first.optional) {
+        group(cmd->add_flag_callback("--no-" + word, [all] { all("false"); },
+                                     "Turn --" + word + " off"));
+      }
+    } else {
+      auto* opt = cmd->add_option_function<std::string>(
+          "--" + word, [all](const std::string& text) { all(text); }, help);
+      opt->type_name(type_name(first.kind));
+      if (!first.default_text.empty()) opt->default_str(first.default_text);
+      group(opt);
+    }
+    if (sinks.size() < 2) continue;
+    for (const auto& s : sinks) {
+      const std::string flag = "--" + s.set + "." + word;
+      if (s.kind == OptionKind::Switch) {
+        auto* opt = cmd->add_flag_callback(flag, [apply = s.apply] { apply("true"); },
+                                           "--" + word + " for " + s.set + " only");
+        if (!s.group.empty()) opt->group(s.group);
+      } else {
+        auto* opt = cmd->add_option_function<std::string>(
+            flag, [apply = s.apply](const std::string& text) { apply(text); },
+            "--" + word + " for " + s.set + " only: " + s.help);
+        opt->type_name(type_name(s.kind));
+        if (!s.default_text.empty()) opt->default_str(s.default_text);
+        if (!s.group.empty()) opt->group(s.group);
+      }
+    }
+  }
+}
+
+void bind_sdsgsm_flags(OptionFlags& flags, SdsgsmOptions& sd, unsigned which, const std::string& group) {
+  if (which & kDdiFlags) flags.bind(DdiOptions::option_set(), sd.ddi, group);
+  flags.bind(SdsgsmOptions::option_set(), sd, group, which & ~static_cast<unsigned>(kDdiFlags));
+}
+
 void add_sdsgsm_flags(CLI::App* cmd, SdsgsmOptions& sd, unsigned which, const std::string& group) {
-  auto add = [&](CLI::Option* opt) {
-    if (!group.empty()) opt->group(group);  // CLI11 hides the options of group ""
-  };
-  if (which & kDdiFlags) {
-    add(cmd->add_option("--window", sd.ddi.window, "DDI window side k (0: half the image's height and width)")
-            ->capture_default_str());
-    add(cmd->add_option("--stride", sd.ddi.stride, "DDI window stride s (<= k; 0: the window)")->capture_default_str());
-    add(cmd->add_option("--fill", sd.ddi.fill, "Zero-out fill: zero, mean (each image's channel means) or blur")
-            ->capture_default_str());
-    add(cmd->add_option("--score", sd.ddi.score, "Window score: prob (true-class probability drop), margin or loss")
-            ->capture_default_str());
-    add(cmd->add_option("--ddi-batch", sd.ddi.max_batch, "Occluded images per forward call")->capture_default_str());
-  }
-  if (which & kDomainFlags) {
-    add(cmd->add_option("--rho", sd.rho, "Fraction of pixels in the decision-dependent domain")->capture_default_str());
-  }
-  if (which & kMapFlags) {
-    add(cmd->add_option("--lambda", sd.lambda, "Background weight of the allocation map")->capture_default_str());
-    add(cmd->add_option("--map", sd.map, "Allocation map: hard or soft")->capture_default_str());
-    add(cmd->add_option("--gamma", sd.gamma, "Soft map exponent")->capture_default_str());
-  }
-  if (which & kStepFlags) {
-    add(cmd->add_option("--beta", sd.beta, "tanh sharpness of the smoothed sign")->capture_default_str());
-    add(cmd->add_option("--step-factor", sd.step_factor, "Default alpha = eps / steps x this")->capture_default_str());
-    add(cmd->add_flag("--rescale-step", sd.rescale_step, "Step map alpha M / mean(M) instead of alpha M"));
-    add(cmd->add_option("--recompute-every", sd.recompute_every, "Recompute the map every R iterations (0: once)")
-            ->capture_default_str());
-  }
+  OptionFlags flags;
+  bind_sdsgsm_flags(flags, sd, which, group);
+  flags.add_to(cmd);
 }
 
 namespace {
@@ -110,6 +159,21 @@ namespace {
 std::string flag_of(std::string key) {
   std::replace(key.begin(), key.end(), '_', '-');
   return "--" + key;
+}
+
+/// The flag of a run's config key: the option sets' declaration (ddi's "max_batch" is --ddi-batch),
+/// else the key's words ("attack" -> --attack).
+std::string flag_of_key(const std::string& key, bool ddi) {
+  if (ddi) {
+    if (const auto* f = DdiOptions::option_set().find_key(key)) return "--" + f->word;
+  } else if (const auto* f = AttackOptions::option_set().find_key(key)) {
+    return "--" + f->word;
+  } else if (const auto* f = SdsgsmOptions::option_set().find_key(key)) {
+    return "--" + f->word;
+  } else if (const auto* f = MinNormOptions::option_set().find_key(key)) {
+    return "--" + f->word;
+  }
+  return flag_of(key);
 }
 
 bool given(const std::vector<std::string>& args, const std::string& flag) {
@@ -135,29 +199,28 @@ std::vector<std::string> config_arguments(const CLI::App& cmd, const std::string
     throw Error(fmt::format("--config: '{}' is not the metrics.json of an sdsgsm attack run (no attack_config)", file));
   }
   // The run's data and batching (top level), then the attack's options; DDI's nested.
-  std::vector<std::pair<std::string, nlohmann::json>> items;
+  std::vector<std::pair<std::string, nlohmann::json>> items;  // flag, value
   for (const char* key : {"model", "data", "split", "offset", "count", "batch_size", "resize", "crop"}) {
-    if (m.contains(key)) items.emplace_back(key, m[key]);
+    if (m.contains(key)) items.emplace_back(flag_of(key), m[key]);
   }
-  if (m.contains("classes_file")) items.emplace_back("classes", m["classes_file"]);
+  if (m.contains("classes_file")) items.emplace_back("--classes", m["classes_file"]);
   const nlohmann::json& config = m["attack_config"];
   for (const auto& [key, value] : config.items()) {
     // An alpha the step rule derived (SD-SGSM family: eps / steps x step factor) is not passed:
     // the rule derives it again, and the run's configuration stays the same.
     if (key == "alpha" && config.contains("step_factor")) continue;
     if (key == "ddi" && value.is_object()) {
-      for (const auto& [k, v] : value.items()) items.emplace_back(k == "max_batch" ? "ddi_batch" : k, v);
+      for (const auto& [k, v] : value.items()) items.emplace_back(flag_of_key(k, true), v);
     } else {
-      items.emplace_back(key, value);
+      items.emplace_back(flag_of_key(key, false), value);
     }
   }
   std::vector<std::string> out;
-  for (const auto& [key, value] : items) {
-    const std::string flag = flag_of(key);
+  for (const auto& [flag, value] : items) {
     const std::string negated = "--no-" + flag.substr(2);
     if (given(args, flag) || given(args, negated)) continue;  // the command line wins
     // --early-stop-8bit on the command line turns early stop on: the file's --no-early-stop yields.
-    if (key == "early_stop" && given(args, "--early-stop-8bit")) continue;
+    if (flag == "--early-stop" && given(args, "--early-stop-8bit")) continue;
     const CLI::Option* opt = cmd.get_option_no_throw(flag);
     if (value.is_boolean()) {
       // A flag, or its --no- form (early stop); false without a --no- form is the default.

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 HEADERS = {
-    "core": ["core.hpp", "distributed.hpp", "progress.hpp"],
+    "core": ["core.hpp", "distributed.hpp", "options.hpp", "progress.hpp"],
     "data": ["data.hpp"],
     "models": ["models.hpp"],
     "metrics": ["metrics.hpp"],

@@ -1,4 +1,6 @@
 // The attack engine and the classic attacks: closed forms, bounds, invariants, determinism.
+#include <set>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
@@ -236,4 +238,106 @@ TEST(Options, JsonRoundTrip) {
   EXPECT_TRUE(Contains(message([] { AttackOptions::from_json({{"steps", "ten"}}); }), "'steps'"));
   EXPECT_TRUE(Contains(message([] { AttackOptions::from_json({{"targeted", "sideways"}}); }), "sideways"));
   EXPECT_TRUE(Contains(message([] { MinNormOptions::from_json({{"norm", "l7"}}); }), "--norm"));
+}
+
+namespace {
+
+/// Checks what every declaration of a set must hold: one word and one JSON key per field, the
+/// keyword the word with '_', and the defaults read back from their JSON.
+template <class O>
+void expect_well_declared(const OptionSet<O>& set) {
+  std::set<std::string> words, keys;
+  for (const auto& f : set.fields()) {
+    EXPECT_TRUE(words.insert(f.word).second) << set.name() << ": word " << f.word << " declared twice";
+    EXPECT_TRUE(keys.insert(f.key).second) << set.name() << ": key " << f.key << " declared twice";
+    EXPECT_EQ(f.keyword().find('-'), std::string::npos) << f.word;
+    EXPECT_FALSE(f.help.empty()) << f.word;
+    EXPECT_EQ(set.find(f.word), &f);
+    EXPECT_EQ(set.find_key(f.key), &f);
+  }
+  O read;
+  set.read_json(set.to_json(O()), read);
+  EXPECT_EQ(set.to_json(read), set.to_json(O()));
+}
+
+}  // namespace
+
+// Each options struct is its declarations: the JSON keys, the words (flags, keywords) and the
+// checks come from one OptionField per field.
+TEST(Options, EverySetIsWellDeclared) {
+  expect_well_declared(AttackOptions::option_set());
+  expect_well_declared(MinNormOptions::option_set());
+  expect_well_declared(SdsgsmOptions::option_set());
+  expect_well_declared(DdiOptions::option_set());
+  // The struct's to_json is its set's: the keys are the declarations'.
+  const nlohmann::json written = MinNormOptions().set_learning_rate(0.5).to_json();
+  for (const auto& [key, value] : written.items()) {
+    EXPECT_NE(MinNormOptions::option_set().find_key(key), nullptr) << key;
+  }
+}
+
+TEST(Options, ADeclarationParsesChecksAndWritesItsField) {
+  const auto& set = MinNormOptions::option_set();
+  const auto* f = set.find("norm-gamma");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->key, "norm_gamma");
+  EXPECT_EQ(f->keyword(), "norm_gamma");
+  EXPECT_EQ(set.find("norm_gamma"), f);
+  MinNormOptions o;
+  f->parse(o, "1/4");  // numbers take fractions, as --eps does
+  EXPECT_DOUBLE_EQ(o.norm_gamma, 0.25);
+  EXPECT_EQ(o.to_json()["norm_gamma"], 0.25);
+  using sdsgsm_test::Contains;
+  const auto message = sdsgsm_test::error_message;
+  EXPECT_TRUE(Contains(message([&] { f->parse(o, "abc"); }), "--norm-gamma: 'abc' is not a number"));
+  EXPECT_TRUE(Contains(message([&] { set.find("levels")->parse(o, "2.5"); }), "--levels: '2.5' is not an integer"));
+  o.set_norm_gamma(1);
+  EXPECT_TRUE(Contains(message([&] { o.validate(); }), "--norm-gamma must be in (0,1) (got 1)"));
+  // A JSON key may differ from the word: DDI's memory bound is --ddi-batch, read as max_batch and
+  // never written (it changes no result).
+  const auto* batch = DdiOptions::option_set().find("ddi-batch");
+  ASSERT_NE(batch, nullptr);
+  EXPECT_EQ(batch->key, "max_batch");
+  EXPECT_EQ(DdiOptions::from_json({{"max_batch", 7}}).max_batch, 7);
+  EXPECT_FALSE(DdiOptions().to_json().contains("max_batch"));
+  // An optional field unsets with null; an unsigned one refuses a negative value, naming its flag.
+  AttackOptions a;
+  AttackOptions::option_set().find("alpha")->put(a, 0.5);
+  EXPECT_EQ(a.alpha, std::optional<double>(0.5));
+  AttackOptions::option_set().find("alpha")->put(a, nullptr);
+  EXPECT_FALSE(a.alpha.has_value());
+  EXPECT_TRUE(Contains(message([&] { AttackOptions::option_set().find("seed")->parse(a, "-1"); }),
+                       "--seed must be >= 0 (got -1)"));
+  // Python's alias of a reserved word.
+  EXPECT_EQ(SdsgsmOptions::option_set().find("lambda_"), SdsgsmOptions::option_set().find("lambda"));
+}
+
+// A word two sets declare (norm: the minimum-norm distance, APGD's ball) belongs to each set's
+// family; a minimum-norm attack's configuration takes the shared options of its family only.
+TEST(Options, FamiliesOwnTheirOptions) {
+  const auto* ball = AttackOptions::option_set().find("norm");
+  const auto* distance = MinNormOptions::option_set().find("norm");
+  ASSERT_NE(ball, nullptr);
+  ASSERT_NE(distance, nullptr);
+  EXPECT_TRUE(ball->applies(family_bit(AttackFamily::Adaptive)));
+  EXPECT_FALSE(ball->applies(family_bit(AttackFamily::MinimumNorm)));
+  EXPECT_TRUE(distance->applies(family_bit(AttackFamily::MinimumNorm)));
+  // The words the sets share: a new one is a choice the CLI resolves with --SET.word.
+  std::vector<std::string> shared;
+  for (const auto& f : AttackOptions::option_set().fields()) {
+    int sets = (MinNormOptions::option_set().find(f.word) != nullptr) + (SdsgsmOptions::option_set().find(f.word) != nullptr) +
+               (DdiOptions::option_set().find(f.word) != nullptr);
+    if (sets > 0) shared.push_back(f.word);
+  }
+  EXPECT_EQ(shared, std::vector<std::string>{"norm"});
+  auto ddn = make_attack("ddn", AttackOptions().set_eps(0.1).set_early_stop(true).set_refine(3).set_steps(5));
+  const nlohmann::json c = ddn->config();
+  for (const char* key : {"steps", "seed", "targeted", "refine", "refine_step", "refine_gamma", "norm", "levels"}) {
+    EXPECT_TRUE(c.contains(key)) << key;
+  }
+  for (const char* key : {"eps", "early_stop", "random_start", "restarts", "candidates"}) {
+    EXPECT_FALSE(c.contains(key)) << key;
+  }
+  EXPECT_EQ(c["steps"], 5);
+  EXPECT_EQ(c["norm"], "l2");
 }

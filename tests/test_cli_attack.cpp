@@ -219,6 +219,34 @@ TEST(CliAttack, ConfigRepeatsARunFromItsMetrics) {
   EXPECT_FALSE(fs::exists(f.dir / "d"));
 }
 
+// The flags come from the options' declarations: a word two option sets declare (--norm: the
+// minimum-norm distance and APGD's ball) sets each family's own field, --SET.word one set's only,
+// and a value of the wrong kind is one line naming the flag.
+TEST(CliAttack, SharedWordsSetEachFamilysOwnOption) {
+  Fixture f;
+  auto config = [&](const std::string& args, const std::string& out) {
+    auto r = f.run("attack " + args + " --steps 2 " + f.common() + "--out " + (f.dir / out).string());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / out / "metrics.json"))["attack_config"];
+  };
+  // --norm: fmn minimises l_inf; APGD's ball is l2; an l_inf attack ignores it (its config names none).
+  EXPECT_EQ(config("--attack fmn --norm inf", "fmn")["norm"], "linf");
+  EXPECT_EQ(config("--attack apgd-ce --norm 2 --eps 0.5", "apgd")["norm"], "l2");
+  EXPECT_FALSE(config("--attack ifgsm --norm 2", "ifgsm").contains("norm"));
+  // The qualified forms set one family's field only.
+  EXPECT_EQ(config("--attack fmn --minimum-norm.norm inf --budget.norm 2", "fmn2")["norm"], "linf");
+  EXPECT_EQ(config("--attack apgd-ce --minimum-norm.norm inf", "apgd2")["norm"], "linf");
+  expect_one_line_error(f.run("attack --attack ddn --norm-gamma 0.x " + f.common() + "--out " + (f.dir / "bad").string()),
+                        "--norm-gamma: '0.x' is not a number");
+  expect_one_line_error(f.run("attack --attack ddn --levels 2.5 " + f.common() + "--out " + (f.dir / "bad").string()),
+                        "--levels: '2.5' is not an integer");
+  EXPECT_FALSE(fs::exists(f.dir / "bad"));
+  // The help lists both qualified forms.
+  auto help = f.run("attack --help");
+  EXPECT_TRUE(Contains(help.out, "--minimum-norm.norm"));
+  EXPECT_TRUE(Contains(help.out, "--budget.norm"));
+}
+
 TEST(CliAttack, SweepWritesItsTablesAndRefusesTheEvaluationImages) {
   Fixture f;
   auto refused = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +

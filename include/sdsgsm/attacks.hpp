@@ -34,6 +34,7 @@
 #include <torch/torch.h>
 
 #include "sdsgsm/models.hpp"
+#include "sdsgsm/options.hpp"
 
 namespace sdsgsm {
 
@@ -52,6 +53,25 @@ enum class Norm { L2, Linf };
 /// "2"/"l2" or "inf"/"linf"; throws Error naming --norm.
 Norm parse_norm(const std::string& text);
 std::string to_string(Norm norm);  ///< "l2" or "linf"
+
+/// JSON conversions (the options' descriptors read and write them as their words); reading a
+/// wrong word throws Error naming the flag.
+inline void to_json(nlohmann::json& j, TargetMode m) { j = to_string(m); }
+inline void from_json(const nlohmann::json& j, TargetMode& m) { m = parse_target_mode(j.get<std::string>()); }
+inline void to_json(nlohmann::json& j, Norm n) { j = to_string(n); }
+inline void from_json(const nlohmann::json& j, Norm& n) { n = parse_norm(j.get<std::string>()); }
+
+/// An attack's family: how it runs and what its options mean.
+enum class AttackFamily {
+  FixedBudget,  ///< the l_inf engine (EngineAttack): --eps bounds it, --steps iterations
+  MinimumNorm,  ///< unbounded searches for the smallest perturbation (MinNormAttack)
+  Adaptive,     ///< APGD: eps-bounded (l_inf or l2), its own step-size schedule, momentum, restarts
+  ScoreBased,   ///< gradient-free (Square): eps-bounded, --steps queries of the model's scores
+};
+/// "fixed budget", "minimum norm", "adaptive step" or "score-based"
+std::string to_string(AttackFamily family);
+/// The family's bit in OptionField::families.
+constexpr unsigned family_bit(AttackFamily f) { return 1u << static_cast<unsigned>(f); }
 
 /// Every attack parameter, one to one with the command-line flags (chained setters with named
 /// defaults, as LibTorch's options objects). Defaults are those of the field's most used library:
@@ -97,6 +117,8 @@ struct AttackOptions {
   /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong
   /// type or value.
   static AttackOptions from_json(const nlohmann::json& j);
+  /// Every field's declaration: flag, JSON key, check, help, Python keyword, families.
+  static const OptionSet<AttackOptions>& option_set();
 };
 
 /// What one attack call returns; all tensors have N rows.
@@ -272,19 +294,14 @@ struct MinNormOptions {
   /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong
   /// type or value.
   static MinNormOptions from_json(const nlohmann::json& j);
+  /// The part (OptionField::part) of the options every minimum-norm attack takes and reports
+  /// (norm, levels); the others are single attacks' own.
+  static constexpr unsigned kEveryMinNormAttack = 1;
+  /// Every field's declaration (the set "minimum-norm").
+  static const OptionSet<MinNormOptions>& option_set();
 };
 
 struct SdsgsmOptions;
-
-/// An attack's family: how it runs and what its options mean.
-enum class AttackFamily {
-  FixedBudget,  ///< the l_inf engine (EngineAttack): --eps bounds it, --steps iterations
-  MinimumNorm,  ///< unbounded searches for the smallest perturbation (MinNormAttack)
-  Adaptive,     ///< APGD: eps-bounded (l_inf or l2), its own step-size schedule, momentum, restarts
-  ScoreBased,   ///< gradient-free (Square): eps-bounded, --steps queries of the model's scores
-};
-/// "fixed budget", "minimum norm", "adaptive step" or "score-based"
-std::string to_string(AttackFamily family);
 
 /// What plans and commands pick an attack by: the traits of a registry row (a bit set, so that a
 /// plan asks for "the textbook baselines" or "the ensemble", never for names).

@@ -37,6 +37,8 @@ struct DdiOptions {
   nlohmann::json to_json() const;
   /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong type.
   static DdiOptions from_json(const nlohmann::json& j);
+  /// Every field's declaration (the set "ddi"; --ddi-batch is the JSON key max_batch).
+  static const OptionSet<DdiOptions>& option_set();
 };
 
 /// SD-SGSM's own options (the engine's are in AttackOptions).
@@ -56,6 +58,11 @@ struct SdsgsmOptions {
   nlohmann::json to_json() const;
   /// The options to_json() wrote (keys it lacks keep their defaults); throws Error on a wrong type.
   static SdsgsmOptions from_json(const nlohmann::json& j);
+  /// The parts (OptionField::part) of SD-SGSM's options a command may take: DDI's (DdiOptions),
+  /// the domain's (rho), the allocation map's (lambda, map, gamma) and the step's.
+  enum Part : unsigned { kDdiPart = 1, kDomainPart = 2, kMapPart = 4, kStepPart = 8 };
+  /// Every field's declaration but ddi's (the set "sdsgsm"; DdiOptions::option_set has those).
+  static const OptionSet<SdsgsmOptions>& option_set();
 };
 
 /// The k x k windows (clipped at the border; window 0: ceil(H/2) x ceil(W/2)) as an (W, H, W) 0/1

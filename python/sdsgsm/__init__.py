@@ -89,13 +89,12 @@ def attack(model, x, y, attack="sdsgsm", eps=8 / 255, **options):
     images), config, warnings (the evaluation checks'), seconds and ddi_seconds.
 
     `attack` is one of attack_names(); options are the CLI's flags with '-' written '_' (see
-    option_names()): alpha, steps, decay, early_stop, early_stop_8bit, seed, targeted,
-    target_label, the SD-SGSM family's window, stride, fill, score, ddi_batch, rho, lambda (or
-    lambda_), map, gamma, beta, step_factor, rescale_step, recompute_every; and batch_size (128),
-    offset (the data-set index of x[0], which seeds per-sample randomness as --offset does),
-    threads (default all cores; the caller's torch thread count is restored afterwards) and
-    progress (a progress bar on stderr). eps, alpha and decay also take fractions as text: "8/255".
-    Python threads keep running while the attack runs (it releases the GIL).
+    option_names(), and the list below, written from the options' declarations): the attack's
+    options (lambda also as lambda_), and batch_size (128), offset (the data-set index of x[0],
+    which seeds per-sample randomness as --offset does), threads (default all cores; the caller's
+    torch thread count is restored afterwards) and progress (a progress bar on stderr). Numbers
+    also take fractions as text: "8/255". None leaves an option that may be unset to the attack's
+    default. Python threads keep running while the attack runs (it releases the GIL).
     """
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise Error(f"sdsgsm.attack: x and y must be tensors (got {type(x).__name__} and {type(y).__name__})")
@@ -103,6 +102,10 @@ def attack(model, x, y, attack="sdsgsm", eps=8 / 255, **options):
     script = _as_script_module(model, x)
     name = getattr(model, "_sdsgsm_name", None) or getattr(script, "original_name", type(model).__name__)
     return _sdsgsm.attack(script, x, y, attack, name, options)
+
+
+attack.__doc__ += "\n    Attack options:\n" + "".join(
+    f"      {keyword}: {text}\n" for keyword, text in _sdsgsm.option_help())
 
 
 def metrics(x, x_adv):

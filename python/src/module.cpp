@@ -62,71 +62,66 @@ std::string as_text(const py::handle& v, const std::string& name) {
 
 using Setter = std::function<void(Settings&, const py::handle&, const std::string&)>;
 
-/// Every option `attack` takes, by the CLI's flag name with '-' written '_' (`lambda` also as
-/// `lambda_`, since lambda is a Python keyword). A new AttackOptions or SdsgsmOptions field is
-/// one line here.
+/// A Python value as the JSON value of an option of `kind` (None: unset, where it may be).
+nlohmann::json to_value(OptionKind kind, bool optional, const py::handle& v, const std::string& name) {
+  if (optional && v.is_none()) return nullptr;
+  switch (kind) {
+    case OptionKind::Number: return as_number(v, name);
+    case OptionKind::Integer: return as_int(v, name);
+    case OptionKind::Switch: return as_bool(v, name);
+    case OptionKind::Text: return as_text(v, name);
+  }
+  return nullptr;
+}
+
+/// Adds the setters of an option set's fields (the struct `pick` selects in Settings) under their
+/// keywords and aliases; a keyword two sets declare sets both (norm: the minimum-norm distance and
+/// APGD's ball).
+template <class O>
+void add_set(std::map<std::string, Setter>& table, const OptionSet<O>& set, O& (*pick)(Settings&)) {
+  for (const auto& f : set.fields()) {
+    if (!f.user) continue;
+    Setter setter = [f, pick](Settings& s, const py::handle& v, const std::string& n) {
+      f.put(pick(s), to_value(f.kind, f.optional, v, n));
+    };
+    std::vector<std::string> names = f.aliases;
+    names.push_back(f.keyword());
+    for (const auto& name : names) {
+      auto it = table.find(name);
+      if (it == table.end()) {
+        table.emplace(name, setter);
+      } else {
+        it->second = [before = it->second, setter](Settings& s, const py::handle& v, const std::string& n) {
+          before(s, v, n);
+          setter(s, v, n);
+        };
+      }
+    }
+  }
+}
+
+/// Every option `attack` takes: the option sets' keywords (the CLI's flags with '-' written '_';
+/// `lambda` also as `lambda_`, since lambda is a Python keyword), then the run's.
 const std::map<std::string, Setter>& option_table() {
-  static const std::map<std::string, Setter> table = {
-      // The engine (AttackOptions).
-      {"eps", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_eps(as_number(v, n)); }},
-      {"alpha", [](Settings& s, const py::handle& v, const std::string& n) {
-         if (v.is_none()) s.attack.alpha.reset(); else s.attack.set_alpha(as_number(v, n)); }},
-      {"steps", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_steps(as_int(v, n)); }},
-      {"decay", [](Settings& s, const py::handle& v, const std::string& n) {
-         if (v.is_none()) s.attack.decay.reset(); else s.attack.set_decay(as_number(v, n)); }},
-      {"early_stop", [](Settings& s, const py::handle& v, const std::string& n) {
-         if (v.is_none()) s.attack.early_stop.reset(); else s.attack.set_early_stop(as_bool(v, n)); }},
-      {"early_stop_8bit", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_early_stop_8bit(as_bool(v, n)); }},
-      {"seed", [](Settings& s, const py::handle& v, const std::string& n) {
-         int64_t seed = as_int(v, n);
-         if (seed < 0) throw Error(fmt::format("option seed must be >= 0 (got {})", seed));
-         s.attack.set_seed(static_cast<uint64_t>(seed)); }},
-      {"targeted", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_targeted(parse_target_mode(as_text(v, n))); }},
-      {"target_label", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_target_label(as_int(v, n)); }},
-      {"refine", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_refine(as_int(v, n)); }},
-      {"refine_step", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_refine_step(as_number(v, n)); }},
-      {"refine_gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_refine_gamma(as_number(v, n)); }},
-      // The SD-SGSM family (SdsgsmOptions, DdiOptions).
-      {"window", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_window(as_int(v, n)); }},
-      {"stride", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_stride(as_int(v, n)); }},
-      {"fill", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_fill(as_text(v, n)); }},
-      {"score", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_score(as_text(v, n)); }},
-      {"ddi_batch", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.ddi.set_max_batch(as_int(v, n)); }},
-      {"rho", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_rho(as_number(v, n)); }},
-      {"lambda", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_lambda(as_number(v, n)); }},
-      {"lambda_", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_lambda(as_number(v, n)); }},
-      {"map", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_map(as_text(v, n)); }},
-      {"gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_gamma(as_number(v, n)); }},
-      {"beta", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_beta(as_number(v, n)); }},
-      {"step_factor", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_step_factor(as_number(v, n)); }},
-      {"rescale_step", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_rescale_step(as_bool(v, n)); }},
-      {"recompute_every", [](Settings& s, const py::handle& v, const std::string& n) { s.sd.set_recompute_every(as_int(v, n)); }},
-      // The minimum-norm attacks (deepfool, cw, ddn, fmn).
-      // norm: the distance of deepfool and fmn, the ball of APGD (and Square, l_inf only).
-      {"norm", [](Settings& s, const py::handle& v, const std::string& n) {
-         s.mn.set_norm(parse_norm(as_text(v, n)));
-         s.attack.set_norm(s.mn.norm); }},
-      // APGD.
-      {"restarts", [](Settings& s, const py::handle& v, const std::string& n) { s.attack.set_restarts(as_int(v, n)); }},
-      {"candidates", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_candidates(as_int(v, n)); }},
-      {"overshoot", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_overshoot(as_number(v, n)); }},
-      {"binary_steps", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_binary_steps(as_int(v, n)); }},
-      {"initial_const", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_initial_const(as_number(v, n)); }},
-      {"confidence", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_confidence(as_number(v, n)); }},
-      {"learning_rate", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_learning_rate(as_number(v, n)); }},
-      {"norm_gamma", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_norm_gamma(as_number(v, n)); }},
-      {"initial_norm", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_initial_norm(as_number(v, n)); }},
-      {"levels", [](Settings& s, const py::handle& v, const std::string& n) { s.mn.set_levels(as_int(v, n)); }},
-      // The run (RunOptions and --threads).
-      {"batch_size", [](Settings& s, const py::handle& v, const std::string& n) { s.run.batch_size = as_int(v, n); }},
-      {"offset", [](Settings& s, const py::handle& v, const std::string& n) {
-         s.run.first_index = as_int(v, n);
-         if (s.run.first_index < 0) throw Error(fmt::format("--offset must be >= 0 (got {})", s.run.first_index)); }},
-      {"progress", [](Settings& s, const py::handle& v, const std::string& n) { s.run.progress = as_bool(v, n); }},
-      {"threads", [](Settings& s, const py::handle& v, const std::string& n) {
-         s.threads = v.is_none() ? 0 : static_cast<int>(as_int(v, n));
-         if (s.threads < 0) throw Error(fmt::format("--threads must be >= 0 (got {})", s.threads)); }},
-  };
+  static const std::map<std::string, Setter> table = [] {
+    std::map<std::string, Setter> t;
+    add_set<AttackOptions>(t, AttackOptions::option_set(), [](Settings& s) -> AttackOptions& { return s.attack; });
+    add_set<DdiOptions>(t, DdiOptions::option_set(), [](Settings& s) -> DdiOptions& { return s.sd.ddi; });
+    add_set<SdsgsmOptions>(t, SdsgsmOptions::option_set(), [](Settings& s) -> SdsgsmOptions& { return s.sd; });
+    add_set<MinNormOptions>(t, MinNormOptions::option_set(), [](Settings& s) -> MinNormOptions& { return s.mn; });
+    // The run (RunOptions and --threads).
+    t["batch_size"] = [](Settings& s, const py::handle& v, const std::string& n) { s.run.batch_size = as_int(v, n); };
+    t["offset"] = [](Settings& s, const py::handle& v, const std::string& n) {
+      s.run.first_index = as_int(v, n);
+      if (s.run.first_index < 0) throw Error(fmt::format("--offset must be >= 0 (got {})", s.run.first_index));
+    };
+    t["progress"] = [](Settings& s, const py::handle& v, const std::string& n) { s.run.progress = as_bool(v, n); };
+    t["threads"] = [](Settings& s, const py::handle& v, const std::string& n) {
+      s.threads = v.is_none() ? 0 : static_cast<int>(as_int(v, n));
+      if (s.threads < 0) throw Error(fmt::format("--threads must be >= 0 (got {})", s.threads));
+    };
+    return t;
+  }();
   return table;
 }
 
@@ -134,6 +129,30 @@ std::vector<std::string> option_names() {
   std::vector<std::string> names;
   for (const auto& [name, setter] : option_table()) names.push_back(name);
   return names;
+}
+
+/// (keyword, help) of every attack option the option sets declare, in their order, for the
+/// docstring: the help of the command line's flag.
+std::vector<std::pair<std::string, std::string>> option_help() {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto add = [&](const auto& set) {
+    for (const auto& f : set.fields()) {
+      if (!f.user) continue;
+      bool seen = false;
+      for (auto& [k, h] : out) {
+        if (k == f.keyword()) {
+          h += "; " + f.help;
+          seen = true;
+        }
+      }
+      if (!seen) out.emplace_back(f.keyword(), f.help);
+    }
+  };
+  add(AttackOptions::option_set());
+  add(DdiOptions::option_set());
+  add(SdsgsmOptions::option_set());
+  add(MinNormOptions::option_set());
+  return out;
 }
 
 Settings parse_options(const py::dict& options) {
@@ -298,5 +317,6 @@ PYBIND11_MODULE(_sdsgsm, m) {
   m.def("load_data", &load_data, py::arg("path"), py::arg("split"), py::arg("offset"), py::arg("count"));
   m.def("attack_names", [] { return sdsgsm::attack_names(); });
   m.def("option_names", &option_names);
+  m.def("option_help", &option_help);
   m.def("version", &sdsgsm::version_string);
 }

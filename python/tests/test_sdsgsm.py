@@ -94,8 +94,18 @@ def test_names():
     assert "sdsgsm" in sdsgsm.attack_names() and "pgd" in sdsgsm.attack_names()
     for name in ("eps", "alpha", "steps", "decay", "early_stop", "early_stop_8bit", "seed", "targeted",
                  "target_label", "window", "stride", "fill", "score", "rho", "lambda", "lambda_", "map", "gamma",
-                 "beta", "step_factor", "rescale_step", "recompute_every", "threads", "offset", "batch_size"):
+                 "beta", "step_factor", "rescale_step", "recompute_every", "threads", "offset", "batch_size",
+                 "norm", "candidates", "overshoot", "binary_steps", "initial_const", "confidence", "learning_rate",
+                 "norm_gamma", "initial_norm", "levels", "restarts", "refine", "refine_step", "refine_gamma"):
         assert name in sdsgsm.option_names(), name
+    # The options the attacks set themselves are not keywords.
+    assert "random_start" not in sdsgsm.option_names()
+    # The docstring's option list is written from the same declarations as the CLI's help.
+    help_text = subprocess.run([CLI, "attack", "--help"], capture_output=True, text=True, check=True).stdout
+    for keyword, text in sdsgsm._sdsgsm.option_help():
+        assert f"      {keyword}: " in sdsgsm.attack.__doc__, keyword
+        assert "--" + keyword.replace("_", "-") in help_text, keyword
+        assert text.split(";")[0] in help_text, keyword
 
 
 @needs_data

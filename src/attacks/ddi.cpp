@@ -54,49 +54,119 @@ torch::Tensor support(const torch::Tensor& logits, const torch::Tensor& y, const
 
 }  // namespace
 
-void DdiOptions::validate() const {
-  if (window < 0) throw Error(fmt::format("--window must be >= 1, or 0 for half the image (got {})", window));
-  if (stride < 0 || (window > 0 && stride > window)) {
-    throw Error(fmt::format("--stride must be in [1, window] so every pixel is covered, or 0 for the window (got {} "
-                            "with window {})",
-                            stride, window));
-  }
-  if (fill != "zero" && fill != "mean" && fill != "blur") {
-    throw Error(fmt::format("--fill must be zero, mean or blur (got '{}')", fill));
-  }
-  if (score != "prob" && score != "margin" && score != "loss") {
-    throw Error(fmt::format("--score must be prob, margin or loss (got '{}')", score));
-  }
-  if (max_batch < 1) throw Error(fmt::format("--ddi-batch must be >= 1 (got {})", max_batch));
+const OptionSet<DdiOptions>& DdiOptions::option_set() {
+  using O = DdiOptions;
+  constexpr unsigned kSd = family_bit(AttackFamily::FixedBudget);
+  static const OptionSet<O> set(
+      "ddi",
+      {
+          option("window", &O::window, "DDI window side k (0: half the image's height and width)")
+              .in(kSd)
+              .checked([](const O& o) {
+                return o.window < 0 ? fmt::format("--window must be >= 1, or 0 for half the image (got {})", o.window) : "";
+              }),
+          option("stride", &O::stride, "DDI window stride s (<= k; 0: the window)")
+              .in(kSd)
+              .checked([](const O& o) {
+                return o.stride < 0 || (o.window > 0 && o.stride > o.window)
+                           ? fmt::format("--stride must be in [1, window] so every pixel is covered, or 0 for the "
+                                         "window (got {} with window {})",
+                                         o.stride, o.window)
+                           : "";
+              }),
+          option("fill", &O::fill, "Zero-out fill: zero, mean (each image's channel means) or blur")
+              .in(kSd)
+              .checked([](const O& o) {
+                return o.fill != "zero" && o.fill != "mean" && o.fill != "blur"
+                           ? fmt::format("--fill must be zero, mean or blur (got '{}')", o.fill)
+                           : "";
+              }),
+          option("score", &O::score, "Window score: prob (true-class probability drop), margin or loss")
+              .in(kSd)
+              .checked([](const O& o) {
+                return o.score != "prob" && o.score != "margin" && o.score != "loss"
+                           ? fmt::format("--score must be prob, margin or loss (got '{}')", o.score)
+                           : "";
+              }),
+          // The memory bound changes no result: read, never written.
+          option("ddi-batch", &O::max_batch, "Occluded images per forward call")
+              .in(kSd)
+              .json_key("max_batch")
+              .when([](const O&) { return false; })
+              .checked([](const O& o) {
+                return o.max_batch < 1 ? fmt::format("--ddi-batch must be >= 1 (got {})", o.max_batch) : "";
+              }),
+      });
+  return set;
 }
 
-nlohmann::json DdiOptions::to_json() const {
-  return {{"window", window}, {"stride", stride}, {"fill", fill}, {"score", score}};
-}
+void DdiOptions::validate() const { option_set().validate(*this); }
 
-using detail::read_key;
+nlohmann::json DdiOptions::to_json() const { return option_set().to_json(*this); }
 
 DdiOptions DdiOptions::from_json(const nlohmann::json& j) {
   DdiOptions o;
-  read_key(j, "window", o.window);
-  read_key(j, "stride", o.stride);
-  read_key(j, "fill", o.fill);
-  read_key(j, "score", o.score);
-  read_key(j, "max_batch", o.max_batch);
+  option_set().read_json(j, o);
   return o;
+}
+
+const OptionSet<SdsgsmOptions>& SdsgsmOptions::option_set() {
+  using O = SdsgsmOptions;
+  constexpr unsigned kSd = family_bit(AttackFamily::FixedBudget);
+  static const OptionSet<O> set(
+      "sdsgsm",
+      {
+          option("rho", &O::rho, "Fraction of pixels in the decision-dependent domain")
+              .in(kSd)
+              .group(kDomainPart)
+              .checked([](const O& o) {
+                return !(o.rho > 0) || o.rho > 1 ? fmt::format("--rho must be in (0, 1] (got {})", o.rho) : "";
+              }),
+          option("lambda", &O::lambda, "Background weight of the allocation map")
+              .in(kSd)
+              .group(kMapPart)
+              .alias("lambda_")
+              .checked([](const O& o) {
+                return !(o.lambda >= 0) || o.lambda > 1 ? fmt::format("--lambda must be in [0, 1] (got {})", o.lambda) : "";
+              }),
+          option("map", &O::map, "Allocation map: hard or soft")
+              .in(kSd)
+              .group(kMapPart)
+              .checked([](const O& o) {
+                return o.map != "hard" && o.map != "soft" ? fmt::format("--map must be hard or soft (got '{}')", o.map) : "";
+              }),
+          option("gamma", &O::gamma, "Soft map exponent")
+              .in(kSd)
+              .group(kMapPart)
+              .checked([](const O& o) { return !(o.gamma > 0) ? fmt::format("--gamma must be > 0 (got {})", o.gamma) : ""; }),
+          option("beta", &O::beta, "tanh sharpness of the smoothed sign")
+              .in(kSd)
+              .group(kStepPart)
+              .checked([](const O& o) { return !(o.beta > 0) ? fmt::format("--beta must be > 0 (got {})", o.beta) : ""; }),
+          option("step-factor", &O::step_factor, "Default alpha = eps / steps x this")
+              .in(kSd)
+              .group(kStepPart)
+              .checked([](const O& o) {
+                return !(o.step_factor > 0) ? fmt::format("--step-factor must be > 0 (got {})", o.step_factor) : "";
+              }),
+          option("rescale-step", &O::rescale_step, "Step map alpha M / mean(M) instead of alpha M")
+              .in(kSd)
+              .group(kStepPart),
+          option("recompute-every", &O::recompute_every, "Recompute the map every R iterations (0: once)")
+              .in(kSd)
+              .group(kStepPart)
+              .checked([](const O& o) {
+                return o.recompute_every < 0 ? fmt::format("--recompute-every must be >= 0 (got {})", o.recompute_every)
+                                             : "";
+              }),
+      });
+  return set;
 }
 
 SdsgsmOptions SdsgsmOptions::from_json(const nlohmann::json& j) {
   SdsgsmOptions o;
   if (j.is_object() && j.contains("ddi")) o.ddi = DdiOptions::from_json(j.at("ddi"));
-  read_key(j, "rho", o.rho);
-  read_key(j, "lambda", o.lambda);
-  read_key(j, "map", o.map);
-  read_key(j, "gamma", o.gamma);
-  read_key(j, "beta", o.beta);
-  read_key(j, "step_factor", o.step_factor);
-  read_key(j, "rescale_step", o.rescale_step);
-  read_key(j, "recompute_every", o.recompute_every);
+  option_set().read_json(j, o);
   return o;
 }
 
@@ -112,19 +182,13 @@ void SdsgsmOptions::validate(int64_t height, int64_t width) const {
                               g.kh, g.kw, height, width));
     }
   }
-  if (!(rho > 0) || rho > 1) throw Error(fmt::format("--rho must be in (0, 1] (got {})", rho));
-  if (!(lambda >= 0) || lambda > 1) throw Error(fmt::format("--lambda must be in [0, 1] (got {})", lambda));
-  if (map != "hard" && map != "soft") throw Error(fmt::format("--map must be hard or soft (got '{}')", map));
-  if (!(gamma > 0)) throw Error(fmt::format("--gamma must be > 0 (got {})", gamma));
-  if (!(beta > 0)) throw Error(fmt::format("--beta must be > 0 (got {})", beta));
-  if (!(step_factor > 0)) throw Error(fmt::format("--step-factor must be > 0 (got {})", step_factor));
-  if (recompute_every < 0) throw Error(fmt::format("--recompute-every must be >= 0 (got {})", recompute_every));
+  option_set().validate(*this);
 }
 
 nlohmann::json SdsgsmOptions::to_json() const {
-  return {{"ddi", ddi.to_json()}, {"rho", rho},   {"lambda", lambda}, {"map", map},
-          {"gamma", gamma},       {"beta", beta}, {"step_factor", step_factor},
-          {"rescale_step", rescale_step},         {"recompute_every", recompute_every}};
+  nlohmann::json j = option_set().to_json(*this);
+  j["ddi"] = ddi.to_json();
+  return j;
 }
 
 torch::Tensor ddi_windows(int64_t h, int64_t w, const DdiOptions& o) {

@@ -95,72 +95,113 @@ std::string to_string(TargetMode mode) {
   return "none";
 }
 
-void AttackOptions::validate() const {
-  if (norm == Norm::L2) {
-    if (!(eps > 0) || !std::isfinite(eps)) throw Error(fmt::format("--eps must be > 0 (got {})", eps));
-  } else if (!(eps >= 0) || eps > 1) {
-    throw Error(fmt::format("--eps must be in [0,1] (got {})", eps));
-  }
-  if (alpha && !(*alpha > 0)) throw Error(fmt::format("--alpha must be > 0 (got {})", *alpha));
-  if (steps < 1) throw Error(fmt::format("--steps must be >= 1 (got {})", steps));
-  if (decay && !(*decay >= 0)) throw Error(fmt::format("--decay must be >= 0 (got {})", *decay));
-  if (early_stop_8bit && early_stop == false) {
-    throw Error("--early-stop-8bit needs early stop (drop --no-early-stop)");
-  }
-  if (targeted == TargetMode::Given && target_label < 0) {
-    throw Error("--targeted given needs --target-label L (a class index)");
-  }
-  if (refine < 0) throw Error(fmt::format("--refine must be >= 0 (got {})", refine));
-  if (!(refine_step > 0) || !std::isfinite(refine_step)) {
-    throw Error(fmt::format("--refine-step must be > 0 (got {})", refine_step));
-  }
-  if (!(refine_gamma > 0 && refine_gamma < 1)) {
-    throw Error(fmt::format("--refine-gamma must be in (0,1) (got {})", refine_gamma));
-  }
-  if (restarts < 1) throw Error(fmt::format("--restarts must be >= 1 (got {})", restarts));
+const OptionSet<AttackOptions>& AttackOptions::option_set() {
+  using O = AttackOptions;
+  constexpr unsigned kBounded = family_bit(AttackFamily::FixedBudget) | family_bit(AttackFamily::Adaptive) |
+                                family_bit(AttackFamily::ScoreBased);
+  constexpr unsigned kBall = family_bit(AttackFamily::Adaptive) | family_bit(AttackFamily::ScoreBased);
+  auto refining = [](const O& o) { return o.refine > 0; };
+  static const OptionSet<O> set(
+      "budget",
+      {
+          option("eps", &O::eps, "Budget on the [0,1] scale (fractions allowed: 8/255): l_inf; an l2 radius for APGD with --norm 2")
+              .in(kBounded)
+              .shown("8/255")
+              .when([](const O&) { return true; })
+              .checked([](const O& o) -> std::string {
+                if (o.norm == Norm::L2) {
+                  if (!(o.eps > 0) || !std::isfinite(o.eps)) return fmt::format("--eps must be > 0 (got {})", o.eps);
+                } else if (!(o.eps >= 0) || o.eps > 1) {
+                  return fmt::format("--eps must be in [0,1] (got {})", o.eps);
+                }
+                return "";
+              }),
+          option("alpha", &O::alpha, "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM")
+              .in(kBounded)
+              .checked([](const O& o) {
+                return o.alpha && !(*o.alpha > 0) ? fmt::format("--alpha must be > 0 (got {})", *o.alpha) : "";
+              }),
+          option("steps", &O::steps,
+                 "Iterations; default: each attack's own (FGSM 1, the l_inf attacks 10, DeepFool 50, C&W 100 per "
+                 "binary step, DDN and FMN 100)")
+              .shown("")
+              .checked([](const O& o) { return o.steps < 1 ? fmt::format("--steps must be >= 1 (got {})", o.steps) : ""; }),
+          option("decay", &O::decay, "Momentum decay mu; default: 1.0 for mifgsm/nifgsm, 0 (off) for the SD-SGSM family")
+              .in(kBounded)
+              .checked([](const O& o) {
+                return o.decay && !(*o.decay >= 0) ? fmt::format("--decay must be >= 0 (got {})", *o.decay) : "";
+              }),
+          // Written as false when unset: the configurations keep their form.
+          [] {
+            auto f = option("early-stop", &O::early_stop,
+                            "Freeze each sample as soon as it succeeds (fewer passes, less distortion); default for "
+                            "SD-SGSM. --no-early-stop: attack every sample for all steps (the classic attacks' default)");
+            f.get = [](const O& o) -> nlohmann::json { return o.early_stop.value_or(false); };
+            return f.in(kBounded).when([](const O&) { return true; });
+          }(),
+          option("early-stop-8bit", &O::early_stop_8bit,
+                 "Early stop, freezing a sample only when its adversarial rounded to 8-bit pixels (a saved PNG) "
+                 "succeeds too")
+              .in(kBounded)
+              .when([](const O& o) { return o.early_stop_8bit; })  // only when on: older configurations keep their form
+              .checked([](const O& o) -> std::string {
+                return o.early_stop_8bit && o.early_stop == false ? "--early-stop-8bit needs early stop (drop --no-early-stop)"
+                                                                   : "";
+              }),
+          option("random-start", &O::random_start, "Uniform start in the budget (PGD, APGD: on)")
+              .in(kBounded)
+              .when([](const O&) { return true; })
+              .internal(),
+          option("seed", &O::seed, "Seed for random starts and random targets").when([](const O&) { return true; }),
+          option("targeted", &O::targeted, "none, given (with --target-label), random or least-likely")
+              .when([](const O&) { return true; }),
+          option("target-label", &O::target_label, "Target class for --targeted given")
+              .shown("")
+              .when([](const O& o) { return o.targeted == TargetMode::Given; })
+              .checked([](const O& o) -> std::string {
+                return o.targeted == TargetMode::Given && o.target_label < 0
+                           ? "--targeted given needs --target-label L (a class index)"
+                           : "";
+              }),
+          option("refine", &O::refine,
+                 "After the attack, up to this many more model passes per image shrinking each adversarial that "
+                 "fools once rounded to 8-bit pixels, keeping it fooling once rounded (quantised DDN steps from "
+                 "the rounded adversarial); 0: off")
+              .when(refining)
+              .checked([](const O& o) { return o.refine < 0 ? fmt::format("--refine must be >= 0 (got {})", o.refine) : ""; }),
+          option("refine-step", &O::refine_step, "--refine: the step, times the perturbation's current l2 norm")
+              .when(refining)
+              .checked([](const O& o) {
+                return !(o.refine_step > 0) || !std::isfinite(o.refine_step)
+                           ? fmt::format("--refine-step must be > 0 (got {})", o.refine_step)
+                           : "";
+              }),
+          option("refine-gamma", &O::refine_gamma, "--refine: the norm's update factor eps * (1 -+ gamma)")
+              .when(refining)
+              .checked([](const O& o) {
+                return !(o.refine_gamma > 0 && o.refine_gamma < 1)
+                           ? fmt::format("--refine-gamma must be in (0,1) (got {})", o.refine_gamma)
+                           : "";
+              }),
+          // Only when set: the configurations of the attacks that take neither keep their form.
+          option("norm", &O::norm, "The ball of apgd-ce, apgd-dlr, apgd-t: 2 or inf (default inf; with 2, --eps is an l2 radius)")
+              .in(kBall),
+          option("restarts", &O::restarts,
+                 "apgd-ce, apgd-dlr, apgd-t: random restarts (per target) for the images still not fooled")
+              .in(kBall)
+              .when([](const O& o) { return o.restarts != 1; })
+              .checked([](const O& o) { return o.restarts < 1 ? fmt::format("--restarts must be >= 1 (got {})", o.restarts) : ""; }),
+      });
+  return set;
 }
 
-nlohmann::json AttackOptions::to_json() const {
-  nlohmann::json j = {{"eps", eps},           {"steps", steps},   {"early_stop", early_stop.value_or(false)},
-                      {"random_start", random_start},           {"seed", seed},
-                      {"targeted", to_string(targeted)}};
-  if (targeted == TargetMode::Given) j["target_label"] = target_label;
-  if (alpha) j["alpha"] = *alpha;
-  if (decay) j["decay"] = *decay;
-  if (early_stop_8bit) j["early_stop_8bit"] = true;  // only when on: older configurations keep their form
-  // Only when set: the configurations of the attacks that take neither keep their form.
-  if (norm) j["norm"] = to_string(*norm);
-  if (restarts != 1) j["restarts"] = restarts;
-  if (refine > 0) {
-    j["refine"] = refine;
-    j["refine_step"] = refine_step;
-    j["refine_gamma"] = refine_gamma;
-  }
-  return j;
-}
+void AttackOptions::validate() const { option_set().validate(*this); }
+
+nlohmann::json AttackOptions::to_json() const { return option_set().to_json(*this); }
 
 AttackOptions AttackOptions::from_json(const nlohmann::json& j) {
-  using detail::read_key;
   AttackOptions o;
-  read_key(j, "eps", o.eps);
-  read_key(j, "alpha", o.alpha);
-  read_key(j, "steps", o.steps);
-  read_key(j, "decay", o.decay);
-  read_key(j, "early_stop", o.early_stop);
-  read_key(j, "early_stop_8bit", o.early_stop_8bit);
-  read_key(j, "random_start", o.random_start);
-  read_key(j, "seed", o.seed);
-  std::string targeted = to_string(o.targeted);
-  read_key(j, "targeted", targeted);
-  o.targeted = parse_target_mode(targeted);
-  read_key(j, "target_label", o.target_label);
-  read_key(j, "refine", o.refine);
-  read_key(j, "refine_step", o.refine_step);
-  read_key(j, "refine_gamma", o.refine_gamma);
-  std::string norm;
-  read_key(j, "norm", norm);
-  if (!norm.empty()) o.norm = parse_norm(norm);
-  read_key(j, "restarts", o.restarts);
+  option_set().read_json(j, o);
   return o;
 }
 

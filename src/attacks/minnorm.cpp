@@ -20,55 +20,90 @@ Norm parse_norm(const std::string& text) {
 
 std::string to_string(Norm norm) { return norm == Norm::L2 ? "l2" : "linf"; }
 
-void MinNormOptions::validate() const {
-  if (candidates < 0 || candidates == 1) {
-    throw Error(fmt::format("--candidates must be 0 (all classes) or >= 2 (got {})", candidates));
-  }
-  if (!(overshoot >= 0)) throw Error(fmt::format("--overshoot must be >= 0 (got {})", overshoot));
-  if (binary_steps < 1) throw Error(fmt::format("--binary-steps must be >= 1 (got {})", binary_steps));
-  if (!(initial_const > 0) || !std::isfinite(initial_const)) {
-    throw Error(fmt::format("--initial-const must be > 0 (got {})", initial_const));
-  }
-  if (!(confidence >= 0) || !std::isfinite(confidence)) {
-    throw Error(fmt::format("--confidence must be >= 0 (got {})", confidence));
-  }
-  if (learning_rate && (!(*learning_rate > 0) || !std::isfinite(*learning_rate))) {
-    throw Error(fmt::format("--learning-rate must be > 0 (got {})", *learning_rate));
-  }
-  if (!(norm_gamma > 0 && norm_gamma < 1)) throw Error(fmt::format("--norm-gamma must be in (0,1) (got {})", norm_gamma));
-  if (!(initial_norm > 0) || !std::isfinite(initial_norm)) {
-    throw Error(fmt::format("--initial-norm must be > 0 (got {})", initial_norm));
-  }
-  if (levels == 1 || levels < 0 || levels > 65536) {
-    throw Error(fmt::format("--levels must be 0 (no grid) or in [2, 65536] (got {})", levels));
-  }
+const OptionSet<MinNormOptions>& MinNormOptions::option_set() {
+  using O = MinNormOptions;
+  constexpr unsigned kMinNorm = family_bit(AttackFamily::MinimumNorm);
+  static const OptionSet<O> set(
+      "minimum-norm",
+      {
+          option("norm", &O::norm, "Distance minimised by deepfool and fmn: 2 or inf (default 2; cw and ddn: 2 only)")
+              .in(kMinNorm)
+              .group(kEveryMinNormAttack),
+          option("candidates", &O::candidates, "deepfool: classes considered, the clean top-k (0: all)")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return o.candidates < 0 || o.candidates == 1
+                           ? fmt::format("--candidates must be 0 (all classes) or >= 2 (got {})", o.candidates)
+                           : "";
+              }),
+          option("overshoot", &O::overshoot, "deepfool: overshoot of each step past the boundary")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return !(o.overshoot >= 0) ? fmt::format("--overshoot must be >= 0 (got {})", o.overshoot) : "";
+              }),
+          option("binary-steps", &O::binary_steps, "cw: binary-search steps over the constant c (x --steps Adam steps)")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return o.binary_steps < 1 ? fmt::format("--binary-steps must be >= 1 (got {})", o.binary_steps) : "";
+              }),
+          option("initial-const", &O::initial_const, "cw: c of the first binary-search step")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return !(o.initial_const > 0) || !std::isfinite(o.initial_const)
+                           ? fmt::format("--initial-const must be > 0 (got {})", o.initial_const)
+                           : "";
+              }),
+          option("confidence", &O::confidence, "cw: confidence kappa (logit margin of a success)")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return !(o.confidence >= 0) || !std::isfinite(o.confidence)
+                           ? fmt::format("--confidence must be >= 0 (got {})", o.confidence)
+                           : "";
+              }),
+          option("learning-rate", &O::learning_rate,
+                 "Step size; default: cw 0.01 (Adam), ddn 1 (l2 step), fmn 1 (x the current norm); ddn and fmn "
+                 "anneal it to 1/100")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return o.learning_rate && (!(*o.learning_rate > 0) || !std::isfinite(*o.learning_rate))
+                           ? fmt::format("--learning-rate must be > 0 (got {})", *o.learning_rate)
+                           : "";
+              }),
+          option("norm-gamma", &O::norm_gamma, "ddn, fmn: the norm's update factor eps * (1 -+ gamma)")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return !(o.norm_gamma > 0 && o.norm_gamma < 1)
+                           ? fmt::format("--norm-gamma must be in (0,1) (got {})", o.norm_gamma)
+                           : "";
+              }),
+          option("initial-norm", &O::initial_norm, "ddn: the l2 norm of the first step")
+              .in(kMinNorm)
+              .checked([](const O& o) {
+                return !(o.initial_norm > 0) || !std::isfinite(o.initial_norm)
+                           ? fmt::format("--initial-norm must be > 0 (got {})", o.initial_norm)
+                           : "";
+              }),
+          option("levels", &O::levels,
+                 "Values per channel of the grid a saved image lies on (256: 8-bit pixels; 0: none): ddn rounds each "
+                 "iterate to it, deepfool, cw and fmn push their adversarials onto it")
+              .in(kMinNorm)
+              .group(kEveryMinNormAttack)
+              .checked([](const O& o) {
+                return o.levels == 1 || o.levels < 0 || o.levels > 65536
+                           ? fmt::format("--levels must be 0 (no grid) or in [2, 65536] (got {})", o.levels)
+                           : "";
+              }),
+      });
+  return set;
 }
 
-nlohmann::json MinNormOptions::to_json() const {
-  nlohmann::json j = {{"norm", to_string(norm)},         {"candidates", candidates},
-                      {"overshoot", overshoot},           {"binary_steps", binary_steps},
-                      {"initial_const", initial_const},   {"confidence", confidence},
-                      {"norm_gamma", norm_gamma},         {"initial_norm", initial_norm},
-                      {"levels", levels}};
-  if (learning_rate) j["learning_rate"] = *learning_rate;
-  return j;
-}
+void MinNormOptions::validate() const { option_set().validate(*this); }
+
+nlohmann::json MinNormOptions::to_json() const { return option_set().to_json(*this); }
 
 MinNormOptions MinNormOptions::from_json(const nlohmann::json& j) {
-  using detail::read_key;
   MinNormOptions o;
-  std::string norm = to_string(o.norm);
-  read_key(j, "norm", norm);
-  o.norm = parse_norm(norm);
-  read_key(j, "candidates", o.candidates);
-  read_key(j, "overshoot", o.overshoot);
-  read_key(j, "binary_steps", o.binary_steps);
-  read_key(j, "initial_const", o.initial_const);
-  read_key(j, "confidence", o.confidence);
-  read_key(j, "learning_rate", o.learning_rate);
-  read_key(j, "norm_gamma", o.norm_gamma);
-  read_key(j, "initial_norm", o.initial_norm);
-  read_key(j, "levels", o.levels);
+  option_set().read_json(j, o);
   return o;
 }
 
@@ -180,19 +215,13 @@ MinNormAttack::MinNormAttack(std::string name, AttackOptions options, MinNormOpt
 }
 
 nlohmann::json MinNormAttack::config() const {
-  nlohmann::json j = {{"attack", name_},
-                      {"bounded", false},
-                      {"norm", to_string(mn_.norm)},
-                      {"steps", options_.steps},
-                      {"seed", options_.seed},
-                      {"targeted", to_string(options_.targeted)}};
-  if (options_.targeted == TargetMode::Given) j["target_label"] = options_.target_label;
-  j["levels"] = mn_.levels;
-  if (options_.refine > 0) {
-    j["refine"] = options_.refine;
-    j["refine_step"] = options_.refine_step;
-    j["refine_gamma"] = options_.refine_gamma;
-  }
+  // The shared options that apply to the minimum-norm family, the options every minimum-norm
+  // attack takes, then the attack's own parameters.
+  nlohmann::json j = AttackOptions::option_set().to_json(options_, family_bit(AttackFamily::MinimumNorm));
+  j["attack"] = name_;
+  j["bounded"] = false;
+  j.update(MinNormOptions::option_set().to_json(
+      mn_, [](const OptionField<MinNormOptions>& f) { return f.part == MinNormOptions::kEveryMinNormAttack; }));
   j.update(parameters());
   return j;
 }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "sdsgsm/core.hpp"
+#include "sdsgsm/options.hpp"
 #include "sdsgsm_config.hpp"
 
 namespace sdsgsm {
@@ -33,6 +34,28 @@ double parse_number(const std::string& text, const std::string& what) {
   double den = parse_plain(text.substr(slash + 1));
   if (den == 0) throw Error(fmt::format("{}: '{}' divides by zero", what, text));
   return num / den;
+}
+
+int64_t parse_integer(const std::string& text, const std::string& what) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw Error(fmt::format("{}: '{}' is not an integer", what, text));
+  return v;
+}
+
+std::string describe(OptionKind kind) {
+  switch (kind) {
+    case OptionKind::Number: return "a number";
+    case OptionKind::Integer: return "an integer";
+    case OptionKind::Switch: return "True or False";
+    case OptionKind::Text: return "a string";
+  }
+  return "a value";
 }
 
 std::string version_string() {
