@@ -251,18 +251,3 @@ TEST(MinNorm, CommandLineRunsAndRefusesABadOptionInOneLine) {
     EXPECT_FALSE(fs::exists(dir / "bad"));
   }
 }
-
-// --final-lr: where DDN's step-size annealing ends; declared once, a flag, a key and a check.
-TEST(MinNorm, FinalLearningRateEndsTheAnnealing) {
-  LinearClassifier model(4, 3, 4, 4, 2);
-  torch::manual_seed(3);
-  const torch::Tensor x = torch::rand({4, 3, 4, 4});
-  const torch::Tensor y = model.forward(x).argmax(1);  // every image correct: every one attacked
-  auto run = [&](double final_lr) {
-    return make_attack("ddn", AttackOptions().set_steps(20), SdsgsmOptions(), MinNormOptions().set_final_lr(final_lr).set_levels(0))
-        ->run(model, x, y).adversarial;
-  };
-  EXPECT_FALSE(torch::equal(run(0.01), run(1.0)));
-  EXPECT_EQ(MinNormOptions::from_json(MinNormOptions().set_final_lr(0.5).to_json()).final_lr, 0.5);
-  EXPECT_TRUE(Contains(sdsgsm_test::error_message([] { MinNormOptions().set_final_lr(0).validate(); }), "--final-lr"));
-}

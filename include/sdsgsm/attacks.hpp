@@ -283,8 +283,6 @@ struct MinNormOptions {
   SDSGSM_OPTION(double, norm_gamma, 0.05)
   /// ddn: the norm of the first step.
   SDSGSM_OPTION(double, initial_norm, 1.0)
-  /// ddn and fmn: the step size's final fraction (cosine annealing ends at learning rate x this).
-  SDSGSM_OPTION(double, final_lr, 0.01)
   /// The grid a saved image lies on: values per channel (256: 8-bit pixels); 0: none. ddn rounds
   /// each iterate to it (as its paper and reference implementation do); deepfool, cw and fmn
   /// finish by pushing each adversarial they find onto it (the smallest scale of the perturbation,

@@ -55,7 +55,7 @@ class Ddn final : public detail::MinNormAttack {
     // `image` is the iterate x + delta itself (on the grid when quantised: what is checked).
     torch::Tensor image = p.x.clone();
     for (int64_t k = 0; k < steps; ++k) {
-      const double alpha = detail::cosine_schedule(lr, lr * mn().final_lr, k, steps);
+      const double alpha = detail::cosine_schedule(lr, lr / 100, k, steps);
       auto e = p.differentiate(image, {}, loss);
       torch::NoGradGuard ng;
       torch::Tensor fooled = p.record(e.image, e.logits, {});

@@ -49,7 +49,7 @@ class Fmn final : public detail::MinNormAttack {
     torch::Tensor eps = torch::zeros({p.size()}, p.x.options());
     torch::Tensor delta = torch::zeros_like(p.x);
     for (int64_t k = 0; k < steps; ++k) {
-      const double alpha = detail::cosine_schedule(lr, lr * mn().final_lr, k, steps);
+      const double alpha = detail::cosine_schedule(lr, lr / 100, k, steps);
       const double gamma = detail::cosine_schedule(gamma0, gamma0 / 50, k, steps);
       auto e = p.differentiate(p.x + delta, {}, loss);
       torch::NoGradGuard ng;

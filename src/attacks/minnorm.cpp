@@ -83,11 +83,6 @@ const OptionSet<MinNormOptions>& MinNormOptions::option_set() {
                            ? fmt::format("--initial-norm must be > 0 (got {})", o.initial_norm)
                            : "";
               }),
-          option("final-lr", &O::final_lr, "ddn, fmn: the step size's final fraction (annealed to learning rate x this)")
-              .in(kMinNorm)
-              .checked([](const O& o) {
-                return !(o.final_lr > 0 && o.final_lr <= 1) ? fmt::format("--final-lr must be in (0,1] (got {})", o.final_lr) : "";
-              }),
           option("levels", &O::levels,
                  "Values per channel of the grid a saved image lies on (256: 8-bit pixels; 0: none): ddn rounds each "
                  "iterate to it, deepfool, cw and fmn push their adversarials onto it")
