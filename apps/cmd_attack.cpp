@@ -6,7 +6,7 @@
 #include "commands.hpp"
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
-#include "sdsgsm/min_eps.hpp"
+#include "sdsgsm/eps_runs.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
@@ -68,19 +68,10 @@ std::unique_ptr<Attack> at_eps(const std::string& name, const AttackOptions& o, 
 /// Whether an attack has a budget to vary (the minimum-norm attacks have none).
 bool bounded(const Attack& a) { return attack_info(a.name()).bounded; }
 
-/// --min-eps for one attack: writes min_eps.csv into `dir` and returns its summary.
+/// --min-eps for one attack: writes min_eps.csv and min_eps.json into `dir` and returns the summary.
 nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::string& name, const AttackOptions& o,
-                             const AttackFlags& f, const AttackRunResult& r, const fs::path& dir,
-                             const torch::Device& device) {
-  MinEpsOptions mo;
-  mo.device = device;
-  mo.eps_max = o.eps;
-  mo.rounds = f.min_eps_rounds;
-  mo.batch_size = f.batch;
-  mo.first_index = f.offset;
-  auto e = minimal_eps(model, data, [&](double eps) { return at_eps(name, o, f, eps); }, mo);
-  write_file_atomic(dir / "min_eps.csv", min_eps_csv(r.index, r.label, e));
-  auto s = min_eps_summary(e, r.clean_pred.eq(r.label), mo);
+                             const AttackFlags& f, const AttackRunResult& r, const fs::path& dir, const RunOptions& run) {
+  auto s = run_min_eps(model, data, [&](double eps) { return at_eps(name, o, f, eps); }, r, o.eps, f.min_eps_rounds, run, dir);
   write_file_atomic(dir / "min_eps.json", s.dump(2) + "\n");
   return s;
 }
@@ -203,7 +194,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       if (f->min_eps && dist::is_root()) {
         if (!bounded(*attack)) throw Error(fmt::format("--min-eps: {} has no eps budget to minimise", *name));
         Dataset d = open_dataset(f->data, to_split(f->split), f->offset, f->count, p.data_options);
-        auto s = write_min_eps(*p.model, d, *name, to_options(*f, *name), *f, r, folder.work(), p.run.device);
+        auto s = write_min_eps(*p.model, d, *name, to_options(*f, *name), *f, r, folder.work(), p.run);
         if (s["median"].is_null()) {
           fmt::print("minimal eps: no image fooled within eps {:.5f}\n", s["eps_max"].get<double>());
         } else {
@@ -277,26 +268,16 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
         // The eps runs are collective under mpirun (every rank attacks its batches); the minimal
         // eps search runs on rank 0 alone, which holds every result.
         Dataset d = open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count, p.data_options);
-        RunOptions quiet = p.run;
-        quiet.progress = false;
         for (size_t i = 0; i < attacks.size(); ++i) {
           if (!bounded(*attacks[i])) continue;
           if (!epsilons.empty()) {
-            EpsCurve c;
-            c.attack = attacks[i]->name();
-            for (double e : epsilons) {
-              auto r = run_attack(*p.model, d, *at_eps(items[i], to_options(*fc, items[i]), *fc, e), quiet);
-              if (!dist::is_root()) continue;  // rank 0 holds the results
-              auto s = r.summary();
-              c.eps.push_back(e);
-              c.asr.push_back(s["float"]["asr"].get<double>());
-              c.asr_8bit.push_back(s["rounded_8bit"]["asr"].get<double>());
-            }
-            curves.push_back(c);
+            const AttackOptions oi = to_options(*fc, items[i]);
+            curves.push_back(run_eps_curve(*p.model, d, attacks[i]->name(), epsilons,
+                                           [&](double e) { return at_eps(items[i], oi, *fc, e); }, p.run));
           }
           if (fc->min_eps && dist::is_root()) {
             min_eps[attacks[i]->name()] =
-                write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name(), p.run.device);
+                write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name(), p.run);
           }
         }
         if (fc->min_eps && dist::is_root()) write_file_atomic(folder.work() / "min_eps.json", min_eps.dump(2) + "\n");

@@ -26,7 +26,7 @@ HEADERS = {
                    "robust.hpp", "transfer.hpp", "frontier.hpp"],
     "report": ["tables.hpp", "report.hpp", "curves.hpp", "reproduce_tables.hpp"],
     "training": ["training.hpp"],
-    "orchestration": ["reproduce.hpp"],
+    "orchestration": ["reproduce.hpp", "eps_runs.hpp"],
 }
 # A literal that is an attack's name but means something else there: the project's own name.
 ALLOWED_LITERALS = {("apps/main.cpp", "sdsgsm"), ("src/models/zoo.cpp", "sdsgsm")}

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "sdsgsm/core.hpp"
 #include "sdsgsm/run_result.hpp"
 
 namespace sdsgsm {

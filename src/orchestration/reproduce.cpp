@@ -12,7 +12,7 @@
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/frontier.hpp"
 #include "sdsgsm/distributed.hpp"
-#include "sdsgsm/min_eps.hpp"
+#include "sdsgsm/eps_runs.hpp"
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
@@ -357,11 +357,24 @@ static std::string transfer_section(const ReproduceOptions& o, const std::vector
   return md;
 }
 
-std::string reproduce(const ReproduceOptions& o) {
-  o.validate();
-  const Plan plan = make_plan(o);
+namespace {
+
+/// The plan of a reproduce run: the attacks (Plan), the models, their tuned settings, and what a
+/// resume must match (the fingerprint).
+struct ReproducePlan {
+  Plan plan;
   std::vector<double> eps_list;
-  for (const auto& e : o.eps_list) eps_list.push_back(parse_number(e, "--eps-list"));
+  nlohmann::json fingerprint;
+  std::map<std::string, nlohmann::json> tuned;  ///< per compared model; null: not tuned
+  std::vector<std::string> every;                ///< the compared models, then the defended ones
+  int64_t strength_n = 0, transfer_n = 0;        ///< images of the strength table and the transfer matrices
+};
+
+ReproducePlan plan_reproduce(const ReproduceOptions& o) {
+  o.validate();
+  ReproducePlan rp;
+  rp.plan = make_plan(o);
+  for (const auto& e : o.eps_list) rp.eps_list.push_back(parse_number(e, "--eps-list"));
   const std::vector<std::string>& models = o.models;
   // Everything the tables depend on: a resume must match it.
   nlohmann::json fp = {{"models", models},
@@ -369,12 +382,12 @@ std::string reproduce(const ReproduceOptions& o) {
                        {"offset", o.offset},
                        {"count", o.count},
                        {"batch_size", o.batch_size},
-                       {"attack_options", plan.base.to_json()},
+                       {"attack_options", rp.plan.base.to_json()},
                        {"sdsgsm_options", o.sd.to_json()},
-                       {"min_norm", plan.min_norm},
+                       {"min_norm", rp.plan.min_norm},
                        {"min_norm_count", o.min_norm_count},
                        {"min_norm_steps", o.min_norm_steps},
-                       {"eps_list", eps_list},
+                       {"eps_list", rp.eps_list},
                        {"eps_curve_count", o.eps_curve_count},
                        {"frontier_count", o.frontier_count},
                        {"version", version_string()}};
@@ -389,7 +402,6 @@ std::string reproduce(const ReproduceOptions& o) {
     fp["transfer"] = o.transfer;
     fp["transfer_count"] = o.transfer_count;
   }
-  std::map<std::string, nlohmann::json> tuned;
   const std::vector<std::string>& tuned_files = o.tuned;
   for (size_t i = 0; i < models.size(); ++i) {
     const auto& m = models[i];
@@ -397,10 +409,170 @@ std::string reproduce(const ReproduceOptions& o) {
     const fs::path t = i < tuned_files.size() && !tuned_files[i].empty() ? fs::path(tuned_files[i])
                                                                           : find_tuned_settings(m);
     if (!t.empty() && !fs::is_regular_file(t)) throw Error(fmt::format("--tuned: no file {}", t.string()));
-    tuned[m] = t.empty() ? nlohmann::json() : parse_tuned(t);
+    rp.tuned[m] = t.empty() ? nlohmann::json() : parse_tuned(t);
     fp["tuned_md5"][m] = t.empty() ? std::string() : md5_hex(read_file(t));
   }
-  PartialFolder folder(o.out, fp, o.resume, o.restart);
+  rp.fingerprint = std::move(fp);
+  rp.every = models;
+  rp.every.insert(rp.every.end(), o.defended.begin(), o.defended.end());
+  rp.strength_n = std::min(o.strength_count, o.count);
+  rp.transfer_n = std::min(o.transfer_count, o.defended.empty() ? o.count : rp.strength_n);
+  return rp;
+}
+
+/// The transfer attacks' fixed-iteration runs (their first transfer_n images, adversarials
+/// included), by attack and by the model they were made on.
+using TransferRuns = std::map<std::string, std::map<std::string, AttackRunResult>>;
+
+/// What one model's entries produced (rank 0; the other ranks' stay empty).
+struct ModelRuns {
+  std::vector<nlohmann::json> rows;  ///< each run's report, with label, group, regime and config
+  std::vector<std::string> ids;      ///< rows[i]'s entry id
+  std::vector<AttackRunResult> results;
+  std::vector<EpsCurve> eps_curves;
+  std::vector<nlohmann::json> min_eps_rows;
+};
+
+/// Runs one model's entries into `work`/<model>/: each run, its eps curve and minimal eps, and
+/// keeps the transfer attacks' runs.
+ModelRuns run_model(const ReproduceOptions& o, const ReproducePlan& rp, const std::string& name, bool defended,
+                    Classifier& model, const RunOptions& ro, const fs::path& work, TransferRuns& transfer_runs) {
+  Caches caches;
+  const auto entries =
+      defended ? strength_entries(rp.plan, rp.strength_n, caches) : plan_entries(rp.plan, rp.tuned.at(name), caches);
+  ModelRuns m;
+  m.results.reserve(entries.size());
+  for (const auto& e : entries) {
+    auto data = open_image_source(o.data, Split::Test, o.offset, e.count > 0 ? std::min(e.count, o.count) : o.count);
+    nlohmann::json info = {{"model", model.name()}, {"model_kind", model.kind()}, {"data", data->source()},
+                           {"split", "test"},          {"offset", o.offset},       {"count", data->size()},
+                           {"batch_size", o.batch_size},   {"version", version_string()}};
+    auto attack = e.make(rp.plan.base.eps);
+    RunOutput out;
+    // <model>/<regime>-<label>: the report finds runs two levels down, with curves.json beside them.
+    out.work = work / reproduce_folder_name(name) / (e.regime + "-" + reproduce_folder_name(e.label));
+    out.info = info;
+    out.fingerprint = info;
+    out.fingerprint["model_md5"] = rp.fingerprint["model_md5"][name];
+    out.fingerprint["attack_config"] = attack->config();
+    AttackRunResult r = run_attack(model, *data, *attack, ro, &out);
+    if (e.eps_curve && !rp.eps_list.empty()) {
+      // One result per eps (Foolbox's epsilons), on the first images, without outputs; each
+      // attack keeps its own step rule at every eps.
+      auto few = open_dataset(o.data, Split::Test, o.offset, std::min(o.eps_curve_count, o.count));
+      // Named as in the other curves.
+      EpsCurve curve = run_eps_curve(model, few, reproduce_run_name({{"regime", e.regime}, {"label", e.label}}),
+                                     rp.eps_list, e.make, ro);
+      if (dist::is_root()) m.eps_curves.push_back(curve);
+      if (dist::is_root() && !defended) {
+        // Each image's smallest eps (bisection up to --eps) on the same images.
+        m.min_eps_rows.push_back(run_min_eps(model, few, e.make, r, rp.plan.base.eps, 5, ro, out.work));
+        m.min_eps_rows.back()["label"] = e.label;
+        m.min_eps_rows.back()["regime"] = e.regime;
+      }
+    }
+    if (!dist::is_root()) continue;
+    if (e.regime == "fixed" && std::find(o.transfer.begin(), o.transfer.end(), e.attack) != o.transfer.end()) {
+      const int64_t n = std::min(rp.transfer_n, r.size());
+      AttackRunResult t = head(r, n);
+      t.adversarial = read_adversarial(out.work, n).slice(0, 0, n);
+      transfer_runs[e.attack].emplace(name, std::move(t));
+    }
+    auto s = r.report();
+    s["label"] = e.label;
+    s["group"] = e.group;
+    s["regime"] = e.regime;
+    s["config"] = r.config;
+    m.rows.push_back(s);
+    m.ids.push_back(e.id);
+    m.results.push_back(std::move(r));
+  }
+  return m;
+}
+
+/// One model's section of results.md (its tables, the minimal eps, the paired differences) and
+/// its curves.csv/json and paired.csv/json in `model_dir`; sets its rows and minimal eps in `json`.
+std::string write_model(const ReproduceOptions& o, const ReproducePlan& rp, const std::string& name, bool defended,
+                        const Classifier& model, const ModelRuns& m, const fs::path& model_dir, nlohmann::json& json) {
+  const auto& rows = m.rows;
+  const auto& results = m.results;
+  std::string md;
+  if (defended) {
+    md += fmt::format(
+        "## {} (defended; {} images, clean accuracy {:.2f}%)\n\nThe strength table: an adversarially trained "
+        "model, where ASR is not free. Every attack at eps {} on the first {} images: the textbook baselines and "
+        "the SD-SGSM family on their defaults ({} iterations), APGD on its own (100 steps). Tuning does not "
+        "apply here (no setting reaches the rule's ASR >= 99.9%). ASR over the images the model classifies "
+        "correctly; l2 and SSIM over the images each attack fools.\n\n",
+        model.name(), rp.strength_n, 100 * rows[0]["clean_accuracy"].get<double>(), o.eps, rp.strength_n, o.steps);
+  } else {
+    md += fmt::format("## {} ({} images, clean accuracy {:.2f}%)\n\n", model.name(), o.count,
+                      100 * rows[0]["clean_accuracy"].get<double>());
+  }
+  if (!defended && rp.tuned.at(name).is_null()) {
+    md += "**Not tuned**: no tuned settings for this model (models/NAME.tuned.json, written by `sdsgsm tune`), "
+          "so the tuned groups are missing and the comparison is not fair.\n\n";
+  }
+  for (const std::string regime : {"fixed", "early_stop", "minimum_norm"}) {
+    std::vector<const nlohmann::json*> sel;
+    for (const auto& s : rows) {
+      if (s["regime"] == regime) sel.push_back(&s);
+    }
+    if (sel.empty()) continue;
+    md += fmt::format("### {}\n\n{}\n", regime_title(regime), reproduce_table(sel));
+  }
+  md += ablation_table(rows, m.ids);
+  if (defended && !m.eps_curves.empty()) md += eps_table(m.eps_curves, std::min(o.eps_curve_count, o.count));
+  if (!m.min_eps_rows.empty()) {
+    md += min_eps_table(m.min_eps_rows, std::min(o.eps_curve_count, o.count));
+    json["min_eps"] = m.min_eps_rows;
+  }
+  // Curves of every run on one grid; paired statistics of the reference SD-SGSM against
+  // every other attack of its regime (the minimum-norm attacks: on their images).
+  std::vector<const AttackRunResult*> runs;
+  for (const auto& r : results) runs.push_back(&r);
+  const CurveGrid grid = default_grid(runs);
+  std::vector<Curve> curves;
+  for (size_t i = 0; i < results.size(); ++i) {
+    for (auto& c : attack_curves(reproduce_run_name(rows[i]), results[i], grid)) curves.push_back(std::move(c));
+  }
+  for (const auto& ec : m.eps_curves) {
+    for (auto& c : eps_curves(ec)) curves.push_back(std::move(c));
+  }
+  std::vector<PairedStats> pairs;
+  for (const std::string regime : {"fixed", "early_stop", "minimum_norm"}) {
+    const std::string ref_regime = regime == "minimum_norm" ? "early_stop" : regime;
+    const int64_t ref = reference_row(m.ids, ref_regime);
+    if (ref < 0) continue;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i]["regime"] != regime || static_cast<int64_t>(i) == ref) continue;
+      const AttackRunResult a = head(results[ref], results[i].size());
+      for (Basis b : {Basis::Float, Basis::Rounded8bit}) {
+        pairs.push_back(paired_l2(reproduce_run_name(rows[ref]), a, reproduce_run_name(rows[i]), results[i], b));
+      }
+    }
+  }
+  write_curves_and_pairs(model_dir, curves, pairs);
+  std::vector<PairedStats> shown;
+  for (const auto& ps : pairs) {
+    if (ps.basis == "8bit") shown.push_back(ps);
+  }
+  md += fmt::format(
+      "### Paired l2 differences, per image (8-bit adversarials)\n\nOver the images both attacks fool, "
+      "the mean of l2(a) - l2(b) with a 95% bootstrap interval (2,000 resamples, seed 0), and the share of "
+      "images where each perturbation is smaller. Both bases and the curves (ASR against the l2 budget, the "
+      "SSIM floor and eps) are in {0}/paired.csv and {0}/curves.csv.\n\n{1}\n",
+      reproduce_folder_name(name), paired_markdown(shown));
+  json["rows"] = rows;
+  return md;
+}
+
+}  // namespace
+
+std::string reproduce(const ReproduceOptions& o) {
+  // Plan: the attacks, the models' tuned settings, the fingerprint a resume must match.
+  const ReproducePlan rp = plan_reproduce(o);
+  PartialFolder folder(o.out, rp.fingerprint, o.resume, o.restart);
   std::string md = fmt::format(
       "# SD-SGSM reproduction: a fair comparison\n\nCommand: `sdsgsm reproduce --models {} --count {} --offset {} "
       "--eps {} --steps {}` ({}).\n\nEvery attack runs on the same images with the same eps and iterations. "
@@ -411,21 +583,15 @@ std::string reproduce(const ReproduceOptions& o) {
       "correctly; \"8-bit\": the adversarials rounded to 8-bit pixels.\n\n",
       fmt::join(o.models, ","), o.count, o.offset, o.eps, o.steps, version_string());
   nlohmann::json all;
-  all["attack_options"] = plan.base.to_json();
+  all["attack_options"] = rp.plan.base.to_json();
   all["sdsgsm_options"] = o.sd.to_json();
   all["ranks"] = dist::size();
   all["threads_per_rank"] = torch::get_num_threads();
   const auto t_start = std::chrono::steady_clock::now();
-  std::vector<std::string> every = models;
-  every.insert(every.end(), o.defended.begin(), o.defended.end());
-  const int64_t strength_n = std::min(o.strength_count, o.count);
-  const int64_t transfer_n = std::min(o.transfer_count, o.defended.empty() ? o.count : strength_n);
-  // The transfer attacks' fixed-iteration runs (their first transfer_n images, adversarials
-  // included), by attack and by the model they were made on.
-  std::map<std::string, std::map<std::string, AttackRunResult>> transfer_runs;
-  for (size_t mi = 0; mi < every.size(); ++mi) {
-    const std::string& name = every[mi];
-    const bool defended = mi >= models.size();
+  TransferRuns transfer_runs;
+  for (size_t mi = 0; mi < rp.every.size(); ++mi) {
+    const std::string& name = rp.every[mi];
+    const bool defended = mi >= o.models.size();
     auto model = load_classifier(name);
     model->to(o.device);
     RunOptions ro;
@@ -433,154 +599,22 @@ std::string reproduce(const ReproduceOptions& o) {
     ro.progress = o.progress;
     ro.first_index = o.offset;
     ro.device = o.device;
-    Caches caches;
-    const auto entries = defended ? strength_entries(plan, strength_n, caches) : plan_entries(plan, tuned[name], caches);
-    std::vector<nlohmann::json> rows;
-    std::vector<std::string> ids;  // rows[i]'s entry id
-    std::vector<AttackRunResult> results;
-    results.reserve(entries.size());
-    std::vector<EpsCurve> eps_curves_all;
-    std::vector<nlohmann::json> min_eps_rows;
-    for (const auto& e : entries) {
-      auto data = open_image_source(o.data, Split::Test, o.offset, e.count > 0 ? std::min(e.count, o.count) : o.count);
-      nlohmann::json info = {{"model", model->name()}, {"model_kind", model->kind()}, {"data", data->source()},
-                             {"split", "test"},          {"offset", o.offset},       {"count", data->size()},
-                             {"batch_size", o.batch_size},   {"version", version_string()}};
-      auto attack = e.make(plan.base.eps);
-      RunOutput out;
-      // <model>/<regime>-<label>: the report finds runs two levels down, with curves.json beside them.
-      out.work = folder.work() / reproduce_folder_name(name) / (e.regime + "-" + reproduce_folder_name(e.label));
-      out.info = info;
-      out.fingerprint = info;
-      out.fingerprint["model_md5"] = fp["model_md5"][name];
-      out.fingerprint["attack_config"] = attack->config();
-      AttackRunResult r = run_attack(*model, *data, *attack, ro, &out);
-      if (e.eps_curve && !eps_list.empty()) {
-        // One result per eps (Foolbox's epsilons), on the first images, without outputs; each
-        // attack keeps its own step rule at every eps.
-        EpsCurve curve;
-        curve.attack = reproduce_run_name({{"regime", e.regime}, {"label", e.label}});  // as in the other curves
-        auto few = open_dataset(o.data, Split::Test, o.offset, std::min(o.eps_curve_count, o.count));
-        RunOptions quiet = ro;
-        quiet.progress = false;
-        for (double eps : eps_list) {
-          auto rr = run_attack(*model, few, *e.make(eps), quiet);
-          if (!dist::is_root()) continue;
-          auto s = rr.summary();
-          curve.eps.push_back(eps);
-          curve.asr.push_back(s["float"]["asr"].get<double>());
-          curve.asr_8bit.push_back(s["rounded_8bit"]["asr"].get<double>());
-        }
-        if (dist::is_root()) eps_curves_all.push_back(curve);
-        if (dist::is_root() && !defended) {
-          // Each image's smallest eps (bisection up to --eps) on the same images.
-          MinEpsOptions mo;
-          mo.eps_max = plan.base.eps;
-          mo.rounds = 5;
-          mo.batch_size = o.batch_size;
-          mo.first_index = o.offset;
-          auto me = minimal_eps(*model, few, e.make, mo);
-          const AttackRunResult h = head(r, few.size());
-          write_file_atomic(out.work / "min_eps.csv", min_eps_csv(h.index, h.label, me));
-          min_eps_rows.push_back(min_eps_summary(me, h.clean_pred.eq(h.label), mo));
-          min_eps_rows.back()["label"] = e.label;
-          min_eps_rows.back()["regime"] = e.regime;
-        }
-      }
-      if (!dist::is_root()) continue;
-      if (e.regime == "fixed" && std::find(o.transfer.begin(), o.transfer.end(), e.attack) != o.transfer.end()) {
-        const int64_t n = std::min(transfer_n, r.size());
-        AttackRunResult t = head(r, n);
-        t.adversarial = read_adversarial(out.work, n).slice(0, 0, n);
-        transfer_runs[e.attack].emplace(name, std::move(t));
-      }
-      auto s = r.report();
-      s["label"] = e.label;
-      s["group"] = e.group;
-      s["regime"] = e.regime;
-      s["config"] = r.config;
-      rows.push_back(s);
-      ids.push_back(e.id);
-      results.push_back(std::move(r));
-    }
+    // Execute, then write: the model's runs, then its section and files.
+    const ModelRuns runs = run_model(o, rp, name, defended, *model, ro, folder.work(), transfer_runs);
     if (!dist::is_root()) continue;
-    if (defended) {
-      md += fmt::format(
-          "## {} (defended; {} images, clean accuracy {:.2f}%)\n\nThe strength table: an adversarially trained "
-          "model, where ASR is not free. Every attack at eps {} on the first {} images: the textbook baselines and "
-          "the SD-SGSM family on their defaults ({} iterations), APGD on its own (100 steps). Tuning does not "
-          "apply here (no setting reaches the rule's ASR >= 99.9%). ASR over the images the model classifies "
-          "correctly; l2 and SSIM over the images each attack fools.\n\n",
-          model->name(), strength_n, 100 * rows[0]["clean_accuracy"].get<double>(), o.eps, strength_n, o.steps);
-    } else {
-      md += fmt::format("## {} ({} images, clean accuracy {:.2f}%)\n\n", model->name(), o.count,
-                        100 * rows[0]["clean_accuracy"].get<double>());
-    }
-    if (tuned[name].is_null() && !defended) {
-      md += "**Not tuned**: no tuned settings for this model (models/NAME.tuned.json, written by `sdsgsm tune`), "
-            "so the tuned groups are missing and the comparison is not fair.\n\n";
-    }
-    for (const std::string regime : {"fixed", "early_stop", "minimum_norm"}) {
-      std::vector<const nlohmann::json*> sel;
-      for (const auto& s : rows) {
-        if (s["regime"] == regime) sel.push_back(&s);
-      }
-      if (sel.empty()) continue;
-      md += fmt::format("### {}\n\n{}\n", regime_title(regime), reproduce_table(sel));
-    }
-    md += ablation_table(rows, ids);
-    if (defended && !eps_curves_all.empty()) md += eps_table(eps_curves_all, std::min(o.eps_curve_count, o.count));
-    if (!min_eps_rows.empty()) {
-      md += min_eps_table(min_eps_rows, std::min(o.eps_curve_count, o.count));
-      all["models"][name]["min_eps"] = min_eps_rows;
-    }
-    // Curves of every run on one grid; paired statistics of the reference SD-SGSM against
-    // every other attack of its regime (the minimum-norm attacks: on their images).
-    std::vector<const AttackRunResult*> runs;
-    for (const auto& r : results) runs.push_back(&r);
-    const CurveGrid grid = default_grid(runs);
-    std::vector<Curve> curves;
-    for (size_t i = 0; i < results.size(); ++i) {
-      for (auto& c : attack_curves(reproduce_run_name(rows[i]), results[i], grid)) curves.push_back(std::move(c));
-    }
-    for (const auto& ec : eps_curves_all) {
-      for (auto& c : eps_curves(ec)) curves.push_back(std::move(c));
-    }
-    std::vector<PairedStats> pairs;
-    for (const std::string regime : {"fixed", "early_stop", "minimum_norm"}) {
-      const std::string ref_regime = regime == "minimum_norm" ? "early_stop" : regime;
-      const int64_t ref = reference_row(ids, ref_regime);
-      if (ref < 0) continue;
-      for (size_t i = 0; i < rows.size(); ++i) {
-        if (rows[i]["regime"] != regime || static_cast<int64_t>(i) == ref) continue;
-        const AttackRunResult a = head(results[ref], results[i].size());
-        for (Basis b : {Basis::Float, Basis::Rounded8bit}) {
-          pairs.push_back(paired_l2(reproduce_run_name(rows[ref]), a, reproduce_run_name(rows[i]), results[i], b));
-        }
-      }
-    }
     const fs::path model_dir = folder.work() / reproduce_folder_name(name);
-    write_curves_and_pairs(model_dir, curves, pairs);
-    std::vector<PairedStats> shown;
-    for (const auto& ps : pairs) {
-      if (ps.basis == "8bit") shown.push_back(ps);
-    }
-    md += fmt::format(
-        "### Paired l2 differences, per image (8-bit adversarials)\n\nOver the images both attacks fool, "
-        "the mean of l2(a) - l2(b) with a 95% bootstrap interval (2,000 resamples, seed 0), and the share of "
-        "images where each perturbation is smaller. Both bases and the curves (ASR against the l2 budget, the "
-        "SSIM floor and eps) are in {0}/paired.csv and {0}/curves.csv.\n\n{1}\n",
-        reproduce_folder_name(name), paired_markdown(shown));
-    all["models"][name]["rows"] = rows;
+    nlohmann::json& json = all["models"][name];
+    md += write_model(o, rp, name, defended, *model, runs, model_dir, json);
+    // The defended model's robust accuracy, the others' frontier: each runs and writes its own.
     if (defended) {
-      md += robust_for(o, *model, ro, strength_n, model_dir / "robust", all["models"][name]["robust"]);
+      md += robust_for(o, *model, ro, rp.strength_n, model_dir / "robust", json["robust"]);
     } else if (o.frontier_count > 0) {
-      const auto points = frontier_for(o, plan, *model, ro, tuned[name]);
+      const auto points = frontier_for(o, rp.plan, *model, ro, rp.tuned.at(name));
       nlohmann::json pj = nlohmann::json::array();
       for (const auto& p : points) pj.push_back(p.to_json());
       write_file_atomic(model_dir / "frontier.json", pj.dump(2) + "\n");
       write_file_atomic(model_dir / "frontier.csv", frontier_csv(points));
-      all["models"][name]["frontier"] = pj;
+      json["frontier"] = pj;
       md += fmt::format(
           "### The saved adversarial: 8-bit l2 against model passes ({} images)\n\nEach attack at several budgets "
           "on the first {} images. Passes per image count every forward pass the attack made (a gradient step is "
@@ -591,7 +625,7 @@ std::string reproduce(const ReproduceOptions& o) {
     }
   }
   if (dist::is_root() && !transfer_runs.empty()) {
-    md += transfer_section(o, every, transfer_runs, transfer_n, folder.work(), all["transfer"]);
+    md += transfer_section(o, rp.every, transfer_runs, rp.transfer_n, folder.work(), all["transfer"]);
   }
   if (dist::is_root()) {
     all["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
