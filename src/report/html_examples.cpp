@@ -158,7 +158,13 @@ std::string examples_section(Group& g, const Examples& e) {
     }
     torch::Tensor conf, map, sens;
     const bool clean = e.clean.defined();
-    const bool allocation = run.r.config.value("allocation", std::string()) == "map";
+    // The attacks that spend the budget by a DDI map: the registry says which (a run of an attack
+    // this version does not know has none).
+    bool allocation = false;
+    try {
+      allocation = attack_info(run.r.config.value("attack", std::string())).has(kDdiMap);
+    } catch (const Error&) {
+    }
     if (e.model) {
       torch::NoGradGuard no_grad;
       auto p = torch::softmax(e.model->forward(adv), 1);
