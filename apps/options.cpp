@@ -95,6 +95,24 @@ const char* type_name(OptionKind kind) {
   return "TEXT";
 }
 
+/// One flag: a switch (with its --no- form when `negatable`) or an option taking a value of `kind`.
+void add_flag(CLI::App* cmd, const std::string& flag, OptionKind kind, bool negatable, const std::string& help,
+              const std::string& default_text, const std::string& group,
+              const std::function<void(const std::string&)>& apply) {
+  auto grouped = [&](CLI::Option* opt) {
+    if (!group.empty()) opt->group(group);  // CLI11 hides the options of group ""
+  };
+  if (kind == OptionKind::Switch) {
+    grouped(cmd->add_flag_callback(flag, [apply] { apply("true"); }, help));
+    if (negatable) grouped(cmd->add_flag_callback("--no-" + flag.substr(2), [apply] { apply("false"); }, "Turn " + flag + " off"));
+    return;
+  }
+  auto* opt = cmd->add_option_function<std::string>(flag, apply, help);
+  opt->type_name(type_name(kind));
+  if (!default_text.empty()) opt->default_str(default_text);
+  grouped(opt);
+}
+
 }  // namespace
 
 // The flags' callbacks run while CLI11 parses: a value the declaration refuses throws Error, which
@@ -107,37 +125,11 @@ void OptionFlags::add_to(CLI::App* cmd) const {
     auto all = [sinks = sinks](const std::string& text) {
       for (const auto& s : sinks) s.apply(text);
     };
-    auto group = [&](CLI::Option* opt) {
-      if (!first.group.empty()) opt->group(first.group);  // CLI11 hides the options of group ""
-    };
-    if (first.kind == OptionKind::Switch) {
-      group(cmd->add_flag_callback("--" + word, [all] { all("true"); }, help));
-      if (first.optional) {
-        group(cmd->add_flag_callback("--no-" + word, [all] { all("false"); },
-                                     "Turn --" + word + " off"));
-      }
-    } else {
-      auto* opt = cmd->add_option_function<std::string>(
-          "--" + word, [all](const std::string& text) { all(text); }, help);
-      opt->type_name(type_name(first.kind));
-      if (!first.default_text.empty()) opt->default_str(first.default_text);
-      group(opt);
-    }
+    add_flag(cmd, "--" + word, first.kind, first.optional, help, first.default_text, first.group, all);
     if (sinks.size() < 2) continue;
     for (const auto& s : sinks) {
-      const std::string flag = "--" + s.set + "." + word;
-      if (s.kind == OptionKind::Switch) {
-        auto* opt = cmd->add_flag_callback(flag, [apply = s.apply] { apply("true"); },
-                                           "--" + word + " for " + s.set + " only");
-        if (!s.group.empty()) opt->group(s.group);
-      } else {
-        auto* opt = cmd->add_option_function<std::string>(
-            flag, [apply = s.apply](const std::string& text) { apply(text); },
-            "--" + word + " for " + s.set + " only: " + s.help);
-        opt->type_name(type_name(s.kind));
-        if (!s.default_text.empty()) opt->default_str(s.default_text);
-        if (!s.group.empty()) opt->group(s.group);
-      }
+      add_flag(cmd, "--" + s.set + "." + word, s.kind, false, "--" + word + " for " + s.set + " only: " + s.help,
+               s.default_text, s.group, s.apply);
     }
   }
 }

@@ -35,9 +35,6 @@ enum class OptionKind {
   Text,     ///< a word from a fixed list (the check names it)
 };
 
-/// "a number", "an integer", "True or False", "a string": what a value of `kind` must be.
-std::string describe(OptionKind kind);
-
 /// The integer of command-line text; throws Error "WHAT: 'TEXT' is not an integer".
 int64_t parse_integer(const std::string& text, const std::string& what);
 
@@ -60,7 +57,9 @@ struct OptionField {
   std::function<nlohmann::json(const O&)> get;         ///< the value; null where unset
   std::function<void(O&, const nlohmann::json&)> put;  ///< sets it (null: unsets); throws Error
   std::function<std::string(const O&)> check;         ///< "" or the error, naming --word
-  std::function<bool(const O&)> written;               ///< to_json writes it (default: when set)
+  std::function<bool(const O&)> written;               ///< to_json writes it; unset: when get is not null
+  /// Whether to_json writes it for `o`.
+  bool writes(const O& o) const { return written ? written(o) : !get(o).is_null(); }
 
   /// The Python keyword.
   std::string keyword() const {
@@ -153,7 +152,6 @@ OptionField<O> option(std::string word, T O::*member, std::string help) {
       throw Error(fmt::format("option '{}' has the wrong type ({})", key, j.dump()));
     }
   };
-  f.written = [g = f.get](const O& o) { return !g(o).is_null(); };
   return f;
 }
 
@@ -189,7 +187,7 @@ class OptionSet {
   nlohmann::json to_json(const O& o, unsigned family_bits = kAllFamilies) const {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& f : fields_) {
-      if (f.applies(family_bits) && f.written(o)) j[f.key] = f.get(o);
+      if (f.applies(family_bits) && f.writes(o)) j[f.key] = f.get(o);
     }
     return j;
   }
@@ -197,7 +195,7 @@ class OptionSet {
   nlohmann::json to_json(const O& o, const std::function<bool(const OptionField<O>&)>& pick) const {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& f : fields_) {
-      if (pick(f) && f.written(o)) j[f.key] = f.get(o);
+      if (pick(f) && f.writes(o)) j[f.key] = f.get(o);
     }
     return j;
   }

@@ -27,24 +27,4 @@ torch::Tensor attack_targets(const AttackOptions& o, const torch::Tensor& y, con
 torch::Tensor clean_pass(Classifier& model, const torch::Tensor& x, const torch::Tensor& y, const AttackOptions& o,
                          const torch::Tensor& ids_cpu, AttackResult& r);
 
-/// j[key] into `out` when present (the options' from_json: keys to_json wrote; others keep
-/// their values); a value of the wrong type is an Error naming the key.
-template <typename T>
-void read_key(const nlohmann::json& j, const char* key, T& out) {
-  if (!j.is_object() || !j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(fmt::format("option '{}' has the wrong type ({})", key, j.at(key).dump()));
-  }
-}
-
-template <typename T>
-void read_key(const nlohmann::json& j, const char* key, std::optional<T>& out) {
-  if (!j.is_object() || !j.contains(key)) return;
-  T value{};
-  read_key(j, key, value);
-  out = value;
-}
-
 }  // namespace sdsgsm::detail

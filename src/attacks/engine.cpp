@@ -107,7 +107,6 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
           option("eps", &O::eps, "Budget on the [0,1] scale (fractions allowed: 8/255): l_inf; an l2 radius for APGD with --norm 2")
               .in(kBounded)
               .shown("8/255")
-              .when([](const O&) { return true; })
               .checked([](const O& o) -> std::string {
                 if (o.norm == Norm::L2) {
                   if (!(o.eps > 0) || !std::isfinite(o.eps)) return fmt::format("--eps must be > 0 (got {})", o.eps);
@@ -137,7 +136,7 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
                             "Freeze each sample as soon as it succeeds (fewer passes, less distortion); default for "
                             "SD-SGSM. --no-early-stop: attack every sample for all steps (the classic attacks' default)");
             f.get = [](const O& o) -> nlohmann::json { return o.early_stop.value_or(false); };
-            return f.in(kBounded).when([](const O&) { return true; });
+            return f.in(kBounded);
           }(),
           option("early-stop-8bit", &O::early_stop_8bit,
                  "Early stop, freezing a sample only when its adversarial rounded to 8-bit pixels (a saved PNG) "
@@ -150,11 +149,9 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
               }),
           option("random-start", &O::random_start, "Uniform start in the budget (PGD, APGD: on)")
               .in(kBounded)
-              .when([](const O&) { return true; })
               .internal(),
-          option("seed", &O::seed, "Seed for random starts and random targets").when([](const O&) { return true; }),
-          option("targeted", &O::targeted, "none, given (with --target-label), random or least-likely")
-              .when([](const O&) { return true; }),
+          option("seed", &O::seed, "Seed for random starts and random targets"),
+          option("targeted", &O::targeted, "none, given (with --target-label), random or least-likely"),
           option("target-label", &O::target_label, "Target class for --targeted given")
               .shown("")
               .when([](const O& o) { return o.targeted == TargetMode::Given; })

@@ -48,16 +48,6 @@ int64_t parse_integer(const std::string& text, const std::string& what) {
   return v;
 }
 
-std::string describe(OptionKind kind) {
-  switch (kind) {
-    case OptionKind::Number: return "a number";
-    case OptionKind::Integer: return "an integer";
-    case OptionKind::Switch: return "True or False";
-    case OptionKind::Text: return "a string";
-  }
-  return "a value";
-}
-
 std::string version_string() {
   return fmt::format("sdsgsm {} (LibTorch {}.{}.{})", SDSGSM_VERSION, TORCH_VERSION_MAJOR,
                      TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
