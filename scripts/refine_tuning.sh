@@ -45,8 +45,8 @@ PY
   done
   echo
   echo "The shipped defaults, \\`--refine-step 2 --refine-gamma 0.2\\`, were the rule's choice when this file was"
-  echo "written (by 0.0002 over gamma 0.15: within the noise of 94 images). Exploratory runs of the same session"
-  echo "(not reproducible by this script: the code has changed since) found that bisecting the scale of the rounded"
+  echo "written (by 0.0002 over gamma 0.15: within the noise of 94 images). Exploratory runs with an earlier version"
+  echo "(not reproducible by this script) found that bisecting the scale of the rounded"
   echo "perturbation before the DDN steps gave no smaller l2 than spending those passes on DDN steps."
 } >"$out.tmp"
 mv "$out.tmp" "$out"
