@@ -251,7 +251,7 @@ def test_plain_module_is_scripted_or_traced():
     traced = sdsgsm.attack(TraceOnly(), x, y, **options)
     assert torch.equal(traced["adversarial"], expected["adversarial"])  # the same weights (seed 0)
     with pytest.raises(sdsgsm.Error, match=r"^model Neither can be neither scripted \(torch.jit.script: .*\) "
-                                           r"nor traced \(torch.jit.trace: .*\); pass a torch.jit.ScriptModule$"):
+                                           r"nor traced \(torch.jit.trace with its check: .*\); pass a torch.jit.ScriptModule$"):
         sdsgsm.attack(Neither(), x, y, **options)
 
 
