@@ -6,12 +6,20 @@ target modes, dtypes and devices.
     PYTHONPATH=build/python /usr/bin/python3 -m pytest python/tests/test_objects.py -q
 """
 import copy
+import math
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn as nn
 
 import sdsgsm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.environ.get("SDSGSM_TEST_DATA_DIR", os.path.join(ROOT, "data", "cifar10"))
 
 # The attacks that keep the l_inf budget eps (the others minimise a distance, or bound APGD's ball).
 BOUNDED_LINF = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm", "sd-ifgsm", "sgsm", "apgd-ce", "apgd-dlr",
@@ -259,3 +267,50 @@ def test_functions_prepare_a_model_once():
         sdsgsm.attacks.fgsm(other, x, y, eps=0.1, threads=1)
     assert key not in sdsgsm.attacks._function_cache
     assert len(sdsgsm.attacks._function_cache) == sdsgsm.attacks.FUNCTION_CACHE_SIZE
+
+
+def test_the_gil_is_released_during_an_object_call():
+    """Another Python thread runs while atk(x, y) runs: its longest pause stays far below the call."""
+    import threading
+    import time
+
+    import numpy as np
+    net = Net().eval()
+    x, y = data(n=64, size=32)
+    atk = sdsgsm.BIM(net, eps=0.1, steps=40, threads=1)
+    atk(x[:2], y[:2])  # scripting and freezing hold the GIL; the attack alone is timed
+    stamps, stop = [], threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            stamps.append(time.monotonic())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        atk(x, y)
+        t1 = time.monotonic()
+    finally:
+        stop.set()
+        t.join()
+    assert t1 - t0 > 0.1, "the attack was too short to tell"
+    gaps = np.diff([t0] + [s for s in stamps if t0 <= s <= t1] + [t1])
+    assert gaps.max() < (t1 - t0) / 2, (gaps.max(), t1 - t0)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(DATA, "data_batch_1.bin")), reason=f"no CIFAR-10 in {DATA}")
+def test_adversarial_training_example_runs():
+    """examples/python/adversarial_training.py: sdsgsm.PGD inside a training loop."""
+    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH") or os.path.join(ROOT, "build", "python"))
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", "adversarial_training.py"),
+                        "--data", DATA, "--count", "256", "--epochs", "2", "--steps", "2"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    losses = [float(re.fullmatch(r"epoch (\d): adversarial loss (\S+)", s).group(2)) for s in lines[:2]]
+    assert all(math.isfinite(v) and v > 0 for v in losses)
+    m = re.fullmatch(r"clean accuracy (\S+)%, PGD-2 accuracy (\S+)% \(eps 8/255, 256 test images\)", lines[2])
+    assert m and all(0 <= float(v) <= 100 for v in m.groups())
