@@ -23,9 +23,10 @@ from . import _sdsgsm
 from . import attacks
 from ._sdsgsm import Error
 from .attacks import *  # noqa: F401,F403 - the attack classes: sdsgsm.PGD, sdsgsm.BIM, ...
+from .commands import DataSource, batches, compare, open_data, report, robust, transfer
 
-__all__ = ["Error", "attack", "attack_names", "attacks", "devices", "load_data", "load_model", "metrics",
-           "option_names"] + list(attacks.CLASSES)
+__all__ = ["DataSource", "Error", "attack", "attack_names", "attacks", "batches", "compare", "devices",
+           "load_data", "load_model", "metrics", "open_data", "option_names", "report", "robust", "transfer"] + list(attacks.CLASSES)
 
 
 def devices():
@@ -56,10 +57,12 @@ def load_model(name_or_path):
     return module
 
 
-def load_data(path="data/cifar10", split="test", offset=0, count=-1):
-    """Images and labels as the CLI's --data reads them (a CIFAR-10 binary folder, one .bin file,
-    or a folder of class_name/*.png): (x float N x C x H x W in [0,1], y int64 N)."""
-    return _sdsgsm.load_data(os.fspath(path), split, offset, count)
+def load_data(path="data/cifar10", split="test", offset=0, count=-1, classes=None, resize=0, crop=0):
+    """Images and labels as the CLI's data flags read them (see open_data: a CIFAR-10 binary folder
+    or file, an image folder, a CSV list; classes, resize, crop), all at once: (x float N x C x H x W
+    in [0,1], y int64 N). For a large data set iterate over sdsgsm.batches(...) instead."""
+    source = open_data(path, split, offset, count, classes, resize, crop)
+    return source.read(0, len(source))
 
 
 def attack(model, x, y, attack="sdsgsm", eps=8 / 255, **options):

@@ -17,6 +17,7 @@
 #include "sdsgsm/metrics.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
+#include "sdsgsm/transfer.hpp"
 #include "objects.hpp"
 
 namespace py = pybind11;
@@ -266,11 +267,47 @@ py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Te
   out["ssim_8bit"] = r.ssim_8bit;
   out["psnr_8bit"] = r.psnr_8bit;
   out["summary"] = to_python(r.summary());
+  out["report"] = to_python(r.report());
   out["config"] = to_python(r.config);
   out["warnings"] = r.warnings;
   out["seconds"] = r.attack_seconds;
   out["ddi_seconds"] = r.allocation_seconds;
   return out;
+}
+
+/// sdsgsm.transfer: the attack on `source`, its adversarials evaluated on each (name, model) of
+/// `targets` (transfer.hpp's cells).
+py::dict transfer(const py::object& source, const std::string& source_name, const py::list& targets,
+                  const torch::Tensor& x, const torch::Tensor& y, const std::string& name, const py::dict& options) {
+  auto [a, s] = attack_of(name, options);
+  check_device(x, "sdsgsm.transfer");
+  auto src = classifier_of(source, source_name, x.device());
+  std::vector<std::pair<std::string, std::shared_ptr<Classifier>>> to;
+  for (const auto& t : targets) {
+    auto pair = t.cast<py::tuple>();
+    auto target_name = pair[0].cast<std::string>();
+    to.emplace_back(target_name, classifier_of(pair[1], target_name, x.device()));
+  }
+  auto data = float_source(x.detach().cpu(), y.detach().cpu(), "sdsgsm.transfer");
+  RunOptions run = s.run;
+  run.keep_adversarial = true;
+  run.device = x.device();
+  std::vector<TransferCell> cells;
+  {
+    py::gil_scoped_release no_gil;
+    ThreadScope threads(s.threads);
+    AttackRunResult r = run_attack(*src, *data, *a, run);
+    auto clean = x.detach().cpu().to(torch::kFloat32);
+    for (auto& [target_name, target] : to) {
+      cells.push_back(transfer_cell(r, clean, *target, source_name, target_name, run.batch_size, run.device));
+    }
+  }
+  py::list out;
+  for (const auto& c : cells) out.append(to_python(c.to_json()));
+  py::dict result;
+  result["cells"] = out;
+  result["table"] = transfer_tables(cells);
+  return result;
 }
 
 void check_pair(const torch::Tensor& x, const torch::Tensor& x_adv) {
@@ -342,7 +379,10 @@ PYBIND11_MODULE(_sdsgsm, m) {
   m.def(
       "check_attack", [](const std::string& name, const py::dict& options) { attack_of(name, options); },
       py::arg("attack"), py::arg("options"));
+  m.def("transfer", &transfer, py::arg("source"), py::arg("source_name"), py::arg("targets"), py::arg("x"),
+        py::arg("y"), py::arg("attack"), py::arg("options"));
   register_objects(m);
+  register_commands(m);
   m.def("metrics", &metrics, py::arg("x"), py::arg("x_adv"));
   m.def("model_file", &model_file, py::arg("name_or_path"), py::arg("dir"));
   m.def("load_data", &load_data, py::arg("path"), py::arg("split"), py::arg("offset"), py::arg("count"));

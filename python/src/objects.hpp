@@ -39,4 +39,8 @@ pybind11::dict result_dict(const AttackResult& r);
 /// sdsgsm._sdsgsm.Prepared, prepare() and devices().
 void register_objects(pybind11::module_& m);
 
+/// sdsgsm._sdsgsm.Source, open_source, tensor_source, robust, report_html, comparison_markdown
+/// (commands.cpp).
+void register_commands(pybind11::module_& m);
+
 }  // namespace sdsgsm::python
