@@ -71,12 +71,13 @@ class PreparedModel:
     frozen copy remade only when a parameter or buffer changed (in place, as an optimizer step
     does, or replaced by another tensor)."""
 
-    def __init__(self, model, mean=None, std=None):
+    def __init__(self, model, mean=None, std=None, exact=False):
         if not isinstance(model, torch.nn.Module):
             raise Error(f"model must be a torch.nn.Module or a torch.jit.ScriptModule (got {type(model).__name__})")
         if (mean is None) != (std is None):
             raise Error("give both mean and std (the normalisation the model expects outside it), or neither")
         self.model = model
+        self.exact = bool(exact)
         self.name = model_name(model)
         self.module = model if mean is None else Normalized(model, mean, std)
         self.script = None
@@ -100,5 +101,5 @@ class PreparedModel:
         with torch.no_grad():
             self._snapshot = [t.detach().clone() for t in state]
         self._ids = ids
-        self.handle = _sdsgsm.prepare(self.script, self.name)
+        self.handle = _sdsgsm.prepare(self.script, self.name, self.exact)
         return self.handle

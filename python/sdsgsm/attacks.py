@@ -42,7 +42,9 @@ class Attack:
 
     model: an nn.Module or torch.jit.ScriptModule giving logits for images in [0,1]; with mean
     and std, the model takes normalised images ((x - mean) / std per channel), as torchattacks'
-    set_normalization_used. metrics=True computes the run's metrics (l2, linf, l0, ssim, psnr,
+    set_normalization_used. exact=True runs the model as PyTorch runs it (not frozen, its own
+    memory layout): adversarials equal an eager loop's bit for bit, at the eager loop's speed; by
+    default the fast path (a frozen copy on channels-last input). metrics=True computes the run's metrics (l2, linf, l0, ssim, psnr,
     float and 8-bit) and summary into `last_result` (slower); otherwise `last_result` holds the
     attack's outcome: success, iterations, forward_passes, backward_passes, clean_pred, adv_pred,
     target. Other keywords are the attack's options (`sdsgsm.option_names()`).
@@ -50,13 +52,13 @@ class Attack:
 
     attack = None  # the registry's name, set on each generated class
 
-    def __init__(self, model, mean=None, std=None, metrics=False, **options):
+    def __init__(self, model, mean=None, std=None, metrics=False, exact=False, **options):
         if "steps" in options and options["steps"] is None:
             del options["steps"]
         _sdsgsm.check_attack(self.attack, dict(options))
         self.options = options
         self.metrics = bool(metrics)
-        self._prepared = PreparedModel(model, mean, std)
+        self._prepared = PreparedModel(model, mean, std, exact)
         self.last_result = None
 
     @property
@@ -65,7 +67,7 @@ class Attack:
 
     def set_normalization_used(self, mean, std):
         """The normalisation the model expects outside it (torchattacks' method of that name)."""
-        self._prepared = PreparedModel(self._prepared.model, mean, std)
+        self._prepared = PreparedModel(self._prepared.model, mean, std, self._prepared.exact)
 
     # Target modes, as torchattacks names them.
     @property

@@ -97,12 +97,16 @@ void register_objects(py::module_& m) {
   py::class_<Prepared, std::shared_ptr<Prepared>>(m, "Prepared");
   m.def(
       "prepare",
-      [](const py::object& script, const std::string& name) {
+      [](const py::object& script, const std::string& name, bool exact) {
+        auto module = torch::jit::as_module(script);
+        if (!module) throw Error("sdsgsm: prepare takes a torch.jit.ScriptModule");
         auto p = std::make_shared<Prepared>();
-        p->classifier = classifier_of(script, name, torch::kCPU);
+        // exact: run as PyTorch runs the module (not frozen, its own layout), so that adversarials
+        // equal an eager loop's bit for bit; otherwise the fast path (frozen, channels-last).
+        p->classifier = wrap_script_module(module->clone(), name, ModelLoadOptions().set_exact(exact));
         return p;
       },
-      py::arg("script"), py::arg("name"));
+      py::arg("script"), py::arg("name"), py::arg("exact") = false);
   m.def("devices", [] {
     std::vector<std::string> out{"cpu"};
     if (torch::cuda::is_available()) out.emplace_back("cuda");

@@ -314,3 +314,24 @@ def test_adversarial_training_example_runs():
     assert all(math.isfinite(v) and v > 0 for v in losses)
     m = re.fullmatch(r"clean accuracy (\S+)%, PGD-2 accuracy (\S+)% \(eps 8/255, 256 test images\)", lines[2])
     assert m and all(0 <= float(v) <= 100 for v in m.groups())
+
+
+def test_exact_equals_an_eager_loop_bit_for_bit():
+    """exact=True runs the module as PyTorch does: BIM's adversarials equal an eager loop's."""
+    import torch.nn.functional as F
+    net = Net().eval()
+    x, y = data(n=8, size=16)
+    eps, alpha = 0.1, 0.02
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the attack's threads=1
+    try:
+        adv = x.clone()
+        for _ in range(5):
+            adv.requires_grad_(True)
+            grad = torch.autograd.grad(F.cross_entropy(net(adv), y), adv)[0]
+            adv = adv.detach() + alpha * grad.sign()
+            adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1)
+    finally:
+        torch.set_num_threads(threads)
+    ours = sdsgsm.BIM(net, eps=eps, alpha=alpha, steps=5, exact=True, threads=1)(x, y)
+    assert torch.equal(ours, adv)
