@@ -99,8 +99,8 @@ void register_commands(py::module_& m) {
   m.def(
       "tensor_source",
       [](const torch::Tensor& x, const torch::Tensor& y) {
-        check_device(x, "sdsgsm");
-        return Source{float_source(x.detach().cpu(), y.detach().cpu(), "sdsgsm")};
+        check_device(x, "the data x, y");
+        return Source{float_source(x.detach().cpu(), y.detach().cpu(), "the data x, y")};
       },
       py::arg("x"), py::arg("y"));
   m.def("robust", &robust, py::arg("model"), py::arg("model_name"), py::arg("data"), py::arg("eps"), py::arg("norm"),
