@@ -73,7 +73,8 @@ def attack(model, x, y, attack="sdsgsm", eps=8 / 255, **options):
     label, target, clean_pred, adv_pred, index, the metrics l2, linf, l0, ssim, psnr (float64), and
     the same for the adversarials rounded to 8-bit pixels (adv_pred_8bit, success_8bit, l2_8bit,
     ...); also summary (the figures of metrics.json: ASR, means, over the originally correct
-    images), config, warnings (the evaluation checks'), seconds and ddi_seconds.
+    images), report (the comparison table's row, for sdsgsm.compare), config, warnings (the
+    evaluation checks'), seconds and ddi_seconds.
 
     `attack` is one of attack_names(); options are the CLI's flags with '-' written '_' (see
     option_names(), and the list below, written from the options' declarations): the attack's
