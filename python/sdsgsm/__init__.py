@@ -6,6 +6,9 @@
     r = sdsgsm.attack(model, x, y, attack="sdsgsm", eps=8/255)
     r["adversarial"], r["success"], r["ssim"]
 
+    adv = sdsgsm.PGD(model, eps=8/255, alpha=2/255, steps=10)(x, y)   # torchattacks' shape
+    adv = sdsgsm.attacks.ddn(model, x, y, steps=100)                   # adversarial-library's
+
 Attacks and options are the command-line tool's (`sdsgsm attack --help`), with '-' written '_';
 the results equal `sdsgsm attack --model FILE` on the same images. Errors are `sdsgsm.Error` (a
 ValueError) with the tool's one-line message. The library is Debian's LibTorch, the one
@@ -17,9 +20,19 @@ import tempfile
 import torch  # first: loads the LibTorch the extension links, and torch's Python bindings
 
 from . import _sdsgsm
+from . import attacks
 from ._sdsgsm import Error
+from .attacks import *  # noqa: F401,F403 - the attack classes: sdsgsm.PGD, sdsgsm.BIM, ...
+from .commands import DataSource, batches, compare, open_data, report, robust, transfer
 
-__all__ = ["Error", "attack", "attack_names", "load_data", "load_model", "metrics", "option_names"]
+__all__ = ["DataSource", "Error", "attack", "attack_names", "attacks", "batches", "compare", "devices",
+           "load_data", "load_model", "metrics", "open_data", "option_names", "report", "robust", "transfer"] + list(attacks.CLASSES)
+
+
+def devices():
+    """The device types this build attacks on: "cpu", and "cuda" where its LibTorch has CUDA and
+    a GPU is present. Tensors on another device raise sdsgsm.Error."""
+    return _sdsgsm.devices()
 
 
 def attack_names():
@@ -44,49 +57,24 @@ def load_model(name_or_path):
     return module
 
 
-def load_data(path="data/cifar10", split="test", offset=0, count=-1):
-    """Images and labels as the CLI's --data reads them (a CIFAR-10 binary folder, one .bin file,
-    or a folder of class_name/*.png): (x float N x C x H x W in [0,1], y int64 N)."""
-    return _sdsgsm.load_data(os.fspath(path), split, offset, count)
-
-
-def _as_script_module(model, x):
-    """A ScriptModule as it is; a plain nn.Module scripted, else traced on one image in evaluation
-    mode (the module's own mode and parameters are left as they were)."""
-    if isinstance(model, torch.jit.ScriptModule):
-        return model
-    if not isinstance(model, torch.nn.Module):
-        raise Error(f"model must be a torch.nn.Module or a torch.jit.ScriptModule (got {type(model).__name__})")
-    try:
-        return torch.jit.script(model)
-    except Exception as e:  # noqa: BLE001 - any failure of the compiler: try tracing
-        script_error = _first_line(e)
-    training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            return torch.jit.trace(model, x[:1], check_trace=False)
-    except Exception as e:  # noqa: BLE001
-        trace_error = _first_line(e)
-    finally:
-        model.train(training)
-    raise Error(f"model {type(model).__name__} can be neither scripted (torch.jit.script: {script_error}) "
-                f"nor traced (torch.jit.trace: {trace_error}); pass a torch.jit.ScriptModule")
-
-
-def _first_line(e):
-    lines = [s for s in str(e).strip().splitlines() if s.strip()]
-    return lines[0].strip() if lines else type(e).__name__
+def load_data(path="data/cifar10", split="test", offset=0, count=-1, classes=None, resize=0, crop=0):
+    """Images and labels as the CLI's data flags read them (see open_data: a CIFAR-10 binary folder
+    or file, an image folder, a CSV list; classes, resize, crop), all at once: (x float N x C x H x W
+    in [0,1], y int64 N). For a large data set iterate over sdsgsm.batches(...) instead."""
+    source = open_data(path, split, offset, count, classes, resize, crop)
+    return source.read(0, len(source))
 
 
 def attack(model, x, y, attack="sdsgsm", eps=8 / 255, **options):
     """Attacks images x (float N x C x H x W in [0,1]) with labels y (int64 N) on `model` (a
-    torch.jit.ScriptModule; a plain nn.Module is scripted or traced first). Returns a dict of
+    torch.jit.ScriptModule; a plain nn.Module is scripted, else traced with the trace check on,
+    once per module object; every call attacks the module's current weights). Returns a dict of
     tensors, one row per image: adversarial (float32 N x C x H x W), success (bool), iterations,
     label, target, clean_pred, adv_pred, index, the metrics l2, linf, l0, ssim, psnr (float64), and
     the same for the adversarials rounded to 8-bit pixels (adv_pred_8bit, success_8bit, l2_8bit,
     ...); also summary (the figures of metrics.json: ASR, means, over the originally correct
-    images), config, warnings (the evaluation checks'), seconds and ddi_seconds.
+    images), report (the comparison table's row, for sdsgsm.compare), config, warnings (the
+    evaluation checks'), seconds and ddi_seconds.
 
     `attack` is one of attack_names(); options are the CLI's flags with '-' written '_' (see
     option_names(), and the list below, written from the options' declarations): the attack's
@@ -99,9 +87,9 @@ def attack(model, x, y, attack="sdsgsm", eps=8 / 255, **options):
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise Error(f"sdsgsm.attack: x and y must be tensors (got {type(x).__name__} and {type(y).__name__})")
     options = dict(options, eps=eps)
-    script = _as_script_module(model, x)
-    name = getattr(model, "_sdsgsm_name", None) or getattr(script, "original_name", type(model).__name__)
-    return _sdsgsm.attack(script, x, y, attack, name, options)
+    _sdsgsm.check_attack(attack, dict(options))
+    prepared = attacks._prepared_for(model, None, None)
+    return _sdsgsm.attack(prepared.handle_for(x), x, y, attack, prepared.name, options)
 
 
 attack.__doc__ += "\n    Attack options:\n" + "".join(

@@ -17,6 +17,8 @@
 #include "sdsgsm/metrics.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
+#include "sdsgsm/transfer.hpp"
+#include "objects.hpp"
 
 namespace py = pybind11;
 
@@ -195,21 +197,46 @@ class ThreadScope {
   int before_;
 };
 
-py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Tensor& y, const std::string& name,
-                const std::string& model_name, const py::dict& options) {
+/// The attack and the run's settings an attack call's options give, checked as the CLI checks them.
+std::pair<std::unique_ptr<Attack>, Settings> attack_of(const std::string& name, const py::dict& options) {
   Settings s = parse_options(options);
   // As the CLI: an attack takes its own default steps unless `steps` is given.
   if (!options.contains("steps")) s.attack.set_steps(attack_info(name).default_steps);
+  auto a = make_attack(name, s.attack, s.sd, s.mn);
+  return {std::move(a), std::move(s)};
+}
+
+/// `model` is a torch.jit.ScriptModule or a Prepared (objects.hpp). With `full`, the run as the
+/// CLI's (checks, metrics float and 8-bit, summary); without, the attack alone, on x's device
+/// (`sample_ids`, int64 N, seed the per-sample randomness instead of offset + 0..N-1).
+py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Tensor& y, const std::string& name,
+                const std::string& model_name, const py::dict& options, bool full, const py::object& sample_ids) {
   // The order of the CLI's checks: the attack and its options, then the model, then the images.
-  std::unique_ptr<Attack> a = make_attack(name, s.attack, s.sd, s.mn);
-  auto script = torch::jit::as_module(model);
-  if (!script) throw Error(fmt::format("model must be a torch.jit.ScriptModule (got {})", type_name(model)));
-  // A deep copy: the classifier puts its module in evaluation mode with frozen parameters, and the
-  // caller's module stays as it was.
-  std::shared_ptr<Classifier> classifier = wrap_script_module(script->clone(), model_name);
-  auto source = float_source(x.detach(), y.detach(), "sdsgsm.attack");
+  auto [a, s] = attack_of(name, options);
+  check_device(x, "sdsgsm.attack");
+  std::shared_ptr<Classifier> classifier = classifier_of(model, model_name, x.device());
+  if (!full) {
+    auto xf = x.detach().to(torch::kFloat32).contiguous();
+    auto yl = y.detach().to(x.device());
+    if (xf.dim() != 4 || yl.dim() != 1 || yl.size(0) != xf.size(0)) {
+      throw Error(fmt::format("sdsgsm.attack: x must be N x C x H x W and y N labels (got {} and {})",
+                              fmt::join(x.sizes(), " x "), fmt::join(y.sizes(), " x ")));
+    }
+    auto ids = sample_ids.is_none() ? torch::arange(s.run.first_index, s.run.first_index + xf.size(0), torch::kInt64)
+                                    : sample_ids.cast<torch::Tensor>().to(torch::kInt64).cpu();
+    if (ids.dim() != 1 || ids.size(0) != xf.size(0)) throw Error("sdsgsm.attack: sample_ids must hold one id per image");
+    AttackResult r;
+    {
+      py::gil_scoped_release no_gil;
+      ThreadScope threads(s.threads);
+      r = attack_only(*classifier, *a, xf, yl, ids, s.run.batch_size);
+    }
+    return result_dict(r);
+  }
+  auto source = float_source(x.detach().cpu(), y.detach().cpu(), "sdsgsm.attack");
   RunOptions run = s.run;
   run.keep_adversarial = true;
+  run.device = x.device();
   AttackRunResult r;
   {
     py::gil_scoped_release no_gil;
@@ -240,11 +267,47 @@ py::dict attack(const py::object& model, const torch::Tensor& x, const torch::Te
   out["ssim_8bit"] = r.ssim_8bit;
   out["psnr_8bit"] = r.psnr_8bit;
   out["summary"] = to_python(r.summary());
+  out["report"] = to_python(r.report());
   out["config"] = to_python(r.config);
   out["warnings"] = r.warnings;
   out["seconds"] = r.attack_seconds;
   out["ddi_seconds"] = r.allocation_seconds;
   return out;
+}
+
+/// sdsgsm.transfer: the attack on `source`, its adversarials evaluated on each (name, model) of
+/// `targets` (transfer.hpp's cells).
+py::dict transfer(const py::object& source, const std::string& source_name, const py::list& targets,
+                  const torch::Tensor& x, const torch::Tensor& y, const std::string& name, const py::dict& options) {
+  auto [a, s] = attack_of(name, options);
+  check_device(x, "sdsgsm.transfer");
+  auto src = classifier_of(source, source_name, x.device());
+  std::vector<std::pair<std::string, std::shared_ptr<Classifier>>> to;
+  for (const auto& t : targets) {
+    auto pair = t.cast<py::tuple>();
+    auto target_name = pair[0].cast<std::string>();
+    to.emplace_back(target_name, classifier_of(pair[1], target_name, x.device()));
+  }
+  auto data = float_source(x.detach().cpu(), y.detach().cpu(), "sdsgsm.transfer");
+  RunOptions run = s.run;
+  run.keep_adversarial = true;
+  run.device = x.device();
+  std::vector<TransferCell> cells;
+  {
+    py::gil_scoped_release no_gil;
+    ThreadScope threads(s.threads);
+    AttackRunResult r = run_attack(*src, *data, *a, run);
+    auto clean = x.detach().cpu().to(torch::kFloat32);
+    for (auto& [target_name, target] : to) {
+      cells.push_back(transfer_cell(r, clean, *target, source_name, target_name, run.batch_size, run.device));
+    }
+  }
+  py::list out;
+  for (const auto& c : cells) out.append(to_python(c.to_json()));
+  py::dict result;
+  result["cells"] = out;
+  result["table"] = transfer_tables(cells);
+  return result;
 }
 
 void check_pair(const torch::Tensor& x, const torch::Tensor& x_adv) {
@@ -311,7 +374,15 @@ PYBIND11_MODULE(_sdsgsm, m) {
   // sdsgsm::Error, the library's one-line messages, as sdsgsm.Error (a ValueError).
   py::register_exception<sdsgsm::Error>(m, "Error", PyExc_ValueError);
   m.def("attack", &attack, py::arg("model"), py::arg("x"), py::arg("y"), py::arg("attack"), py::arg("model_name"),
-        py::arg("options"));
+        py::arg("options"), py::arg("full") = true,
+        py::arg("sample_ids") = py::none());
+  m.def(
+      "check_attack", [](const std::string& name, const py::dict& options) { attack_of(name, options); },
+      py::arg("attack"), py::arg("options"));
+  m.def("transfer", &transfer, py::arg("source"), py::arg("source_name"), py::arg("targets"), py::arg("x"),
+        py::arg("y"), py::arg("attack"), py::arg("options"));
+  register_objects(m);
+  register_commands(m);
   m.def("metrics", &metrics, py::arg("x"), py::arg("x_adv"));
   m.def("model_file", &model_file, py::arg("name_or_path"), py::arg("dir"));
   m.def("load_data", &load_data, py::arg("path"), py::arg("split"), py::arg("offset"), py::arg("count"));

@@ -251,7 +251,7 @@ def test_plain_module_is_scripted_or_traced():
     traced = sdsgsm.attack(TraceOnly(), x, y, **options)
     assert torch.equal(traced["adversarial"], expected["adversarial"])  # the same weights (seed 0)
     with pytest.raises(sdsgsm.Error, match=r"^model Neither can be neither scripted \(torch.jit.script: .*\) "
-                                           r"nor traced \(torch.jit.trace: .*\); pass a torch.jit.ScriptModule$"):
+                                           r"nor traced \(torch.jit.trace with its check: .*\); pass a torch.jit.ScriptModule$"):
         sdsgsm.attack(Neither(), x, y, **options)
 
 
@@ -303,15 +303,14 @@ def test_the_gil_is_released_during_an_attack(model):
 
 
 def readme_block():
-    """The README's Python example (README.md once the section is merged, else the section file)."""
-    for path in (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "python", "README-section.md")):
+    """The README's Python example."""
+    for path in (os.path.join(ROOT, "README.md"),):
         with open(path) as f:
             text = f.read()
         m = re.search(r"<!-- python-example -->\s*```python\n(.*?)```", text, re.S)
         if m:
             return path, m.group(1)
-    pytest.fail("no Python example (a ```python block after <!-- python-example -->) in README.md or "
-                "python/README-section.md")
+    pytest.fail("no Python example (a ```python block after <!-- python-example -->) in README.md")
 
 
 def test_example_script_is_the_readme_example():

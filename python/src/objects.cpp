@@ -1,0 +1,117 @@
+// The model prepared once for the attack objects, and the attack without metrics (objects.hpp).
+#include "objects.hpp"
+
+#include <fmt/format.h>
+#include <pybind11/stl.h>
+#include <torch/csrc/jit/python/module_python.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include "sdsgsm/models.hpp"
+
+namespace py = pybind11;
+
+namespace sdsgsm::python {
+
+void check_device(const torch::Tensor& x, const std::string& what) {
+  const auto device = x.device();
+  if (device.is_cpu()) return;
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      throw Error(fmt::format("{}: the tensors are on {} but this sdsgsm library runs on the CPU only (its LibTorch "
+                              "has no CUDA); move them with .cpu()",
+                              what, device.str()));
+    }
+    return;
+  }
+  throw Error(fmt::format("{}: the tensors are on {}; sdsgsm runs on cpu{}", what, device.str(),
+                          torch::cuda::is_available() ? " and cuda" : " only"));
+}
+
+std::shared_ptr<Classifier> classifier_of(const py::object& model, const std::string& name,
+                                          const torch::Device& device) {
+  if (py::isinstance<Prepared>(model)) {
+    auto& p = model.cast<Prepared&>();
+    if (p.device != device) {
+      p.classifier->to(device);
+      p.device = device;
+    }
+    return p.classifier;
+  }
+  auto script = torch::jit::as_module(model);
+  if (!script) {
+    throw Error(fmt::format("model must be a torch.jit.ScriptModule (got {})",
+                            py::str(py::type::handle_of(model).attr("__name__")).cast<std::string>()));
+  }
+  // A deep copy: the classifier puts its module in evaluation mode with frozen parameters, and the
+  // caller's module stays as it was.
+  auto classifier = wrap_script_module(script->clone(), name);
+  if (!device.is_cpu()) classifier->to(device);
+  return classifier;
+}
+
+AttackResult attack_only(Classifier& model, const Attack& attack, const torch::Tensor& x, const torch::Tensor& y,
+                         const torch::Tensor& ids, int64_t batch_size) {
+  const int64_t n = x.size(0);
+  if (batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", batch_size));
+  std::vector<AttackResult> parts;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const int64_t end = std::min(n, start + batch_size);
+    parts.push_back(attack.run(model, x.slice(0, start, end), y.slice(0, start, end),
+                               ids.slice(0, start, end).to(x.device())));
+  }
+  if (parts.size() == 1) return std::move(parts[0]);
+  AttackResult r;
+  auto cat = [&](torch::Tensor AttackResult::*field) {
+    std::vector<torch::Tensor> ts;
+    for (const auto& p : parts) ts.push_back(p.*field);
+    r.*field = torch::cat(ts);
+  };
+  for (auto field : {&AttackResult::adversarial, &AttackResult::clean_pred, &AttackResult::adv_pred,
+                     &AttackResult::target, &AttackResult::success, &AttackResult::iterations,
+                     &AttackResult::forward_passes, &AttackResult::backward_passes}) {
+    cat(field);
+  }
+  for (const auto& p : parts) {
+    r.zero_gradient_samples += p.zero_gradient_samples;
+    r.allocation_seconds += p.allocation_seconds;
+  }
+  return r;
+}
+
+py::dict result_dict(const AttackResult& r) {
+  py::dict out;
+  out["adversarial"] = r.adversarial;
+  out["success"] = r.success;
+  out["iterations"] = r.iterations;
+  out["forward_passes"] = r.forward_passes;
+  out["backward_passes"] = r.backward_passes;
+  out["target"] = r.target;
+  out["clean_pred"] = r.clean_pred;
+  out["adv_pred"] = r.adv_pred;
+  out["zero_gradient_samples"] = r.zero_gradient_samples;
+  out["ddi_seconds"] = r.allocation_seconds;
+  return out;
+}
+
+void register_objects(py::module_& m) {
+  py::class_<Prepared, std::shared_ptr<Prepared>>(m, "Prepared");
+  m.def(
+      "prepare",
+      [](const py::object& script, const std::string& name, bool exact) {
+        auto module = torch::jit::as_module(script);
+        if (!module) throw Error("sdsgsm: prepare takes a torch.jit.ScriptModule");
+        auto p = std::make_shared<Prepared>();
+        // exact: run as PyTorch runs the module (not frozen, its own layout), so that adversarials
+        // equal an eager loop's bit for bit; otherwise the fast path (frozen, channels-last).
+        p->classifier = wrap_script_module(module->clone(), name, ModelLoadOptions().set_exact(exact));
+        return p;
+      },
+      py::arg("script"), py::arg("name"), py::arg("exact") = false);
+  m.def("devices", [] {
+    std::vector<std::string> out{"cpu"};
+    if (torch::cuda::is_available()) out.emplace_back("cuda");
+    return out;
+  });
+}
+
+}  // namespace sdsgsm::python

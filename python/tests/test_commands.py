@@ -1,0 +1,160 @@
+"""Tests of the CLI's commands from Python: data sources with the data flags and batches, robust
+accuracy (the CLI's figures on the same images; tensors, a path or a DataLoader), compare,
+transfer and the HTML report.
+
+    PYTHONPATH=build/python /usr/bin/python3 -m pytest python/tests/test_commands.py -q
+"""
+import csv
+import io
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import sdsgsm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.environ.get("SDSGSM_CLI", os.path.join(ROOT, "build", "sdsgsm"))
+DATA = os.environ.get("SDSGSM_TEST_DATA_DIR", os.path.join(ROOT, "data", "cifar10"))
+needs_data = pytest.mark.skipif(not os.path.exists(os.path.join(DATA, "test_batch.bin")),
+                                reason=f"no CIFAR-10 test batch in {DATA}")
+
+
+def cli(*args):
+    r = subprocess.run([CLI, "--threads", "1", "-q", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def cifar_records(offset, count):
+    raw = np.fromfile(os.path.join(DATA, "test_batch.bin"), dtype=np.uint8).reshape(-1, 3073)
+    rows = raw[offset:offset + count]
+    x = torch.from_numpy(rows[:, 1:].reshape(-1, 3, 32, 32).copy()).float().div(255)
+    return x, torch.from_numpy(rows[:, 0].astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def script_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("model") / "resnet20-script.pt")
+    cli("export", "--model", "resnet20", "--out", path)
+    return path
+
+
+class Net(nn.Module):
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                                  nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@needs_data
+def test_open_data_batches_and_load_data():
+    source = sdsgsm.open_data(DATA, offset=5, count=7)
+    assert len(source) == 7 and source.image_shape == (3, 32, 32) and len(source.classes) == 10
+    parts = list(sdsgsm.batches(DATA, batch_size=3, offset=5, count=7))
+    assert [b[0].shape[0] for b in parts] == [3, 3, 1]
+    ex, ey = cifar_records(5, 7)
+    assert torch.equal(torch.cat([b[0] for b in parts]), ex) and torch.equal(torch.cat([b[1] for b in parts]), ey)
+    x, y = sdsgsm.load_data(DATA, offset=5, count=7)
+    assert torch.equal(x, ex) and torch.equal(y, ey)
+    with pytest.raises(sdsgsm.Error, match=r"^--split must be test or train \(got 'val'\)$"):
+        sdsgsm.open_data(DATA, split="val")
+    with pytest.raises(sdsgsm.Error, match=r"^--resize must be >= 0"):
+        sdsgsm.open_data(DATA, resize=-1)
+    with pytest.raises(sdsgsm.Error, match=r"^--batch-size must be >= 1"):
+        next(sdsgsm.batches(DATA, batch_size=0, count=2))
+
+
+def test_image_folder_with_classes_resize_and_crop(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / "images" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(tmp_path / "images" / cls / f"{i}.png")
+    names = tmp_path / "classes.txt"
+    names.write_text("airplane\ndog\ncat\n")
+    x, y = sdsgsm.load_data(tmp_path / "images", classes=names, resize=20, crop=16)
+    assert x.shape == (4, 3, 16, 16) and sorted(y.tolist()) == [1, 1, 2, 2]
+    assert sdsgsm.open_data(tmp_path / "images", classes=names).classes == ["airplane", "dog", "cat"]
+    x, y = sdsgsm.load_data(tmp_path / "images")
+    assert x.shape == (4, 3, 40, 60) and sorted(y.tolist()) == [0, 0, 1, 1]
+
+
+@needs_data
+def test_robust_equals_the_cli(script_file, tmp_path):
+    """The CLI's robust accuracy, per-image outcome and checks on the same model and images, from
+    tensors, from the data path and from a DataLoader."""
+    flags = dict(steps=4, queries=30, check_count=4, seed=1, batch_size=8)
+    out = tmp_path / "robust"
+    cli("robust", "--model", script_file, "--data", DATA, "--count", "10", "--steps", "4", "--queries", "30",
+        "--check-count", "4", "--seed", "1", "--batch-size", "8", "--out", str(out))
+    with open(out / "robust.json") as f:
+        expected = json.load(f)
+    with open(out / "robust.csv") as f:
+        rows = list(csv.DictReader(f))
+    model = sdsgsm.load_model(script_file)
+    x, y = cifar_records(0, 10)
+    r = sdsgsm.robust(model, x, y, threads=1, **flags)
+    assert r.images == 10
+    assert r.robust_accuracy == expected["robust_accuracy"] and r.clean_accuracy == expected["clean_accuracy"]
+    assert list(csv.DictReader(io.StringIO(r.csv))) == rows
+    assert r.stage_names == ["apgd-ce", "apgd-t", "square"]
+    assert int((r.fooled_by == len(r.stage_names)).sum()) == round(r.robust_accuracy * 10)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=3)
+    assert sdsgsm.robust(model, loader, threads=1, **flags).csv == r.csv
+    assert sdsgsm.robust(model, sdsgsm.open_data(DATA, count=10), threads=1, **flags).csv == r.csv
+    assert "Robust accuracy" in repr(r)
+    with pytest.raises(sdsgsm.Error, match="labels y"):
+        sdsgsm.robust(model, x)
+    with pytest.raises(sdsgsm.Error, match="--steps"):
+        sdsgsm.robust(model, x, y, steps=0)
+
+
+def test_compare_and_transfer():
+    x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    a, b = Net(0).eval(), Net(1).eval()
+    with torch.no_grad():
+        y = a(x).argmax(1)  # every image correct on the source
+    options = dict(eps=0.3, alpha=0.1, steps=3, threads=1)
+    c = sdsgsm.compare(a, x, y, attacks=("fgsm", "ifgsm"), **options)
+    assert set(c.results) == {"fgsm", "ifgsm"}
+    one = sdsgsm.attack(a, x, y, attack="ifgsm", **options)
+    asr = one["summary"]["float"]["asr"]
+    assert asr > 0.5
+    assert f"| ifgsm | {asr:.2%} |" in c.table and "| fgsm | " in c.table
+    assert torch.equal(c.results["ifgsm"]["adversarial"], one["adversarial"])
+    t = sdsgsm.transfer(a, {"same": a, "other": b}, x, y, attack="ifgsm", **options)
+    cells = {cell["target"]: cell for cell in t.cells}
+    # The cell by its definition: fooled on the source, correct on the target clean, fooled there too.
+    adv = one["adversarial"]
+    with torch.no_grad():
+        correct_b = b(x).argmax(1) == y
+        fools_b = b(adv).argmax(1) != y
+    counted = one["success"] & correct_b
+    assert cells["other"]["counted"] == int(counted.sum()) and cells["other"]["fooled"] == int((counted & fools_b).sum())
+    assert cells["same"]["counted"] == int(one["success"].sum()) == cells["same"]["fooled"] > 0
+    assert "same" in t.table and "other" in t.table
+
+
+@needs_data
+def test_report_of_a_run_folder(script_file, tmp_path):
+    run = tmp_path / "run"
+    cli("attack", "--model", script_file, "--data", DATA, "--count", "4", "--attack", "fgsm", "--sheet", "0",
+        "--out", str(run))
+    cli("report", str(run), "--no-model", "--out", str(tmp_path / "cli.html"))
+    rep = sdsgsm.report(run, model=False)
+    assert rep._repr_html_() == rep.html and "<html" in rep.html.lower()
+    assert rep.html == (tmp_path / "cli.html").read_text()
+    rep.save(tmp_path / "py.html")
+    assert (tmp_path / "py.html").read_text() == rep.html
+    with pytest.raises(sdsgsm.Error):
+        sdsgsm.report(tmp_path / "missing")
