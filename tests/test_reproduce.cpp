@@ -3,8 +3,10 @@
 // options' checks. And the regimes' one mapping (regime.hpp).
 #include <gtest/gtest.h>
 
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/regime.hpp"
 #include "sdsgsm/reproduce_plan.hpp"
+#include "sdsgsm/reproduce_section.hpp"
 #include "sdsgsm/reproduce_tables.hpp"
 #include "sdsgsm/sweep.hpp"
 #include "test_util.hpp"
@@ -128,6 +130,40 @@ TEST(ReproducePlan, BadOptionsFailNamingTheirFlagBeforeAnythingRuns) {
   o = ReproduceOptions();
   o.models.clear();
   EXPECT_TRUE(sdsgsm_test::Contains(message(o), "--models names no model"));
+}
+
+TEST(ReproduceSection, TheFrontierSectionCarriesItsTableAndNamesItsFile) {
+  FrontierPoint p;
+  p.attack = "ifgsm";
+  p.label = "I-FGSM";
+  p.setting = "alpha 2/255";
+  p.images = 5;
+  p.scored = 4;
+  p.passes = 10.5;
+  p.forward_passes = 5.5;
+  p.backward_passes = 5;
+  p.asr_8bit = 0.75;
+  p.fooled_8bit = 3;
+  p.l2_8bit_median = 0.5;
+  p.l2_8bit_mean = 0.6;
+  p.ssim_8bit_median = 0.99;
+  const std::string table = frontier_markdown({p});
+  EXPECT_TRUE(sdsgsm_test::Contains(table, "| I-FGSM | alpha 2/255 | 10.5 | 5.5 / 5.0 | 75.0% (3/4) | 0.500 | 0.600 | 0.9900 |"));
+  const std::string csv = frontier_csv({p});
+  EXPECT_EQ(csv.substr(csv.find('\n') + 1), "ifgsm,\"I-FGSM\",10.5000,5.5000,5.0000,0.750000,3,4,0.500000,0.600000,0.990000\n");
+  const std::string md = reproduce_frontier_section("/models/net.pt", 4, table);
+  EXPECT_EQ(md.rfind("### The saved adversarial: 8-bit l2 against model passes (4 images)", 0), 0u);
+  EXPECT_TRUE(sdsgsm_test::Contains(md, "In _models_net_pt/frontier.csv."));
+  EXPECT_TRUE(sdsgsm_test::Contains(md, table));
+}
+
+TEST(ReproduceSection, TheTransferAndRobustSectionsWrapTheirTables) {
+  const std::string md = reproduce_transfer_section(8, "8/255", "\nTABLES\n");
+  EXPECT_EQ(md.rfind("## Transfer between models (8 images, eps 8/255)\n", 0), 0u);
+  EXPECT_TRUE(sdsgsm_test::Contains(md, "\nTABLES\n"));
+  EXPECT_EQ(reproduce_robust_title(1000), "### Robust accuracy under the ensemble (APGD-CE, APGD-T, Square 1000 queries)");
+  EXPECT_TRUE(sdsgsm_test::Contains(reproduce_robust_section("T", "resnet20-at", 200, "8/255", 100, 1000),
+                                    "On the first 200 images at eps 8/255: APGD 100 steps"));
 }
 
 TEST(Regime, OneMappingOfKeysToWords) {
