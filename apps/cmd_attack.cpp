@@ -4,10 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/compare.hpp"
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/distributed.hpp"
 #include "sdsgsm/eps_runs.hpp"
 #include "sdsgsm/report.hpp"
+#include "sdsgsm/run_info.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 #include "sdsgsm/tables.hpp"
@@ -115,14 +117,7 @@ Prepared prepare(const AttackFlags& f, const Common& common) {
   p.model->to(p.run.device);
   p.data_options = data_options(f.data_flags, *p.model, p.run.device);
   p.data = open_image_source(f.data, to_split(f.split), f.offset, f.count, p.data_options);
-  p.info["model"] = p.model->name();
-  p.info["model_kind"] = p.model->kind();
-  p.info["data"] = p.data->source();
-  p.info["split"] = f.split;
-  p.info["offset"] = f.offset;
-  p.info["count"] = p.data->size();
-  p.info["batch_size"] = f.batch;
-  p.info["version"] = version_string();
+  p.info = run_info(*p.model, *p.data, f.split, f.offset, f.batch);
   record_data_flags(p.info, f.data_flags, p.data->classes());
   p.fingerprint = p.info;
   p.fingerprint["model_md5"] = model_checksum(f.model);
@@ -140,22 +135,6 @@ RunOutput run_output(const Prepared& p, const AttackFlags& f, const Attack& atta
   out.adversarial = !f.no_adversarial;
   out.sheet = f.sheet;
   return out;
-}
-
-/// curves.csv/json and paired.csv/json of a comparison (sdsgsm/curves.hpp); returns the paired
-/// table as a markdown section.
-std::string comparison_figures(const fs::path& dir, const std::vector<AttackRunResult>& results, uint64_t seed,
-                               const std::vector<EpsCurve>& eps) {
-  std::vector<std::string> labels;
-  std::vector<const AttackRunResult*> runs;
-  for (const auto& r : results) {
-    labels.push_back(r.attack);
-    runs.push_back(&r);
-  }
-  BootstrapOptions b;
-  b.seed = seed;
-  return fmt::format("\nPaired l2 per image (over the images both attacks fool; bootstrap {} resamples, seed {}):\n\n{}",
-                     b.resamples, b.seed, write_comparison_figures(dir, labels, runs, eps, b));
 }
 
 }  // namespace
@@ -228,79 +207,48 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
                   "per eps, as Foolbox's epsilons): the ASR-against-eps curves in curves.csv/json");
   cmp->callback([&run, &common, fc, names] {
     run = [&common, fc, names] {
-      std::vector<std::unique_ptr<Attack>> attacks;
+      CompareJob job;
       // The shared options (eps, early stop, ...); each attack takes its own default steps.
-      AttackOptions o = to_options(*fc, kIfgsm);
+      const AttackOptions o = to_options(*fc, kIfgsm);
       const MinNormOptions mn = to_minnorm_options(*fc);
-      std::vector<double> epsilons;
       for (const auto& e : split_list(fc->epsilons)) {
-        epsilons.push_back(parse_number(e, "--epsilons"));
-        AttackOptions(o).set_eps(epsilons.back()).validate();
+        job.epsilons.push_back(parse_number(e, "--epsilons"));
+        AttackOptions(o).set_eps(job.epsilons.back()).validate();
       }
-      const auto items = split_list(*names);
-      for (const auto& item : items) {
-        attacks.push_back(make_attack(item, to_options(*fc, item), fc->sd, mn));
-        for (size_t i = 0; i + 1 < attacks.size(); ++i) {
-          if (attacks[i]->name() == attacks.back()->name()) {
-            throw Error(fmt::format("--attacks lists '{}' twice", attacks.back()->name()));
+      for (const auto& item : split_list(*names)) {
+        CompareAttack a;
+        a.attack = make_attack(item, to_options(*fc, item), fc->sd, mn);
+        for (const auto& b : job.attacks) {
+          if (b.attack->name() == a.attack->name()) {
+            throw Error(fmt::format("--attacks lists '{}' twice", a.attack->name()));
           }
         }
+        if (bounded(*a.attack)) {
+          a.curve_at = [item, oi = to_options(*fc, item), fc](double e) { return at_eps(item, oi, *fc, e); };
+          a.min_eps_at = [item, o, fc](double e) { return at_eps(item, o, *fc, e); };
+        }
+        job.attacks.push_back(std::move(a));
       }
-      if (attacks.empty()) throw Error("--attacks names no attack");
+      if (job.attacks.empty()) throw Error("--attacks names no attack");
       Prepared p = prepare(*fc, common);
-      nlohmann::json fp = p.fingerprint;
-      for (const auto& a : attacks) fp["attacks"].push_back(a->config());
-      PartialFolder folder(fc->out, fp, fc->resume, fc->restart);
-      std::vector<nlohmann::json> reports;
-      std::vector<AttackRunResult> results;
-      for (const auto& a : attacks) {
-        RunOutput out = run_output(p, *fc, *a, folder.work() / a->name());
-        AttackRunResult r = run_attack(*p.model, *p.data, *a, p.run, &out);
-        if (dist::is_root()) {
-          reports.push_back(r.report());
-          results.push_back(std::move(r));
-        }
-      }
-      std::string report;
-      std::vector<EpsCurve> curves;
-      nlohmann::json min_eps = nlohmann::json::object();
-      if (!epsilons.empty() || fc->min_eps) {
-        // The eps runs are collective under mpirun (every rank attacks its batches); the minimal
-        // eps search runs on rank 0 alone, which holds every result.
-        Dataset d = open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count, p.data_options);
-        for (size_t i = 0; i < attacks.size(); ++i) {
-          if (!bounded(*attacks[i])) continue;
-          if (!epsilons.empty()) {
-            const AttackOptions oi = to_options(*fc, items[i]);
-            curves.push_back(run_eps_curve(*p.model, d, attacks[i]->name(), epsilons,
-                                           [&](double e) { return at_eps(items[i], oi, *fc, e); }, p.run));
-          }
-          if (fc->min_eps && dist::is_root()) {
-            min_eps[attacks[i]->name()] =
-                write_min_eps(*p.model, d, items[i], o, *fc, results[i], folder.work() / attacks[i]->name(), p.run);
-          }
-        }
-        if (fc->min_eps && dist::is_root()) write_file_atomic(folder.work() / "min_eps.json", min_eps.dump(2) + "\n");
-      }
-      if (dist::is_root()) {
-        std::string table = comparison_markdown(reports);
-        nlohmann::json j = p.info;
-        j["attack_options"] = o.to_json();
-        j["results"] = reports;
-        j["ranks"] = dist::size();
-        j["threads_per_rank"] = torch::get_num_threads();
-        write_file_atomic(folder.work() / "compare.json", j.dump(2) + "\n");
-        std::string header = fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n",
-                                         p.model->name(), p.data->size(), p.data->source(), o.eps,
-                                         fc->attack.steps == AttackFlags::kAttackDefault ? std::string("each attack's own")
-                                                                                  : std::to_string(fc->attack.steps),
-                                         o.early_stop ? (*o.early_stop ? "on" : "off") : "per attack");
-        const std::string paired = comparison_figures(folder.work(), results, fc->attack.seed, curves);
-        write_file_atomic(folder.work() / "compare.md", header + table + paired);
-        write_folder_report(folder.work());
-        report = header + table + paired + "\n";
-      }
-      folder.commit();
+      job.model = p.model.get();
+      job.data = p.data.get();
+      job.dataset = [&] { return open_dataset(fc->data, to_split(fc->split), fc->offset, fc->count, p.data_options); };
+      job.run = p.run;
+      job.info = p.info;
+      job.fingerprint = p.fingerprint;
+      job.shared = o;
+      job.steps = fc->attack.steps == AttackFlags::kAttackDefault ? std::string("each attack's own")
+                                                                  : std::to_string(fc->attack.steps);
+      job.min_eps = fc->min_eps;
+      job.min_eps_rounds = fc->min_eps_rounds;
+      job.seed = fc->attack.seed;
+      job.out = fc->out;
+      job.resume = fc->resume;
+      job.restart = fc->restart;
+      job.adversarial = !fc->no_adversarial;
+      job.sheet = fc->sheet;
+      const std::string report = run_compare(job);
       if (dist::is_root()) fmt::print("{}wrote {}\n", report, fc->out);
     };
   });

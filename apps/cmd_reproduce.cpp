@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "commands.hpp"
 #include "sdsgsm/models.hpp"
@@ -23,12 +24,14 @@ void add_reproduce_command(CLI::App& app, Common& common, Runner& run) {
       "Writes results.md and results.json\n"
       "(tables, ablation, paired statistics), curves.csv/json and paired.csv/json per model, and each\n"
       "run's full outputs to --out.");
-  // The list flags as given (comma-separated); the rest straight into ReproduceOptions.
+  // The list flags as given (comma-separated), their defaults ReproduceOptions' own; the rest
+  // straight into ReproduceOptions.
   struct Opts {
     ReproduceOptions r;
-    std::string models = "resnet20,vgg7bn", out = "runs/reproduce", eps_list = "1/255,2/255,4/255,8/255,16/255";
-    std::string min_norm = "deepfool,cw,ddn,fmn-l2,fmn-linf", tuned;
-    std::string defended = "resnet20-at", transfer = "fgsm,ifgsm,mifgsm,nifgsm,pgd,sdsgsm";
+    std::string models = joined(r.models), out = r.out.string(), eps_list = joined(r.eps_list);
+    std::string min_norm = joined(r.min_norm), tuned = joined(r.tuned);
+    std::string defended = joined(r.defended), transfer = joined(r.transfer);
+    static std::string joined(const std::vector<std::string>& items) { return fmt::format("{}", fmt::join(items, ",")); }
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--models", o->models, "Comma-separated models")->capture_default_str();

@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/run_info.hpp"
 #include "sdsgsm/run_folder.hpp"
 
 namespace sdsgsm::cli {
@@ -64,9 +65,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       model->to(r.device);
       auto data = open_image_source(o->data, to_split(o->split), o->offset, o->count,
                                     data_options(o->data_flags, *model, r.device));
-      nlohmann::json info = {{"model", model->name()}, {"model_kind", model->kind()}, {"data", data->source()},
-                             {"split", o->split},      {"offset", o->offset},         {"count", data->size()},
-                             {"batch_size", o->batch}, {"version", version_string()}};
+      nlohmann::json info = run_info(*model, *data, o->split, o->offset, o->batch);
       record_data_flags(info, o->data_flags, data->classes());
       nlohmann::json fingerprint = info;
       fingerprint["model_md5"] = model_checksum(o->model);

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/sweep.hpp"
 
 namespace sdsgsm::cli {

@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "sdsgsm/run_folder.hpp"
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/transfer.hpp"
 
 namespace sdsgsm::cli {

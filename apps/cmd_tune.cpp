@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/tuning.hpp"
 
 namespace sdsgsm::cli {

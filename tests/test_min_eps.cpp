@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "sdsgsm/min_eps.hpp"
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/tuning.hpp"
 #include "test_attacks_util.hpp"
 #include "test_util.hpp"

@@ -10,6 +10,7 @@
 #include "sdsgsm/robust.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/transfer.hpp"
 #include "test_attacks_util.hpp"
 #include "test_util.hpp"

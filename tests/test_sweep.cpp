@@ -4,6 +4,7 @@
 
 #include "sdsgsm/reproduce.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/sweep.hpp"
 #include "sdsgsm/tuning.hpp"
 #include "test_attacks_util.hpp"

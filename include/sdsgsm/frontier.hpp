@@ -53,10 +53,4 @@ struct FrontierOptions {
 std::vector<FrontierPoint> run_frontier(Classifier& model, const FrontierOptions& o, double tuned_ifgsm_alpha,
                                         const std::function<void(const FrontierPoint&)>& on_point = {});
 
-/// The frontier as a Markdown table, by attack and budget.
-std::string frontier_markdown(const std::vector<FrontierPoint>& points);
-
-/// frontier.csv content.
-std::string frontier_csv(const std::vector<FrontierPoint>& points);
-
 }  // namespace sdsgsm

@@ -91,10 +91,9 @@ std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const Sw
 /// grid order), optionally among rows whose DDI costs no more than their iterations; -1: none.
 int64_t choose_row(const std::vector<SweepRow>& rows, bool within_cost);
 
-/// The sweep's report: the DDI cost per window grid, the chosen settings, and every row sorted
-/// by the rule, as markdown.
-std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::string& command,
-                           const std::string& asr_basis = "both");
+/// The rows' indices in the rule's order: those meeting the ASR bound first, then by SSIM
+/// (highest first; ties: lower l2, then grid order).
+std::vector<size_t> rule_order(const std::vector<SweepRow>& rows);
 
 /// Whether a summary meets the ASR bound on the given basis (float, 8bit or both).
 bool meets_asr(const nlohmann::json& summary, double min_asr, const std::string& basis);

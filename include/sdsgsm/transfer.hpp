@@ -33,7 +33,4 @@ TransferCell transfer_cell(const AttackRunResult& run, const torch::Tensor& clea
                            const std::string& source, const std::string& target_name, int64_t batch_size,
                            const torch::Device& device = torch::kCPU);
 
-/// The matrices as markdown: one table per attack, sources as rows, targets as columns.
-std::string transfer_tables(const std::vector<TransferCell>& cells);
-
 }  // namespace sdsgsm

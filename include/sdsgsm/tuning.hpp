@@ -49,10 +49,6 @@ nlohmann::json run_tuning(Classifier& model, const Dataset& data, const TuningOp
                           const std::function<void(const std::string& regime, const TuningItem& item,
                                                    const SweepRow& row, size_t index, size_t total)>& on_row = {});
 
-/// tuning.md: per regime, the chosen settings of every attack and its tuning-split figures, then
-/// each attack's rows in the rule's order.
-std::string tuning_markdown(const nlohmann::json& tuned, const std::string& command);
-
 /// The attack a chosen row of tuned.json describes, at the eps and steps of `base`.
 std::unique_ptr<Attack> make_tuned_attack(const nlohmann::json& row, const AttackOptions& base);
 

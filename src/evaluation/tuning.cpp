@@ -1,7 +1,9 @@
 // Tuning every attack of a comparison by one rule (include/sdsgsm/tuning.hpp).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "sdsgsm/models.hpp"
+#include "sdsgsm/regime.hpp"
 #include "sdsgsm/tuning.hpp"
 
 namespace sdsgsm {
@@ -50,7 +52,11 @@ std::vector<TuningItem> tuning_plan() {
   return plan;
 }
 
-std::vector<std::string> tuning_regimes() { return {"fixed", "early_stop"}; }
+std::vector<std::string> tuning_regimes() {
+  std::vector<std::string> keys;
+  for (const Regime& r : budget_regimes()) keys.push_back(r.key);
+  return keys;
+}
 
 nlohmann::json run_tuning(Classifier& model, const Dataset& data, const TuningOptions& options,
                           const std::function<void(const std::string&, const TuningItem&, const SweepRow&, size_t,
@@ -62,7 +68,10 @@ nlohmann::json run_tuning(Classifier& model, const Dataset& data, const TuningOp
     if (!known) throw Error(fmt::format("--only: no attack '{}' in the tuning plan", k));
   }
   for (const auto& r : options.regimes) {
-    if (r != "fixed" && r != "early_stop") throw Error(fmt::format("--regimes: '{}' is not fixed or early_stop", r));
+    const auto known = tuning_regimes();
+    if (std::find(known.begin(), known.end(), r) == known.end()) {
+      throw Error(fmt::format("--regimes: '{}' is not {}", r, fmt::join(known, " or ")));
+    }
   }
   nlohmann::json out;
   for (const auto& item : plan) {
@@ -80,7 +89,8 @@ nlohmann::json run_tuning(Classifier& model, const Dataset& data, const TuningOp
       so.attack = options.attack;
       so.attack.alpha.reset();
       so.attack.decay.reset();
-      so.attack.set_early_stop(regime == "early_stop").set_early_stop_8bit(regime == "early_stop");
+      const bool es = regime_of(regime).early_stop;
+      so.attack.set_early_stop(es).set_early_stop_8bit(es);
       so.run = options.run;
       so.min_asr = options.min_asr;
       so.asr_basis = options.asr_basis;
@@ -95,60 +105,6 @@ nlohmann::json run_tuning(Classifier& model, const Dataset& data, const TuningOp
     }
   }
   return out;
-}
-
-std::string tuning_markdown(const nlohmann::json& tuned, const std::string& command) {
-  std::string md = fmt::format(
-      "# Tuning every attack by one rule\n\nCommand: `{}`\n\nRule: ASR >= 99.9% on the tuning images, float and after "
-      "rounding to 8-bit pixels, then the highest mean SSIM (ties: lower l2). Every attack: the same images, eps and "
-      "iterations; alpha = eps / steps x step factor. Regimes: **fixed** (all steps) and **early stop** (a sample stops "
-      "at its first success that survives 8-bit rounding).\n\n",
-      command);
-  const auto plan = tuning_plan();
-  const nlohmann::json none = nlohmann::json::object();
-  const auto& regimes = tuned.contains("regimes") ? tuned["regimes"] : none;
-  for (const auto& regime : tuning_regimes()) {
-    if (!regimes.contains(regime)) continue;
-    const auto& chosen = regimes[regime];
-    md += fmt::format("## {}\n\n| attack | chosen | ASR | ASR 8-bit | l2 | SSIM | iters | configurations |\n"
-                      "|---|---|---|---|---|---|---|---|\n",
-                      regime == "fixed" ? "Fixed iterations" : "Early stop");
-    for (const auto& item : plan) {
-      if (!chosen.contains(item.key)) continue;
-      const auto& rows = tuned["rows"][regime][item.key];
-      const auto& c = chosen[item.key];
-      if (c.is_null()) {
-        md += fmt::format("| {} | none meets the ASR bound | | | | | | {} |\n", item.label, rows.size());
-        continue;
-      }
-      const auto& s = c["summary"];
-      md += fmt::format("| {} | {} | {:.2f}% | {:.2f}% | {:.3f} | {:.4f} | {:.2f} | {} |\n", item.label,
-                        SweepRow::from_json(c).describe(), 100 * s["float"]["asr"].get<double>(),
-                        100 * s["rounded_8bit"]["asr"].get<double>(), s["float"]["l2_mean"].get<double>(),
-                        s["float"]["ssim_mean"].get<double>(), s["iterations_mean"].get<double>(), rows.size());
-    }
-    md += "\n";
-  }
-  md += "## Every configuration\n\n";
-  const auto& all_rows = tuned.contains("rows") ? tuned["rows"] : none;
-  for (const auto& regime : tuning_regimes()) {
-    if (!all_rows.contains(regime)) continue;
-    const auto& by_key = all_rows[regime];
-    for (const auto& item : plan) {
-      if (!by_key.contains(item.key)) continue;
-      md += fmt::format("### {}, {}\n\n| settings | ASR | ASR 8-bit | l2 | SSIM | iters |\n|---|---|---|---|---|---|\n",
-                        item.label, regime == "fixed" ? "fixed iterations" : "early stop");
-      for (const auto& r : by_key[item.key]) {
-        const auto& s = r["summary"];
-        md += fmt::format("| {} | {:.2f}% | {:.2f}% | {:.3f} | {:.4f} | {:.2f} |\n", SweepRow::from_json(r).describe(),
-                          100 * s["float"]["asr"].get<double>(), 100 * s["rounded_8bit"]["asr"].get<double>(),
-                          s["float"]["l2_mean"].get<double>(), s["float"]["ssim_mean"].get<double>(),
-                          s["iterations_mean"].get<double>());
-      }
-      md += "\n";
-    }
-  }
-  return md;
 }
 
 std::unique_ptr<Attack> make_tuned_attack(const nlohmann::json& row, const AttackOptions& base) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "sdsgsm/attacks.hpp"
+#include "sdsgsm/regime.hpp"
 #include "sdsgsm/reproduce_tables.hpp"
 
 namespace sdsgsm {
@@ -20,8 +21,9 @@ std::string reproduce_folder_name(std::string text) {
 std::string reproduce_run_name(const nlohmann::json& row) {
   const std::string regime = row.value("regime", std::string());
   const std::string label = row.at("label").get<std::string>();
-  if (regime == "fixed") return "fixed: " + label;
-  if (regime == "early_stop") return "early stop: " + label;
+  for (const Regime& r : budget_regimes()) {
+    if (regime == r.key) return r.run_name(label);
+  }
   return label;
 }
 
@@ -61,15 +63,15 @@ std::string ablation_table(const std::vector<nlohmann::json>& rows, const std::v
       "### Ablation (tuned attacks)\n\n| regime | variant | allocation M | direction | ASR | ASR 8-bit | l2 | l2 8-bit | "
       "SSIM | iters |\n|---|---|---|---|---|---|---|---|---|---|\n";
   bool any = false;
-  for (const std::string regime : {"fixed", "early_stop"}) {
+  for (const Regime& regime : budget_regimes()) {
     for (const auto& [key, m, dir] : order) {
       for (size_t i = 0; i < rows.size() && i < ids.size(); ++i) {
-        if (ids[i] != regime + "/tuned/" + key) continue;
+        if (ids[i] != std::string(regime.key) + "/tuned/" + key) continue;
         const auto& s = rows[i];
         const std::string label = s["label"].get<std::string>();
         any = true;
         out += fmt::format("| {} | {} | {} | {} | {:.2f}% | {:.2f}% | {:.3f} | {:.3f} | {:.4f} | {:.2f} |\n",
-                           regime == "fixed" ? "fixed" : "early stop", label, m, dir,
+                           regime.name, label, m, dir,
                            100 * s["float"]["asr"].get<double>(), 100 * s["rounded_8bit"]["asr"].get<double>(),
                            s["float"]["l2_mean"].get<double>(), s["rounded_8bit"]["l2_mean"].get<double>(),
                            s["float"]["ssim_mean"].get<double>(), s["iterations_mean"].get<double>());

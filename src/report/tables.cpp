@@ -26,4 +26,10 @@ std::string comparison_markdown(const std::vector<nlohmann::json>& reports) {
   return out;
 }
 
+std::string comparison_heading(const std::string& model, int64_t images, const std::string& source, double eps,
+                               const std::string& steps, const std::optional<bool>& early_stop) {
+  return fmt::format("{} on {} images of {} (eps {:.5f}, {} steps, early stop {}):\n\n", model, images, source, eps,
+                     steps, early_stop ? (*early_stop ? "on" : "off") : "per attack");
+}
+
 }  // namespace sdsgsm
