@@ -1,4 +1,5 @@
 // The attack and compare commands end to end on a small synthetic data set and model.
+#include <cmath>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -178,6 +179,85 @@ TEST(CliAttack, InvalidOptionsFailWithOneLineAndNoOutput) {
   sdsgsm_test::write_bytes(f.dir / "mine" / "keep.txt", "precious");
   expect_one_line_error(f.run("attack " + f.common() + "--out " + (f.dir / "mine").string()), "refusing");
   EXPECT_TRUE(fs::exists(f.dir / "mine" / "keep.txt"));
+}
+
+// A source smaller than a command's default --count is taken whole; an explicit --count beyond it
+// stays an error; the default attack is SD-SGSM, as in Python.
+TEST(CliAttack, DefaultCountTakesASmallerSourceWholeAndTheDefaultAttackIsSdsgsm) {
+  Fixture f;
+  const std::string model_data = "--model " + f.model.string() + " --data " + f.data.string() + " ";
+  auto r = f.run("attack --steps 2 --batch-size 5 " + model_data + "--out " + (f.dir / "all").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "all" / "metrics.json"));
+  EXPECT_EQ(m["count"], 12);
+  EXPECT_EQ(m["summary"]["images"], 12);
+  EXPECT_EQ(m["attack_config"]["attack"], "sdsgsm");
+  // From an offset: the images after it.
+  r = f.run("attack --attack fgsm --offset 4 " + model_data + "--out " + (f.dir / "rest").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "rest" / "metrics.json"))["count"], 8);
+  // Another command with a default --count (saliency's 16): the same rule.
+  r = f.run("saliency " + model_data + "--out " + (f.dir / "sal").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "sal" / "saliency.json"))["count"], 12);
+  // Asked for explicitly, more than the source holds, or none: one line, no output.
+  expect_one_line_error(f.run("attack --count 13 " + model_data + "--out " + (f.dir / "bad").string()),
+                        "asked for 13 images from offset 0, but '" + f.data.string() + "' holds 12 images");
+  expect_one_line_error(f.run("attack --count 0 " + model_data + "--out " + (f.dir / "bad").string()),
+                        "--count must be >= 1 (got 0)");
+  expect_one_line_error(f.run("transfer --count 0 --models " + f.model.string() + " --data " + f.data.string() +
+                              " --out " + (f.dir / "bad").string()),
+                        "--count must be >= 1 (got 0)");
+  EXPECT_FALSE(fs::exists(f.dir / "bad"));
+  EXPECT_TRUE(Contains(f.run("attack --help").out, "--count INT=1000"));
+  EXPECT_TRUE(Contains(f.run("attack --help").out, "--attack TEXT=sdsgsm"));
+}
+
+// A model that classifies none of the images correctly: ASR, distances and SSIM are n/a in print
+// and null in metrics.json (never 0), with one warning line.
+TEST(CliAttack, NoCorrectImageGivesNotApplicableAndAWarning) {
+  Fixture f;
+  // The same images, each labelled with a class the model does not predict for it.
+  auto model = load_classifier(f.model.string());
+  Dataset d = open_dataset(f.data, Split::Test);
+  torch::Tensor pred;
+  {
+    torch::NoGradGuard ng;
+    pred = model->forward(d.float_images(0, d.size())).argmax(1);
+  }
+  std::vector<int> wrong;
+  for (int64_t i = 0; i < d.size(); ++i) wrong.push_back(static_cast<int>((pred[i].item<int64_t>() + 1) % 10));
+  const fs::path data = f.dir / "wrong.bin";
+  sdsgsm_test::write_bytes(data, sdsgsm_test::make_cifar_bytes(wrong));
+  auto r = f.run("attack --attack ifgsm --steps 2 --model " + f.model.string() + " --data " + data.string() +
+                 " --out " + (f.dir / "none").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "clean accuracy 0.00%, ASR n/a (8-bit n/a), l2 n/a, SSIM n/a, PSNR n/a dB")) << r.out;
+  const auto warnings = sdsgsm_test::split_lines(r.err);
+  ASSERT_EQ(warnings.size(), 1u) << r.err;
+  EXPECT_TRUE(Contains(warnings[0], "the model classifies none of the 12 images correctly")) << r.err;
+  auto m = nlohmann::json::parse(sdsgsm_test::read_bytes(f.dir / "none" / "metrics.json"));
+  EXPECT_EQ(m["summary"]["clean_correct"], 0);
+  for (const char* key : {"asr", "l2_mean", "l2_median", "linf_max", "ssim_mean", "psnr_mean"}) {
+    EXPECT_TRUE(m["summary"]["float"][key].is_null()) << key;
+    EXPECT_TRUE(m["summary"]["rounded_8bit"][key].is_null()) << key;
+  }
+  EXPECT_TRUE(m["summary"]["iterations_mean"].is_null());
+  EXPECT_TRUE(Contains(m["warnings"].back().get<std::string>(), "classifies none of the 12 images"));
+}
+
+// When the warning is given, and its words.
+TEST(CliAttack, FewCorrectImagesWarning) {
+  EXPECT_EQ(few_correct_warning(12, 12), "");
+  EXPECT_EQ(few_correct_warning(5, 5), "");    // a small run the user asked for, all correct
+  EXPECT_EQ(few_correct_warning(10, 100), "");  // 10%, 10 images
+  EXPECT_TRUE(Contains(few_correct_warning(9, 10), "only 9 of the 10 images correctly (90.0%)"));  // under 10
+  EXPECT_EQ(few_correct_warning(1, 1), "");
+  EXPECT_TRUE(Contains(few_correct_warning(0, 3), "classifies none of the 3 images correctly"));
+  EXPECT_TRUE(Contains(few_correct_warning(99, 1000), "only 99 of the 1000 images correctly (9.9%)"));
+  EXPECT_TRUE(Contains(few_correct_warning(2, 12), "only 2 of the 12 images correctly (16.7%)"));
+  EXPECT_EQ(figure_or_na(std::nan(""), "{:.3f}"), "n/a");
+  EXPECT_EQ(figure_or_na(0.25, "{:.3f}"), "0.250");
 }
 
 // attack --config: a run's metrics.json repeats it, byte for byte; flags beside it win; a file
