@@ -40,7 +40,7 @@ struct AttackFlags {
 
 void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   add_model_data_flags(cmd, f.model, f.data, f.split, f.data_flags);
-  cmd->add_option("--count", f.count, "Number of images to attack")->capture_default_str();
+  add_count_flag(cmd, f.count, "Number of images to attack");
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, f.batch);
   f.flags.bind(AttackOptions::option_set(), f.attack, "");
@@ -105,7 +105,6 @@ struct Prepared {
 };
 
 Prepared prepare(const AttackFlags& f, const Common& common) {
-  if (f.count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", f.count));
   if (f.sheet < 0) throw Error(fmt::format("--sheet must be >= 0 (got {})", f.sheet));
   Prepared p;
   p.run.batch_size = f.batch;
@@ -153,7 +152,7 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       "and the minimum-norm attacks, unbounded (they minimise the perturbation; --eps does not\n"
       "apply): deepfool (l2 or l_inf), cw (Carlini-Wagner l2), ddn (l2), fmn (l2 or l_inf).");
   auto f = std::make_shared<AttackFlags>();
-  auto name = std::make_shared<std::string>(kIfgsm);
+  auto name = std::make_shared<std::string>(kSdsgsm);
   cmd->add_option("--attack", *name, "Attack name")->capture_default_str();
   add_attack_flags(cmd, *f);
   // Read by main before parsing (expand_config): declared for --help and for its error messages.
@@ -184,12 +183,13 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       folder.commit();
       if (!dist::is_root()) return;
       auto s = r.report();
-      fmt::print("{} on {} ({} images): clean accuracy {:.2f}%, ASR {:.2f}% (8-bit {:.2f}%), l2 {:.3f}, "
-                 "SSIM {:.4f}, PSNR {:.2f} dB, {:.0f} img/s\nwrote {}\n",
-                 r.attack, p.model->name(), r.size(), 100 * s["clean_accuracy"].get<double>(),
-                 100 * s["float"]["asr"].get<double>(), 100 * s["rounded_8bit"]["asr"].get<double>(),
-                 s["float"]["l2_mean"].get<double>(), s["float"]["ssim_mean"].get<double>(),
-                 s["float"]["psnr_mean"].get<double>(), s["images_per_second"].get<double>(), f->out);
+      const RunSummary st = r.stats();  // n/a for a figure over no image
+      fmt::print("{} on {} ({} images): clean accuracy {:.2f}%, ASR {} (8-bit {}), l2 {}, SSIM {}, PSNR {} dB, "
+                 "{:.0f} img/s\nwrote {}\n",
+                 r.attack, p.model->name(), r.size(), 100 * st.clean_accuracy,
+                 figure_or_na(100 * st.float_stats.asr, "{:.2f}%"), figure_or_na(100 * st.rounded_8bit.asr, "{:.2f}%"),
+                 figure_or_na(st.float_stats.l2_mean, "{:.3f}"), figure_or_na(st.float_stats.ssim_mean, "{:.4f}"),
+                 figure_or_na(st.float_stats.psnr_mean, "{:.2f}"), s["images_per_second"].get<double>(), f->out);
     };
   });
 

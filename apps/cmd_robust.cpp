@@ -32,7 +32,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   };
   auto o = std::make_shared<Opts>();
   add_model_data_flags(cmd, o->model, o->data, o->split, o->data_flags);
-  cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
+  add_count_flag(cmd, o->count, "Number of images");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, o->batch);
   cmd->add_option("--eps", o->eps, "Budget on the [0,1] scale (fractions allowed: 8/255); an l2 radius with --norm 2")
@@ -57,7 +57,6 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       r.set_eps(parse_number(o->eps, "--eps")).set_norm(parse_norm(o->norm)).set_batch_size(o->batch);
       r.set_first_index(o->offset).set_progress(!common.quiet);
       r.attacks = split_list(o->attacks);
-      if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       r.validate();
       r.device = parse_device(common.device);
       check_output_dir(o->out);

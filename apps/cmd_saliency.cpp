@@ -30,14 +30,13 @@ void add_saliency_command(CLI::App& app, Common& common, Runner& run) {
   o->sd.ddi.set_window(4).set_stride(2);
   o->sd.set_rho(0.25);
   add_model_data_flags(cmd, o->model, o->data, o->split, o->data_flags);
-  cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
+  add_count_flag(cmd, o->count, "Number of images");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   add_sdsgsm_flags(cmd, o->sd, kDdiFlags | kDomainFlags, "");
   cmd->add_option("--out", o->out, "Output folder")->required();
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
       (void)common;
-      if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       check_output_dir(o->out);
       auto model = load_classifier(o->model);
       Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count, data_options(o->data_flags, *model, torch::kCPU));

@@ -56,7 +56,7 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
   auto o = std::make_shared<Opts>();
   add_model_data_flags(cmd, o->model, o->data, o->split, o->data_flags);
   cmd->add_option("--offset", o->offset, "Index of the first tuning image")->capture_default_str();
-  cmd->add_option("--count", o->count, "Tuning images")->capture_default_str();
+  add_count_flag(cmd, o->count, "Tuning images");
   add_batch_flag(cmd, o->batch);
   cmd->add_option("--variant", o->variant,
                   "The attack to tune: sdsgsm, sd-ifgsm, sgsm, or a baseline (ifgsm, mifgsm, nifgsm, pgd: their step is\n"
@@ -92,7 +92,6 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--out", o->out, "Output folder")->required();
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
-      if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       if (o->split == "test" && o->offset < kEvaluationImages) {
         throw Error(fmt::format("--offset {}: the sweep would tune on the evaluation images (test images 0-{}, which "
                                 "'reproduce' reports on); tune on another range, e.g. --offset 5000",

@@ -28,7 +28,7 @@ void add_transfer_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--models", o->models, "Models (zoo names or files), comma-separated; at least one")->capture_default_str();
   cmd->add_option("--data", o->data, "CIFAR-10 binary folder, .bin file, image folder or CSV list")->capture_default_str();
   cmd->add_option("--split", o->split, "CIFAR-10 split: test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
-  cmd->add_option("--count", o->count, "Number of images")->capture_default_str();
+  add_count_flag(cmd, o->count, "Number of images");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, o->batch);
   cmd->add_option("--eps", o->eps, "l_inf budget of the bounded attacks (fractions allowed)")->capture_default_str();
@@ -39,7 +39,6 @@ void add_transfer_command(CLI::App& app, Common& common, Runner& run) {
       const std::vector<std::string> attacks = split_list(o->attacks), models = split_list(o->models);
       if (attacks.empty()) throw Error("--attacks needs at least one attack");
       if (models.empty()) throw Error("--models needs at least one model");
-      if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       const double eps = parse_number(o->eps, "--eps");
       std::vector<std::unique_ptr<Attack>> made;
       for (const auto& a : attacks) {

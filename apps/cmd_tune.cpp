@@ -26,7 +26,7 @@ void add_tune_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--model", o->model, "Zoo name or model file")->capture_default_str();
   cmd->add_option("--data", o->data, "CIFAR-10 binary folder")->capture_default_str();
   cmd->add_option("--offset", o->offset, "Index of the first tuning image (test split)")->capture_default_str();
-  cmd->add_option("--count", o->count, "Tuning images")->capture_default_str();
+  add_count_flag(cmd, o->count, "Tuning images");
   add_batch_flag(cmd, o->batch);
   cmd->add_option("--eps", o->eps, "l_inf budget")->capture_default_str();
   cmd->add_option("--steps", o->steps, "Iterations (every attack)")->capture_default_str();
@@ -53,7 +53,6 @@ void add_tune_command(CLI::App& app, Common& common, Runner& run) {
         fmt::print("wrote {}\n", o->out);
         return;
       }
-      if (o->count < 1) throw Error(fmt::format("--count must be >= 1 (got {})", o->count));
       check_batch_size(o->batch);
       if (o->offset < 1000) {
         throw Error(fmt::format("--offset {}: tuning would use the evaluation images (test images 0-999, which "

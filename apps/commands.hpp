@@ -50,6 +50,10 @@ Split to_split(const std::string& split);
 /// The items of a comma-separated list (empty items skipped).
 std::vector<std::string> split_list(const std::string& text);
 
+/// --count N (>= 1) with `count`'s value as its default: given, exactly N images (an error when
+/// the data holds fewer); not given, up_to(default) (data.hpp): a smaller source is taken whole.
+void add_count_flag(CLI::App* cmd, int64_t& count, const std::string& help);
+
 /// --batch-size, with the same name and check (RunOptions::validate) wherever a command batches.
 void add_batch_flag(CLI::App* cmd, int64_t& batch, const std::string& help = "Images per batch");
 

@@ -73,6 +73,19 @@ void add_batch_flag(CLI::App* cmd, int64_t& batch, const std::string& help) {
   cmd->add_option("--batch-size", batch, help)->capture_default_str();
 }
 
+void add_count_flag(CLI::App* cmd, int64_t& count, const std::string& help) {
+  const int64_t shown = count;
+  count = up_to(shown);  // not given: the default, or every image when the data holds fewer
+  cmd->add_option_function<int64_t>(
+         "--count",
+         [&count](const int64_t& n) {
+           if (n < 1) throw Error(fmt::format("--count must be >= 1 (got {})", n));
+           count = n;  // given: exactly n images, an error when the data holds fewer
+         },
+         help)
+      ->default_str(std::to_string(shown));
+}
+
 void OptionFlags::add(const std::string& word, Sink s) {
   for (auto& [w, sinks] : words_) {
     if (w == word) {

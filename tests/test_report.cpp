@@ -13,6 +13,7 @@
 #include "sdsgsm/data.hpp"
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/report.hpp"
+#include "sdsgsm/reproduce_tables.hpp"
 #include "test_util.hpp"
 
 using sdsgsm_test::Contains;
@@ -251,6 +252,157 @@ TEST(Report, CompareWritesASelfContainedPageWithEveryAttack) {
   r = f.run("report " + (f.dir / "rep").string() + " --examples 0 --out " + (f.dir / "rep.html").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep.html"), "2 attacks: SD-SGSM, FGSM (textbook)"));
+}
+
+namespace {
+
+/// A results.json row as reproduce writes it (the figures the claims read).
+nlohmann::json claim_row(const std::string& group, const std::string& attack, const std::string& label, double asr,
+                         double ssim, double l2) {
+  return {{"regime", "fixed"}, {"group", group}, {"attack", attack}, {"label", label},
+          {"float", {{"asr", asr}, {"ssim_mean", ssim}, {"l2_mean", l2}}},
+          {"rounded_8bit", {{"asr", asr}, {"ssim_mean", ssim}, {"l2_mean", l2}}}};
+}
+
+nlohmann::json pair_row(const std::string& a, const std::string& b, double lo, double hi) {
+  return {{"a", a}, {"b", b}, {"basis", "8bit"}, {"n", 10}, {"mean_diff", (lo + hi) / 2}, {"ci_low", lo},
+          {"ci_high", hi}, {"a_smaller", 0.5}, {"b_smaller", 0.5}, {"ties", 0.0}, {"mean_a", 0.5},
+          {"mean_b", 0.5 - (lo + hi) / 2}, {"resamples", 2000}, {"level", 0.95}, {"seed", 0}};
+}
+
+/// A reproduce folder's results.json and m/paired.json: model m (rows below), model n (rows only,
+/// ASR 99%), a defended model (skipped by the claims).
+void write_claims_inputs(const fs::path& dir) {
+  const std::string ref = "fixed: SD-SGSM (k 16 s 16)";
+  nlohmann::json m = {{"rows",
+                       {claim_row("textbook", "fgsm", "FGSM", 0.9, 0.93, 1.7),
+                        claim_row("textbook", "ifgsm", "I-FGSM", 1.0, 0.96, 1.2),
+                        claim_row("textbook", "mifgsm", "MI-FGSM", 1.0, 0.94, 1.5),
+                        claim_row("shipped defaults", "sdsgsm", "SD-SGSM (defaults)", 1.0, 0.95, 0.6),
+                        claim_row("tuned", "ifgsm", "I-FGSM (tuned)", 1.0, 0.99, 0.54),
+                        claim_row("tuned", "mifgsm", "MI-FGSM (tuned)", 1.0, 0.98, 0.84),
+                        claim_row("SD-SGSM family, tuned", "sgsm", "SGSM only (uniform map)", 1.0, 0.99, 0.55),
+                        claim_row("SD-SGSM family, tuned", "sd-ifgsm", "SD only (k 16, sign)", 1.0, 0.98, 0.78),
+                        claim_row("SD-SGSM family, tuned", "sdsgsm", "SD-SGSM (k 16 s 16)", 1.0, 0.99, 0.47)}}};
+  nlohmann::json n = {{"rows", {claim_row("shipped defaults", "sdsgsm", "SD-SGSM (defaults)", 0.99, 0.96, 0.6)}}};
+  nlohmann::json at = {{"rows", {claim_row("textbook", "fgsm", "FGSM", 0.3, 0.9, 1.0)}}, {"robust", {{"robust", 1}}}};
+  nlohmann::json results = {{"models", {{"m", m}, {"n", n}, {"m-at", at}}}};
+  fs::create_directories(dir / "m");
+  sdsgsm_test::write_bytes(dir / "results.json", results.dump(2));
+  nlohmann::json pairs = nlohmann::json::array();
+  pairs.push_back(pair_row(ref, "fixed: FGSM", -1.3, -1.2));
+  pairs.push_back(pair_row(ref, "fixed: I-FGSM", -0.8, -0.7));
+  pairs.push_back(pair_row(ref, "fixed: MI-FGSM", -1.1, -1.0));
+  pairs.push_back(pair_row(ref, "fixed: I-FGSM (tuned)", -0.1, -0.05));
+  pairs.push_back(pair_row(ref, "fixed: MI-FGSM (tuned)", 0.1, 0.2));  // the tuned MI-FGSM is smaller
+  pairs.push_back(pair_row(ref, "fixed: SGSM only (uniform map)", -0.1, -0.02));
+  pairs.push_back(pair_row(ref, "fixed: SD only (k 16, sign)", -0.35, -0.25));
+  sdsgsm_test::write_bytes(dir / "m" / "paired.json", pairs.dump(2));
+}
+
+}  // namespace
+
+// The claims: each verdict follows its stated rule from results.json and paired.json; claims.json
+// and claims.md hold the same.
+TEST(Report, ClaimsFollowTheirRules) {
+  sdsgsm_test::TempDir dir;
+  write_claims_inputs(dir.path());
+  const auto claims = sdsgsm::reproduce_claims(dir.path());
+  ASSERT_EQ(claims.size(), 5u);
+  // ASR 99.9%: m 100%, n 99%: met on one model of two.
+  EXPECT_EQ(claims[0].paper, "99.9%");
+  EXPECT_EQ(claims[0].verdict, "partly");
+  EXPECT_EQ(claims[0].ours, "m 100.00%; n 99.00%");
+  EXPECT_DOUBLE_EQ(claims[0].measured["n"].get<double>(), 0.99);
+  // SSIM 0.947: 0.95 and 0.96.
+  EXPECT_EQ(claims[1].verdict, "reproduced");
+  EXPECT_EQ(claims[1].ours, "m 0.9500; n 0.9600");
+  // Less l2 than the textbook FGSM, I-FGSM, MI-FGSM: every interval below 0 (n has no pairs).
+  EXPECT_EQ(claims[2].verdict, "reproduced");
+  EXPECT_TRUE(Contains(claims[2].ours, "m FGSM: 0.500 vs 1.750 (-1.250, [-1.300, -1.200])")) << claims[2].ours;
+  EXPECT_EQ(claims[2].measured["m"].size(), 3u);
+  // Against the tuned baselines: the tuned MI-FGSM's l2 is smaller with confidence.
+  EXPECT_EQ(claims[3].verdict, "not reproduced");
+  // Ablation: SD-SGSM below each component alone, but distribution alone (0.78) above neither (0.54).
+  EXPECT_EQ(claims[4].verdict, "partly");
+  EXPECT_EQ(claims[4].ours, "m: neither 0.540, distribution only 0.780, smoothing only 0.550, both 0.500");
+  // Without paired.json the paired claims are not measured; the others stay.
+  fs::remove(dir / "m" / "paired.json");
+  const auto bare = sdsgsm::reproduce_claims(dir.path());
+  EXPECT_EQ(bare[0].verdict, "partly");
+  EXPECT_EQ(bare[2].verdict, "not measured");
+  EXPECT_EQ(bare[4].verdict, "not measured");
+  // The files: the same claims.
+  write_claims_inputs(dir.path());
+  ASSERT_TRUE(sdsgsm::write_claims(dir.path()));
+  const auto j = nlohmann::json::parse(sdsgsm_test::read_bytes(dir / "claims.json"));
+  EXPECT_EQ(j, sdsgsm::claims_json(claims));
+  EXPECT_EQ(j[3]["verdict"], "not reproduced");
+  const std::string md = sdsgsm_test::read_bytes(dir / "claims.md");
+  EXPECT_TRUE(Contains(md, "| attack success rate on CIFAR-10 | 99.9% | m 100.00%; n 99.00% | partly |\n")) << md;
+  EXPECT_TRUE(Contains(md, "reproduced when at least 99.9% on every model"));
+  // Not a reproduce folder: no claims, nothing written.
+  sdsgsm_test::TempDir other;
+  EXPECT_TRUE(sdsgsm::reproduce_claims(other.path()).empty());
+  EXPECT_FALSE(sdsgsm::write_claims(other.path()));
+  EXPECT_FALSE(fs::exists(other / "claims.json"));
+}
+
+// A reproduce folder's page leads with its findings (the claims, the frontier, the strength
+// table, the transfer heat maps) before the runs; the paired statistics are SD-SGSM's against
+// each other attack; a chart holds at most 8 lines.
+TEST(Report, ReproducePageLeadsWithItsFindings) {
+  ReportFixture f;
+  auto c = f.run("compare --attacks fgsm,ifgsm,mifgsm,nifgsm,pgd,sgsm,sd-ifgsm,sdsgsm,fmn " + f.common() + "--out " +
+                 (f.dir / "cmp").string());
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const fs::path rep = f.dir / "rep";
+  write_claims_inputs(rep);
+  auto results = nlohmann::json::parse(sdsgsm_test::read_bytes(rep / "results.json"));
+  // Nine runs of model m, each under its row's folder name.
+  nlohmann::json rows = nlohmann::json::array();
+  for (const char* a : {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sgsm", "sd-ifgsm", "sdsgsm", "fmn"}) {
+    rows.push_back(claim_row("textbook", a, std::string("run ") + a, 1.0, 0.99, 0.5));
+    fs::copy(f.dir / "cmp" / a, rep / "m" / ("fixed-" + sdsgsm::reproduce_folder_name(std::string("run ") + a)),
+             fs::copy_options::recursive);
+  }
+  results["models"]["m"]["rows"] = rows;
+  results["models"]["m"]["frontier"] = {{{"attack", "sdsgsm"}, {"label", "SD-SGSM"}, {"passes_mean", 8.0}, {"fooled_8bit", 5},
+                                         {"l2_8bit_median", 0.2}, {"asr_8bit", 1.0}, {"setting", "defaults"}}};
+  results["transfer"] = {{{"attack", "fgsm"}, {"source", "m"}, {"target", "m"}, {"asr", 0.871}},
+                         {{"attack", "fgsm"}, {"source", "m"}, {"target", "n"}, {"asr", 0.0}}};
+  sdsgsm_test::write_bytes(rep / "results.json", results.dump(2));
+  fs::remove(rep / "m" / "paired.json");
+  auto r = f.run("report " + rep.string() + " --examples 1 --out " + (f.dir / "rep.html").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string html = sdsgsm_test::read_bytes(f.dir / "rep.html");
+  check_page(html, {"fixed: run fgsm", "fixed: run sdsgsm"});
+  const size_t findings = html.find("<section id=\"findings\">"), runs = html.find("<section id=\"g1\">");
+  ASSERT_NE(findings, std::string::npos);
+  ASSERT_NE(runs, std::string::npos);
+  EXPECT_LT(findings, runs);
+  const size_t claims = html.find("The paper's claims and ours"), frontier = html.find("The frontier"),
+               strength = html.find("Strength on the defended m-at"), transfer = html.find("Transfer between models");
+  EXPECT_LT(claims, frontier);
+  EXPECT_LT(frontier, strength);
+  EXPECT_LT(strength, transfer);
+  EXPECT_LT(transfer, runs);
+  EXPECT_TRUE(Contains(html, "<td>attack success rate on CIFAR-10</td><td>99.9%</td>"));
+  EXPECT_TRUE(Contains(html, "m: median 8-bit l2 against passes per image"));
+  EXPECT_TRUE(Contains(html, ">87</text>"));  // the transfer cell, in percent
+  EXPECT_TRUE(Contains(html, ">0</text>"));
+  // Paired statistics: SD-SGSM against each of the 8 others, on both bases: 16 rows, no other pair.
+  EXPECT_TRUE(Contains(html, "Paired statistics: fixed: run sdsgsm against each other attack"));
+  EXPECT_EQ(occurrences(html, "<tr><td>fixed: run sdsgsm</td><td>fixed: run "), 16u);
+  EXPECT_EQ(occurrences(html, "<tr><td>fixed: run fgsm</td><td>fixed: run ifgsm</td>"), 0u);
+  // 9 runs: the charts show 8 (SD-SGSM and the first 7 others); every legend at most 8 lines.
+  EXPECT_TRUE(Contains(html, "show 8 of the 9 attacks"));
+  for (const auto& svg : svg_elements(html)) EXPECT_LE(occurrences(svg, "stroke-width=\"2.5\""), 8u) << svg.substr(0, 200);
+  EXPECT_TRUE(Contains(html, "fixed: run sd-ifgsm: l2 ("));
+  EXPECT_FALSE(Contains(html, "fixed: run fmn: l2 ("));
+  EXPECT_TRUE(Contains(html, "<tr><td>fixed: run fmn</td><td>12</td>"));  // in the summary table
+  // A plain compare folder keeps its layout: no findings.
+  EXPECT_FALSE(Contains(sdsgsm_test::read_bytes(f.dir / "cmp" / "report.html"), "id=\"findings\""));
 }
 
 // A 1000-class model (TorchScript, made here) on a CSV list of 12 images labelled with its own

@@ -28,7 +28,8 @@ struct Dataset {
   torch::Tensor float_images(int64_t start, int64_t n) const;
   /// Labels [start, start + n).
   torch::Tensor batch_labels(int64_t start, int64_t n) const;
-  /// Rows [offset, offset + count) (count < 0: to the end); throws Error when out of range.
+  /// Rows [offset, offset + count) (count -1: to the end; up_to(n): at most n); throws Error when
+  /// out of range.
   Dataset slice(int64_t offset, int64_t count) const;
 };
 
@@ -85,11 +86,16 @@ Dataset read_image_folder(const fs::path& dir, const DataOptions& options = {});
 /// One image file as RGB uint8 3 x H x W, resized and cropped as `options` say.
 torch::Tensor read_image(const fs::path& file, const DataOptions& options = {});
 
+/// A count for open_dataset and open_image_source that asks for up to `n` images: all those from
+/// the offset on when fewer remain (a command's default --count), where an explicit count beyond
+/// the data is an error.
+constexpr int64_t up_to(int64_t n) { return -2 - n; }
+
 /// Opens a data set given on the command line: a CIFAR-10 binary folder (holding test_batch.bin
 /// or data_batch_*.bin), a single .bin file, an image folder, or a CSV list of images (a .csv file
 /// of `path,label` rows: paths relative to the file's folder, labels a class index or name; a
 /// header line is allowed). `split` picks the CIFAR-10 split. `offset`/`count` select images
-/// (count < 0: all); a count beyond the data set is an error.
+/// (count -1: all; up_to(n): at most n); a count beyond the data set is an error.
 Dataset open_dataset(const fs::path& path, Split split, int64_t offset = 0, int64_t count = -1,
                      const DataOptions& options = {});
 
@@ -117,7 +123,7 @@ class ImageSource {
 /// Opens what `open_dataset` opens, reading only when asked: a CIFAR-10 binary file or folder
 /// (records are read by seeking; file sizes are checked at once, labels as they are read), an
 /// image folder or a CSV list (listed at once, each image decoded when its batch is read). `offset`/`count`
-/// select images (count < 0: all); a range beyond the data set is an error.
+/// select images (count -1: all; up_to(n): at most n); a range beyond the data set is an error.
 std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset = 0,
                                                int64_t count = -1, const DataOptions& options = {});
 

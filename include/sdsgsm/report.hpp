@@ -2,6 +2,7 @@
 // of attack runs (one self-contained page: tables, curves, distributions, examples).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <string>
@@ -42,8 +43,28 @@ std::string report_html(const std::vector<fs::path>& inputs, const ReportOptions
 /// Writes report_html(inputs, options) to `file` atomically.
 void write_report_html(const fs::path& file, const std::vector<fs::path>& inputs, const ReportOptions& options = {});
 
+/// One of the paper's claims beside what a reproduce run measured, with the verdict of a stated rule.
+struct Claim {
+  std::string claim, paper, ours;
+  std::string verdict;  ///< "reproduced", "partly", "not reproduced" or "not measured"
+  std::string rule;     ///< how the verdict follows from the figures
+  nlohmann::json measured;  ///< the figures behind `ours`, per model
+};
+
+/// The paper's claims (ASR 99.9% and SSIM 0.947 on CIFAR-10; less l2 than FGSM, I-FGSM and
+/// MI-FGSM; the ablation: spatial distribution and smoothing complementary) beside the results of
+/// the reproduce folder `dir` (its results.json and MODEL/paired.json); empty when `dir` holds no
+/// results.json. The one place their figures and verdicts are computed.
+std::vector<Claim> reproduce_claims(const fs::path& dir);
+nlohmann::json claims_json(const std::vector<Claim>& claims);
+/// The claims as a Markdown table (claim | paper | ours | verdict), then each claim's rule.
+std::string claims_markdown(const std::vector<Claim>& claims);
+/// Writes `dir`/claims.json and claims.md for a reproduce folder; false (nothing written) otherwise.
+bool write_claims(const fs::path& dir);
+
 /// What compare and reproduce call when their runs are done: writes `dir`/report.html from the run
-/// folders in `dir`. A failure is logged as a warning and returns false: the runs stay valid
+/// folders in `dir` (and, for a reproduce folder, claims.json and claims.md). A failure is logged
+/// as a warning and returns false: the runs stay valid
 /// without their page, which `sdsgsm report` can rebuild.
 bool write_folder_report(const fs::path& dir);
 

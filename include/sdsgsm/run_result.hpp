@@ -14,6 +14,7 @@ namespace sdsgsm {
 /// Figures of the float or of the 8-bit rounded adversarials: the success rate over the scored
 /// samples, and the distances over the scored samples the attack fools in that form (`fooled` of
 /// them): an image that no longer fools is no adversarial, and its distance is not averaged in.
+/// A figure over an empty set (no scored sample, none fooled) is NaN: null in JSON, "n/a" in print.
 struct DistortionStats {
   double asr = 0;      ///< fraction of the scored samples the attack succeeded on
   int64_t fooled = 0;  ///< the scored samples it succeeded on: what the distances are over
@@ -43,6 +44,14 @@ struct RunSummary {
   std::string scored_over;
   nlohmann::json to_json() const;
 };
+
+/// One line when the model classifies few of a run's images correctly (none; under 10%; under 10
+/// of a run of 10 images or more): the figures rest on those images alone. "" otherwise.
+std::string few_correct_warning(int64_t correct, int64_t images);
+
+/// A figure formatted by `format` (fmt, e.g. "{:.3f}"), or "n/a" when it is not finite (a figure
+/// over an empty set: RunSummary's means and medians are NaN there, null in JSON).
+std::string figure_or_na(double v, const std::string& format);
 
 /// Per-sample results of one attack over a data set; every tensor has one row per image.
 struct AttackRunResult {

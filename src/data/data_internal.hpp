@@ -54,7 +54,7 @@ void label_folders(ImageFolderListing& listing, const fs::path& dir, const DataO
 /// is smaller than the crop.
 torch::Tensor resize_and_crop(const fs::path& file, torch::Tensor image, const DataOptions& options);
 
-/// Checks [offset, offset + count) against a data set of `total` images (count < 0: to the end)
+/// Checks [offset, offset + count) against a data set of `total` images (count -1: to the end; up_to(n), data.hpp: at most n)
 /// and returns the count; errors say what was asked and what `source` holds.
 int64_t checked_range(int64_t offset, int64_t count, int64_t total, const std::string& source);
 

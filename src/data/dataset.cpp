@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -21,7 +22,8 @@ int64_t checked_range(int64_t offset, int64_t count, int64_t total, const std::s
   if (offset > total) {
     throw Error(fmt::format("--offset {} is beyond the {} images of '{}'", offset, total, source));
   }
-  if (count < 0) count = total - offset;
+  if (count == -1) count = total - offset;
+  if (count < -1) count = std::min(-2 - count, total - offset);  // up_to(n)
   if (offset + count > total) {
     throw Error(fmt::format("asked for {} images from offset {}, but '{}' holds {} images", count,
                             offset, source, total));

@@ -175,9 +175,13 @@ AttackRunResult run_attack(Classifier& model, const ImageSource& source, const A
   r.wall_seconds = seconds_since(start);  // attack and metrics; writing the finished folder is not counted
   const std::string zero = zero_gradient_warning(r.attack, r.zero_gradient_samples, n);
   if (!zero.empty()) r.warnings.push_back(zero);
+  const RunSummary stats = r.stats();
+  const std::string few = few_correct_warning(stats.clean_correct, stats.images);
+  if (!few.empty()) r.warnings.push_back(few);
   if (write) detail::finish_folder(r, *output, source, o.batch_size, all);
-  bar.finish(fmt::format("ASR {:.2f}%", 100 * r.stats().float_stats.asr));
+  bar.finish("ASR " + figure_or_na(100 * stats.float_stats.asr, "{:.2f}%"));
   if (!zero.empty()) spdlog::warn("{}", zero);
+  if (!few.empty() && root) spdlog::warn("{}", few);
   return r;
 }
 

@@ -1,5 +1,7 @@
 // The SD-SGSM tuning sweep (include/sdsgsm/sweep.hpp).
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
@@ -210,8 +212,15 @@ std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const Sw
 
 namespace {
 
-double ssim_of(const SweepRow& r) { return r.summary["float"]["ssim_mean"].get<double>(); }
-double l2_of(const SweepRow& r) { return r.summary["float"]["l2_mean"].get<double>(); }
+// A row that fools no image has no SSIM or l2 (NaN): it ranks below every row that has them.
+double ssim_of(const SweepRow& r) {
+  const double v = r.summary["float"]["ssim_mean"].get<double>();
+  return std::isnan(v) ? -1.0 : v;
+}
+double l2_of(const SweepRow& r) {
+  const double v = r.summary["float"]["l2_mean"].get<double>();
+  return std::isnan(v) ? std::numeric_limits<double>::infinity() : v;
+}
 
 }  // namespace
 

@@ -160,6 +160,18 @@ ReproduceModelRuns run_model(const ReproduceOptions& o, const ReproducePlan& rp,
   return m;
 }
 
+/// Each run folder keeps the adversarials of its first batch only (the report's example images):
+/// every figure is recomputed from samples.csv, and the folder of a full run stays small.
+void keep_first_adversarial_shard(const fs::path& dir) {
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    if (!it->is_directory() || it->path().filename() != "adversarial") continue;
+    std::vector<fs::path> shards;
+    for (const auto& e : fs::directory_iterator(it->path())) shards.push_back(e.path());
+    std::sort(shards.begin(), shards.end());
+    for (size_t i = 1; i < shards.size(); ++i) fs::remove(shards[i]);
+  }
+}
+
 }  // namespace
 
 std::string reproduce(const ReproduceOptions& o) {
@@ -217,6 +229,7 @@ std::string reproduce(const ReproduceOptions& o) {
   }
   if (dist::is_root()) {
     all["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    keep_first_adversarial_shard(folder.work());  // the transfer runs have read theirs
     write_file_atomic(folder.work() / "results.md", md);
     write_file_atomic(folder.work() / "results.json", all.dump(2) + "\n");
     write_folder_report(folder.work());

@@ -1,19 +1,17 @@
 // The HTML report of attack runs: one self-contained page (inline SVG charts and PNG data URIs,
 // an inline style sheet, no script, no network), built from run folders alone. Runs on the same
 // model and images form a group, compared with each other: summary table, curves, paired
-// statistics, distributions, examples, per-class figures, configuration and timings.
+// statistics, distributions, examples, per-class figures, configuration and timings. A reproduce
+// folder's page leads with its findings (html_findings.cpp).
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "report/report_internal.hpp"
 #include "report/svg.hpp"
-#include "sdsgsm/attacks.hpp"
-#include "sdsgsm/data.hpp"
 
 namespace sdsgsm {
 namespace {
@@ -38,6 +36,7 @@ img.px{width:96px;height:96px;image-rendering:pixelated;display:block}
 pre{background:white;border:1px solid #ddd;padding:6px;font-size:12px;overflow-x:auto}
 details{margin:6px 0}summary{cursor:pointer;color:#0a4f86}
 .ok{color:#007a4d}.bad{color:#b03a00}
+table.claims td{text-align:left;vertical-align:top}table.claims td:nth-child(3){font-size:12px}
 nav a{margin-right:14px}
 )";
 
@@ -119,46 +118,6 @@ std::string curves_section(const Group& g, const CurveGrid& grid, const std::vec
   return h;
 }
 
-/// The saved-adversarial frontier (frontier.json beside a reproduce model's minimum-norm runs):
-/// median 8-bit l2 against model passes per image, one line per attack; "" without the file.
-std::string frontier_section(const Group& g) {
-  if (g.runs.empty() || g.runs.front().regime != "minimum_norm") return "";
-  const nlohmann::json points = json_or_null(g.runs.front().dir.parent_path() / "frontier.json");
-  if (!points.is_array() || points.empty()) return "";
-  svg::LineChart c;
-  c.title = "The saved adversarial: median 8-bit l2 against passes per image";
-  c.x_label = "model passes per image (log10; a gradient step is one)";
-  c.y_label = "median l2 of the 8-bit adversarials";
-  c.y_min = 0;
-  std::map<std::string, size_t> series;
-  for (const auto& p : points) {
-    const double passes = p.value("passes_mean", 0.0);
-    if (!(passes > 0) || p.value("fooled_8bit", 0) == 0) continue;
-    // One line per attack; SD-SGSM and I-FGSM with and without the refinement are one line each.
-    const std::string name = attack_info(p.value("attack", std::string("?"))).label;
-    if (!series.count(name)) {
-      series[name] = c.series.size();
-      c.series.push_back({name, {}, {}, false, ""});
-    }
-    auto& s = c.series[series[name]];
-    s.x.push_back(std::log10(passes));
-    s.y.push_back(p.value("l2_8bit_median", 0.0));
-  }
-  std::string rows;
-  for (const auto& p : points) {
-    rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.1f}</td><td>{:.1f}%</td><td>{:.3f}</td><td>{:.4f}</td></tr>\n",
-                        escape(p.value("label", std::string())), escape(p.value("setting", std::string())),
-                        p.value("passes_mean", 0.0), 100 * p.value("asr_8bit", 0.0),
-                        p.value("l2_8bit_median", 0.0), p.value("ssim_8bit_median", 0.0));
-  }
-  return "<h3>The saved adversarial</h3>\n<p class=\"sub\">Each attack at several budgets: the median l2 of its "
-         "adversarials rounded to 8-bit pixels, over the images they fool, against the model passes it spent per "
-         "image (DDI, 8-bit checks and the refinement included). Lower and further left is better.</p>\n"
-         "<div class=\"charts\">\n" + svg::line_chart(c) +
-         "</div>\n<table>\n<tr><th>attack</th><th>setting</th><th>passes / image</th><th>8-bit ASR</th>"
-         "<th>median 8-bit l2</th><th>median 8-bit SSIM</th></tr>\n" + rows + "</table>\n";
-}
-
 std::string paired_table(const std::vector<PairedStats>& stats, const std::string& basis) {
   std::string h =
       "<table><tr><th>a</th><th>b</th><th>images both fool</th><th>l2 a</th><th>l2 b</th><th>l2 a − b</th>"
@@ -180,10 +139,10 @@ std::string paired_table(const std::vector<PairedStats>& stats, const std::strin
 std::string paired_section(const std::vector<PairedStats>& stats, const std::string& source) {
   if (stats.empty()) return "";
   std::string h = fmt::format(
-      "<h3>Paired statistics</h3>\n<p class=\"sub\">Per image, over the images both attacks fool: the mean l2 "
-      "difference with a percentile bootstrap 95% interval ({}), and how often each attack's perturbation is the "
-      "smaller. Green: a is smaller with confidence; orange: b is.</p>\n",
-      escape(source));
+      "<h3>Paired statistics: {} against each other attack</h3>\n<p class=\"sub\">Per image, over the images both "
+      "attacks fool: the mean l2 difference with a percentile bootstrap 95% interval ({}), and how often each "
+      "attack's perturbation is the smaller. Green: a is smaller with confidence; orange: b is.</p>\n",
+      escape(stats.front().a), escape(source));
   h += "<h4>Float</h4>\n" + paired_table(stats, "float");
   h += "<details><summary>8-bit rounded adversarials</summary>\n" + paired_table(stats, "8bit") + "</details>\n";
   return h;
@@ -348,6 +307,14 @@ std::string report_html(const std::vector<fs::path>& inputs_in, const ReportOpti
   for (const auto& g : groups) runs += g.runs.size();
   std::string body;
   std::string nav;
+  // A reproduce folder leads with its findings.
+  for (const auto& p : inputs) {
+    const std::string findings = findings_section(p);
+    if (findings.empty()) continue;
+    nav += "<a href=\"#findings\">Findings</a>";
+    body += findings;
+    break;
+  }
   for (size_t i = 0; i < groups.size(); ++i) {
     Group& g = groups[i];
     std::vector<const AttackRunResult*> results;
@@ -358,20 +325,45 @@ std::string report_html(const std::vector<fs::path>& inputs_in, const ReportOpti
     }
     const CurveGrid grid = default_grid(results);
     std::string paired_source;
-    const auto paired = g.runs.size() > 1 ? paired_of(g, o, paired_source) : std::vector<PairedStats>{};
-    const auto eps = eps_curves_of(g);
+    const auto paired = paired_of(g, o, paired_source);
+    // The charts and distributions show the featured runs; the example images and the per-class
+    // figures (the page's weight) fewer.
+    auto subset = [&g](size_t limit) {
+      Group s = g;
+      s.runs.clear();
+      for (size_t k : featured_runs(g, limit)) s.runs.push_back(g.runs[k]);
+      return s;
+    };
+    Group shown = subset(kMaxLines), few = subset(kMaxExampleRuns);
+    const auto eps = eps_curves_of(shown);
     Examples e;
-    std::string examples;
-    if (o.examples > 0) {
-      e = prepare_examples(g, o);
-      examples = examples_section(g, e);
+    std::string examples, per_class;
+    // A reproduce folder's other regimes attack the same images: their pictures would repeat the
+    // fixed-iteration section's.
+    const std::string regime = g.info.value("regime", std::string());
+    const bool pictures = regime.empty() || regime == "fixed";
+    if (o.examples > 0 && pictures) {
+      e = prepare_examples(few, o);
+      examples = examples_section(few, e);
+      g.notes.insert(g.notes.end(), few.notes.begin(), few.notes.end());
     } else {
       e.classes = info_classes(g.info);
       if (e.classes.empty()) e.classes = default_classes(g);
     }
-    std::string sections = summary_section(g) + frontier_section(g) + curves_section(g, grid, eps) +
-                           paired_section(paired, paired_source) +
-                           distribution_section(g, grid) + examples + per_class_section(g, e) + config_section(g);
+    if (pictures) {
+      per_class = per_class_section(few, e);
+    } else {
+      g.notes.push_back("The example images and per-class figures of these images are in the fixed-iteration section.");
+    }
+    if (few.runs.size() < g.runs.size()) {
+      g.notes.push_back(fmt::format("The charts and distributions show {} of the {} attacks, the examples and per-class "
+                                    "figures {} (the reference {} and the first others); the table above holds every "
+                                    "run, and curves.csv and paired.csv beside the runs their curves and statistics.",
+                                    shown.runs.size(), g.runs.size(), few.runs.size(), g.runs[reference_of(g)].label));
+    }
+    std::string sections = summary_section(g) + curves_section(shown, grid, eps) +
+                           paired_section(paired, paired_source) + distribution_section(shown, grid) + examples +
+                           per_class + config_section(g);
     std::string notes;
     for (const auto& n : g.notes) notes += "<p class=\"note\">" + escape(n) + "</p>\n";
     const std::string title = group_title(g.info);
@@ -396,6 +388,7 @@ void write_report_html(const fs::path& file, const std::vector<fs::path>& inputs
 
 bool write_folder_report(const fs::path& dir) {
   try {
+    write_claims(dir);  // a reproduce folder's claims.json and claims.md, which its page shows too
     write_report_html(dir / "report.html", {dir});
     return true;
   } catch (const std::exception& e) {

@@ -34,6 +34,10 @@ struct Group {
   std::vector<std::string> notes;
 };
 
+/// The most lines a chart holds (a reader tells about 8 colours apart): a group with more runs
+/// shows its featured ones (featured_runs).
+inline constexpr size_t kMaxLines = 8;
+
 // report_runs.cpp
 /// A file's JSON, or null when it is missing or not JSON.
 nlohmann::json json_or_null(const fs::path& f);
@@ -45,9 +49,23 @@ std::string group_key(const nlohmann::json& metrics);
 std::string group_title(const nlohmann::json& info);
 /// Eps curves of the group's runs, from curves.json files beside them.
 std::vector<Curve> eps_curves_of(const Group& g);
-/// The paired statistics of a group: from paired.json beside its runs when it covers them,
-/// computed otherwise; `source` says which.
+/// The run a group's others are compared with: the SD-SGSM run that paired.json beside the runs
+/// compares with the others (reproduce's reference), else the group's first SD-SGSM run, else its
+/// first run.
+size_t reference_of(const Group& g);
+/// The runs a group's charts show, in group order: the reference and the first others, at most
+/// `limit` (kMaxLines for a chart; kMaxExampleRuns for the example images and per-class figures).
+inline constexpr size_t kMaxExampleRuns = 4;
+std::vector<size_t> featured_runs(const Group& g, size_t limit = kMaxLines);
+/// The paired statistics of the group's reference against each other run, both bases: from
+/// paired.json beside its runs when it covers them, computed otherwise; `source` says which.
 std::vector<PairedStats> paired_of(const Group& g, const ReportOptions& o, std::string& source);
+
+// html_findings.cpp
+/// The findings of a reproduce folder `dir` (one holding results.json), first on its page: the
+/// claims table, the frontier charts, the strength table of each defended model with its ASR
+/// against eps, and the transfer matrices as heat maps; "" for other folders.
+std::string findings_section(const fs::path& dir);
 
 // html_examples.cpp
 /// An <img> of a 3 x H x W (or 1 x H x W) image in [0,1], inline as a PNG data URI.

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "report/report_internal.hpp"
+#include "sdsgsm/attacks.hpp"
 #include "sdsgsm/reproduce_tables.hpp"
 
 namespace sdsgsm {
@@ -181,13 +182,43 @@ std::vector<Curve> eps_curves_of(const Group& g) {
   return out;
 }
 
-/// The paired statistics of a group: from paired.json beside its runs when it covers them,
-/// computed otherwise.
-std::vector<PairedStats> paired_of(const Group& g, const ReportOptions& o, std::string& source) {
-  std::set<std::string> labels;
+size_t reference_of(const Group& g) {
   std::set<std::string> dirs;
+  for (const auto& run : g.runs) dirs.insert(run.dir.parent_path().string());
+  if (dirs.size() == 1) {
+    const nlohmann::json j = json_or_null(fs::path(*dirs.begin()) / "paired.json");
+    if (j.is_array()) {
+      for (const auto& p : j) {
+        if (!p.is_object() || !p.contains("a") || !p["a"].is_string()) continue;
+        for (size_t i = 0; i < g.runs.size(); ++i) {
+          if (g.runs[i].label == p["a"].get<std::string>()) return i;
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < g.runs.size(); ++i) {
+    if (g.runs[i].r.config.value("attack", std::string()) == kSdsgsm) return i;
+  }
+  return 0;
+}
+
+std::vector<size_t> featured_runs(const Group& g, size_t limit) {
+  const size_t ref = reference_of(g);
+  std::vector<size_t> out{ref};
+  for (size_t i = 0; i < g.runs.size() && out.size() < limit; ++i) {
+    if (i != ref) out.push_back(i);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<PairedStats> paired_of(const Group& g, const ReportOptions& o, std::string& source) {
+  if (g.runs.size() < 2) return {};
+  const size_t ref = reference_of(g);
+  const std::string& a = g.runs[ref].label;
+  std::set<std::string> others, dirs;
   for (const auto& run : g.runs) {
-    labels.insert(run.label);
+    if (run.label != a) others.insert(run.label);
     dirs.insert(run.dir.parent_path().string());
   }
   if (dirs.size() == 1) {
@@ -196,9 +227,9 @@ std::vector<PairedStats> paired_of(const Group& g, const ReportOptions& o, std::
       try {
         std::vector<PairedStats> kept;
         for (auto& s : paired_from_json(j)) {
-          if (labels.count(s.a) && labels.count(s.b)) kept.push_back(std::move(s));
+          if (s.a == a && others.count(s.b)) kept.push_back(std::move(s));
         }
-        if (kept.size() == g.runs.size() * (g.runs.size() - 1)) {  // every pair, both bases
+        if (kept.size() == 2 * others.size()) {  // every other run, both bases
           source = fmt::format("paired.json: {} resamples, seed {}", kept[0].resamples, kept[0].seed);
           return kept;
         }
@@ -206,17 +237,17 @@ std::vector<PairedStats> paired_of(const Group& g, const ReportOptions& o, std::
       }
     }
   }
-  std::vector<std::string> names;
-  std::vector<const AttackRunResult*> runs;
-  for (const auto& run : g.runs) {
-    names.push_back(run.label);
-    runs.push_back(&run.r);
-  }
   BootstrapOptions b;
   b.resamples = o.bootstrap_resamples;
   b.seed = o.bootstrap_seed;
   source = fmt::format("{} resamples, seed {}", b.resamples, b.seed);
-  return all_pairs(names, runs, b);
+  std::vector<PairedStats> out;
+  for (Basis basis : {Basis::Float, Basis::Rounded8bit}) {
+    for (size_t i = 0; i < g.runs.size(); ++i) {
+      if (i != ref) out.push_back(paired_l2(a, g.runs[ref].r, g.runs[i].label, g.runs[i].r, basis, b));
+    }
+  }
+  return out;
 }
 
 std::string group_title(const nlohmann::json& info) {

@@ -195,9 +195,9 @@ std::string heat_map(const HeatMap& h) {
   const double left = 88, top = 30;
   const auto nr = static_cast<double>(h.rows.size()), nc = static_cast<double>(h.columns.size());
   const int width = static_cast<int>(left + nc * h.cell + 12), height = static_cast<int>(top + nr * h.cell + 70);
-  double top_value = 0;
+  double top_value = h.top;
   for (const auto& r : h.values) {
-    for (double v : r) top_value = std::max(top_value, v);
+    for (double v : r) top_value = h.top > 0 ? top_value : std::max(top_value, v);
   }
   std::string out = open_svg(width, height, h.title);
   out += fmt::format("<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"12\" font-weight=\"bold\">{}</text>\n",
@@ -207,14 +207,14 @@ std::string heat_map(const HeatMap& h) {
     out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"10\">{}</text>\n", px(left - 4),
                        px(y + h.cell / 2.0 + 3), escape(h.rows[i]));
     for (size_t j = 0; j < h.columns.size() && j < h.values[i].size(); ++j) {
-      const double v = h.values[i][j], t = top_value > 0 ? v / top_value : 0;
+      const double v = h.values[i][j], t = top_value > 0 ? std::clamp(v / top_value, 0.0, 1.0) : 0;
       // White to dark blue; the count in white on dark cells.
       const int r = static_cast<int>(std::lround(255 - t * (255 - 8))), g = static_cast<int>(std::lround(255 - t * (255 - 69))),
                 b = static_cast<int>(std::lround(255 - t * (255 - 148)));
       const double x = left + j * h.cell;
       out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#{:02x}{:02x}{:02x}\" stroke=\"#ddd\"/>\n",
                          px(x), px(y), h.cell, h.cell, r, g, b);
-      if (v > 0) {
+      if (v > 0 || (h.label_zero && v == 0)) {
         out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"9\" fill=\"{}\">{}</text>\n",
                            px(x + h.cell / 2.0), px(y + h.cell / 2.0 + 3), t > 0.5 ? "white" : "#222", fmt::format("{:g}", v));
       }

@@ -49,6 +49,8 @@ struct HeatMap {
   std::vector<std::string> rows, columns;
   std::vector<std::vector<double>> values;
   int cell = 26;
+  double top = 0;           ///< the value of the darkest shade; 0: the largest value
+  bool label_zero = false;  ///< label cells of value 0 too (blank otherwise)
 };
 std::string heat_map(const HeatMap& h);
 

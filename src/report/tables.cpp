@@ -1,6 +1,9 @@
 // Markdown tables of attack runs.
+#include <cmath>
+
 #include <fmt/format.h>
 
+#include "sdsgsm/run_result.hpp"
 #include "sdsgsm/tables.hpp"
 
 namespace sdsgsm {
@@ -13,13 +16,15 @@ std::string comparison_markdown(const std::vector<nlohmann::json>& reports) {
   for (const auto& s : reports) {
     const auto& f = s["float"];
     const auto& q = s["rounded_8bit"];
-    out += fmt::format("| {} | {:.2f}% | {:.3f} | {:.3f} | {:.4f} | {:.3f} | {:.4f} | {:.2f} | {:.2f}% | {:.3f} | {:.4f} | "
-                       "{:.2f} | {:.0f} |\n",
-                       s.value("label", s["attack"].get<std::string>()), 100 * f["asr"].get<double>(),
-                       f["l2_mean"].get<double>(), f["l2_median"].get<double>(), f["linf_max"].get<double>(),
-                       f["l0_mean"].get<double>(), f["ssim_mean"].get<double>(), f["psnr_mean"].get<double>(),
-                       100 * q["asr"].get<double>(), q["l2_mean"].get<double>(), q["ssim_mean"].get<double>(),
-                       s["iterations_mean"].get<double>(), s.value("images_per_second", 0.0));
+    auto v = [](const nlohmann::json& j, const char* key, const char* format, double scale = 1) {
+      return figure_or_na(j.contains(key) && j[key].is_number() ? scale * j[key].get<double>() : NAN, format);
+    };
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0f} |\n",
+                       s.value("label", s["attack"].get<std::string>()), v(f, "asr", "{:.2f}%", 100), v(f, "l2_mean", "{:.3f}"),
+                       v(f, "l2_median", "{:.3f}"), v(f, "linf_max", "{:.4f}"), v(f, "l0_mean", "{:.3f}"),
+                       v(f, "ssim_mean", "{:.4f}"), v(f, "psnr_mean", "{:.2f}"), v(q, "asr", "{:.2f}%", 100),
+                       v(q, "l2_mean", "{:.3f}"), v(q, "ssim_mean", "{:.4f}"), v(s, "iterations_mean", "{:.2f}"),
+                       s.value("images_per_second", 0.0));
   }
   out += "\nDistances and SSIM over the images each attack fools (8-bit: once rounded to 8-bit pixels, over the "
          "images that still fool).\n";

@@ -1,6 +1,10 @@
 // A run's figures: the deterministic summary over the scored samples, and the wall-clock timing.
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
+
+#include <fmt/format.h>
 
 #include "sdsgsm/core.hpp"
 #include "sdsgsm/distributed.hpp"
@@ -9,15 +13,18 @@
 namespace sdsgsm {
 namespace {
 
-double mean_of(const torch::Tensor& v) { return v.numel() ? v.to(torch::kFloat64).mean().item<double>() : 0.0; }
+// Over an empty set (no image classified correctly, none fooled) a figure is NaN, never 0: it
+// is written to JSON as null (nlohmann's dump of a non-finite number) and printed as "n/a".
+constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+double mean_of(const torch::Tensor& v) { return v.numel() ? v.to(torch::kFloat64).mean().item<double>() : kNone; }
 double median_of(const torch::Tensor& v) {
-  if (v.numel() == 0) return 0.0;
+  if (v.numel() == 0) return kNone;
   // The lower median of torch is not the usual one: average the two middle values.
   auto s = std::get<0>(v.to(torch::kFloat64).sort());
   int64_t n = s.size(0);
   return n % 2 ? s[n / 2].item<double>() : 0.5 * (s[n / 2 - 1].item<double>() + s[n / 2].item<double>());
 }
-double max_of(const torch::Tensor& v) { return v.numel() ? v.to(torch::kFloat64).max().item<double>() : 0.0; }
+double max_of(const torch::Tensor& v) { return v.numel() ? v.to(torch::kFloat64).max().item<double>() : kNone; }
 
 DistortionStats distortion_stats(const torch::Tensor& mask, const torch::Tensor& success, const torch::Tensor& l2,
                                  const torch::Tensor& linf, const torch::Tensor& l0, const torch::Tensor& ssim,
@@ -52,6 +59,22 @@ double peak_rss_mb() {
 }
 
 }  // namespace
+
+std::string few_correct_warning(int64_t correct, int64_t images) {
+  if (images <= 0 || (correct > 0 && correct * 10 >= images && (correct >= 10 || images < 10))) return "";
+  if (correct == 0) {
+    return fmt::format("the model classifies none of the {} images correctly: there is nothing to attack, and ASR, "
+                       "distances and SSIM are n/a (check the model, its classes and its input scaling)",
+                       images);
+  }
+  return fmt::format("the model classifies only {} of the {} images correctly ({:.1f}%): ASR, distances and SSIM are "
+                     "over those {} alone",
+                     correct, images, 100.0 * static_cast<double>(correct) / static_cast<double>(images), correct);
+}
+
+std::string figure_or_na(double v, const std::string& format) {
+  return std::isfinite(v) ? fmt::format(fmt::runtime(format), v) : "n/a";
+}
 
 bool AttackRunResult::targeted() const { return config.value("targeted", std::string("none")) != "none"; }
 
