@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the figures of the documentation from the main job's results, so that none is typed by hand:
 
-  - the claims table of README.md, between <!-- claims:begin --> and <!-- claims:end -->;
+  - the claims table of README.md, between <!-- claims:begin --> and <!-- claims:end -->, from
+    runs/reproduce/claims.json (the verdicts `sdsgsm reproduce` computes by their stated rules);
   - docs/results.md, the full results.
 
 It reads runs/reproduce/results.json (written by `sdsgsm reproduce`, which `bash scripts/run.sh`
@@ -22,10 +23,6 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
-
-# The paper's claims (its abstract: Xu, Li, Chang, Dong, Entropy 28(2):193, 2026).
-PAPER_ASR, PAPER_SSIM = 0.999, 0.947
-
 
 def pct(v):
     return "n/a" if v is None else f"{100 * v:.2f}%"
@@ -63,100 +60,31 @@ def find(rows, regime, group, attack, label_prefix=None):
     return None
 
 
-def l2(row):
-    return None if row is None else row["float"]["l2_mean"]
-
-
-def asr(row):
-    return None if row is None else row["float"]["asr"]
-
-
 def scored(row):
     return row["attacked"] if row and "attacked" in row else None
 
 
-def verdict(results):
-    """'holds', 'does not hold' or 'holds on A; not on B' from {model: bool or None}."""
-    known = {m: v for m, v in results.items() if v is not None}
-    if not known:
-        return "not measured"
-    yes = [m for m, v in known.items() if v]
-    no = [m for m, v in known.items() if not v]
-    if not no:
-        return "holds" if len(yes) > 1 or len(results) == 1 else f"holds on {yes[0]}"
-    if not yes:
-        return "does not hold"
-    return f"holds on {', '.join(yes)}; not on {', '.join(no)}"
+def load_claims(results_path):
+    """The claims, as `sdsgsm reproduce` judged them (claims.json beside results.json, written by the
+    report module: the one place where the verdicts and their rules are computed)."""
+    path = os.path.join(os.path.dirname(results_path), "claims.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"docs_figures: cannot read {path} ({e}); run `bash scripts/run.sh` first")
 
 
-def less_than_all(ref, others):
-    vals = [l2(o) for o in others]
-    if ref is None or l2(ref) is None or any(v is None for v in vals):
-        return None
-    return all(l2(ref) < v for v in vals)
-
-
-def claims(res):
-    """Rows (claim, the paper's figure, ours, verdict) of the claims table."""
-    models = compared_models(res)
-    rows_of = {m: res["models"][m].get("rows", []) for m in models}
-    out = []
-
-    sd = {m: find(rows_of[m], "fixed", "shipped defaults", "sdsgsm") for m in models}
-    ours = "; ".join(f"{m} {pct(asr(sd[m]))}" for m in models)
-    ok = {m: None if sd[m] is None else asr(sd[m]) >= PAPER_ASR - 1e-12 for m in models}
-    v = verdict(ok)
-    for m in models:
-        if ok[m] is False:
-            fooled, n = sd[m]["float"]["fooled"], scored(sd[m])
-            v += f" ({m}: {n - fooled} of {n} images not fooled)"
-    out.append(("ASR of SD-SGSM on CIFAR-10 (shipped defaults, fixed iterations)", "99.9%", ours, v))
-
-    ours = "; ".join(f"{m} {f4(sd[m]['float']['ssim_mean']) if sd[m] else 'n/a'}" for m in models)
-    ok = {m: None if sd[m] is None else sd[m]["float"]["ssim_mean"] >= PAPER_SSIM for m in models}
-    v = verdict(ok)
-    if all(ok.values()):
-        v += " (ours higher: less visible)"
-    out.append(("Mean SSIM of SD-SGSM's adversarials (same runs)", "0.947", ours, v))
-
-    def l2_claim(title, regime, ref_group, ref_attack, ref_label, base):
-        parts, ok = [], {}
-        for m in models:
-            ref = find(rows_of[m], regime, ref_group, ref_attack, ref_label)
-            others = [(name, find(rows_of[m], regime, group, attack)) for name, group, attack in base]
-            ok[m] = less_than_all(ref, [o for _, o in others])
-            parts.append(f"{m}: SD-SGSM {f3(l2(ref))}, " + ", ".join(f"{n} {f3(l2(o))}" for n, o in others))
-        out.append((title, "less l2 than each", "; ".join(parts), verdict(ok)))
-
-    l2_claim("Less l2 than FGSM, I-FGSM, MI-FGSM: textbook settings, fixed iterations", "fixed",
-             "shipped defaults", "sdsgsm", None,
-             [("FGSM", "textbook", "fgsm"), ("I-FGSM", "textbook", "ifgsm"), ("MI-FGSM", "textbook", "mifgsm")])
-    l2_claim("The same, every attack tuned by one rule, fixed iterations", "fixed",
-             "SD-SGSM family, tuned", "sdsgsm", "SD-SGSM (k 16",
-             [("FGSM", "textbook", "fgsm"), ("I-FGSM", "tuned", "ifgsm"), ("MI-FGSM", "tuned", "mifgsm")])
-    l2_claim("The same, tuned, early stop (each image stops at its first success)", "early_stop",
-             "SD-SGSM family, tuned", "sdsgsm", "SD-SGSM (k 16",
-             [("I-FGSM", "tuned", "ifgsm"), ("MI-FGSM", "tuned", "mifgsm")])
-
-    for regime, name in (("fixed", "fixed iterations"), ("early_stop", "early stop")):
-        parts, ok = [], {}
-        for m in models:
-            g = "SD-SGSM family, tuned"
-            both = find(rows_of[m], regime, g, "sdsgsm", "SD-SGSM (k 16")
-            sd_only = find(rows_of[m], regime, g, "sd-ifgsm")
-            sgsm_only = find(rows_of[m], regime, g, "sgsm")
-            ok[m] = less_than_all(both, [sd_only, sgsm_only])
-            parts.append(f"{m}: SD-SGSM {f3(l2(both))}, SD only {f3(l2(sd_only))}, SGSM only {f3(l2(sgsm_only))}")
-        out.append((f"Ablation: SD and SGSM together beat each alone (l2, tuned, {name})", "complementary",
-                    "; ".join(parts), verdict(ok)))
-    return out
-
-
-def claims_table(res):
+def claims_table(claims):
     lines = ["| claim | the paper | ours | verdict |", "|---|---|---|---|"]
-    for c in claims(res):
-        lines.append("| " + " | ".join(c) + " |")
+    for c in claims:
+        lines.append("| " + " | ".join([c["claim"], c["paper"], c["ours"] or "n/a", c["verdict"]]) + " |")
     return "\n".join(lines)
+
+
+def claims_rules(claims):
+    return ["The verdicts' rules (`runs/reproduce/claims.json` holds each claim's measured figures):", ""] + \
+        [f"- {c['claim']}: {c['rule']}." for c in claims] + [""]
 
 
 # --- docs/results.md ------------------------------------------------------------------------------
@@ -307,7 +235,7 @@ def evals_table(evals):
     return md + [""]
 
 
-def results_md(res, evals):
+def results_md(res, evals, claims):
     ao = res.get("attack_options", {})
     eps = ao.get("eps")
     md = ["# Results", "",
@@ -319,7 +247,7 @@ def results_md(res, evals):
           "images an attack fools; \"8-bit\": its adversarials rounded to 8-bit pixels, over the images they "
           "still fool; passes: model passes per image. The words are defined in [attacks.md](attacks.md#glossary) "
           "and the method in [method.md](method.md).", "",
-          "## The paper's claims", "", claims_table(res), ""]
+          "## The paper's claims", "", claims_table(claims), ""] + claims_rules(claims)
     md += evals_table(evals)
     md += ["## The comparison", "",
            "Groups: **textbook** (the literature's settings, alpha 2/255), **tuned** (step and decay tuned by "
@@ -419,8 +347,9 @@ def main():
 
     with open(a.readme) as f:
         readme_old = f.read()
-    readme_new = readme_with(readme_old, claims_table(res))
-    results_new = results_md(res, evals)
+    claims = load_claims(a.results)
+    readme_new = readme_with(readme_old, claims_table(claims))
+    results_new = results_md(res, evals, claims)
     try:
         with open(a.out_results) as f:
             results_old = f.read()

@@ -14,6 +14,7 @@
 #include <torch/csrc/jit/python/module_python.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include "sdsgsm/evaluation_tables.hpp"
 #include "sdsgsm/metrics.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
