@@ -25,8 +25,15 @@ torch::Tensor random_labels(int64_t n, uint64_t seed, int64_t k = 10) {
   return torch::randint(0, k, {n}, gen, torch::kInt64);
 }
 
+/// The registry's fixed-budget attacks outside the SD-SGSM family (test_sdsgsm.cpp has those).
 const std::vector<std::string>& all_attacks() {
-  static const std::vector<std::string> names = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& a : attack_registry()) {
+      if (a.family == AttackFamily::FixedBudget && !a.has(kSdFamily)) v.push_back(a.name);
+    }
+    return v;
+  }();
   return names;
 }
 
