@@ -299,7 +299,7 @@ TEST(Options, ADeclarationParsesChecksAndWritesItsField) {
   EXPECT_TRUE(Contains(message([&] { f->parse(o, "abc"); }), "--norm-gamma: 'abc' is not a number"));
   EXPECT_TRUE(Contains(message([&] { set.find("levels")->parse(o, "2.5"); }), "--levels: '2.5' is not an integer"));
   o.set_norm_gamma(1);
-  EXPECT_TRUE(Contains(message([&] { o.validate(); }), "--norm-gamma must be in (0,1) (got 1)"));
+  EXPECT_TRUE(Contains(message([&] { o.validate(); }), "--norm-gamma must be in (0, 1) (got 1)"));
   // A JSON key may differ from the word: DDI's memory bound is --ddi-batch, read as max_batch and
   // never written (it changes no result).
   const auto* batch = DdiOptions::option_set().find("ddi-batch");
