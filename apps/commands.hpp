@@ -68,6 +68,7 @@ class OptionFlags {
       s.set = set.name();
       s.kind = f.kind;
       s.optional = f.optional;
+      s.off = f.off_flag;
       s.help = f.help;
       s.group = group;
       if (f.default_text) {
@@ -89,6 +90,7 @@ class OptionFlags {
     std::string set, help, group, default_text;
     OptionKind kind = OptionKind::Number;
     bool optional = false;
+    bool off = false;  ///< only the --no- form (a switch on by default)
     std::function<void(const std::string&)> apply;
   };
   void add(const std::string& word, Sink s);

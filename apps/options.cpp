@@ -126,6 +126,11 @@ void OptionFlags::add_to(CLI::App* cmd) const {
     auto all = [sinks = sinks](const std::string& text) {
       for (const auto& s : sinks) s.apply(text);
     };
+    if (first.off) {
+      auto* opt = cmd->add_flag_callback("--no-" + word, [all] { all("false"); }, help);
+      if (!first.group.empty()) opt->group(first.group);
+      continue;
+    }
     add_flag(cmd, "--" + word, first.kind, first.optional, help, first.default_text, first.group, all);
     if (sinks.size() < 2) continue;
     for (const auto& s : sinks) {

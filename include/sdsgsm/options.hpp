@@ -54,6 +54,7 @@ struct OptionField {
   std::string help;           ///< the command line's help text
   bool optional = false;      ///< may be unset (attack's default): absent in JSON, None in Python
   bool user = true;           ///< a flag and a keyword (false: set by the attacks themselves)
+  bool off_flag = false;      ///< a switch on by default: the command line has only its --no- form
   unsigned families = kAllFamilies;  ///< where it applies (AttackFamily bits): config and help
   unsigned part = 0;          ///< a group within the struct (SD-SGSM: which flags a command takes)
   std::vector<std::string> aliases;  ///< more Python keywords (lambda_: lambda is reserved)
@@ -92,6 +93,8 @@ struct OptionField {
   OptionField& alias(std::string a) { aliases.push_back(std::move(a)); return *this; }
   OptionField& shown(std::string d) { default_text = std::move(d); return *this; }
   OptionField& internal() { user = false; return *this; }
+  /// A switch on by default whose flag is --no-WORD (help: what turning it off does).
+  OptionField& off_switch() { off_flag = true; return *this; }
 
   /// Checks built from the declaration: each message names the flag, the rule and the value
   /// ("--beta must be > 0 (got -1)"); an unset optional value passes. Numbers must be finite
