@@ -27,29 +27,6 @@ std::unique_ptr<Attack> make_square(const AttackOptions& options);
 
 namespace {
 
-/// Exercise (reverted next): FGSM without its last clamp to [0,1], registered as one more row.
-class UnclampedFgsm final : public Attack {
- public:
-  explicit UnclampedFgsm(const AttackOptions& o) : Attack("fgsm-unclamped", o) {}
-  nlohmann::json config() const override {
-    nlohmann::json j = options_.to_json();
-    j["attack"] = name_;
-    return j;
-  }
-
- protected:
-  void attack(AttackContext& c) const override {
-    auto x = c.x.clone().requires_grad_(true);
-    auto loss = torch::nn::functional::cross_entropy(c.model.forward(x), c.goal(),
-                                                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-    auto g = torch::autograd::grad({loss}, {x})[0];
-    c.count_forward();
-    c.count_backward();
-    c.r.adversarial = (c.x + options_.eps * g.sign()).detach();  // the bug: no clamp to [0,1]
-    c.r.iterations.fill_(1);
-  }
-};
-
 using Factory = std::function<std::unique_ptr<Attack>(const AttackSettings&)>;
 
 struct Row {
@@ -131,8 +108,6 @@ const std::vector<Row>& rows() {
           .in_plans(kStrength).make(engine(make_apgd_dlr)),
       row(kApgdT, "APGD-T", F::Adaptive).steps(100).help("APGD on the targeted DLR loss, 9 target classes").is(kL2)
           .in_plans(kEnsemble).make(engine(make_apgd_t)),
-      row("fgsm-unclamped", "FGSM-unclamped", F::FixedBudget).steps(1).targeted().help("FGSM without its clamp (exercise)")
-          .make([](const AttackSettings& s) { return std::make_unique<UnclampedFgsm>(s.attack); }),
       row(kSquare, "Square", F::ScoreBased).steps(5000).targeted()
           .help("gradient-free random search (l_inf; --steps queries)").in_plans(kEnsemble).make(engine(make_square)),
   };
