@@ -222,15 +222,6 @@ TEST(TrainOptionsValidate, DeclarationsBuildTheMessagesFromTheFlag) {
   EXPECT_TRUE(TrainOptions::option_set().find("flip")->off_flag);
 }
 
-TEST(TrainOptionsValidate, LabelSmoothingIsOneDeclaration) {
-  TrainOptions o;
-  o.set_out("m.pt");
-  EXPECT_FALSE(o.to_json().contains("label_smoothing"));  // off: the fingerprint keeps its form
-  EXPECT_DOUBLE_EQ(TrainOptions(o).set_label_smoothing(0.1).to_json()["label_smoothing"].get<double>(), 0.1);
-  EXPECT_EQ(error_message([&] { TrainOptions(o).set_label_smoothing(1).validate(); }),
-            "--label-smoothing must be in [0, 1) (got 1)");
-}
-
 TEST(TrainCheckpoint, SavesAndLoadsItself) {
   TempDir tmp;
   EXPECT_FALSE(sdsgsm::TrainCheckpoint::load(tmp.path()).has_value());

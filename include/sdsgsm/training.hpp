@@ -52,7 +52,6 @@ struct TrainOptions {
   /// The guard stops a run when the robust accuracy falls below (1 - guard_drop) x the best so far
   /// and more than 10 points under it.
   SDSGSM_OPTION(double, guard_drop, 0.5)
-  SDSGSM_OPTION(double, label_smoothing, 0.0)  ///< the training loss's label smoothing (0: none)
   /// Tests only (no flag): replaces the guard's measured robust accuracy, called with the epoch
   /// (1-based) and the measured value.
   std::function<double(int64_t, double)> guard_override;

@@ -72,9 +72,6 @@ const OptionSet<TrainOptions>& TrainOptions::option_set() {
                  "The guard stops when PGD accuracy falls below (1 - this) x its best and 10 points under it")
               .in_range(0, 1, RangeEnds::Open)
               .when(adversarial),
-          option("label-smoothing", &O::label_smoothing, "Label smoothing of the training loss (0: none)")
-              .in_range(0, 1, RangeEnds::RightOpen)
-              .when([](const O& o) { return o.label_smoothing != 0; }),
       });
   return set;
 }

@@ -229,8 +229,7 @@ EpochRecord train_epoch(Run& run, const Dataset& fit, const torch::Tensor& padde
     if (adversarial) x = adversarial_batch(net, x, y, o, gen);
     run.opt->zero_grad();
     torch::Tensor logits = forward_logits(net, x, o.precision == "bf16");
-    auto loss = torch::nn::functional::cross_entropy(
-        logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(o.label_smoothing));
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
     loss.backward();
     run.opt->step();
     loss_sum += loss.item<double>() * b;
