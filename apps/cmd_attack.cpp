@@ -43,10 +43,7 @@ void add_attack_flags(CLI::App* cmd, AttackFlags& f) {
   add_count_flag(cmd, f.count, "Number of images to attack");
   cmd->add_option("--offset", f.offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, f.batch);
-  f.flags.bind(AttackOptions::option_set(), f.attack, "");
-  bind_sdsgsm_flags(f.flags, f.sd, kAllSdFlags, "SD-SGSM (sdsgsm, sd-ifgsm, sgsm)");
-  f.flags.bind(MinNormOptions::option_set(), f.mn,
-               "Minimum-norm attacks (deepfool, cw, ddn, fmn; unbounded: --eps does not apply, --steps does)");
+  bind_attack_settings(f.flags, f);
   f.flags.add_to(cmd);
   cmd->add_option("--sheet", f.sheet, "Images in the PNG sheet (0: none)")->capture_default_str();
   cmd->add_flag("--no-adversarial", f.no_adversarial, "Do not write the adversarial images (adversarial/ shards)");
@@ -146,11 +143,8 @@ void add_attack_command(CLI::App& app, Common& common, Runner& run) {
       "memory), adversarial/ (the float adversarials, one torch.load-able N x 3 x H x W shard per\n"
       "batch) and sheet.png (clean | adversarial | perturbation amplified). Batches are written as\n"
       "they finish: an interrupted run continues with --resume, and under mpirun the batches are\n"
-      "shared among the ranks.\n"
-      "Attacks: fgsm, ifgsm (bim), mifgsm, nifgsm, pgd, and the SD-SGSM family: sdsgsm (DDI map +\n"
-      "tanh), sd-ifgsm (DDI map + sign), sgsm (uniform + tanh), all within the l_inf budget --eps;\n"
-      "and the minimum-norm attacks, unbounded (they minimise the perturbation; --eps does not\n"
-      "apply): deepfool (l2 or l_inf), cw (Carlini-Wagner l2), ddn (l2), fmn (l2 or l_inf).");
+      "shared among the ranks.\n" +
+          attack_help());
   auto f = std::make_shared<AttackFlags>();
   auto name = std::make_shared<std::string>(kSdsgsm);
   cmd->add_option("--attack", *name, "Attack name")->capture_default_str();

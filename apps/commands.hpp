@@ -72,6 +72,7 @@ class OptionFlags {
       s.set = set.name();
       s.kind = f.kind;
       s.optional = f.optional;
+      s.off = f.off_flag;
       s.help = f.help;
       s.group = group;
       if (f.default_text) {
@@ -93,6 +94,7 @@ class OptionFlags {
     std::string set, help, group, default_text;
     OptionKind kind = OptionKind::Number;
     bool optional = false;
+    bool off = false;  ///< only the --no- form (a switch on by default)
     std::function<void(const std::string&)> apply;
   };
   void add(const std::string& word, Sink s);
@@ -111,6 +113,17 @@ enum SdFlags : unsigned {
 /// Binds SD-SGSM's option sets (DdiOptions', SdsgsmOptions') to `sd` for the parts `which`, in the
 /// help's `group` ("": the command's own options); the defaults shown are sd's values.
 void bind_sdsgsm_flags(OptionFlags& flags, SdsgsmOptions& sd, unsigned which, const std::string& group);
+
+/// The help group of an attack option set's flags (set: its name): "" for the options every
+/// attack takes, else the family's attacks, from the registry.
+std::string attack_option_group(const std::string& set);
+
+/// Binds every attack option set (visit_attack_option_sets) to the struct it fills in `s` (an
+/// AttackSettings, or any struct with the members attack, sd and mn), each in its help group.
+template <class S>
+void bind_attack_settings(OptionFlags& flags, S& s) {
+  visit_attack_option_sets([&](const auto& set, auto pick) { flags.bind(set, pick(s), attack_option_group(set.name())); });
+}
 
 /// bind_sdsgsm_flags, added to `cmd` alone.
 void add_sdsgsm_flags(CLI::App* cmd, SdsgsmOptions& sd, unsigned which, const std::string& group);

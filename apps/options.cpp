@@ -1,6 +1,7 @@
 // Flags and parsing shared by the sub-commands.
 #include <algorithm>
 #include <sstream>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -138,6 +139,11 @@ void OptionFlags::add_to(CLI::App* cmd) const {
     auto all = [sinks = sinks](const std::string& text) {
       for (const auto& s : sinks) s.apply(text);
     };
+    if (first.off) {
+      auto* opt = cmd->add_flag_callback("--no-" + word, [all] { all("false"); }, help);
+      if (!first.group.empty()) opt->group(first.group);
+      continue;
+    }
     add_flag(cmd, "--" + word, first.kind, first.optional, help, first.default_text, first.group, all);
     if (sinks.size() < 2) continue;
     for (const auto& s : sinks) {
@@ -150,6 +156,25 @@ void OptionFlags::add_to(CLI::App* cmd) const {
 void bind_sdsgsm_flags(OptionFlags& flags, SdsgsmOptions& sd, unsigned which, const std::string& group) {
   if (which & kDdiFlags) flags.bind(DdiOptions::option_set(), sd.ddi, group);
   flags.bind(SdsgsmOptions::option_set(), sd, group, which & ~static_cast<unsigned>(kDdiFlags));
+}
+
+std::string attack_option_group(const std::string& set) {
+  auto names = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& n : v) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  };
+  if (set == DdiOptions::option_set().name() || set == SdsgsmOptions::option_set().name()) {
+    return "SD-SGSM (" + names(attack_names(kSdFamily)) + ")";
+  }
+  if (set == MinNormOptions::option_set().name()) {
+    std::vector<std::string> min_norm;
+    for (const auto& a : attack_registry()) {
+      if (a.family == AttackFamily::MinimumNorm) min_norm.push_back(a.name);
+    }
+    return "Minimum-norm attacks (" + names(min_norm) + "; unbounded: --eps does not apply, --steps does)";
+  }
+  return "";
 }
 
 void add_sdsgsm_flags(CLI::App* cmd, SdsgsmOptions& sd, unsigned which, const std::string& group) {
@@ -167,18 +192,15 @@ std::string flag_of(std::string key) {
 }
 
 /// The flag of a run's config key: the option sets' declaration (ddi's "max_batch" is --ddi-batch),
-/// else the key's words ("attack" -> --attack).
+/// else the key's words ("attack" -> --attack). `ddi`: the key is in the config's "ddi" object.
 std::string flag_of_key(const std::string& key, bool ddi) {
-  if (ddi) {
-    if (const auto* f = DdiOptions::option_set().find_key(key)) return "--" + f->word;
-  } else if (const auto* f = AttackOptions::option_set().find_key(key)) {
-    return "--" + f->word;
-  } else if (const auto* f = SdsgsmOptions::option_set().find_key(key)) {
-    return "--" + f->word;
-  } else if (const auto* f = MinNormOptions::option_set().find_key(key)) {
-    return "--" + f->word;
-  }
-  return flag_of(key);
+  std::string flag;
+  visit_attack_option_sets([&](const auto& set, auto) {
+    const bool ddi_set = std::is_same_v<std::decay_t<decltype(set)>, OptionSet<DdiOptions>>;
+    if (!flag.empty() || ddi_set != ddi) return;
+    if (const auto* f = set.find_key(key)) flag = "--" + f->word;
+  });
+  return flag.empty() ? flag_of(key) : flag;
 }
 
 bool given(const std::vector<std::string>& args, const std::string& flag) {

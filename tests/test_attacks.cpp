@@ -25,8 +25,15 @@ torch::Tensor random_labels(int64_t n, uint64_t seed, int64_t k = 10) {
   return torch::randint(0, k, {n}, gen, torch::kInt64);
 }
 
+/// The registry's fixed-budget attacks outside the SD-SGSM family (test_sdsgsm.cpp has those).
 const std::vector<std::string>& all_attacks() {
-  static const std::vector<std::string> names = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& a : attack_registry()) {
+      if (a.family == AttackFamily::FixedBudget && !a.has(kSdFamily)) v.push_back(a.name);
+    }
+    return v;
+  }();
   return names;
 }
 
@@ -292,7 +299,7 @@ TEST(Options, ADeclarationParsesChecksAndWritesItsField) {
   EXPECT_TRUE(Contains(message([&] { f->parse(o, "abc"); }), "--norm-gamma: 'abc' is not a number"));
   EXPECT_TRUE(Contains(message([&] { set.find("levels")->parse(o, "2.5"); }), "--levels: '2.5' is not an integer"));
   o.set_norm_gamma(1);
-  EXPECT_TRUE(Contains(message([&] { o.validate(); }), "--norm-gamma must be in (0,1) (got 1)"));
+  EXPECT_TRUE(Contains(message([&] { o.validate(); }), "--norm-gamma must be in (0, 1) (got 1)"));
   // A JSON key may differ from the word: DDI's memory bound is --ddi-batch, read as max_batch and
   // never written (it changes no result).
   const auto* batch = DdiOptions::option_set().find("ddi-batch");

@@ -118,7 +118,7 @@ TEST_F(Cli, TrainWithZeroEpochsFailsBeforeWritingAnything) {
   r = sdsgsm("train --epochs 1");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.err, "--out"));
-  // --precision is checked by the parser.
+  // --precision is checked by its declaration.
   r = sdsgsm("train --out x --precision fp16");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.err, "fp16"));

@@ -203,6 +203,74 @@ TEST(TrainOptionsAlpha, EachMethodHasItsReferenceStepSize) {
   EXPECT_DOUBLE_EQ(TrainOptions(o).set_adversarial("pgd").set_adv_alpha(0.01).adversarial_alpha(), 0.01);
 }
 
+TEST(TrainOptionsValidate, DeclarationsBuildTheMessagesFromTheFlag) {
+  TrainOptions ok;
+  ok.set_out("model.pt");
+  EXPECT_EQ(error_message([&] { TrainOptions(ok).set_epochs(0).validate(); }), "--epochs must be >= 1 (got 0)");
+  EXPECT_EQ(error_message([&] { TrainOptions(ok).set_momentum(1).validate(); }), "--momentum must be in [0, 1) (got 1)");
+  EXPECT_EQ(error_message([&] { TrainOptions(ok).set_lr(-0.5).validate(); }), "--lr must be > 0 (got -0.5)");
+  EXPECT_EQ(error_message([&] { TrainOptions(ok).set_schedule("step").validate(); }),
+            "--schedule must be cosine or onecycle (got 'step')");
+  EXPECT_EQ(error_message([&] { TrainOptions(ok).set_adv_eps(2).validate(); }), "--adv-eps must be in (0, 1] (got 2)");
+  // The flags `sdsgsm train` takes from the set: every option of the result and the switches.
+  for (const std::string w : {"arch", "resume", "epochs", "batch-size", "lr", "momentum", "nesterov", "weight-decay",
+                              "schedule", "warmup-epochs", "pad", "flip", "precision", "seed", "eval-every",
+                              "adversarial", "adv-eps", "adv-alpha", "adv-steps", "guard-count", "guard-drop"}) {
+    EXPECT_NE(TrainOptions::option_set().find(w), nullptr) << w;
+  }
+  EXPECT_TRUE(TrainOptions::option_set().find("nesterov")->off_flag);
+  EXPECT_TRUE(TrainOptions::option_set().find("flip")->off_flag);
+}
+
+TEST(TrainCheckpoint, SavesAndLoadsItself) {
+  TempDir tmp;
+  EXPECT_FALSE(sdsgsm::TrainCheckpoint::load(tmp.path()).has_value());
+  sdsgsm::TrainCheckpoint c;
+  c.config = TrainOptions().set_out("m.pt").set_adversarial("pgd").to_json();
+  c.epochs_done = 2;
+  for (int64_t e = 1; e <= 2; ++e) {
+    sdsgsm::EpochRecord r;
+    r.epoch = e;
+    r.lr = 0.1 / e;
+    r.train_loss = 2.0 / e;
+    r.train_accuracy = 0.25 * e;
+    r.test_accuracy = e == 2 ? 0.5 : -1;
+    r.seconds = 1.5 * e;
+    r.robust_accuracy = 0.125 * e;
+    r.wall_seconds = 2.5 * e;
+    c.history.push_back(r);
+  }
+  c.guard = true;
+  c.best_epoch = 1;
+  c.best_robust_accuracy = 0.125;
+  c.stopped_epoch = 2;
+  c.stop_reason = "catastrophic overfitting";
+  c.save(tmp.path());
+  auto back = sdsgsm::TrainCheckpoint::load(tmp.path());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->config, c.config);
+  EXPECT_EQ(back->epochs_done, 2);
+  ASSERT_EQ(back->history.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_EQ(back->history[i].to_json(true), c.history[i].to_json(true)) << i;
+  EXPECT_TRUE(back->guard);
+  EXPECT_EQ(back->best_epoch, 1);
+  EXPECT_DOUBLE_EQ(back->best_robust_accuracy, 0.125);
+  EXPECT_EQ(back->stopped_epoch, 2);
+  EXPECT_EQ(back->stop_reason, "catastrophic overfitting");
+  // Without the guard, a record has no robust accuracy and reads back as -1.
+  c.guard = false;
+  c.stopped_epoch = 0;
+  c.save(tmp.path());
+  back = sdsgsm::TrainCheckpoint::load(tmp.path());
+  EXPECT_FALSE(back->guard);
+  EXPECT_EQ(back->stopped_epoch, 0);
+  EXPECT_FALSE(c.history[0].to_json(false).contains("robust_accuracy"));
+  EXPECT_DOUBLE_EQ(back->history[0].robust_accuracy, -1);
+  // A damaged state is one error naming the folder.
+  sdsgsm::write_file_atomic(tmp / "state.json", "{\"config\": {}}");
+  EXPECT_TRUE(Contains(error_message([&] { sdsgsm::TrainCheckpoint::load(tmp.path()); }), "state.json is damaged"));
+}
+
 TEST(OverfittingGuard, CollapseNeedsBothTheRelativeAndTheAbsoluteDrop) {
   EXPECT_TRUE(sdsgsm::guard_collapsed(0.50, 0.20, 0.5));
   EXPECT_TRUE(sdsgsm::guard_collapsed(0.50, 0.0, 0.5));

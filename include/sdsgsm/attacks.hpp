@@ -1,4 +1,5 @@
-// Gradient attacks on image classifiers, in two families (Foolbox's split):
+// Attacks on image classifiers, in four families (AttackFamily; each registry row names its own,
+// src/attacks/registry.cpp):
 //
 // Fixed-budget attacks (fgsm, ifgsm, mifgsm, nifgsm, pgd, the SD-SGSM family) are all run by ONE
 // iterative l_inf engine (EngineAttack), an attack being a configuration of its hooks: the start
@@ -14,9 +15,10 @@
 // bookkeeping of the best adversarial and its norm) and take their own options from
 // MinNormOptions.
 //
-// APGD (apgd-ce, apgd-dlr, apgd-t; src/attacks/apgd.cpp) is its own family: bounded by --eps in
+// Adaptive-step attacks: APGD (apgd-ce, apgd-dlr, apgd-t; src/attacks/apgd.cpp), bounded by --eps in
 // l_inf or l2 (AttackOptions::norm), with its step-size schedule, checkpoints, momentum and
-// restarts. Square (src/attacks/square.cpp) is gradient-free: it only reads the model's scores.
+// restarts. Score-based attacks: Square (src/attacks/square.cpp), gradient-free: it only reads the
+// model's scores.
 // `sdsgsm robust` runs them in sequence, AutoAttack's way (src/evaluation/robust.cpp).
 //
 // Tensor shapes: images N x C x H x W float in [0,1]; labels N int64; maps N x 1 x H x W.
@@ -208,7 +210,7 @@ struct AttackHooks {
   nlohmann::json parameters = nlohmann::json::object();
 };
 
-/// An attack: a name, the shared options and an algorithm (one of the two families above).
+/// An attack: a name, the shared options and an algorithm (of one of the families above).
 /// Attack::run is the one template every attack runs: check the input, the clean pass and the
 /// targets, the attack's own body (`attack`), the post-steps any attack can take (the 8-bit
 /// refinement, AttackOptions::refine), then the result's prediction and success.
@@ -303,18 +305,24 @@ struct MinNormOptions {
 
 struct SdsgsmOptions;
 
-/// What plans and commands pick an attack by: the traits of a registry row (a bit set, so that a
-/// plan asks for "the textbook baselines" or "the ensemble", never for names).
+/// What an attack is, beyond its family: bits of a registry row that code asks an attack about
+/// (sweeps vary the momentum decay of a kMomentum attack, kDdiMap attacks share a SensitivityCache).
 enum AttackTrait : unsigned {
-  kTextbook = 1u << 0,  ///< one of the paper's sign-step baselines (reproduce's textbook rows, the tuned baselines)
   kSdFamily = 1u << 1,  ///< SD-SGSM or one of its ablations (SdsgsmOptions configure it)
   kMomentum = 1u << 2,  ///< takes a momentum decay that sweeps and tuning vary
   kDdiMap = 1u << 3,    ///< spends the budget by a DDI allocation map (shares a SensitivityCache)
   kSmoothed = 1u << 4,  ///< steps along tanh(beta g / sigma(g)): beta applies
-  kStrength = 1u << 5,  ///< an adaptive row of reproduce's strength table (on its own defaults)
-  kEnsemble = 1u << 6,  ///< in the AutoAttack-style sequence of `robust`, in registry order
-  kTransfer = 1u << 7,  ///< in reproduce's transfer matrices by default
   kL2 = 1u << 8,        ///< also runs in the l2 norm (--norm l2); every bounded attack runs in l_inf
+};
+
+/// Which plans use an attack: a plan's list is the rows that name it (attack_names(kEnsemble)), in
+/// registry order, so a plan asks for "the textbook baselines" or "the ensemble", never for names.
+/// These bits say nothing of the attack itself (AttackTrait does).
+enum PlanMembership : unsigned {
+  kTextbook = 1u << 0,   ///< reproduce's textbook rows at alpha 2/255, and the baselines tune and sweep tune
+  kStrength = 1u << 5,   ///< an adaptive row of reproduce's strength table (on its own defaults)
+  kEnsemble = 1u << 6,   ///< in the AutoAttack-style sequence of `robust`
+  kTransfer = 1u << 7,   ///< in reproduce's transfer matrices by default
 };
 
 /// One row of the attack registry (src/attacks/registry.cpp): everything the CLI, the Python
@@ -322,15 +330,17 @@ enum AttackTrait : unsigned {
 struct AttackInfo {
   std::string name;   ///< what make_attack and --attack take
   std::string label;  ///< for tables: "I-FGSM", "SD-SGSM", ...
-  AttackFamily family;
-  bool bounded;               ///< keeps the budget --eps (l_inf, or APGD's --norm ball)
-  bool targeted;              ///< supports --targeted
-  int64_t default_steps;      ///< its iterations when --steps is not given (the literature's)
+  AttackFamily family = AttackFamily::FixedBudget;
+  bool bounded = true;        ///< keeps the budget --eps (l_inf, or APGD's --norm ball): every family but MinimumNorm
+  bool targeted = false;      ///< supports --targeted
+  int64_t default_steps = 1;  ///< its iterations when --steps is not given (the literature's)
   std::string summary;        ///< one line for --help
   std::vector<std::string> aliases;
-  unsigned traits = 0;  ///< AttackTrait bits
+  unsigned traits = 0;  ///< AttackTrait bits: what it is
+  unsigned plans = 0;   ///< PlanMembership bits: the plans it is in
 
   bool has(AttackTrait t) const { return (traits & t) != 0; }
+  bool in(PlanMembership p) const { return (plans & p) != 0; }
 };
 
 /// The registry, in the order help and plans list attacks.
@@ -343,8 +353,12 @@ const AttackInfo& attack_info(const std::string& name);
 /// deepfool, cw, ddn, fmn, apgd-ce, apgd-dlr, apgd-t, square.
 std::vector<std::string> attack_names();
 
-/// The names of the rows that have every trait of `traits` (AttackTrait bits), in registry order.
-std::vector<std::string> attack_names(unsigned traits);
+/// The names of the rows that have every bit of `bits` (AttackTrait and PlanMembership bits), in
+/// registry order: attack_names(kEnsemble | kL2) is the ensemble's l2 form.
+std::vector<std::string> attack_names(unsigned bits);
+
+/// The attack list of `attack --help`: each family, then its attacks (name, aliases, help line).
+std::string attack_help();
 
 /// The names other code picks one attack by (a plan that runs I-FGSM or DDN on purpose). Each is
 /// defined in its attack's own file; nothing outside src/attacks/ spells an attack's name.

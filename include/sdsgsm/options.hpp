@@ -12,6 +12,7 @@
 // (e.g. --norm sets the minimum-norm distance and APGD's ball; --minimum-norm.norm only the former).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -38,6 +39,9 @@ enum class OptionKind {
 /// The integer of command-line text; throws Error "WHAT: 'TEXT' is not an integer".
 int64_t parse_integer(const std::string& text, const std::string& what);
 
+/// Which ends of OptionField::in_range's interval belong to it.
+enum class RangeEnds { Closed, Open, LeftOpen, RightOpen };
+
 /// Bits of the attack families (1 << AttackFamily) an option applies to.
 inline constexpr unsigned kAllFamilies = ~0u;
 
@@ -50,6 +54,7 @@ struct OptionField {
   std::string help;           ///< the command line's help text
   bool optional = false;      ///< may be unset (attack's default): absent in JSON, None in Python
   bool user = true;           ///< a flag and a keyword (false: set by the attacks themselves)
+  bool off_flag = false;      ///< a switch on by default: the command line has only its --no- form
   unsigned families = kAllFamilies;  ///< where it applies (AttackFamily bits): config and help
   unsigned part = 0;          ///< a group within the struct (SD-SGSM: which flags a command takes)
   std::vector<std::string> aliases;  ///< more Python keywords (lambda_: lambda is reserved)
@@ -88,6 +93,61 @@ struct OptionField {
   OptionField& alias(std::string a) { aliases.push_back(std::move(a)); return *this; }
   OptionField& shown(std::string d) { default_text = std::move(d); return *this; }
   OptionField& internal() { user = false; return *this; }
+  /// A switch on by default whose flag is --no-WORD (help: what turning it off does).
+  OptionField& off_switch() { off_flag = true; return *this; }
+
+  /// Checks built from the declaration: each message names the flag, the rule and the value
+  /// ("--beta must be > 0 (got -1)"); an unset optional value passes. Numbers must be finite
+  /// but where positive_or_infinite says otherwise.
+  OptionField& positive() {
+    return rule([](double v) { return v > 0 && std::isfinite(v); }, "> 0");
+  }
+  OptionField& positive_or_infinite() {
+    return rule([](double v) { return v > 0; }, "> 0");
+  }
+  OptionField& at_least(double n) {
+    return rule([n](double v) { return v >= n && std::isfinite(v); }, fmt::format(">= {}", n));
+  }
+  OptionField& in_range(double a, double b, RangeEnds ends = RangeEnds::Closed) {
+    const char* open = ends == RangeEnds::Closed || ends == RangeEnds::RightOpen ? "[" : "(";
+    const char* close = ends == RangeEnds::Open || ends == RangeEnds::RightOpen ? ")" : "]";
+    return rule(
+        [a, b, ends](double v) {
+          if (ends == RangeEnds::Closed) return v >= a && v <= b;
+          if (ends == RangeEnds::Open) return v > a && v < b;
+          if (ends == RangeEnds::RightOpen) return v >= a && v < b;
+          return v > a && v <= b;
+        },
+        fmt::format("in {}{}, {}{}", open, a, b, close));
+  }
+  OptionField& one_of(std::vector<std::string> words) {
+    std::string list;
+    for (size_t i = 0; i < words.size(); ++i) list += (i == 0 ? "" : i + 1 == words.size() ? " or " : ", ") + words[i];
+    check = [get = get, flag = "--" + word, words, list](const O& o) -> std::string {
+      const nlohmann::json j = get(o);
+      if (j.is_null()) return "";
+      const std::string v = j.get<std::string>();
+      for (const auto& w : words) {
+        if (w == v) return "";
+      }
+      return fmt::format("{} must be {} (got '{}')", flag, list, v);
+    };
+    return *this;
+  }
+
+ private:
+  /// A numeric check: `ok(value)`, else "--word must be WHAT (got value)".
+  template <class Ok>
+  OptionField& rule(Ok ok, std::string what) {
+    check = [get = get, flag = "--" + word, ok, what](const O& o) -> std::string {
+      const nlohmann::json j = get(o);
+      if (j.is_null()) return "";
+      if (ok(j.get<double>())) return "";
+      const std::string got = j.is_number_integer() ? fmt::format("{}", j.get<int64_t>()) : fmt::format("{}", j.get<double>());
+      return fmt::format("{} must be {} (got {})", flag, what, got);
+    };
+    return *this;
+  }
 };
 
 namespace detail {

@@ -65,6 +65,29 @@ struct SdsgsmOptions {
   static const OptionSet<SdsgsmOptions>& option_set();
 };
 
+/// Everything that configures an attack: the options every attack may take and each family's own
+/// (make_attack reads the part that applies to the attack).
+struct AttackSettings {
+  AttackOptions attack;
+  SdsgsmOptions sd;
+  MinNormOptions mn;
+};
+
+/// The attacks' option sets, each once, in the order the help, the JSON replay and the Python
+/// keywords list them: calls visit(set, pick) for AttackOptions, DdiOptions, SdsgsmOptions and
+/// MinNormOptions, where pick(s) is the struct the set fills in `s` (an AttackSettings, or any
+/// struct with the members attack, sd and mn).
+template <class Visit>
+void visit_attack_option_sets(Visit&& visit) {
+  visit(AttackOptions::option_set(), [](auto& s) -> auto& { return s.attack; });
+  visit(DdiOptions::option_set(), [](auto& s) -> auto& { return s.sd.ddi; });
+  visit(SdsgsmOptions::option_set(), [](auto& s) -> auto& { return s.sd; });
+  visit(MinNormOptions::option_set(), [](auto& s) -> auto& { return s.mn; });
+}
+
+/// make_attack(name, settings.attack, settings.sd, settings.mn).
+std::unique_ptr<Attack> make_attack(const std::string& name, const AttackSettings& settings);
+
 /// The k x k windows (clipped at the border; window 0: ceil(H/2) x ceil(W/2)) as an (W, H, W) 0/1
 /// float mask.
 torch::Tensor ddi_windows(int64_t height, int64_t width, const DdiOptions& options);

@@ -15,6 +15,7 @@
 
 #include "sdsgsm/data.hpp"
 #include "sdsgsm/models.hpp"
+#include "sdsgsm/options.hpp"
 
 namespace sdsgsm {
 
@@ -56,10 +57,15 @@ struct TrainOptions {
   std::function<double(int64_t, double)> guard_override;
   /// The method's step size: adv_alpha when set, else the method's default.
   double adversarial_alpha() const;
-  /// Throws Error for an invalid combination.
+  /// Throws Error naming the flag of the first invalid value (the declarations' checks), or for
+  /// a missing --out or an unknown --arch.
   void validate() const;
   /// The options that define the result (resume refuses to continue under other ones).
   nlohmann::json to_json() const;
+  /// Every field's declaration (src/training/train_options.cpp): flag, JSON key, check, help.
+  /// `sdsgsm train`'s flags, validate() and to_json() read it: a train option is one field and
+  /// one declaration.
+  static const OptionSet<TrainOptions>& option_set();
 };
 
 struct EpochRecord {
@@ -69,6 +75,27 @@ struct EpochRecord {
   double robust_accuracy = -1;
   /// The whole epoch: training, the guard and the test evaluation (`seconds`: training only).
   double wall_seconds = 0;
+  /// Its line of the history (robust_accuracy only with the guard); from_json reads it back.
+  nlohmann::json to_json(bool guard) const;
+  static EpochRecord from_json(const nlohmann::json& j);
+};
+
+/// What a checkpoint folder's state.json holds, written after every epoch (after the epoch's
+/// weight files it points at) and read by a resume.
+struct TrainCheckpoint {
+  nlohmann::json config;  ///< TrainOptions::to_json and the training images: a resume must match it
+  int64_t epochs_done = 0;
+  std::vector<EpochRecord> history;
+  bool guard = false;                ///< the overfitting guard ran (best_* are set)
+  int64_t best_epoch = 0;            ///< the guard's best epoch (best-N.pt)
+  double best_robust_accuracy = -1;
+  int64_t stopped_epoch = 0;  ///< the guard's stop (0: none)
+  std::string stop_reason;
+
+  /// Writes state.json into `dir` atomically.
+  void save(const fs::path& dir) const;
+  /// The state.json of `dir`; nullopt when it has none.
+  static std::optional<TrainCheckpoint> load(const fs::path& dir);
 };
 
 struct TrainResult {

@@ -80,8 +80,8 @@ nlohmann::json to_value(OptionKind kind, bool optional, const py::handle& v, con
 /// Adds the setters of an option set's fields (the struct `pick` selects in Settings) under their
 /// keywords and aliases; a keyword two sets declare sets both (norm: the minimum-norm distance and
 /// APGD's ball).
-template <class O>
-void add_set(std::map<std::string, Setter>& table, const OptionSet<O>& set, O& (*pick)(Settings&)) {
+template <class O, class Pick>
+void add_set(std::map<std::string, Setter>& table, const OptionSet<O>& set, Pick pick) {
   for (const auto& f : set.fields()) {
     if (!f.user) continue;
     Setter setter = [f, pick](Settings& s, const py::handle& v, const std::string& n) {
@@ -108,10 +108,7 @@ void add_set(std::map<std::string, Setter>& table, const OptionSet<O>& set, O& (
 const std::map<std::string, Setter>& option_table() {
   static const std::map<std::string, Setter> table = [] {
     std::map<std::string, Setter> t;
-    add_set<AttackOptions>(t, AttackOptions::option_set(), [](Settings& s) -> AttackOptions& { return s.attack; });
-    add_set<DdiOptions>(t, DdiOptions::option_set(), [](Settings& s) -> DdiOptions& { return s.sd.ddi; });
-    add_set<SdsgsmOptions>(t, SdsgsmOptions::option_set(), [](Settings& s) -> SdsgsmOptions& { return s.sd; });
-    add_set<MinNormOptions>(t, MinNormOptions::option_set(), [](Settings& s) -> MinNormOptions& { return s.mn; });
+    visit_attack_option_sets([&t](const auto& set, auto pick) { add_set(t, set, pick); });
     // The run (RunOptions and --threads).
     t["batch_size"] = [](Settings& s, const py::handle& v, const std::string& n) { s.run.batch_size = as_int(v, n); };
     t["offset"] = [](Settings& s, const py::handle& v, const std::string& n) {
@@ -151,10 +148,7 @@ std::vector<std::pair<std::string, std::string>> option_help() {
       if (!seen) out.emplace_back(f.keyword(), f.help);
     }
   };
-  add(AttackOptions::option_set());
-  add(DdiOptions::option_set());
-  add(SdsgsmOptions::option_set());
-  add(MinNormOptions::option_set());
+  visit_attack_option_sets([&add](const auto& set, auto) { add(set); });
   return out;
 }
 

@@ -76,26 +76,16 @@ const OptionSet<DdiOptions>& DdiOptions::option_set() {
               }),
           option("fill", &O::fill, "Zero-out fill: zero, mean (each image's channel means) or blur")
               .in(kSd)
-              .checked([](const O& o) {
-                return o.fill != "zero" && o.fill != "mean" && o.fill != "blur"
-                           ? fmt::format("--fill must be zero, mean or blur (got '{}')", o.fill)
-                           : "";
-              }),
+              .one_of({"zero", "mean", "blur"}),
           option("score", &O::score, "Window score: prob (true-class probability drop), margin or loss")
               .in(kSd)
-              .checked([](const O& o) {
-                return o.score != "prob" && o.score != "margin" && o.score != "loss"
-                           ? fmt::format("--score must be prob, margin or loss (got '{}')", o.score)
-                           : "";
-              }),
+              .one_of({"prob", "margin", "loss"}),
           // The memory bound changes no result: read, never written.
           option("ddi-batch", &O::max_batch, "Occluded images per forward call")
               .in(kSd)
               .json_key("max_batch")
               .when([](const O&) { return false; })
-              .checked([](const O& o) {
-                return o.max_batch < 1 ? fmt::format("--ddi-batch must be >= 1 (got {})", o.max_batch) : "";
-              }),
+              .at_least(1),
       });
   return set;
 }
@@ -119,46 +109,35 @@ const OptionSet<SdsgsmOptions>& SdsgsmOptions::option_set() {
           option("rho", &O::rho, "Fraction of pixels in the decision-dependent domain")
               .in(kSd)
               .group(kDomainPart)
-              .checked([](const O& o) {
-                return !(o.rho > 0) || o.rho > 1 ? fmt::format("--rho must be in (0, 1] (got {})", o.rho) : "";
-              }),
+              .in_range(0, 1, RangeEnds::LeftOpen),
           option("lambda", &O::lambda, "Background weight of the allocation map")
               .in(kSd)
               .group(kMapPart)
               .alias("lambda_")
-              .checked([](const O& o) {
-                return !(o.lambda >= 0) || o.lambda > 1 ? fmt::format("--lambda must be in [0, 1] (got {})", o.lambda) : "";
-              }),
+              .in_range(0, 1),
           option("map", &O::map, "Allocation map: hard or soft")
               .in(kSd)
               .group(kMapPart)
-              .checked([](const O& o) {
-                return o.map != "hard" && o.map != "soft" ? fmt::format("--map must be hard or soft (got '{}')", o.map) : "";
-              }),
+              .one_of({"hard", "soft"}),
           option("gamma", &O::gamma, "Soft map exponent")
               .in(kSd)
               .group(kMapPart)
-              .checked([](const O& o) { return !(o.gamma > 0) ? fmt::format("--gamma must be > 0 (got {})", o.gamma) : ""; }),
+              .positive(),
           option("beta", &O::beta, "tanh sharpness of the smoothed sign")
               .in(kSd)
               .group(kStepPart)
-              .checked([](const O& o) { return !(o.beta > 0) ? fmt::format("--beta must be > 0 (got {})", o.beta) : ""; }),
+              .positive_or_infinite(),
           option("step-factor", &O::step_factor, "Default alpha = eps / steps x this")
               .in(kSd)
               .group(kStepPart)
-              .checked([](const O& o) {
-                return !(o.step_factor > 0) ? fmt::format("--step-factor must be > 0 (got {})", o.step_factor) : "";
-              }),
+              .positive(),
           option("rescale-step", &O::rescale_step, "Step map alpha M / mean(M) instead of alpha M")
               .in(kSd)
               .group(kStepPart),
           option("recompute-every", &O::recompute_every, "Recompute the map every R iterations (0: once)")
               .in(kSd)
               .group(kStepPart)
-              .checked([](const O& o) {
-                return o.recompute_every < 0 ? fmt::format("--recompute-every must be >= 0 (got {})", o.recompute_every)
-                                             : "";
-              }),
+              .at_least(0),
       });
   return set;
 }

@@ -111,25 +111,21 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
                 if (o.norm == Norm::L2) {
                   if (!(o.eps > 0) || !std::isfinite(o.eps)) return fmt::format("--eps must be > 0 (got {})", o.eps);
                 } else if (!(o.eps >= 0) || o.eps > 1) {
-                  return fmt::format("--eps must be in [0,1] (got {})", o.eps);
+                  return fmt::format("--eps must be in [0, 1] (got {})", o.eps);
                 }
                 return "";
               }),
           option("alpha", &O::alpha, "Step size (fractions allowed); default: 2/255 for the baselines, eps/steps x step factor for SD-SGSM")
               .in(kBounded)
-              .checked([](const O& o) {
-                return o.alpha && !(*o.alpha > 0) ? fmt::format("--alpha must be > 0 (got {})", *o.alpha) : "";
-              }),
+              .positive(),
           option("steps", &O::steps,
                  "Iterations; default: each attack's own (FGSM 1, the l_inf attacks 10, DeepFool 50, C&W 100 per "
                  "binary step, DDN and FMN 100)")
               .shown("")
-              .checked([](const O& o) { return o.steps < 1 ? fmt::format("--steps must be >= 1 (got {})", o.steps) : ""; }),
+              .at_least(1),
           option("decay", &O::decay, "Momentum decay mu; default: 1.0 for mifgsm/nifgsm, 0 (off) for the SD-SGSM family")
               .in(kBounded)
-              .checked([](const O& o) {
-                return o.decay && !(*o.decay >= 0) ? fmt::format("--decay must be >= 0 (got {})", *o.decay) : "";
-              }),
+              .at_least(0),
           // Written as false when unset: the configurations keep their form.
           [] {
             auto f = option("early-stop", &O::early_stop,
@@ -165,21 +161,13 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
                  "fools once rounded to 8-bit pixels, keeping it fooling once rounded (quantised DDN steps from "
                  "the rounded adversarial); 0: off")
               .when(refining)
-              .checked([](const O& o) { return o.refine < 0 ? fmt::format("--refine must be >= 0 (got {})", o.refine) : ""; }),
+              .at_least(0),
           option("refine-step", &O::refine_step, "--refine: the step, times the perturbation's current l2 norm")
               .when(refining)
-              .checked([](const O& o) {
-                return !(o.refine_step > 0) || !std::isfinite(o.refine_step)
-                           ? fmt::format("--refine-step must be > 0 (got {})", o.refine_step)
-                           : "";
-              }),
+              .positive(),
           option("refine-gamma", &O::refine_gamma, "--refine: the norm's update factor eps * (1 -+ gamma)")
               .when(refining)
-              .checked([](const O& o) {
-                return !(o.refine_gamma > 0 && o.refine_gamma < 1)
-                           ? fmt::format("--refine-gamma must be in (0,1) (got {})", o.refine_gamma)
-                           : "";
-              }),
+              .in_range(0, 1, RangeEnds::Open),
           // Only when set: the configurations of the attacks that take neither keep their form.
           option("norm", &O::norm, "The ball of apgd-ce, apgd-dlr, apgd-t: 2 or inf (default inf; with 2, --eps is an l2 radius)")
               .in(kBall),
@@ -187,7 +175,7 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
                  "apgd-ce, apgd-dlr, apgd-t: random restarts (per target) for the images still not fooled")
               .in(kBall)
               .when([](const O& o) { return o.restarts != 1; })
-              .checked([](const O& o) { return o.restarts < 1 ? fmt::format("--restarts must be >= 1 (got {})", o.restarts) : ""; }),
+              .at_least(1),
       });
   return set;
 }

@@ -38,51 +38,27 @@ const OptionSet<MinNormOptions>& MinNormOptions::option_set() {
               }),
           option("overshoot", &O::overshoot, "deepfool: overshoot of each step past the boundary")
               .in(kMinNorm)
-              .checked([](const O& o) {
-                return !(o.overshoot >= 0) ? fmt::format("--overshoot must be >= 0 (got {})", o.overshoot) : "";
-              }),
+              .at_least(0),
           option("binary-steps", &O::binary_steps, "cw: binary-search steps over the constant c (x --steps Adam steps)")
               .in(kMinNorm)
-              .checked([](const O& o) {
-                return o.binary_steps < 1 ? fmt::format("--binary-steps must be >= 1 (got {})", o.binary_steps) : "";
-              }),
+              .at_least(1),
           option("initial-const", &O::initial_const, "cw: c of the first binary-search step")
               .in(kMinNorm)
-              .checked([](const O& o) {
-                return !(o.initial_const > 0) || !std::isfinite(o.initial_const)
-                           ? fmt::format("--initial-const must be > 0 (got {})", o.initial_const)
-                           : "";
-              }),
+              .positive(),
           option("confidence", &O::confidence, "cw: confidence kappa (logit margin of a success)")
               .in(kMinNorm)
-              .checked([](const O& o) {
-                return !(o.confidence >= 0) || !std::isfinite(o.confidence)
-                           ? fmt::format("--confidence must be >= 0 (got {})", o.confidence)
-                           : "";
-              }),
+              .at_least(0),
           option("learning-rate", &O::learning_rate,
                  "Step size; default: cw 0.01 (Adam), ddn 1 (l2 step), fmn 1 (x the current norm); ddn and fmn "
                  "anneal it to 1/100")
               .in(kMinNorm)
-              .checked([](const O& o) {
-                return o.learning_rate && (!(*o.learning_rate > 0) || !std::isfinite(*o.learning_rate))
-                           ? fmt::format("--learning-rate must be > 0 (got {})", *o.learning_rate)
-                           : "";
-              }),
+              .positive(),
           option("norm-gamma", &O::norm_gamma, "ddn, fmn: the norm's update factor eps * (1 -+ gamma)")
               .in(kMinNorm)
-              .checked([](const O& o) {
-                return !(o.norm_gamma > 0 && o.norm_gamma < 1)
-                           ? fmt::format("--norm-gamma must be in (0,1) (got {})", o.norm_gamma)
-                           : "";
-              }),
+              .in_range(0, 1, RangeEnds::Open),
           option("initial-norm", &O::initial_norm, "ddn: the l2 norm of the first step")
               .in(kMinNorm)
-              .checked([](const O& o) {
-                return !(o.initial_norm > 0) || !std::isfinite(o.initial_norm)
-                           ? fmt::format("--initial-norm must be > 0 (got {})", o.initial_norm)
-                           : "";
-              }),
+              .positive(),
           option("levels", &O::levels,
                  "Values per channel of the grid a saved image lies on (256: 8-bit pixels; 0: none): ddn rounds each "
                  "iterate to it, deepfool, cw and fmn push their adversarials onto it")

@@ -106,74 +106,7 @@ double guard_accuracy(Network& net, const Dataset& held, const TrainOptions& o) 
   return static_cast<double>(correct) / held.size();
 }
 
-nlohmann::json record_json(const EpochRecord& r, bool guard) {
-  nlohmann::json j = {{"epoch", r.epoch}, {"lr", r.lr}, {"train_loss", r.train_loss},
-                      {"train_accuracy", r.train_accuracy}, {"test_accuracy", r.test_accuracy},
-                      {"seconds", r.seconds}};
-  if (guard) j["robust_accuracy"] = r.robust_accuracy;
-  j["wall_seconds"] = r.wall_seconds;
-  return j;
-}
-
-const std::vector<std::string> kAdversarialMethods = {"none", "fgsm-rs", "n-fgsm", kPgd, kFgsm};
-
 }  // namespace
-
-void TrainOptions::validate() const {
-  if (epochs < 1) throw Error(fmt::format("--epochs must be >= 1 (got {})", epochs));
-  if (batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", batch_size));
-  if (!(lr > 0)) throw Error(fmt::format("--lr must be > 0 (got {})", lr));
-  if (momentum < 0 || momentum >= 1) throw Error(fmt::format("--momentum must be in [0,1) (got {})", momentum));
-  if (weight_decay < 0) throw Error(fmt::format("--weight-decay must be >= 0 (got {})", weight_decay));
-  if (schedule != "cosine" && schedule != "onecycle") {
-    throw Error(fmt::format("--schedule must be cosine or onecycle (got '{}')", schedule));
-  }
-  if (warmup_epochs < 0 || warmup_epochs > static_cast<double>(epochs)) {
-    throw Error(fmt::format("--warmup-epochs must be in [0, epochs] (got {})", warmup_epochs));
-  }
-  if (pad < 0) throw Error(fmt::format("--pad must be >= 0 (got {})", pad));
-  if (out.empty()) throw Error("--out is required: where to write the trained weights");
-  if (precision != "fp32" && precision != "bf16") {
-    throw Error(fmt::format("--precision must be fp32 or bf16 (got '{}')", precision));
-  }
-  if (nesterov && momentum == 0) throw Error("--nesterov needs --momentum > 0");
-  if (std::find(kAdversarialMethods.begin(), kAdversarialMethods.end(), adversarial) == kAdversarialMethods.end()) {
-    throw Error(fmt::format("--adversarial must be none, fgsm-rs, n-fgsm, pgd or fgsm (got '{}')", adversarial));
-  }
-  if (!(adv_eps > 0 && adv_eps <= 1)) throw Error(fmt::format("--adv-eps must be in (0, 1] (got {})", adv_eps));
-  if (adv_alpha && !(*adv_alpha > 0 && *adv_alpha <= 1)) {
-    throw Error(fmt::format("--adv-alpha must be in (0, 1] (got {})", *adv_alpha));
-  }
-  if (adv_steps < 1) throw Error(fmt::format("--adv-steps must be >= 1 (got {})", adv_steps));
-  if (guard_count < 0) throw Error(fmt::format("--guard-count must be >= 0 (got {})", guard_count));
-  if (!(guard_drop > 0 && guard_drop < 1)) throw Error(fmt::format("--guard-drop must be in (0, 1) (got {})", guard_drop));
-  make_network(arch);  // throws for an unknown architecture
-}
-
-double TrainOptions::adversarial_alpha() const {
-  if (adv_alpha) return *adv_alpha;
-  if (adversarial == "fgsm-rs") return 1.25 * adv_eps;
-  if (adversarial == kPgd) return 2.0 / 255;
-  return adv_eps;  // n-fgsm, fgsm
-}
-
-nlohmann::json TrainOptions::to_json() const {
-  nlohmann::json j = {{"arch", arch},       {"epochs", epochs},     {"batch_size", batch_size},
-                      {"lr", lr},          {"momentum", momentum}, {"weight_decay", weight_decay},
-                      {"nesterov", nesterov}, {"schedule", schedule}, {"warmup_epochs", warmup_epochs},
-                      {"pad", pad},        {"flip", flip},         {"seed", seed}, {"precision", precision}};
-  // Adversarial options only when adversarial training is on: standard runs keep their
-  // fingerprint (resume) and log as before.
-  if (adversarial != "none") {
-    j["adversarial"] = adversarial;
-    j["adv_eps"] = adv_eps;
-    j["adv_alpha"] = adversarial_alpha();
-    if (adversarial == kPgd) j["adv_steps"] = adv_steps;
-    j["guard_count"] = guard_count;
-    j["guard_drop"] = guard_drop;
-  }
-  return j;
-}
 
 bool guard_collapsed(double best, double current, double drop) {
   return current < (1 - drop) * best && best - current > 0.10;
@@ -218,143 +151,224 @@ double scheduled_lr(const TrainOptions& o, double epoch) {
   return o.lr * 0.5 * (1 + std::cos(kPi * std::min(t, 1.0)));
 }
 
+namespace {
+
+/// A run in progress: the network, its optimiser, the result so far and the guard's state.
+struct Run {
+  explicit Run(const TrainOptions& options) : o(options) {}
+  const TrainOptions& o;
+  std::shared_ptr<Network> net;
+  std::unique_ptr<torch::optim::SGD> opt;
+  int64_t classes = 0;
+  fs::path ckpt;           ///< the checkpoint folder
+  nlohmann::json config;   ///< what a resume must match
+  int64_t guard_n = 0;     ///< the guard's held-out images (0: no guard)
+  TrainResult result;
+  Weights best_weights;  ///< the guard's best epoch
+  bool stopped = false;
+};
+
+/// Continues from run.ckpt's checkpoint (--resume): weights, optimiser, history, the guard's state; the epochs done.
+int64_t resume(Run& run) {
+  if (!run.o.resume) return 0;
+  auto state = TrainCheckpoint::load(run.ckpt);
+  if (!state) {
+    spdlog::warn("no checkpoint in '{}': starting from scratch", run.ckpt.string());
+    return 0;
+  }
+  if (state->config != run.config) {
+    throw Error(fmt::format("cannot resume from '{}': it was made with other options ({})", run.ckpt.string(),
+                            state->config.dump()));
+  }
+  const int64_t done = state->epochs_done;
+  restore(*run.net, snapshot(*load_network(run.ckpt / fmt::format("model-{}.pt", done)).net));
+  torch::load(*run.opt, (run.ckpt / fmt::format("optim-{}.pt", done)).string());
+  run.result.history = state->history;
+  if (state->guard) {
+    run.result.best_epoch = state->best_epoch;
+    run.result.best_robust_accuracy = state->best_robust_accuracy;
+    run.best_weights = snapshot(*load_network(run.ckpt / fmt::format("best-{}.pt", state->best_epoch)).net);
+  }
+  if (state->stopped_epoch > 0) {
+    run.stopped = true;
+    run.result.stopped_epoch = state->stopped_epoch;
+    run.result.stop_reason = state->stop_reason;
+    restore(*run.net, run.best_weights);
+  }
+  spdlog::info("resuming from '{}' after epoch {}", run.ckpt.string(), done);
+  return done;
+}
+
+/// One epoch of training on `fit` (its images zero-padded by o.pad in `padded`): the record's
+/// lr, loss, accuracy and seconds; `seen` counts the images trained on.
+EpochRecord train_epoch(Run& run, const Dataset& fit, const torch::Tensor& padded, int64_t epoch, int64_t& seen) {
+  const TrainOptions& o = run.o;
+  Network& net = *run.net;
+  const int64_t n = fit.size(), h = fit.images.size(2), w = fit.images.size(3);
+  const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
+  const bool adversarial = o.adversarial != "none";
+  net.train();
+  at::Generator gen = at::detail::createCPUGenerator(o.seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  auto perm = torch::randperm(n, gen, torch::kInt64);
+  Progress bar(fmt::format("epoch {}/{}", epoch + 1, o.epochs), n, o.progress);
+  double loss_sum = 0;
+  int64_t correct = 0;
+  seen = 0;
+  double lr = o.lr;
+  for (int64_t step = 0; step < steps_per_epoch; ++step) {
+    lr = scheduled_lr(o, epoch + static_cast<double>(step) / steps_per_epoch);
+    for (auto& group : run.opt->param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+    int64_t b = std::min(o.batch_size, n - step * o.batch_size);
+    auto idx = perm.narrow(0, step * o.batch_size, b);
+    auto x = augment(padded, idx, o.pad, o.flip, gen, h, w);
+    auto y = fit.labels.index_select(0, idx);
+    // The adversarial batch is made with the network in training mode (batch statistics, the
+    // running statistics updated by each forward pass), as Wong et al.'s and Madry-style
+    // PyTorch code do; its noise comes from the epoch's seeded generator, after the batch's
+    // augmentation draws, so a run is reproducible from its seed.
+    if (adversarial) x = adversarial_batch(net, x, y, o, gen);
+    run.opt->zero_grad();
+    torch::Tensor logits = forward_logits(net, x, o.precision == "bf16");
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
+    loss.backward();
+    run.opt->step();
+    loss_sum += loss.item<double>() * b;
+    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+    seen += b;
+    bar.advance(b, fmt::format("{}loss {:.3f} acc {:.1f}% lr {:.4f}", adversarial ? "adv " : "", loss_sum / seen,
+                               100.0 * correct / seen, lr));
+  }
+  EpochRecord rec;
+  rec.epoch = epoch + 1;
+  rec.lr = lr;
+  rec.train_loss = loss_sum / seen;
+  rec.train_accuracy = static_cast<double>(correct) / seen;
+  rec.seconds = bar.elapsed_seconds();
+  bar.finish();
+  return rec;
+}
+
+/// The guard after an epoch: measures rec.robust_accuracy on `held`, keeps the best epoch's
+/// weights, and stops the run when the accuracy collapsed. Returns whether the epoch is the best.
+bool guard_epoch(Run& run, EpochRecord& rec, const Dataset& held) {
+  const TrainOptions& o = run.o;
+  TrainResult& result = run.result;
+  rec.robust_accuracy = guard_accuracy(*run.net, held, o);
+  if (o.guard_override) rec.robust_accuracy = o.guard_override(rec.epoch, rec.robust_accuracy);
+  if (result.best_epoch == 0 || rec.robust_accuracy > result.best_robust_accuracy) {
+    result.best_epoch = rec.epoch;
+    result.best_robust_accuracy = rec.robust_accuracy;
+    run.best_weights = snapshot(*run.net);
+    return true;
+  }
+  if (guard_collapsed(result.best_robust_accuracy, rec.robust_accuracy, o.guard_drop)) {
+    run.stopped = true;
+    result.stopped_epoch = rec.epoch;
+    result.stop_reason = fmt::format(
+        "catastrophic overfitting: PGD accuracy on the {} held-out images fell to {:.2f}%, below {:.0f}% of the "
+        "best ({:.2f}% after epoch {}) and more than 10 points under it",
+        run.guard_n, 100 * rec.robust_accuracy, 100 * (1 - o.guard_drop), 100 * result.best_robust_accuracy,
+        result.best_epoch);
+  }
+  return false;
+}
+
+/// The checkpoint after epoch `done`: epoch-numbered files first, then the state that points at
+/// them; the previous epoch's files (and older best weights) are removed.
+void write_checkpoint(Run& run, int64_t done, bool new_best) {
+  const fs::path& ckpt = run.ckpt;
+  save_network(run.net, run.o.arch, run.classes, ckpt / fmt::format("model-{}.pt", done));
+  save_optimizer(*run.opt, ckpt / fmt::format("optim-{}.pt", done));
+  if (new_best) save_network(run.net, run.o.arch, run.classes, ckpt / fmt::format("best-{}.pt", done));
+  TrainCheckpoint state;
+  state.config = run.config;
+  state.epochs_done = done;
+  state.history = run.result.history;
+  state.guard = run.guard_n > 0;
+  state.best_epoch = run.result.best_epoch;
+  state.best_robust_accuracy = run.result.best_robust_accuracy;
+  if (run.stopped) {
+    state.stopped_epoch = run.result.stopped_epoch;
+    state.stop_reason = run.result.stop_reason;
+  }
+  state.save(ckpt);
+  std::error_code ec;
+  fs::remove(ckpt / fmt::format("model-{}.pt", done - 1), ec);
+  fs::remove(ckpt / fmt::format("optim-{}.pt", done - 1), ec);
+  if (new_best) {
+    for (int64_t e = 1; e < done; ++e) fs::remove(ckpt / fmt::format("best-{}.pt", e), ec);
+  }
+}
+
+/// The JSON log beside the weights (<out>.json): the options, the history and the guard's outcome.
+void write_log(const Run& run, int64_t test_images) {
+  const TrainResult& result = run.result;
+  nlohmann::json log;
+  log["config"] = run.config;
+  log["test_accuracy"] = result.test_accuracy;
+  log["test_images"] = test_images;
+  log["history"] = nlohmann::json::array();
+  for (const auto& r : result.history) log["history"].push_back(r.to_json(run.guard_n > 0));
+  log["seconds"] = result.seconds;
+  if (run.guard_n > 0) {
+    log["guard_images"] = run.guard_n;
+    log["best_epoch"] = result.best_epoch;
+    log["best_robust_accuracy"] = result.best_robust_accuracy;
+  }
+  if (run.stopped) {
+    log["stopped_early"] = {{"epoch", result.stopped_epoch}, {"best_epoch", result.best_epoch},
+                            {"reason", result.stop_reason}};
+  }
+  log["version"] = version_string();
+  log["threads"] = torch::get_num_threads();
+  write_file_atomic(fs::path(run.o.out.string() + ".json"), log.dump(2));
+}
+
+}  // namespace
+
 TrainResult train_network(const TrainOptions& o, const Dataset& train_set, const Dataset& test_set) {
   o.validate();
   if (train_set.size() == 0) throw Error("the training set is empty");
-  const bool adversarial = o.adversarial != "none";
-  const int64_t guard_n = adversarial ? o.guard_count : 0;
-  const bool guard = guard_n > 0;
-  if (guard && guard_n >= train_set.size()) {
-    throw Error(fmt::format("--guard-count ({}) must be below the number of training images ({})", guard_n,
+  Run run(o);
+  run.guard_n = o.adversarial != "none" ? o.guard_count : 0;
+  const bool guard = run.guard_n > 0;
+  if (guard && run.guard_n >= train_set.size()) {
+    throw Error(fmt::format("--guard-count ({}) must be below the number of training images ({})", run.guard_n,
                             train_set.size()));
   }
   // The guard's images: the last guard_n of the training set, not trained on.
-  const Dataset fit = guard ? train_set.slice(0, train_set.size() - guard_n) : train_set;
-  const Dataset held = guard ? train_set.slice(train_set.size() - guard_n, guard_n) : Dataset{};
-  const int64_t k = train_set.num_classes();
-  fs::path ckpt = o.checkpoint_dir.empty() ? fs::path(o.out.string() + ".ckpt") : o.checkpoint_dir;
+  const Dataset fit = guard ? train_set.slice(0, train_set.size() - run.guard_n) : train_set;
+  const Dataset held = guard ? train_set.slice(train_set.size() - run.guard_n, run.guard_n) : Dataset{};
+  run.classes = train_set.num_classes();
+  run.ckpt = o.checkpoint_dir.empty() ? fs::path(o.out.string() + ".ckpt") : o.checkpoint_dir;
   if (o.out.has_parent_path()) fs::create_directories(o.out.parent_path());
-  fs::create_directories(ckpt);
+  fs::create_directories(run.ckpt);
 
   torch::manual_seed(o.seed);
-  auto net = make_network(o.arch, k);
-  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(o.lr)
-                                               .momentum(o.momentum)
-                                               .weight_decay(o.weight_decay)
-                                               .nesterov(o.nesterov));
-  nlohmann::json config = o.to_json();
-  config["train_images"] = train_set.size();
-  TrainResult result;
-  Weights best_weights;  // the guard's best epoch
-  bool stopped = false;
-  int64_t start_epoch = 0;
-  const fs::path state_file = ckpt / "state.json";
-  if (o.resume && fs::exists(state_file)) {
-    nlohmann::json state = nlohmann::json::parse(read_file(state_file));
-    if (state["config"] != config) {
-      throw Error(fmt::format("cannot resume from '{}': it was made with other options ({})", ckpt.string(),
-                              state["config"].dump()));
-    }
-    start_epoch = state["epochs_done"].get<int64_t>();
-    LoadedNetwork loaded = load_network(ckpt / fmt::format("model-{}.pt", start_epoch));
-    restore(*net, snapshot(*loaded.net));
-    torch::load(opt, (ckpt / fmt::format("optim-{}.pt", start_epoch)).string());
-    for (const auto& h : state["history"]) {
-      EpochRecord r;
-      r.epoch = h["epoch"]; r.lr = h["lr"]; r.train_loss = h["train_loss"];
-      r.train_accuracy = h["train_accuracy"]; r.test_accuracy = h["test_accuracy"]; r.seconds = h["seconds"];
-      r.robust_accuracy = h.value("robust_accuracy", -1.0);
-      r.wall_seconds = h.value("wall_seconds", r.seconds);
-      result.history.push_back(r);
-    }
-    if (state.contains("best_epoch")) {
-      result.best_epoch = state["best_epoch"];
-      result.best_robust_accuracy = state["best_robust_accuracy"];
-      best_weights = snapshot(*load_network(ckpt / fmt::format("best-{}.pt", result.best_epoch)).net);
-    }
-    if (state.contains("stopped_early")) {
-      stopped = true;
-      result.stopped_epoch = state["stopped_early"]["epoch"];
-      result.stop_reason = state["stopped_early"]["reason"];
-      restore(*net, best_weights);
-    }
-    spdlog::info("resuming from '{}' after epoch {}", ckpt.string(), start_epoch);
-  } else if (o.resume) {
-    spdlog::warn("no checkpoint in '{}': starting from scratch", ckpt.string());
-  }
+  run.net = make_network(o.arch, run.classes);
+  run.opt = std::make_unique<torch::optim::SGD>(
+      run.net->parameters(),
+      torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay).nesterov(o.nesterov));
+  run.config = o.to_json();
+  run.config["train_images"] = train_set.size();
+  const int64_t start_epoch = resume(run);
 
-  const int64_t n = fit.size();
-  const int64_t h = fit.images.size(2), w = fit.images.size(3);
   auto padded = o.pad > 0 ? torch::constant_pad_nd(fit.images, {o.pad, o.pad, o.pad, o.pad}, 0) : fit.images;
-  const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
   double total_images = 0, total_seconds = 0;
-
-  for (int64_t epoch = start_epoch; epoch < o.epochs && !stopped; ++epoch) {
+  TrainResult& result = run.result;
+  for (int64_t epoch = start_epoch; epoch < o.epochs && !run.stopped; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
-    net->train();
-    at::Generator gen = at::detail::createCPUGenerator(o.seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    auto perm = torch::randperm(n, gen, torch::kInt64);
-    Progress bar(fmt::format("epoch {}/{}", epoch + 1, o.epochs), n, o.progress);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    double lr = o.lr;
-    for (int64_t step = 0; step < steps_per_epoch; ++step) {
-      lr = scheduled_lr(o, epoch + static_cast<double>(step) / steps_per_epoch);
-      for (auto& group : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-      int64_t b = std::min(o.batch_size, n - step * o.batch_size);
-      auto idx = perm.narrow(0, step * o.batch_size, b);
-      auto x = augment(padded, idx, o.pad, o.flip, gen, h, w);
-      auto y = fit.labels.index_select(0, idx);
-      // The adversarial batch is made with the network in training mode (batch statistics, the
-      // running statistics updated by each forward pass), as Wong et al.'s and Madry-style
-      // PyTorch code do; its noise comes from the epoch's seeded generator, after the batch's
-      // augmentation draws, so a run is reproducible from its seed.
-      if (adversarial) x = adversarial_batch(*net, x, y, o, gen);
-      opt.zero_grad();
-      torch::Tensor logits = forward_logits(*net, x, o.precision == "bf16");
-      auto loss = torch::nn::functional::cross_entropy(logits, y);
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>() * b;
-      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-      seen += b;
-      bar.advance(b, fmt::format("{}loss {:.3f} acc {:.1f}% lr {:.4f}", adversarial ? "adv " : "", loss_sum / seen,
-                                 100.0 * correct / seen, lr));
-    }
-    EpochRecord rec;
-    rec.epoch = epoch + 1;
-    rec.lr = lr;
-    rec.train_loss = loss_sum / seen;
-    rec.train_accuracy = static_cast<double>(correct) / seen;
-    rec.seconds = bar.elapsed_seconds();
+    int64_t seen = 0;
+    EpochRecord rec = train_epoch(run, fit, padded, epoch, seen);
     total_images += seen;
     total_seconds += rec.seconds;
-    bar.finish();
-    bool last = epoch + 1 == o.epochs;
+    const bool last = epoch + 1 == o.epochs;
     if (test_set.size() > 0 && (last || (o.eval_every > 0 && (epoch + 1) % o.eval_every == 0))) {
-      auto clf = wrap_network(net, o.arch, o.arch);
+      auto clf = wrap_network(run.net, o.arch, o.arch);
       rec.test_accuracy = evaluate(*clf, test_set, 500, false).accuracy();
-      for (auto& p : net->parameters()) p.set_requires_grad(true);
+      for (auto& p : run.net->parameters()) p.set_requires_grad(true);
     }
-    bool new_best = false;
-    if (guard) {
-      rec.robust_accuracy = guard_accuracy(*net, held, o);
-      if (o.guard_override) rec.robust_accuracy = o.guard_override(rec.epoch, rec.robust_accuracy);
-      if (result.best_epoch == 0 || rec.robust_accuracy > result.best_robust_accuracy) {
-        new_best = true;
-        result.best_epoch = rec.epoch;
-        result.best_robust_accuracy = rec.robust_accuracy;
-        best_weights = snapshot(*net);
-      } else if (guard_collapsed(result.best_robust_accuracy, rec.robust_accuracy, o.guard_drop)) {
-        stopped = true;
-        result.stopped_epoch = rec.epoch;
-        result.stop_reason = fmt::format(
-            "catastrophic overfitting: PGD accuracy on the {} held-out images fell to {:.2f}%, below {:.0f}% of the "
-            "best ({:.2f}% after epoch {}) and more than 10 points under it",
-            guard_n, 100 * rec.robust_accuracy, 100 * (1 - o.guard_drop), 100 * result.best_robust_accuracy,
-            result.best_epoch);
-      }
-    }
+    const bool new_best = guard && guard_epoch(run, rec, held);
     rec.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     result.history.push_back(rec);
     spdlog::info("epoch {}/{}: loss {:.4f} train {:.2f}%{}{} ({}, {:.0f} img/s)", rec.epoch, o.epochs, rec.train_loss,
@@ -362,62 +376,24 @@ TrainResult train_network(const TrainOptions& o, const Dataset& train_set, const
                  rec.test_accuracy >= 0 ? fmt::format(" test {:.2f}%", 100 * rec.test_accuracy) : "",
                  guard ? fmt::format(" robust {:.2f}%", 100 * rec.robust_accuracy) : "",
                  format_duration(rec.wall_seconds), seen / rec.seconds);
-
-    // Checkpoint: epoch-numbered files first, then the state file that points at them.
-    save_network(net, o.arch, k, ckpt / fmt::format("model-{}.pt", epoch + 1));
-    save_optimizer(opt, ckpt / fmt::format("optim-{}.pt", epoch + 1));
-    if (new_best) save_network(net, o.arch, k, ckpt / fmt::format("best-{}.pt", rec.epoch));
-    nlohmann::json state;
-    state["config"] = config;
-    state["epochs_done"] = epoch + 1;
-    state["history"] = nlohmann::json::array();
-    for (const auto& r : result.history) state["history"].push_back(record_json(r, guard));
-    if (guard) {
-      state["best_epoch"] = result.best_epoch;
-      state["best_robust_accuracy"] = result.best_robust_accuracy;
-    }
-    if (stopped) state["stopped_early"] = {{"epoch", result.stopped_epoch}, {"reason", result.stop_reason}};
-    write_file_atomic(state_file, state.dump(2));
-    std::error_code ec;
-    fs::remove(ckpt / fmt::format("model-{}.pt", epoch), ec);
-    fs::remove(ckpt / fmt::format("optim-{}.pt", epoch), ec);
-    if (new_best) {
-      for (int64_t e = 1; e < rec.epoch; ++e) fs::remove(ckpt / fmt::format("best-{}.pt", e), ec);
-    }
-    if (stopped) {
+    write_checkpoint(run, epoch + 1, new_best);
+    if (run.stopped) {
       spdlog::warn("stopping after epoch {}: {}; rolling back to epoch {}", rec.epoch, result.stop_reason,
                    result.best_epoch);
-      restore(*net, best_weights);
+      restore(*run.net, run.best_weights);
     }
   }
 
-  save_network(net, o.arch, k, o.out);
+  save_network(run.net, o.arch, run.classes, o.out);
   result.test_accuracy = result.history.empty() ? -1 : result.history.back().test_accuracy;
-  if (stopped && test_set.size() > 0) {
+  if (run.stopped && test_set.size() > 0) {
     // The rolled-back weights' test accuracy.
-    auto clf = wrap_network(net, o.arch, o.arch);
+    auto clf = wrap_network(run.net, o.arch, o.arch);
     result.test_accuracy = evaluate(*clf, test_set, 500, false).accuracy();
   }
   result.images_per_second = total_seconds > 0 ? total_images / total_seconds : 0;
   for (const auto& r : result.history) result.seconds += r.wall_seconds;
-  nlohmann::json log;
-  log["config"] = config;
-  log["test_accuracy"] = result.test_accuracy;
-  log["test_images"] = test_set.size();
-  log["history"] = nlohmann::json::parse(read_file(state_file))["history"];
-  log["seconds"] = result.seconds;
-  if (guard) {
-    log["guard_images"] = guard_n;
-    log["best_epoch"] = result.best_epoch;
-    log["best_robust_accuracy"] = result.best_robust_accuracy;
-  }
-  if (stopped) {
-    log["stopped_early"] = {{"epoch", result.stopped_epoch}, {"best_epoch", result.best_epoch},
-                            {"reason", result.stop_reason}};
-  }
-  log["version"] = version_string();
-  log["threads"] = torch::get_num_threads();
-  write_file_atomic(fs::path(o.out.string() + ".json"), log.dump(2));
+  write_log(run, test_set.size());
   return result;
 }
 
