@@ -43,6 +43,10 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--steps", o->r.steps, "APGD iterations")->capture_default_str();
   cmd->add_option("--restarts", o->r.restarts, "APGD random restarts (per target of apgd-t)")->capture_default_str();
   cmd->add_option("--queries", o->r.queries, "Square's model queries per image")->capture_default_str();
+  cmd->add_option("--square-schedule", o->r.square_schedule,
+                  "How Square's window shrinks: autoattack (the queries as counted, AutoAttack's standard version) or "
+                  "stretched (the 10,000-query schedule over --queries)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->r.seed, "Seed of the random starts and Square's search")->capture_default_str();
   cmd->add_option("--check-count", o->r.check_count,
                   "Images (the first) of the more-steps and large-eps masking checks (0: skip them)")

@@ -33,6 +33,8 @@ struct RobustOptions {
   SDSGSM_OPTION(int64_t, steps, 100)     ///< APGD iterations (other gradient attacks: theirs)
   SDSGSM_OPTION(int64_t, restarts, 1)    ///< APGD restarts (per target)
   SDSGSM_OPTION(int64_t, queries, 5000)  ///< Square's queries per image
+  /// Square's window schedule (AttackOptions::square_schedule): AutoAttack's standard version's.
+  SDSGSM_OPTION(std::string, square_schedule, "autoattack")
   SDSGSM_OPTION(uint64_t, seed, 0)
   SDSGSM_OPTION(int64_t, check_count, 100)  ///< images of the more-steps and large-eps checks (0: none)
   SDSGSM_OPTION(int64_t, batch_size, 128)

@@ -188,6 +188,16 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
               .in(kBall)
               .when([](const O& o) { return o.restarts != 1; })
               .checked([](const O& o) { return o.restarts < 1 ? fmt::format("--restarts must be >= 1 (got {})", o.restarts) : ""; }),
+          option("square-schedule", &O::square_schedule,
+                 "square: how the window shrinks: stretched (the 10,000-query schedule over --steps) or autoattack "
+                 "(the queries as counted, AutoAttack's standard version)")
+              .in(family_bit(AttackFamily::ScoreBased))
+              .when([](const O& o) { return o.square_schedule != "stretched"; })
+              .checked([](const O& o) -> std::string {
+                return o.square_schedule == "stretched" || o.square_schedule == "autoattack"
+                           ? ""
+                           : fmt::format("--square-schedule must be stretched or autoattack (got '{}')", o.square_schedule);
+              }),
       });
   return set;
 }

@@ -102,7 +102,7 @@ AttackOptions RobustOptions::attack_options(const std::string& name, double budg
   if (info.family == AttackFamily::Adaptive) {
     o.set_norm(norm).set_steps(steps).set_restarts(restarts);
   } else if (info.family == AttackFamily::ScoreBased) {
-    o.set_steps(queries);
+    o.set_steps(queries).set_square_schedule(square_schedule);
     if (norm == Norm::L2) o.set_norm(norm);  // refused by Square: it is l_inf
   } else {
     if (norm == Norm::L2) o.set_norm(norm);  // refused by the l_inf engine
@@ -113,7 +113,7 @@ AttackOptions RobustOptions::attack_options(const std::string& name, double budg
 
 nlohmann::json RobustOptions::to_json() const {
   return {{"eps", eps},         {"norm", to_string(norm)}, {"attacks", sequence()}, {"steps", steps},
-          {"restarts", restarts}, {"queries", queries},     {"seed", seed},         {"check_count", check_count}};
+          {"restarts", restarts}, {"queries", queries},     {"square_schedule", square_schedule}, {"seed", seed},         {"check_count", check_count}};
 }
 
 std::vector<std::string> RobustResult::warnings() const {
