@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_report.hpp"
 #include "sdsgsm/run_folder.hpp"
 
 namespace sdsgsm::cli {
@@ -81,7 +82,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const std::string title = fmt::format("Robust accuracy of {} at {} eps {} on {} images", model->name(),
                                             r.norm == Norm::Linf ? "l_inf" : "l2", o->eps, res.images);
-      write_robust_files(folder.work(), info, r, res, title);
+      write_robust_files(folder.work(), info, r.to_json(), res, title);
       nlohmann::json timing = {{"seconds", seconds}, {"threads", torch::get_num_threads()}, {"resumed", folder.resumed()}};
       for (const auto& s : res.stages) timing["attacks"][s.attack] = s.seconds;
       write_file_atomic(folder.work() / "timing.json", timing.dump(2) + "\n");

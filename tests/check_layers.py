@@ -21,10 +21,10 @@ HEADERS = {
     "models": ["models.hpp"],
     "metrics": ["metrics.hpp"],
     "attacks": ["attacks.hpp", "sdsgsm.hpp"],
-    "results": ["run_result.hpp", "run_folder.hpp"],
+    "results": ["run_result.hpp", "run_folder.hpp", "robust_result.hpp"],
     "evaluation": ["runner.hpp", "evaluation.hpp", "checks.hpp", "sweep.hpp", "tuning.hpp", "min_eps.hpp",
                    "robust.hpp", "transfer.hpp", "frontier.hpp"],
-    "report": ["tables.hpp", "report.hpp", "curves.hpp", "reproduce_tables.hpp"],
+    "report": ["tables.hpp", "report.hpp", "curves.hpp", "reproduce_tables.hpp", "robust_report.hpp"],
     "training": ["training.hpp"],
     "orchestration": ["reproduce.hpp", "eps_runs.hpp"],
 }

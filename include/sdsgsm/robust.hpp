@@ -21,6 +21,7 @@
 
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
+#include "sdsgsm/robust_result.hpp"
 
 namespace sdsgsm {
 
@@ -52,52 +53,11 @@ struct RobustOptions {
   AttackOptions attack_options(const std::string& name, double eps) const;
 };
 
-/// What one attack of the sequence did.
-struct RobustStage {
-  std::string attack, label;
-  int64_t attacked = 0;  ///< images it ran on (those still robust)
-  int64_t fooled = 0;    ///< of those, images it fooled
-  int64_t forward_passes = 0, backward_passes = 0;
-  double seconds = 0;
-};
-
-/// A masking check: whether it warned, and what it measured.
-struct RobustCheck {
-  std::string name;
-  bool warned = false;
-  bool ran = false;  ///< false: not applicable (no images, no such attack)
-  std::string detail;
-};
-
-struct RobustResult {
-  int64_t images = 0, clean_correct = 0, robust = 0;
-  std::vector<RobustStage> stages;
-  std::vector<RobustCheck> checks;
-  std::vector<std::string> notes;  ///< what the evaluation could not do (e.g. no gradient-free l2 attack)
-  // Per image, N rows: data-set index, label, clean prediction, and the stage that fooled it
-  // (-1: misclassified clean; stages.size(): robust).
-  torch::Tensor index, label, clean_pred, fooled_by;
-
-  double clean_accuracy() const { return images ? static_cast<double>(clean_correct) / images : 0; }
-  double robust_accuracy() const { return images ? static_cast<double>(robust) / images : 0; }
-  std::vector<std::string> warnings() const;
-  /// Every figure and the checks; deterministic (no times).
-  nlohmann::json to_json() const;
-  /// index,label,clean_pred,fooled_by (attack name, "clean" or "robust") per image.
-  std::string csv() const;
-  /// The table printed and written to robust.md.
-  std::string table(const std::string& title) const;
-};
-
 /// Robust accuracy of `model` on `source` under the sequence. With `work` (a run's partial
 /// folder), each batch's result is written to work/batches/ and the checks to work/checks.json
 /// as they finish, and those already there (a resumed run) are read back instead of recomputed.
+/// The files of the result: sdsgsm/robust_report.hpp.
 RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const RobustOptions& options,
                              const fs::path& work = {});
-
-/// Writes a finished evaluation into `dir` (the `work` it ran with): robust.json (`info`, the
-/// options and every figure), robust.csv and robust.md (`title`), and removes the per-batch files.
-void write_robust_files(const fs::path& dir, nlohmann::json info, const RobustOptions& options,
-                        const RobustResult& result, const std::string& title);
 
 }  // namespace sdsgsm

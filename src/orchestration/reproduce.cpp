@@ -16,6 +16,7 @@
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_report.hpp"
 #include "sdsgsm/run_folder.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sweep.hpp"
@@ -311,7 +312,7 @@ static std::string robust_for(const ReproduceOptions& o, Classifier& model, cons
   nlohmann::json info = {{"model", model.name()}, {"model_kind", model.kind()}, {"data", source->source()},
                          {"split", "test"},        {"offset", o.offset},        {"count", source->size()},
                          {"batch_size", o.batch_size}, {"version", version_string()}};
-  write_robust_files(dir, info, r, res, title);
+  write_robust_files(dir, info, r.to_json(), res, title);
   json = res.to_json();
   return fmt::format("{}\nOn the first {} images at eps {}: APGD {} steps, 1 restart, APGD-T with 9 target classes; "
                      "Square with {} queries where AutoAttack's standard version uses 5,000. Each attack runs on the "
