@@ -354,7 +354,7 @@ std::vector<std::string> attack_names(unsigned traits);
 extern const char kFgsm[], kIfgsm[], kMifgsm[], kNifgsm[], kPgd[];
 extern const char kSdsgsm[], kSdIfgsm[], kSgsm[];
 extern const char kDeepfool[], kCw[], kDdn[], kFmn[];
-extern const char kApgdCe[], kApgdDlr[], kApgdT[], kSquare[];
+extern const char kApgdCe[], kApgdDlr[], kApgdT[], kFabT[], kSquare[];
 
 /// Builds a named attack; throws Error for an unknown name or invalid options. `sd` configures
 /// the SD-SGSM family, `mn` the minimum-norm attacks (defaults when omitted); each attack ignores

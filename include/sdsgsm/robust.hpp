@@ -1,8 +1,8 @@
 // Robust accuracy, AutoAttack's way (Croce & Hein, ICML 2020): the per-image worst case over a
 // sequence of attacks, each run only on the images still robust after the ones before it. The
-// default sequence is AutoAttack's standard one without FAB: APGD-CE, APGD-T (9 target classes),
-// then Square (5000 queries), gradient-free, so that a model which hides its gradients does not
-// look robust.
+// default sequence is AutoAttack's standard one: APGD-CE, APGD-T (9 target classes), FAB-T (9 target
+// classes), then Square (5000 queries, AutoAttack's window schedule), gradient-free, so that a model
+// which hides its gradients does not look robust (l2: APGD-CE, APGD-T, FAB-T; Square is l_inf).
 //
 // The checks for gradient masking (Carlini et al., "On evaluating adversarial robustness", 2019;
 // AutoAttack's own checks), each a warning in the result:
@@ -29,10 +29,10 @@ namespace sdsgsm {
 struct RobustOptions {
   SDSGSM_OPTION(double, eps, 8.0 / 255)
   SDSGSM_OPTION(Norm, norm, Norm::Linf)
-  /// The sequence, in order; empty: apgd-ce, apgd-t, square (l2: apgd-ce, apgd-t; Square is l_inf).
+  /// The sequence, in order; empty: apgd-ce, apgd-t, fab-t, square (l2: the first three; Square is l_inf).
   std::vector<std::string> attacks;
-  SDSGSM_OPTION(int64_t, steps, 100)     ///< APGD iterations (other gradient attacks: theirs)
-  SDSGSM_OPTION(int64_t, restarts, 1)    ///< APGD restarts (per target)
+  SDSGSM_OPTION(int64_t, steps, 100)     ///< APGD and FAB-T iterations (other gradient attacks: theirs)
+  SDSGSM_OPTION(int64_t, restarts, 1)    ///< APGD and FAB-T restarts (per target)
   SDSGSM_OPTION(int64_t, queries, 5000)  ///< Square's queries per image
   /// Square's window schedule (AttackOptions::square_schedule): AutoAttack's standard version's.
   SDSGSM_OPTION(std::string, square_schedule, "autoattack")

@@ -21,6 +21,7 @@ std::unique_ptr<Attack> make_fmn(const AttackOptions& options, const MinNormOpti
 std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options);
 std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options);
 std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options);
+std::unique_ptr<Attack> make_fab_t(const AttackOptions& options);
 std::unique_ptr<Attack> make_square(const AttackOptions& options);
 
 namespace {
@@ -89,6 +90,9 @@ const std::vector<Row>& rows() {
       {{kApgdT, "APGD-T", F::Adaptive, true, false, 100, "APGD on the targeted DLR loss, 9 target classes", {},
         kEnsemble | kL2},
        engine(make_apgd_t)},
+      {{kFabT, "FAB-T", F::Adaptive, true, false, 100,
+        "targeted FAB: steps onto the linearised boundary, 9 target classes (l_inf or l2)", {}, kEnsemble | kL2},
+       engine(make_fab_t)},
       {{kSquare, "Square", F::ScoreBased, true, true, 5000, "gradient-free random search (l_inf; --steps queries)", {},
         kEnsemble},
        engine(make_square)},

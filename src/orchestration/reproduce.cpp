@@ -307,14 +307,16 @@ static std::string robust_for(const ReproduceOptions& o, Classifier& model, cons
   fs::create_directories(dir);
   auto source = open_image_source(o.data, Split::Test, o.offset, count);
   const RobustResult res = robust_accuracy(model, *source, r, dir);
-  const std::string title = fmt::format("### Robust accuracy under the ensemble (APGD-CE, APGD-T, Square {} queries)",
-                                        o.robust_queries);
+  std::string labels;
+  for (const auto& stage : res.stages) labels += (labels.empty() ? "" : ", ") + stage.label;
+  const std::string title =
+      fmt::format("### Robust accuracy under the ensemble ({} {} queries)", labels, o.robust_queries);
   nlohmann::json info = {{"model", model.name()}, {"model_kind", model.kind()}, {"data", source->source()},
                          {"split", "test"},        {"offset", o.offset},        {"count", source->size()},
                          {"batch_size", o.batch_size}, {"version", version_string()}};
   write_robust_files(dir, info, r.to_json(), res, title);
   json = res.to_json();
-  return fmt::format("{}\nOn the first {} images at eps {}: APGD {} steps, 1 restart, APGD-T with 9 target classes; "
+  return fmt::format("{}\nOn the first {} images at eps {}: APGD {} steps, 1 restart, APGD-T and FAB-T with 9 target classes; "
                      "Square with {} queries where AutoAttack's standard version uses 5,000. Each attack runs on the "
                      "images still robust; per image in {}/robust.csv.\n\n",
                      res.table(title), count, o.eps, r.steps, o.robust_queries,
