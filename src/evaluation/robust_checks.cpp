@@ -42,7 +42,7 @@ RobustCheck gradient_free_check(const RobustOptions& o, const std::vector<std::s
     check.detail = fmt::format("{} fooled {} of the {} images the gradient attacks before it left robust", free_names,
                                free_fooled, gradient_robust);
   } else {
-    check.detail = "no gradient-free attack in the sequence";
+    check.detail = "not run (no gradient-free attack in the sequence)";
     res.notes.push_back(o.norm == Norm::L2
                             ? "no gradient-free attack in the l2 sequence (Square is l_inf here): masking would not show"
                             : "no gradient-free attack in the sequence: masking would not show");

