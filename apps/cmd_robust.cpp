@@ -8,6 +8,7 @@
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
 #include "sdsgsm/run_info.hpp"
+#include "sdsgsm/robust_report.hpp"
 #include "sdsgsm/run_folder.hpp"
 
 namespace sdsgsm::cli {
@@ -16,7 +17,8 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   auto* cmd = app.add_subcommand(
       "robust",
       "Robust accuracy, AutoAttack's way: the per-image worst case over a sequence of attacks (default\n"
-      "APGD-CE, APGD-T with 9 target classes, then the gradient-free Square; l2: the two APGD), each\n"
+      "AutoAttack's standard version: APGD-CE, APGD-T and FAB-T with 9 target classes, then the\n"
+      "gradient-free Square; l2: APGD-CE, APGD-T, FAB-T), each\n"
       "run only on the images still robust, with checks that warn of gradient masking (Square finding\n"
       "what the gradient attacks missed; more robust at more steps; robust at a huge eps). Writes to\n"
       "--out: robust.json (every figure, the checks, the configuration), robust.csv (per image: which\n"
@@ -39,11 +41,15 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--norm", o->norm, "The ball: inf or 2")->capture_default_str();
   cmd->add_option("--attacks", o->attacks,
-                  "The sequence, comma-separated (default: apgd-ce,apgd-t,square; l2: apgd-ce,apgd-t); any bounded "
+                  "The sequence, comma-separated (default: apgd-ce,apgd-t,fab-t,square; l2: apgd-ce,apgd-t,fab-t); any bounded "
                   "attack of `sdsgsm attack`");
-  cmd->add_option("--steps", o->r.steps, "APGD iterations")->capture_default_str();
-  cmd->add_option("--restarts", o->r.restarts, "APGD random restarts (per target of apgd-t)")->capture_default_str();
+  cmd->add_option("--steps", o->r.steps, "APGD and FAB-T iterations")->capture_default_str();
+  cmd->add_option("--restarts", o->r.restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t)")->capture_default_str();
   cmd->add_option("--queries", o->r.queries, "Square's model queries per image")->capture_default_str();
+  cmd->add_option("--square-schedule", o->r.square_schedule,
+                  "How Square's window shrinks: autoattack (the queries as counted, AutoAttack's standard version) or "
+                  "stretched (the 10,000-query schedule over --queries)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->r.seed, "Seed of the random starts and Square's search")->capture_default_str();
   cmd->add_option("--check-count", o->r.check_count,
                   "Images (the first) of the more-steps and large-eps masking checks (0: skip them)")
@@ -75,7 +81,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const std::string title = fmt::format("Robust accuracy of {} at {} eps {} on {} images", model->name(),
                                             r.norm == Norm::Linf ? "l_inf" : "l2", o->eps, res.images);
-      write_robust_files(folder.work(), info, r, res, title);
+      write_robust_files(folder.work(), info, r.to_json(), res, title);
       nlohmann::json timing = {{"seconds", seconds}, {"threads", torch::get_num_threads()}, {"resumed", folder.resumed()}};
       for (const auto& s : res.stages) timing["attacks"][s.attack] = s.seconds;
       write_file_atomic(folder.work() / "timing.json", timing.dump(2) + "\n");

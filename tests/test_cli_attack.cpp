@@ -482,7 +482,7 @@ TEST(CliAttack, ReproduceAddsTheStrengthTableTheEnsembleAndTheTransferMatrices) 
   for (const char* part : {"(defended; 8 images", "| textbook | MI-FGSM |", "| shipped defaults | SD-SGSM (defaults) |",
                            "| shipped defaults | SD-IFGSM (defaults) |", "| shipped defaults | SGSM (defaults) |",
                            "| APGD | APGD-CE |", "| APGD | APGD-DLR |", "### ASR against eps (the first 6 images",
-                           "| fixed: APGD-CE |", "### Robust accuracy under the ensemble (APGD-CE, APGD-T, Square 20 queries)",
+                           "| fixed: APGD-CE |", "### Robust accuracy under the ensemble (APGD-CE, APGD-T, FAB-T, Square 20 queries)",
                            "## Transfer between models (6 images, eps 8/255)", "\nfgsm: transfer ASR", "\nsdsgsm: transfer ASR"}) {
     EXPECT_TRUE(Contains(md, part)) << part;
   }

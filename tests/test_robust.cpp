@@ -109,7 +109,7 @@ TEST(Apgd, DeterministicAndIndependentOfTheBatch) {
   auto ids = torch::arange(40, 46, torch::kInt64);
   for (const auto& [name, norm] : std::vector<std::pair<std::string, Norm>>{
            {"apgd-ce", Norm::Linf}, {"apgd-ce", Norm::L2}, {"apgd-dlr", Norm::Linf}, {"apgd-t", Norm::Linf},
-           {"apgd-t", Norm::L2}, {"square", Norm::Linf}}) {
+           {"apgd-t", Norm::L2}, {"fab-t", Norm::Linf}, {"fab-t", Norm::L2}, {"square", Norm::Linf}}) {
     SCOPED_TRACE(name + " " + to_string(norm));
     AttackOptions o = AttackOptions().set_eps(norm == Norm::Linf ? 2.0 / 255 : 0.05).set_steps(30).set_restarts(2);
     if (name == "square") o.set_restarts(1).set_steps(200);
@@ -184,21 +184,21 @@ TEST(Robust, EnsembleIsNeverAboveAnyOfItsMembers) {
   auto source = labelled_source(model, 30, 21, keep);
   const double eps = 3.0 / 255;
   RobustResult all = robust_accuracy(model, *source, quick_robust().set_eps(eps));
-  ASSERT_EQ(all.stages.size(), 3u);
+  ASSERT_EQ(all.stages.size(), 4u);
   EXPECT_EQ(all.clean_correct, 30);
   int64_t fooled = 0;
   for (const auto& s : all.stages) fooled += s.fooled;
   EXPECT_EQ(all.robust + fooled, all.clean_correct);
   EXPECT_GT(all.stages[0].fooled, 0);
   EXPECT_LT(all.robust, all.clean_correct);
-  for (const std::string member : {"apgd-ce", "apgd-t", "square"}) {
+  for (const std::string member : {"apgd-ce", "apgd-t", "fab-t", "square"}) {
     SCOPED_TRACE(member);
     RobustOptions one = quick_robust().set_eps(eps);
     one.attacks = {member};
     RobustResult r = robust_accuracy(model, *source, one);
     EXPECT_LE(all.robust, r.robust);
     // Each image the ensemble calls robust, the member does too (the same seeds, images and ids).
-    auto ensemble_robust = all.fooled_by.eq(3), member_robust = r.fooled_by.eq(1);
+    auto ensemble_robust = all.fooled_by.eq(4), member_robust = r.fooled_by.eq(1);
     EXPECT_TRUE(member_robust.logical_or(ensemble_robust.logical_not()).all().item<bool>());
   }
   auto csv = sdsgsm_test::split_lines(all.csv());
@@ -215,7 +215,7 @@ TEST(Robust, MaskingChecksFireOnAModelThatHidesItsGradients) {
   // The gradient attacks fool nothing beyond their random starts; Square finds more.
   EXPECT_EQ(r.checks[0].name, "gradient-free");
   EXPECT_TRUE(r.checks[0].warned) << r.checks[0].detail;
-  EXPECT_GT(r.stages[2].fooled, 0);
+  EXPECT_GT(r.stages[3].fooled, 0);
   EXPECT_EQ(r.checks[2].name, "large-eps");
   EXPECT_TRUE(r.checks[2].warned) << r.checks[2].detail;
   EXPECT_GE(r.warnings().size(), 2u);
@@ -245,7 +245,7 @@ TEST(Robust, OptionsAreCheckedAndNamed) {
   unbounded.attacks = {"apgd-ce", "deepfool"};
   EXPECT_TRUE(Contains(bad(unbounded), "deepfool is unbounded"));
   RobustOptions l2_square = RobustOptions().set_norm(Norm::L2).set_eps(0.5);
-  EXPECT_EQ(l2_square.sequence(), (std::vector<std::string>{"apgd-ce", "apgd-t"}));
+  EXPECT_EQ(l2_square.sequence(), (std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t"}));
   l2_square.attacks = {"square"};
   EXPECT_TRUE(Contains(bad(l2_square), "--norm"));
 }
@@ -297,10 +297,10 @@ TEST(Robust, ResumeReadsTheFinishedBatchesBack) {
   EXPECT_EQ(first.to_json(), again.to_json());
   // What the second call reports is what the folder holds: a batch marked all robust reads back so.
   auto j = nlohmann::json::parse(read_file(tmp.path() / "batches" / "000000.json"));
-  for (auto& f : j["fooled_by"]) f = 3;
+  for (auto& f : j["fooled_by"]) f = 4;  // robust: the sequence's length
   for (auto& s : j["stages"]) s["fooled"] = 0;
   write_file_atomic(tmp.path() / "batches" / "000000.json", j.dump());
   RobustResult edited = robust_accuracy(model, *source, o, tmp.path());
-  EXPECT_EQ(edited.fooled_by.narrow(0, 0, 7).eq(3).sum().item<int64_t>(), 7);
+  EXPECT_EQ(edited.fooled_by.narrow(0, 0, 7).eq(4).sum().item<int64_t>(), 7);
   EXPECT_GE(edited.robust, first.robust);
 }

@@ -111,6 +111,9 @@ struct AttackOptions {
   SDSGSM_OPTION(std::optional<Norm>, norm, std::nullopt)
   /// Runs from a new random start for the samples still not fooled (APGD: restarts per target).
   SDSGSM_OPTION(int64_t, restarts, 1)
+  /// Square's window schedule: "stretched" (the 10,000-query schedule's fractions of --steps) or
+  /// "autoattack" (the queries as counted, AutoAttack's standard version).
+  SDSGSM_OPTION(std::string, square_schedule, "stretched")
   /// Throws Error naming the flag of the first invalid value.
   void validate() const;
   /// alpha, or `fallback` when unset.
@@ -365,7 +368,7 @@ std::string attack_help();
 extern const char kFgsm[], kIfgsm[], kMifgsm[], kNifgsm[], kPgd[];
 extern const char kSdsgsm[], kSdIfgsm[], kSgsm[];
 extern const char kDeepfool[], kCw[], kDdn[], kFmn[];
-extern const char kApgdCe[], kApgdDlr[], kApgdT[], kSquare[];
+extern const char kApgdCe[], kApgdDlr[], kApgdT[], kFabT[], kSquare[];
 
 /// Builds a named attack; throws Error for an unknown name or invalid options. `sd` configures
 /// the SD-SGSM family, `mn` the minimum-norm attacks (defaults when omitted); each attack ignores

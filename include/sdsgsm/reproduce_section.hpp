@@ -51,7 +51,7 @@ std::string write_reproduce_model(const ReproduceModelInfo& info, const Reproduc
                                   const fs::path& model_dir, nlohmann::json& json);
 
 /// The title of a defended model's robust-accuracy table.
-std::string reproduce_robust_title(int64_t queries);
+std::string reproduce_robust_title(const std::vector<std::string>& stages, int64_t queries);
 /// The robust accuracy's paragraph around its table (`table`, titled by reproduce_robust_title).
 std::string reproduce_robust_section(const std::string& table, const std::string& model, int64_t images,
                                      const std::string& eps, int64_t apgd_steps, int64_t queries);

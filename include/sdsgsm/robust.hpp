@@ -1,8 +1,8 @@
 // Robust accuracy, AutoAttack's way (Croce & Hein, ICML 2020): the per-image worst case over a
 // sequence of attacks, each run only on the images still robust after the ones before it. The
-// default sequence is AutoAttack's standard one without FAB: APGD-CE, APGD-T (9 target classes),
-// then Square (5000 queries), gradient-free, so that a model which hides its gradients does not
-// look robust.
+// default sequence is AutoAttack's standard one: APGD-CE, APGD-T (9 target classes), FAB-T (9 target
+// classes), then Square (5000 queries, AutoAttack's window schedule), gradient-free, so that a model
+// which hides its gradients does not look robust (l2: APGD-CE, APGD-T, FAB-T; Square is l_inf).
 //
 // The checks for gradient masking (Carlini et al., "On evaluating adversarial robustness", 2019;
 // AutoAttack's own checks), each a warning in the result:
@@ -21,6 +21,7 @@
 
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
+#include "sdsgsm/robust_result.hpp"
 
 namespace sdsgsm {
 
@@ -28,11 +29,13 @@ namespace sdsgsm {
 struct RobustOptions {
   SDSGSM_OPTION(double, eps, 8.0 / 255)
   SDSGSM_OPTION(Norm, norm, Norm::Linf)
-  /// The sequence, in order; empty: apgd-ce, apgd-t, square (l2: apgd-ce, apgd-t; Square is l_inf).
+  /// The sequence, in order; empty: apgd-ce, apgd-t, fab-t, square (l2: the first three; Square is l_inf).
   std::vector<std::string> attacks;
-  SDSGSM_OPTION(int64_t, steps, 100)     ///< APGD iterations (other gradient attacks: theirs)
-  SDSGSM_OPTION(int64_t, restarts, 1)    ///< APGD restarts (per target)
+  SDSGSM_OPTION(int64_t, steps, 100)     ///< APGD and FAB-T iterations (other gradient attacks: theirs)
+  SDSGSM_OPTION(int64_t, restarts, 1)    ///< APGD and FAB-T restarts (per target)
   SDSGSM_OPTION(int64_t, queries, 5000)  ///< Square's queries per image
+  /// Square's window schedule (AttackOptions::square_schedule): AutoAttack's standard version's.
+  SDSGSM_OPTION(std::string, square_schedule, "autoattack")
   SDSGSM_OPTION(uint64_t, seed, 0)
   SDSGSM_OPTION(int64_t, check_count, 100)  ///< images of the more-steps and large-eps checks (0: none)
   SDSGSM_OPTION(int64_t, batch_size, 128)
@@ -50,52 +53,11 @@ struct RobustOptions {
   AttackOptions attack_options(const std::string& name, double eps) const;
 };
 
-/// What one attack of the sequence did.
-struct RobustStage {
-  std::string attack, label;
-  int64_t attacked = 0;  ///< images it ran on (those still robust)
-  int64_t fooled = 0;    ///< of those, images it fooled
-  int64_t forward_passes = 0, backward_passes = 0;
-  double seconds = 0;
-};
-
-/// A masking check: whether it warned, and what it measured.
-struct RobustCheck {
-  std::string name;
-  bool warned = false;
-  bool ran = false;  ///< false: not applicable (no images, no such attack)
-  std::string detail;
-};
-
-struct RobustResult {
-  int64_t images = 0, clean_correct = 0, robust = 0;
-  std::vector<RobustStage> stages;
-  std::vector<RobustCheck> checks;
-  std::vector<std::string> notes;  ///< what the evaluation could not do (e.g. no gradient-free l2 attack)
-  // Per image, N rows: data-set index, label, clean prediction, and the stage that fooled it
-  // (-1: misclassified clean; stages.size(): robust).
-  torch::Tensor index, label, clean_pred, fooled_by;
-
-  double clean_accuracy() const { return images ? static_cast<double>(clean_correct) / images : 0; }
-  double robust_accuracy() const { return images ? static_cast<double>(robust) / images : 0; }
-  std::vector<std::string> warnings() const;
-  /// Every figure and the checks; deterministic (no times).
-  nlohmann::json to_json() const;
-  /// index,label,clean_pred,fooled_by (attack name, "clean" or "robust") per image.
-  std::string csv() const;
-  /// The table printed and written to robust.md.
-  std::string table(const std::string& title) const;
-};
-
 /// Robust accuracy of `model` on `source` under the sequence. With `work` (a run's partial
 /// folder), each batch's result is written to work/batches/ and the checks to work/checks.json
 /// as they finish, and those already there (a resumed run) are read back instead of recomputed.
+/// The files of the result: sdsgsm/robust_report.hpp.
 RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const RobustOptions& options,
                              const fs::path& work = {});
-
-/// Writes a finished evaluation into `dir` (the `work` it ran with): robust.json (`info`, the
-/// options and every figure), robust.csv and robust.md (`title`), and removes the per-batch files.
-void write_robust_files(const fs::path& dir, nlohmann::json info, const RobustOptions& options,
-                        const RobustResult& result, const std::string& title);
 
 }  // namespace sdsgsm

@@ -176,6 +176,12 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
               .in(kBall)
               .when([](const O& o) { return o.restarts != 1; })
               .at_least(1),
+          option("square-schedule", &O::square_schedule,
+                 "square: how the window shrinks: stretched (the 10,000-query schedule over --steps) or autoattack "
+                 "(the queries as counted, AutoAttack's standard version)")
+              .in(family_bit(AttackFamily::ScoreBased))
+              .when([](const O& o) { return o.square_schedule != "stretched"; })
+              .one_of({"stretched", "autoattack"}),
       });
   return set;
 }

@@ -23,6 +23,7 @@ std::unique_ptr<Attack> make_fmn(const AttackOptions& options, const MinNormOpti
 std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options);
 std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options);
 std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options);
+std::unique_ptr<Attack> make_fab_t(const AttackOptions& options);
 std::unique_ptr<Attack> make_square(const AttackOptions& options);
 
 namespace {
@@ -108,6 +109,9 @@ const std::vector<Row>& rows() {
           .in_plans(kStrength).make(engine(make_apgd_dlr)),
       row(kApgdT, "APGD-T", F::Adaptive).steps(100).help("APGD on the targeted DLR loss, 9 target classes").is(kL2)
           .in_plans(kEnsemble).make(engine(make_apgd_t)),
+      row(kFabT, "FAB-T", F::Adaptive).steps(100)
+          .help("targeted FAB: steps onto the linearised boundary, 9 target classes (l_inf or l2)").is(kL2)
+          .in_plans(kEnsemble).make(engine(make_fab_t)),
       row(kSquare, "Square", F::ScoreBased).steps(5000).targeted()
           .help("gradient-free random search (l_inf; --steps queries)").in_plans(kEnsemble).make(engine(make_square)),
   };

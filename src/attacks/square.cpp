@@ -7,16 +7,25 @@
 //   step   pick a square window of side s at a random place; give it, per channel, a random
 //          +-eps; keep the candidate if the margin loss z_y - max_{i != y} z_i (targeted: the
 //          target's margin, attack_margin) went down.
-// The side s = round(sqrt(p H W)) (at least 1, below H) shrinks with the query count: p starts at
-// 0.8 and halves after 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 queries of a 10,000-query
-// run (the same fractions of --steps). --steps counts the model queries per image, the start's
-// included; a sample stops at its first success. Images the model already misclassifies are not
-// attacked. Unlike the reference implementation, a candidate that happens to equal the current
-// point is not redrawn (at most 1/8 of the late, 1-pixel steps of a 3-channel image).
+// The side s = round(sqrt(p H W)), at least 1 and below the image's shorter side (so a window fits
+// a portrait or landscape image; 1 on a 1-pixel-high or -wide image), shrinks with the query count:
+// p starts at 0.8 and halves after query 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 of
+//   --square-schedule autoattack  the queries as counted (AutoAttack's standard version, its
+//                                 resc_schedule=False: with 5000 queries the windows stop shrinking
+//                                 at query 4000, 3 px on 32x32); past 10,000 queries p stays at its
+//                                 last value (the reference resets it to 0.8 there)
+//   --square-schedule stretched   the same fractions of --steps (the 10,000-query schedule stretched
+//                                 over the budget, the reference's resc_schedule=True: with 5000
+//                                 queries, 2 px on 32x32 from query 3000, 1 px from 4000)
+// --steps counts the model queries per image, the start's included; a sample stops at its first
+// success. Images the model already misclassifies are not attacked. Unlike the reference
+// implementation, a candidate that happens to equal the current point is not redrawn (at most 1/8
+// of the late, 1-pixel steps of a 3-channel image).
 // Per-sample randomness comes from a generator seeded by (seed, sample id), so no sample's result
 // depends on its batch.
-// Defaults: 5000 queries (the registry's; AutoAttack's standard version), p = 0.8.
-// Options used: eps, steps, seed, targeted.
+// Defaults: 5000 queries (the registry's; AutoAttack's standard version), p = 0.8, the stretched
+// schedule (`sdsgsm robust`'s standard ensemble runs the autoattack one).
+// Options used: eps, steps, seed, targeted, square_schedule.
 #include <cmath>
 #include <random>
 
@@ -29,10 +38,13 @@ const char kSquare[] = "square";
 namespace {
 
 constexpr double kInitialShare = 0.8;  ///< p at the start
+constexpr const char* kScheduleStretched = "stretched";
 
-/// The share p of the image a window covers after `query` of `total` queries.
-double window_share(int64_t query, int64_t total) {
-  const int64_t at = static_cast<int64_t>(static_cast<double>(query) / static_cast<double>(total) * 10000);
+/// The share p of the image a window covers after `query` of `total` queries (`stretched`: the
+/// 10,000-query schedule's fractions of `total`; otherwise the queries as counted).
+double window_share(int64_t query, int64_t total, bool stretched) {
+  const int64_t at =
+      stretched ? static_cast<int64_t>(static_cast<double>(query) / static_cast<double>(total) * 10000) : query;
   static constexpr int64_t kBounds[] = {10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000};
   double p = kInitialShare;
   for (int64_t b : kBounds) {
@@ -64,6 +76,7 @@ class Square final : public Attack {
     j["queries"] = options_.steps;
     j["initial_share"] = kInitialShare;
     j["gradient_free"] = true;
+    j["schedule"] = options_.square_schedule;
     return j;
   }
 
@@ -73,6 +86,7 @@ class Square final : public Attack {
   void attack(AttackContext& c) const override {
     const double eps = options_.eps;
     const int64_t h = c.x.size(2), w = c.x.size(3), channels = c.x.size(1), queries = options_.steps;
+    const bool stretched = options_.square_schedule == kScheduleStretched;
     c.r.adversarial = c.x.clone();
     torch::Tensor rows = c.succeeded(c.r.clean_pred).logical_not().nonzero().squeeze(1);
     const int64_t m = rows.size(0);
@@ -110,9 +124,9 @@ class Square final : public Attack {
       torch::Tensor active = margin.ge(0).nonzero().squeeze(1);  // not fooled yet
       const int64_t a = active.size(0);
       if (a == 0) break;
-      const double p = window_share(q, queries);
-      const int64_t side =
-          std::min<int64_t>(std::max<int64_t>(std::llround(std::sqrt(p * static_cast<double>(h * w))), 1), h - 1);
+      const double p = window_share(q, queries, stretched);
+      const int64_t side = std::min<int64_t>(std::max<int64_t>(std::llround(std::sqrt(p * static_cast<double>(h * w))), 1),
+                                             std::max<int64_t>(std::min(h, w) - 1, 1));
       torch::Tensor mask = torch::zeros({a, 1, h, w}, torch::kBool);
       torch::Tensor signs = torch::empty({a, channels, 1, 1}, torch::kFloat32);
       {

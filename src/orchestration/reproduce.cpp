@@ -19,6 +19,7 @@
 #include "sdsgsm/reproduce_plan.hpp"
 #include "sdsgsm/reproduce_section.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_report.hpp"
 #include "sdsgsm/run_folder.hpp"
 #include "sdsgsm/run_info.hpp"
 #include "sdsgsm/runner.hpp"
@@ -69,8 +70,10 @@ std::string robust_for(const ReproduceOptions& o, Classifier& model, const RunOp
   fs::create_directories(dir);
   auto source = open_image_source(o.data, Split::Test, o.offset, count);
   const RobustResult res = robust_accuracy(model, *source, r, dir);
-  const std::string title = reproduce_robust_title(o.robust_queries);
-  write_robust_files(dir, run_info(model, *source, "test", o.offset, o.batch_size), r, res, title);
+  std::vector<std::string> labels;
+  for (const auto& stage : res.stages) labels.push_back(stage.label);
+  const std::string title = reproduce_robust_title(labels, o.robust_queries);
+  write_robust_files(dir, run_info(model, *source, "test", o.offset, o.batch_size), r.to_json(), res, title);
   json = res.to_json();
   return reproduce_robust_section(res.table(title), model.name(), count, o.eps, r.steps, o.robust_queries);
 }

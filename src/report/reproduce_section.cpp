@@ -145,13 +145,15 @@ std::string write_reproduce_model(const ReproduceModelInfo& info, const Reproduc
   return md;
 }
 
-std::string reproduce_robust_title(int64_t queries) {
-  return fmt::format("### Robust accuracy under the ensemble (APGD-CE, APGD-T, Square {} queries)", queries);
+std::string reproduce_robust_title(const std::vector<std::string>& stages, int64_t queries) {
+  std::string labels;
+  for (const auto& l : stages) labels += (labels.empty() ? "" : ", ") + l;
+  return fmt::format("### Robust accuracy under the ensemble ({} {} queries)", labels, queries);
 }
 
 std::string reproduce_robust_section(const std::string& table, const std::string& model, int64_t images,
                                      const std::string& eps, int64_t apgd_steps, int64_t queries) {
-  return fmt::format("{}\nOn the first {} images at eps {}: APGD {} steps, 1 restart, APGD-T with 9 target classes; "
+  return fmt::format("{}\nOn the first {} images at eps {}: APGD {} steps, 1 restart, APGD-T and FAB-T with 9 target classes; "
                      "Square with {} queries where AutoAttack's standard version uses 5,000. Each attack runs on the "
                      "images still robust; per image in {}/robust.csv.\n\n",
                      table, images, eps, apgd_steps, queries, reproduce_folder_name(model) + "/robust");

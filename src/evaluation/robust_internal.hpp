@@ -1,0 +1,22 @@
+// Pieces of the robust-accuracy evaluation shared by its files (private to src/evaluation).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sdsgsm/robust.hpp"
+
+namespace sdsgsm::robust_detail {
+
+/// Runs attack `a` on the images `rows` of x (still robust) and returns which of them it fooled
+/// (on the CPU); with `stage`, adds the run's counts and time to it.
+torch::Tensor attack_rows(Classifier& model, const Attack& a, const torch::Tensor& x, const torch::Tensor& y,
+                          const torch::Tensor& ids, const torch::Tensor& rows, RobustStage* stage);
+
+/// Appends the masking checks to `res` (its stages and fooled_by already set by the sequence
+/// `names`). With `checks_file`, the outcomes of the checks that run attacks are read from it when
+/// it exists (a resumed run) and written to it otherwise.
+void add_masking_checks(Classifier& model, const ImageSource& source, const RobustOptions& o,
+                        const std::vector<std::string>& names, RobustResult& res, const fs::path& checks_file);
+
+}  // namespace sdsgsm::robust_detail
