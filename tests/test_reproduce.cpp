@@ -161,7 +161,8 @@ TEST(ReproduceSection, TheTransferAndRobustSectionsWrapTheirTables) {
   const std::string md = reproduce_transfer_section(8, "8/255", "\nTABLES\n");
   EXPECT_EQ(md.rfind("## Transfer between models (8 images, eps 8/255)\n", 0), 0u);
   EXPECT_TRUE(sdsgsm_test::Contains(md, "\nTABLES\n"));
-  EXPECT_EQ(reproduce_robust_title(1000), "### Robust accuracy under the ensemble (APGD-CE, APGD-T, Square 1000 queries)");
+  EXPECT_EQ(reproduce_robust_title({"APGD-CE", "APGD-T", "FAB-T", "Square"}, 1000),
+            "### Robust accuracy under the ensemble (APGD-CE, APGD-T, FAB-T, Square 1000 queries)");
   EXPECT_TRUE(sdsgsm_test::Contains(reproduce_robust_section("T", "resnet20-at", 200, "8/255", 100, 1000),
                                     "On the first 200 images at eps 8/255: APGD 100 steps"));
 }
