@@ -107,7 +107,7 @@ def test_robust_equals_the_cli(script_file, tmp_path):
     assert r.images == 10
     assert r.robust_accuracy == expected["robust_accuracy"] and r.clean_accuracy == expected["clean_accuracy"]
     assert list(csv.DictReader(io.StringIO(r.csv))) == rows
-    assert r.stage_names == ["apgd-ce", "apgd-t", "square"]
+    assert r.stage_names == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert int((r.fooled_by == len(r.stage_names)).sum()) == round(r.robust_accuracy * 10)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=3)
     assert sdsgsm.robust(model, loader, threads=1, **flags).csv == r.csv
