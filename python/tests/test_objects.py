@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 import sdsgsm
+from nets import Net, TraceOnly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.environ.get("SDSGSM_TEST_DATA_DIR", os.path.join(ROOT, "data", "cifar10"))
@@ -24,22 +25,6 @@ DATA = os.environ.get("SDSGSM_TEST_DATA_DIR", os.path.join(ROOT, "data", "cifar1
 # The attacks that keep the l_inf budget eps (the others minimise a distance, or bound APGD's ball).
 BOUNDED_LINF = {"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm", "sd-ifgsm", "sgsm", "apgd-ce", "apgd-dlr",
                 "apgd-t", "square"}
-
-
-class Net(nn.Module):
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-class TraceOnly(Net):
-    def forward(self, *xs):  # varargs: torch.jit.script refuses them, tracing takes them
-        return self.body(xs[0])
 
 
 class DataDependent(Net):

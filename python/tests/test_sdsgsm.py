@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 import sdsgsm
+from nets import Net as TinyNet, TraceOnly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.environ.get("SDSGSM_CLI", os.path.join(ROOT, "build", "sdsgsm"))
@@ -209,22 +210,6 @@ def test_load_model_zoo_name_is_the_exported_file(model):
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(zoo(x), model(x), atol=1e-5)
-
-
-class TinyNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-class TraceOnly(TinyNet):
-    def forward(self, *xs):  # varargs: torch.jit.script refuses them, tracing takes them
-        return self.body(xs[0])
 
 
 class Neither(TinyNet):
