@@ -17,3 +17,29 @@ class Net(nn.Module):
 class TraceOnly(Net):
     def forward(self, *xs):  # varargs: torch.jit.script refuses them, tracing takes them
         return self.body(xs[0])
+
+
+def longest_pause_during(run):
+    """Runs `run()` while another Python thread ticks every millisecond; returns the call's duration
+    and the longest pause between ticks during it (an attack holding the GIL would span it all)."""
+    import threading
+    import time
+    stamps, stop = [], threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            stamps.append(time.monotonic())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        run()
+        t1 = time.monotonic()
+    finally:
+        stop.set()
+        t.join()
+    ticks = [t0] + [s for s in stamps if t0 <= s <= t1] + [t1]
+    return t1 - t0, max(b - a for a, b in zip(ticks, ticks[1:]))
