@@ -113,7 +113,7 @@ std::shared_ptr<Classifier> load_classifier(const std::string& name_or_path);
 /// How a TorchScript model is run.
 struct ModelLoadOptions {
   /// As PyTorch runs a module it loaded with torch.jit.load: not frozen, its input in the layout
-  /// it comes in (no channels-last copy), the graph executor at its defaults; adversarials then
+  /// it comes in (no channels-last copy), each operator run as eager PyTorch runs it; adversarials then
   /// equal a Python loop's on the same file bit for bit. Off (default): the fast path, a frozen
   /// copy on channels-last input (ScriptClassifier in classifier.cpp). Zoo models ignore it.
   SDSGSM_OPTION(bool, exact, false)

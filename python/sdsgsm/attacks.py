@@ -147,16 +147,16 @@ FUNCTION_CACHE_SIZE = 8
 _function_cache = collections.OrderedDict()
 
 
-def _prepared_for(model, mean, std):
-    """The functions' prepared model: one per model object and normalisation."""
+def _prepared_for(model, mean, std, exact):
+    """The functions' prepared model: one per model object, normalisation and mode."""
     if not isinstance(model, torch.nn.Module):
-        return PreparedModel(model, mean, std)  # raises the model error
+        return PreparedModel(model, mean, std, exact)  # raises the model error
     norm = None if mean is None else (tuple(torch.as_tensor(mean).flatten().tolist()),
                                       tuple(torch.as_tensor(std).flatten().tolist()))
-    key = (id(model), norm)
+    key = (id(model), norm, bool(exact))
     entry = _function_cache.get(key)
     if entry is None or entry.model is not model:
-        entry = PreparedModel(model, mean, std)
+        entry = PreparedModel(model, mean, std, exact)
         _function_cache[key] = entry
     _function_cache.move_to_end(key)
     while len(_function_cache) > FUNCTION_CACHE_SIZE:
@@ -165,10 +165,10 @@ def _prepared_for(model, mean, std):
 
 
 def _make_function(cls):
-    def run(model, x, y, mean=None, std=None, return_result=False, target=None, **options):
+    def run(model, x, y, mean=None, std=None, return_result=False, target=None, exact=False, **options):
         atk = cls.__new__(cls)
-        Attack.__init__(atk, model, mean, std, metrics=return_result, **options)
-        atk._prepared = _prepared_for(model, mean, std)
+        Attack.__init__(atk, model, mean, std, metrics=return_result, exact=exact, **options)
+        atk._prepared = _prepared_for(model, mean, std, exact)
         adv = atk(x, y, target=target)
         return (adv, atk.last_result) if return_result else adv
 

@@ -1,3 +1,4 @@
+#include <mutex>
 #include <optional>
 
 #include <fmt/format.h>
@@ -47,10 +48,9 @@ class NetworkClassifier : public Classifier {
 /// first pass on the module's device, with channels-last input (oneDNN's faster layout here), and
 /// without the graph executor's optimisations, whose profiling re-specialises the graph for every
 /// new batch shape (early stop changes it at every step) and whose differentiable subgraphs cost
-/// more than eager autograd. Together about 1.3x the plain module's attack speed on ResNet-20
-/// (README, Speed). A module that cannot be frozen runs as it is. Exact mode
-/// (ModelLoadOptions::exact) runs the module itself as PyTorch does: no freezing, no layout
-/// change, the executor's default optimisations.
+/// more than eager autograd. A module that cannot be frozen runs as it is. Exact mode
+/// (ModelLoadOptions::exact) runs the module itself as eager PyTorch does: no freezing, no layout
+/// change, the executor's optimisations off too (its numbers are eager's).
 class ScriptClassifier : public Classifier {
  public:
   ScriptClassifier(torch::jit::Module module, std::string name, bool exact)
@@ -65,6 +65,9 @@ class ScriptClassifier : public Classifier {
     c10::IValue out;
     try {
       if (exact_) {
+        // The executor's optimisations off: each operator runs as in eager PyTorch, with eager
+        // autograd (the same kernels, so the same numbers, and faster than differentiable subgraphs).
+        torch::jit::GraphOptimizerEnabledGuard no_profiling(false);
         out = module_.forward({x});
       } else {
         torch::jit::Module& module = runnable();  // frozen with the optimiser on: freezing inlines calls
@@ -98,6 +101,7 @@ class ScriptClassifier : public Classifier {
 
  private:
   torch::jit::Module& runnable() {
+    std::lock_guard<std::mutex> lock(frozen_mutex_);  // threads sharing the classifier freeze it once
     if (!frozen_) {
       try {
         frozen_ = torch::jit::freeze(module_);
@@ -118,6 +122,7 @@ class ScriptClassifier : public Classifier {
   }
   torch::jit::Module module_;
   std::optional<torch::jit::Module> frozen_;
+  std::mutex frozen_mutex_;
   std::string name_;
   bool exact_ = false;
   int64_t parameters_ = 0;
