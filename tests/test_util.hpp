@@ -22,6 +22,14 @@
 
 #include "sdsgsm/core.hpp"
 
+// The slow tests (ctest label slow; the others are fast): those that start the sdsgsm tool, MPI,
+// Python or a browser, or take a second or more. A test is slow by how it is written:
+// SLOW_TEST / SLOW_TEST_F declare one test as TEST / TEST_F do, SLOW_SUITE(Suite); makes every test
+// of Suite slow. tests/CMakeLists.txt reads these lines from the sources (at the start of a line).
+#define SLOW_TEST(suite, name) TEST(suite, name)
+#define SLOW_TEST_F(fixture, name) TEST_F(fixture, name)
+#define SLOW_SUITE(suite) static_assert(sizeof(#suite) > 1, "SLOW_SUITE names a test suite")
+
 namespace sdsgsm_test {
 
 namespace fs = std::filesystem;
