@@ -158,7 +158,16 @@ struct CommandResult {
 };
 
 /// Runs a shell command line in `cwd` (empty: current dir), capturing stdout and stderr.
+/// A test that starts the sdsgsm tool is slow: under ctest (which gives each test its label in
+/// SDSGSM_TEST_LABEL) a fast one fails here, naming the macro that labels it.
 inline CommandResult run_shell(const std::string& command, const fs::path& scratch, const fs::path& cwd = {}) {
+#ifdef SDSGSM_TEST_BINARY
+  const char* label = std::getenv("SDSGSM_TEST_LABEL");
+  if (label && std::string(label) == "fast" && command.find(SDSGSM_TEST_BINARY) != std::string::npos) {
+    ADD_FAILURE() << "this test starts the sdsgsm tool, so it is slow: declare it SLOW_TEST / SLOW_TEST_F, or "
+                     "its suite SLOW_SUITE (test_util.hpp)";
+  }
+#endif
   fs::path out = scratch / "cmd.stdout", err = scratch / "cmd.stderr";
   std::string full = command + " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string()) + " </dev/null";
   if (!cwd.empty()) full = "cd " + shell_quote(cwd.string()) + " && " + full;
