@@ -18,37 +18,32 @@ void add_transfer_command(CLI::App& app, Common& common, Runner& run) {
       "that fools the other model too (float, and rounded to 8-bit pixels). The diagonal is the\n"
       "white-box ASR. Prints the matrices; with --out, writes transfer.json and transfer.md there.");
   struct Opts {
-    std::string attacks = "ifgsm,mifgsm,nifgsm,sdsgsm", models = "resnet20,vgg7bn";
-    std::string data = "data/cifar10", split = "test", eps = "8/255", out;
-    int64_t count = 1000, offset = 0, batch = 128;
-    uint64_t seed = 0;
+    TransferOptions t;
+    OptionFlags flags;  ///< TransferOptions' flags, from its declarations
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--attacks", o->attacks, "Attacks, comma-separated (each with its defaults and --eps)")->capture_default_str();
-  cmd->add_option("--models", o->models, "Models (zoo names or files), comma-separated; at least one")->capture_default_str();
-  cmd->add_option("--data", o->data, "CIFAR-10 binary folder, .bin file, image folder or CSV list")->capture_default_str();
-  cmd->add_option("--split", o->split, "CIFAR-10 split: test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
-  add_count_flag(cmd, o->count, "Number of images");
-  cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
-  add_batch_flag(cmd, o->batch);
-  cmd->add_option("--eps", o->eps, "l_inf budget of the bounded attacks (fractions allowed)")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of random starts")->capture_default_str();
-  cmd->add_option("--out", o->out, "Output folder for transfer.json and transfer.md (written all or nothing)");
-  cmd->callback([&run, &common, o] {
-    run = [&common, o] {
-      const std::vector<std::string> attacks = split_list(o->attacks), models = split_list(o->models);
-      if (attacks.empty()) throw Error("--attacks needs at least one attack");
-      if (models.empty()) throw Error("--models needs at least one model");
-      const double eps = parse_number(o->eps, "--eps");
+  o->flags.bind(TransferOptions::option_set(), o->t, "");
+  o->flags.add_to(cmd);
+  cmd->callback([&run, &common, o, cmd] {
+    // --count given: exactly that many images (an error when the data holds fewer); not given: at
+    // most the default, a smaller source taken whole.
+    const bool count_given = cmd->count("--count") > 0;
+    run = [&common, o, count_given] {
+      TransferOptions t = o->t;
+      t.validate();
+      if (!count_given) t.count = up_to(t.count);
+      const std::vector<std::string>& attacks = t.attacks;
+      const std::vector<std::string>& models = t.models;
+      const double eps = parse_number(t.eps, "--eps");
       std::vector<std::unique_ptr<Attack>> made;
       for (const auto& a : attacks) {
-        made.push_back(make_attack(a, AttackOptions().set_eps(eps).set_seed(o->seed).set_steps(attack_info(a).default_steps)));
+        made.push_back(make_attack(a, AttackOptions().set_eps(eps).set_seed(t.seed).set_steps(attack_info(a).default_steps)));
       }
-      if (!o->out.empty()) check_output_dir(o->out);
+      if (!t.out.empty()) check_output_dir(t.out);
       RunOptions ro;
-      ro.batch_size = o->batch;
+      ro.batch_size = t.batch_size;
       ro.progress = !common.quiet;
-      ro.first_index = o->offset;
+      ro.first_index = t.offset;
       ro.keep_adversarial = true;
       ro.validate();
       ro.device = parse_device(common.device);
@@ -57,29 +52,29 @@ void add_transfer_command(CLI::App& app, Common& common, Runner& run) {
         loaded.push_back(load_classifier(m));
         loaded.back()->to(ro.device);
       }
-      Dataset data = open_dataset(o->data, to_split(o->split), o->offset, o->count);
+      Dataset data = open_dataset(t.data, to_split(t.split), t.offset, t.count);
       const torch::Tensor clean = data.images.to(torch::kFloat32).div(255);
       std::vector<TransferCell> cells;
       for (size_t a = 0; a < made.size(); ++a) {
         for (size_t s = 0; s < loaded.size(); ++s) {
           AttackRunResult r = run_attack(*loaded[s], data, *made[a], ro);
-          for (size_t t = 0; t < loaded.size(); ++t) {
-            cells.push_back(transfer_cell(r, clean, *loaded[t], models[s], models[t], o->batch, ro.device));
+          for (size_t k = 0; k < loaded.size(); ++k) {
+            cells.push_back(transfer_cell(r, clean, *loaded[k], models[s], models[k], t.batch_size, ro.device));
           }
         }
       }
       const std::string tables = transfer_tables(cells);
-      fmt::print("Transfer on {} images ({} {}, offset {}), eps {}\n{}", data.size(), o->data, o->split, o->offset, o->eps, tables);
-      if (!o->out.empty()) {
-        nlohmann::json j = {{"models", models}, {"attacks", attacks}, {"data", data.source}, {"split", o->split},
-                            {"offset", o->offset}, {"count", data.size()}, {"eps", eps}, {"seed", o->seed},
+      fmt::print("Transfer on {} images ({} {}, offset {}), eps {}\n{}", data.size(), t.data, t.split, t.offset, t.eps, tables);
+      if (!t.out.empty()) {
+        nlohmann::json j = {{"models", models}, {"attacks", attacks}, {"data", data.source}, {"split", t.split},
+                            {"offset", t.offset}, {"count", data.size()}, {"eps", eps}, {"seed", t.seed},
                             {"version", version_string()}};
         for (const auto& c : cells) j["cells"].push_back(c.to_json());
-        write_output_dir(o->out, [&](const fs::path& tmp) {
+        write_output_dir(t.out, [&](const fs::path& tmp) {
           write_file_atomic(tmp / "transfer.json", j.dump(2) + "\n");
-          write_file_atomic(tmp / "transfer.md", fmt::format("Transfer on {} images, eps {}\n{}", data.size(), o->eps, tables));
+          write_file_atomic(tmp / "transfer.md", fmt::format("Transfer on {} images, eps {}\n{}", data.size(), t.eps, tables));
         });
-        fmt::print("wrote {}\n", o->out);
+        fmt::print("wrote {}\n", t.out);
       }
     };
   });

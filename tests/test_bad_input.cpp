@@ -135,6 +135,8 @@ const std::string kData = "--data batch.bin --count 12 ";
 const std::string kOut = "--out out ";
 const std::string kRun = "attack " + kModel + kData + kOut;
 
+SLOW_SUITE(BadInput);
+
 TEST_F(BadInput, Data) {
   for (const Case& c : std::vector<Case>{
            {"missing data", "attack " + kModel + "--data nowhere.bin " + kOut, "nowhere.bin"},

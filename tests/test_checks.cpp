@@ -149,7 +149,7 @@ TEST(Checks, ZeroGradientWarningSaysHowMany) {
 
 // The command-line tool: a softmax model is attacked with the warning on stderr and in
 // metrics.json; a NaN model and a 5-class model stop with one line and leave no output folder.
-TEST(Checks, CommandLineReportsFindings) {
+SLOW_TEST(Checks, CommandLineReportsFindings) {
   TempDir tmp;
   std::vector<int> labels;
   for (int i = 0; i < 6; ++i) labels.push_back(i % 10);

@@ -63,6 +63,8 @@ class Cli : public ::testing::Test {
   TempDir tmp_;
 };
 
+SLOW_SUITE(Cli);
+
 TEST_F(Cli, HelpListsTheSubcommands) {
   auto r = sdsgsm("--help");
   EXPECT_EQ(r.exit_code, 0) << r.err;

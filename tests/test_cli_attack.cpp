@@ -53,6 +53,8 @@ void expect_one_line_error(const sdsgsm_test::CommandResult& r, const std::strin
 
 }  // namespace
 
+SLOW_SUITE(CliAttack);
+
 TEST(CliAttack, WritesEveryOutputFile) {
   Fixture f;
   auto r = f.run("attack --attack mifgsm " + f.common() + "--out " + (f.dir / "run").string());

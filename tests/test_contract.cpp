@@ -144,16 +144,3 @@ std::string test_name(const ::testing::TestParamInfo<std::string>& p) {
 INSTANTIATE_TEST_SUITE_P(Registry, Contract, ::testing::ValuesIn(attack_names()), test_name);
 
 }  // namespace
-
-TEST(Registry, BoundedFollowsTheFamilyAndHelpListsEveryAttack) {
-  const std::string help = attack_help();
-  for (const auto& a : attack_registry()) {
-    EXPECT_EQ(a.bounded, a.family != AttackFamily::MinimumNorm) << a.name;
-    EXPECT_GE(a.default_steps, 1) << a.name;
-    EXPECT_TRUE(sdsgsm_test::Contains(help, "\n  " + a.name)) << a.name << " missing from:\n" << help;
-    EXPECT_TRUE(sdsgsm_test::Contains(help, a.summary)) << a.name;
-    for (const auto& alias : a.aliases) EXPECT_TRUE(sdsgsm_test::Contains(help, "(" + alias + ")")) << alias;
-  }
-  // What an attack is and which plans use it are separate bits.
-  for (const auto& a : attack_registry()) EXPECT_EQ(a.traits & a.plans, 0u) << a.name;
-}

@@ -86,7 +86,7 @@ TEST(Metrics, SsimOfIdenticalImagesIsOne) {
   EXPECT_THROW(ssim(torch::rand({1, 3, 16, 16}), torch::rand({1, 3, 16, 17})), Error);
 }
 
-TEST(Metrics, SsimEqualsScikitImageOnRandomPairs) {
+SLOW_TEST(Metrics, SsimEqualsScikitImageOnRandomPairs) {
   if (!python_has_skimage()) GTEST_SKIP() << "/usr/bin/python3 without scikit-image (Debian python3-skimage)";
   auto gen = at::detail::createCPUGenerator(7);
   auto a = torch::rand({4, 3, 32, 32}, gen, torch::kFloat64);
@@ -103,7 +103,7 @@ TEST(Metrics, SsimEqualsScikitImageOnRandomPairs) {
   }
 }
 
-TEST(Metrics, SsimEqualsScikitImageOnRealImages) {
+SLOW_TEST(Metrics, SsimEqualsScikitImageOnRealImages) {
   SDSGSM_SKIP_WITHOUT_CIFAR();
   if (!python_has_skimage()) GTEST_SKIP() << "/usr/bin/python3 without scikit-image (Debian python3-skimage)";
   Dataset d = read_cifar10(sdsgsm_test::real_cifar_dir(), Split::Test);
@@ -120,7 +120,7 @@ TEST(Metrics, SsimEqualsScikitImageOnRealImages) {
   }
 }
 
-TEST(Metrics, SsimEqualsScikitImageAt224) {
+SLOW_TEST(Metrics, SsimEqualsScikitImageAt224) {
   // At a model's input size (224 x 224): noise, and a smooth image (a 32 x 32 one upscaled, as
   // a user's upscaled CIFAR-10 JPEGs are) under an 8-bit rounded sign perturbation.
   auto gen = at::detail::createCPUGenerator(11);

@@ -172,7 +172,7 @@ TEST(MinNorm, DeterministicAndIndependentOfTheBatch) {
 
 // Unbounded: every image of the shipped model is fooled, at the 100 iterations reproduce gives them
 // (C&W's 10 default Adam steps per binary-search step leave its l2 above 1).
-TEST(MinNorm, FoolsEveryImageOfTheShippedResNet20) {
+SLOW_TEST(MinNorm, FoolsEveryImageOfTheShippedResNet20) {
   SDSGSM_SKIP_WITHOUT_CIFAR();
   if (find_zoo_weights("resnet20").empty()) GTEST_SKIP() << "no shipped resnet20 weights";
   auto model = load_classifier("resnet20");
@@ -222,7 +222,7 @@ TEST(MinNorm, InvalidOptionsNameTheFlag) {
   EXPECT_TRUE(Contains(error_message([] { make_attack("fmn", AttackOptions().set_steps(0)); }), "--steps"));
 }
 
-TEST(MinNorm, CommandLineRunsAndRefusesABadOptionInOneLine) {
+SLOW_TEST(MinNorm, CommandLineRunsAndRefusesABadOptionInOneLine) {
   sdsgsm_test::TempDir dir;
   std::vector<int> labels;
   for (int i = 0; i < 4; ++i) labels.push_back(i);

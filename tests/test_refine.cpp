@@ -149,14 +149,3 @@ TEST(Refine, PassCountsEqualThePassesTheModelRan) {
   EXPECT_TRUE(d.forward_passes.eq(9).all().item<bool>());
   EXPECT_TRUE(d.backward_passes.eq(7).all().item<bool>());
 }
-
-TEST(Refine, RegistryGivesEachAttackItsOwnDefaults) {
-  EXPECT_EQ(attack_info("ddn").default_steps, 100);
-  EXPECT_EQ(attack_info("fmn").default_steps, 100);
-  EXPECT_EQ(attack_info("fgsm").default_steps, 1);
-  EXPECT_EQ(attack_info("bim").name, "ifgsm");
-  EXPECT_FALSE(attack_info("cw").bounded);
-  EXPECT_TRUE(attack_info("sdsgsm").bounded);
-  EXPECT_EQ(attack_registry().size(), attack_names().size());
-  EXPECT_TRUE(sdsgsm_test::Contains(sdsgsm_test::error_message([] { attack_info("nope"); }), "unknown attack 'nope'"));
-}

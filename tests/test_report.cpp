@@ -214,6 +214,8 @@ TEST(Svg, TicksAndEscaping) {
   EXPECT_EQ(s, sdsgsm::svg::line_chart(c));  // deterministic
 }
 
+SLOW_SUITE(Report);
+
 TEST(Report, CompareWritesASelfContainedPageWithEveryAttack) {
   ReportFixture f;
   const std::string html = f.compare("cmp");

@@ -1,6 +1,8 @@
 // The plan of `sdsgsm reproduce` (reproduce_plan.hpp), checked without running an attack: which
 // entries each model gets, in which regime, with which settings; the tuned settings applied; the
 // options' checks. And the regimes' one mapping (regime.hpp).
+#include <tuple>
+
 #include <gtest/gtest.h>
 
 #include "sdsgsm/evaluation_tables.hpp"
@@ -130,6 +132,37 @@ TEST(ReproducePlan, BadOptionsFailNamingTheirFlagBeforeAnythingRuns) {
   o = ReproduceOptions();
   o.models.clear();
   EXPECT_TRUE(sdsgsm_test::Contains(message(o), "--models names no model"));
+}
+
+// The flags come from ReproduceOptions' declarations: the lists as comma-separated text (--tuned
+// keeps its empty items: the zoo model's own file), the checks' messages from the flag.
+TEST(ReproducePlan, OptionsAreDeclaredOnceWithTheirChecks) {
+  const auto& set = ReproduceOptions::option_set();
+  ReproduceOptions o;
+  EXPECT_EQ(set.find("models")->get(o), "resnet20,vgg7bn");
+  EXPECT_EQ(set.find("transfer")->get(o), "fgsm,ifgsm,mifgsm,nifgsm,pgd,sdsgsm");
+  set.find("models")->parse(o, "a,,b");
+  EXPECT_EQ(o.models, (V{"a", "b"}));
+  set.find("tuned")->parse(o, ",b.json");
+  EXPECT_EQ(o.tuned, (V{"", "b.json"}));
+  set.find("min-norm")->parse(o, "");
+  EXPECT_TRUE(o.min_norm.empty());
+  set.find("out")->parse(o, "x/y");
+  EXPECT_EQ(o.out, fs::path("x/y"));
+  set.find("resume")->parse(o, "true");
+  EXPECT_TRUE(o.resume);
+  for (const auto& [word, value, error] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"frontier-count", "-1", "--frontier-count must be >= 0 (got -1)"},
+           {"strength-count", "0", "--strength-count must be >= 1 (got 0)"},
+           {"robust-queries", "0", "--robust-queries must be >= 1 (got 0)"},
+           {"transfer-count", "0", "--transfer-count must be >= 1 (got 0)"},
+           {"min-norm-steps", "0", "--min-norm-steps must be >= 1 (got 0)"},
+           {"batch-size", "0", "--batch-size must be >= 1 (got 0)"},
+           {"offset", "-3", "--offset must be >= 0 (got -3)"}}) {
+    ReproduceOptions bad;
+    set.find(word)->parse(bad, value);
+    EXPECT_EQ(sdsgsm_test::error_message([&] { bad.validate(); }), error);
+  }
 }
 
 TEST(ReproduceSection, TheFrontierSectionCarriesItsTableAndNamesItsFile) {

@@ -116,6 +116,8 @@ TEST(Sources, FolderSourceDecodesBatchesAsTheInMemoryReaderDoes) {
   EXPECT_TRUE(Contains(error_message([&] { src2->read(5, 1); }), "9.png' is 5x5"));
 }
 
+SLOW_SUITE(Resume);
+
 TEST(Resume, SigkillMidRunThenResumeGivesByteIdenticalOutputs) {
   CliFixture f(40);
   // Slow enough to be caught mid-run: 20 batches of 2 images, 20 steps each.
@@ -237,6 +239,8 @@ TEST(Resume, AnErrorBeforeAnyBatchLeavesNoPartialFolder) {
   EXPECT_FALSE(fs::exists(f.dir / ".E.partial"));
 }
 
+SLOW_SUITE(Device);
+
 TEST(Device, CudaWithoutACudaBuildIsAClearError) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "this build has CUDA";
   CliFixture f(4);
@@ -255,6 +259,8 @@ TEST(Device, CudaWithoutACudaBuildIsAClearError) {
   EXPECT_EQ(f.run("--device cpu attack --attack fgsm " + f.common(4) + "--out " + (f.dir / "G").string()).exit_code, 0);
 }
 
+SLOW_SUITE(Memory);
+
 TEST(Memory, PeakAtTenThousandImagesIsWithinTwentyPercentOfOneThousand) {
   if (!fs::exists(sdsgsm_test::real_cifar_dir() / "test_batch.bin")) GTEST_SKIP() << "CIFAR-10 not present";
   TempDir tmp;
@@ -271,6 +277,8 @@ TEST(Memory, PeakAtTenThousandImagesIsWithinTwentyPercentOfOneThousand) {
   EXPECT_LE(large, 1.2 * small) << "1,000 images: " << small << " MB; 10,000 images: " << large << " MB";
   EXPECT_EQ(read_adversarial(tmp / "10000").size(0), 10000);
 }
+
+SLOW_SUITE(Mpi);
 
 TEST(Mpi, TwoRanksWriteExactlyWhatOneProcessWrites) {
   if (!mpirun_available()) GTEST_SKIP() << "built without MPI or no mpirun";

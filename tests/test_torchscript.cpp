@@ -116,6 +116,8 @@ class TorchScriptModels : public ::testing::Test {
   TempDir tmp_;
 };
 
+SLOW_SUITE(TorchScriptModels);
+
 TEST_F(TorchScriptModels, ScriptedModelGivesPyTorchLogits) {
   auto clf = sdsgsm::load_classifier(model("scripted"));
   EXPECT_EQ(clf->kind(), "torchscript");
@@ -246,7 +248,7 @@ TEST(ExportTorchScript, ZooNetworksKeepTheirLogitsAndGradients) {
 
 // The exported file loads in PyTorch itself (Debian's python3-torch) and names its weights after
 // the network's.
-TEST(ExportTorchScript, PyTorchLoadsTheExport) {
+SLOW_TEST(ExportTorchScript, PyTorchLoadsTheExport) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3-torch";
   TempDir tmp;
   torch::manual_seed(5);

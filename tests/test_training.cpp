@@ -320,7 +320,7 @@ class Training : public ::testing::Test {
   TempDir tmp_;
 };
 
-TEST_F(Training, ShortRunLowersTheLossAndWritesItsFiles) {
+SLOW_TEST_F(Training, ShortRunLowersTheLossAndWritesItsFiles) {
   auto train = colour_dataset(256, 4, 1);
   auto test = colour_dataset(64, 4, 2);
   auto o = small_options(tmp_ / "out" / "net.pt").set_eval_every(0);
@@ -370,7 +370,7 @@ TEST_F(Training, ShortRunLowersTheLossAndWritesItsFiles) {
   EXPECT_EQ(state["epochs_done"], 3);
 }
 
-TEST_F(Training, ResumeAfterAnInterruptionMatchesAStraightRun) {
+SLOW_TEST_F(Training, ResumeAfterAnInterruptionMatchesAStraightRun) {
   auto train = colour_dataset(128, 4, 3);
   auto test = colour_dataset(32, 4, 4);
   auto options = [&](const std::string& dir) { return small_options(tmp_ / dir / "net.pt").set_epochs(2); };
@@ -463,7 +463,7 @@ TEST_F(Training, Bf16PrecisionTrains) {
 // The adversarial batches of each method: within their distance of the images, in [0,1], made
 // from the given generator only (reproducible, the global generator untouched), and leaving the
 // parameters' gradients alone.
-TEST_F(Training, AdversarialBatchesStayInTheirBallAndTheImageRange) {
+SLOW_TEST_F(Training, AdversarialBatchesStayInTheirBallAndTheImageRange) {
   auto data = colour_dataset(32, 4, 8);
   auto x = data.float_images(0, 32);
   auto y = data.labels;
@@ -513,7 +513,7 @@ TrainOptions small_adversarial(const fs::path& out, const std::string& method) {
   return small_options(out).set_adversarial(method).set_adv_steps(2).set_batch_size(32).set_guard_count(32);
 }
 
-TEST_F(Training, AdversarialRunsAreDeterministicAndLogTheGuard) {
+SLOW_TEST_F(Training, AdversarialRunsAreDeterministicAndLogTheGuard) {
   auto train = colour_dataset(96, 4, 9);
   auto test = colour_dataset(32, 4, 10);
   auto o = [&](const std::string& dir) { return small_adversarial(tmp_ / dir / "net.pt", "pgd").set_epochs(2); };
@@ -579,7 +579,7 @@ TEST_F(Training, StandardRunsLogNoGuard) {
 // The stop and rollback, with the guard's measurements replaced by a collapsing sequence (a real
 // catastrophic overfit takes a minute: GuardStopsARealCatastrophicOverfitOfPlainFgsm below): best
 // after epoch 2, collapsed at 3.
-TEST_F(Training, GuardStopsACollapsingRunAndRollsBackToTheBestEpoch) {
+SLOW_TEST_F(Training, GuardStopsACollapsingRunAndRollsBackToTheBestEpoch) {
   auto train = colour_dataset(96, 4, 12);
   auto test = colour_dataset(32, 4, 13);
   const std::vector<double> sequence = {0.40, 0.55, 0.20, 0.50, 0.50};
@@ -668,7 +668,7 @@ TEST_F(Training, GuardStopsACollapsingRunAndRollsBackToTheBestEpoch) {
 // on these images): PGD accuracy 37.0, 39.0, 25.5, 24.5, 41.0, 45.5 (best), 24.5, 29.0, 33.0,
 // 21.0% (collapsed: below half of 45.5% and 24.5 points under), training accuracy 38.7% -> 72.9%.
 // Another CPU (bf16 without AVX512-BF16) or LibTorch may train another trajectory.
-TEST_F(Training, GuardStopsARealCatastrophicOverfitOfPlainFgsm) {
+SLOW_TEST_F(Training, GuardStopsARealCatastrophicOverfitOfPlainFgsm) {
   if (!sdsgsm_test::real_cifar_train_available()) GTEST_SKIP() << "CIFAR-10 training batches missing";
   auto all = sdsgsm::read_cifar10(sdsgsm_test::real_cifar_dir(), sdsgsm::Split::Train);
   auto keep = all.labels.lt(2).nonzero().squeeze(1);  // airplane, automobile; in file order
@@ -758,7 +758,7 @@ TEST_F(Training, BadInputsFailBeforeWritingAnything) {
 
 // The command line: the adversarial flags reach the options (a fraction for --adv-eps), the run
 // logs the guard, and bad values are one-line errors naming the flag.
-TEST(TrainCommand, AdversarialFlagsEndToEnd) {
+SLOW_TEST(TrainCommand, AdversarialFlagsEndToEnd) {
   TempDir tmp;
   fs::path data = tmp / "cifar";
   std::vector<int> labels;

@@ -22,6 +22,14 @@
 
 #include "sdsgsm/core.hpp"
 
+// The slow tests (ctest label slow; the others are fast): those that start the sdsgsm tool, MPI,
+// Python or a browser, or take a second or more. A test is slow by how it is written:
+// SLOW_TEST / SLOW_TEST_F declare one test as TEST / TEST_F do, SLOW_SUITE(Suite); makes every test
+// of Suite slow. tests/CMakeLists.txt reads these lines from the sources (at the start of a line).
+#define SLOW_TEST(suite, name) TEST(suite, name)
+#define SLOW_TEST_F(fixture, name) TEST_F(fixture, name)
+#define SLOW_SUITE(suite) static_assert(sizeof(#suite) > 1, "SLOW_SUITE names a test suite")
+
 namespace sdsgsm_test {
 
 namespace fs = std::filesystem;
@@ -150,7 +158,16 @@ struct CommandResult {
 };
 
 /// Runs a shell command line in `cwd` (empty: current dir), capturing stdout and stderr.
+/// A test that starts the sdsgsm tool is slow: under ctest (which gives each test its label in
+/// SDSGSM_TEST_LABEL) a fast one fails here, naming the macro that labels it.
 inline CommandResult run_shell(const std::string& command, const fs::path& scratch, const fs::path& cwd = {}) {
+#ifdef SDSGSM_TEST_BINARY
+  const char* label = std::getenv("SDSGSM_TEST_LABEL");
+  if (label && std::string(label) == "fast" && command.find(SDSGSM_TEST_BINARY) != std::string::npos) {
+    ADD_FAILURE() << "this test starts the sdsgsm tool, so it is slow: declare it SLOW_TEST / SLOW_TEST_F, or "
+                     "its suite SLOW_SUITE (test_util.hpp)";
+  }
+#endif
   fs::path out = scratch / "cmd.stdout", err = scratch / "cmd.stderr";
   std::string full = command + " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string()) + " </dev/null";
   if (!cwd.empty()) full = "cd " + shell_quote(cwd.string()) + " && " + full;

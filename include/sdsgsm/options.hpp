@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -211,6 +212,46 @@ OptionField<O> option(std::string word, T O::*member, std::string help) {
     } catch (const nlohmann::json::exception&) {
       throw Error(fmt::format("option '{}' has the wrong type ({})", key, j.dump()));
     }
+  };
+  return f;
+}
+
+/// Whether a comma-separated list keeps its empty items (",b": an empty first item) or skips them.
+enum class EmptyItems { Skip, Keep };
+
+/// The descriptor of a list field (std::vector<std::string>) of O, given as comma-separated text
+/// ("resnet20,vgg7bn"): the command line and JSON take the text (JSON also an array of strings);
+/// its value, and the default the help shows, is the items joined by ','.
+template <class O>
+OptionField<O> list_option(std::string word, std::vector<std::string> O::*member, std::string help,
+                           EmptyItems empty = EmptyItems::Skip) {
+  OptionField<O> f;
+  f.word = std::move(word);
+  f.key = f.keyword();
+  f.kind = OptionKind::Text;
+  f.help = std::move(help);
+  f.get = [member](const O& o) -> nlohmann::json {
+    std::string text;
+    for (size_t i = 0; i < (o.*member).size(); ++i) text += (i == 0 ? "" : ",") + (o.*member)[i];
+    return text;
+  };
+  const std::string key = f.key;
+  f.put = [member, key, empty](O& o, const nlohmann::json& j) {
+    std::vector<std::string> items;
+    if (j.is_array()) {
+      for (const auto& item : j) {
+        if (!item.is_string()) throw Error(fmt::format("option '{}' has the wrong type ({})", key, j.dump()));
+        items.push_back(item.get<std::string>());
+      }
+    } else if (j.is_string()) {
+      std::stringstream ss(j.get<std::string>());
+      for (std::string item; std::getline(ss, item, ',');) {
+        if (!item.empty() || empty == EmptyItems::Keep) items.push_back(item);
+      }
+    } else {
+      throw Error(fmt::format("option '{}' has the wrong type ({})", key, j.dump()));
+    }
+    o.*member = std::move(items);
   };
   return f;
 }

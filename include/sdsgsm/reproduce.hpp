@@ -21,6 +21,7 @@
 
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/core.hpp"
+#include "sdsgsm/options.hpp"
 #include "sdsgsm/reproduce_tables.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
@@ -58,6 +59,9 @@ struct ReproduceOptions {
   bool resume = false, restart = false, progress = true;
   torch::Device device = torch::kCPU;
 
+  /// The declarations of the fields above that are flags of `sdsgsm reproduce` (options.hpp):
+  /// word, help, check; the command binds them (sd's flags are SD-SGSM's own sets).
+  static const OptionSet<ReproduceOptions>& option_set();
   /// Throws Error naming the flag of the first bad value.
   void validate() const;
 };

@@ -13,7 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "sdsgsm/attacks.hpp"
 #include "sdsgsm/models.hpp"
+#include "sdsgsm/options.hpp"
 #include "sdsgsm/run_result.hpp"
 
 namespace sdsgsm {
@@ -25,6 +27,23 @@ struct TransferCell {
   double asr() const { return counted ? static_cast<double>(fooled) / static_cast<double>(counted) : 0; }
   double asr_8bit() const { return counted_8bit ? static_cast<double>(fooled_8bit) / static_cast<double>(counted_8bit) : 0; }
   nlohmann::json to_json() const;
+};
+
+/// What `sdsgsm transfer` runs, one to one with its flags: each attack of `attacks` (its defaults
+/// and `eps`) made on each model of `models`, evaluated on every model of `models`.
+struct TransferOptions {
+  std::vector<std::string> attacks = {kIfgsm, kMifgsm, kNifgsm, kSdsgsm};
+  std::vector<std::string> models = {"resnet20", "vgg7bn"};
+  std::string data = "data/cifar10", split = "test";
+  int64_t count = 1000, offset = 0, batch_size = 128;
+  std::string eps = "8/255";  ///< as given (the printed title quotes it)
+  uint64_t seed = 0;
+  std::string out;  ///< where transfer.json and transfer.md go; "": printed only
+
+  /// The declarations of the fields (options.hpp): word, help, check; the command binds them.
+  static const OptionSet<TransferOptions>& option_set();
+  /// Throws Error naming the flag of the first bad value.
+  void validate() const;
 };
 
 /// Evaluates the adversarials of `run` (made on model `source`, kept in memory: RunOptions::

@@ -48,4 +48,30 @@ TransferCell transfer_cell(const AttackRunResult& run, const torch::Tensor& clea
   return c;
 }
 
+const OptionSet<TransferOptions>& TransferOptions::option_set() {
+  using O = TransferOptions;
+  static const OptionSet<O> set(
+      "transfer",
+      {
+          list_option("attacks", &O::attacks, "Attacks, comma-separated (each with its defaults and --eps)"),
+          list_option("models", &O::models, "Models (zoo names or files), comma-separated; at least one"),
+          option("data", &O::data, "CIFAR-10 binary folder, .bin file, image folder or CSV list"),
+          option("split", &O::split, "CIFAR-10 split: test or train").one_of({"test", "train"}),
+          option("count", &O::count, "Number of images").at_least(1),
+          option("offset", &O::offset, "Index of the first image").at_least(0),
+          option("batch-size", &O::batch_size, "Images per batch").at_least(1),
+          option("eps", &O::eps, "l_inf budget of the bounded attacks (fractions allowed)"),
+          option("seed", &O::seed, "Seed of random starts"),
+          option("out", &O::out, "Output folder for transfer.json and transfer.md (written all or nothing)"),
+      });
+  return set;
+}
+
+void TransferOptions::validate() const {
+  if (attacks.empty()) throw Error("--attacks needs at least one attack");
+  if (models.empty()) throw Error("--models needs at least one model");
+  option_set().validate(*this);
+  parse_number(eps, "--eps");
+}
+
 }  // namespace sdsgsm

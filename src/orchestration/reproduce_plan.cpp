@@ -90,20 +90,59 @@ std::vector<std::string> default_min_norm_attacks() {
   return {kDeepfool, kCw, kDdn, std::string(kFmn) + "-l2", std::string(kFmn) + "-linf"};
 }
 
+const OptionSet<ReproduceOptions>& ReproduceOptions::option_set() {
+  using O = ReproduceOptions;
+  static const OptionSet<O> set(
+      "reproduce",
+      {
+          list_option("models", &O::models, "Comma-separated models"),
+          option("data", &O::data, "CIFAR-10 binary folder"),
+          option("count", &O::count, "Test images"),
+          option("offset", &O::offset, "Index of the first test image").at_least(0),
+          option("batch-size", &O::batch_size, "Images per batch").at_least(1),
+          option("eps", &O::eps, "l_inf budget"),
+          option("steps", &O::steps, "Iterations"),
+          list_option("min-norm", &O::min_norm, "Minimum-norm attacks (comma-separated; empty: none)"),
+          option("frontier-count", &O::frontier_count,
+                 "Images of the frontier (median 8-bit l2 against model passes per image, every attack at several "
+                 "budgets; the first ones); 0: none")
+              .at_least(0),
+          option("min-norm-count", &O::min_norm_count, "Images for the minimum-norm attacks (the first ones)").at_least(1),
+          option("min-norm-steps", &O::min_norm_steps,
+                 "Iterations of the minimum-norm attacks (C&W: per binary-search step; DeepFool: at most)")
+              .at_least(1),
+          list_option("eps-list", &O::eps_list, "eps values of the ASR-against-eps curves (empty: none)"),
+          option("eps-curve-count", &O::eps_curve_count, "Images for the eps curves (the first ones)").at_least(1),
+          list_option("tuned", &O::tuned,
+                      "Tuned-settings files (tuned.json of 'sdsgsm tune'), comma-separated in the order of --models; "
+                      "an empty item: the zoo model's own models/NAME.tuned.json",
+                      EmptyItems::Keep),
+          list_option("defended", &O::defended, "Adversarially trained models of the strength table (empty: none)"),
+          option("strength-count", &O::strength_count,
+                 "Images of the strength table and the ensemble (the first ones)")
+              .at_least(1),
+          option("robust-queries", &O::robust_queries,
+                 "Square's queries per image in the ensemble (AutoAttack's standard version: 5000)")
+              .at_least(1),
+          list_option("transfer", &O::transfer,
+                      fmt::format("Attacks of the transfer matrices between all models (of {}; empty: none)",
+                                  fmt::join(attack_names(kTransfer), ", "))),
+          option("transfer-count", &O::transfer_count, "Images of the transfer matrices (the first ones)").at_least(1),
+          option("out", &O::out, "Output folder"),
+          option("resume", &O::resume,
+                 "Continue an interrupted run (finished attacks are kept, the one cut off resumes)"),
+          option("restart", &O::restart, "Discard an interrupted run's partial output and start over"),
+      });
+  return set;
+}
+
 void ReproduceOptions::validate() const {
   if (models.empty()) throw Error("--models names no model");
-  check_batch_size(batch_size);
+  option_set().validate(*this);
   AttackOptions().set_eps(parse_number(eps, "--eps")).set_steps(steps).validate();
   sd.validate(-1, -1);
-  if (min_norm_steps < 1) throw Error(fmt::format("--min-norm-steps must be >= 1 (got {})", min_norm_steps));
   for (const auto& spec : min_norm) make_min_norm(spec, AttackOptions());  // unknown names fail here
   for (const auto& e : eps_list) parse_number(e, "--eps-list");
-  if (min_norm_count < 1) throw Error(fmt::format("--min-norm-count must be >= 1 (got {})", min_norm_count));
-  if (eps_curve_count < 1) throw Error(fmt::format("--eps-curve-count must be >= 1 (got {})", eps_curve_count));
-  if (frontier_count < 0) throw Error(fmt::format("--frontier-count must be >= 0 (got {})", frontier_count));
-  if (strength_count < 1) throw Error(fmt::format("--strength-count must be >= 1 (got {})", strength_count));
-  if (robust_queries < 1) throw Error(fmt::format("--robust-queries must be >= 1 (got {})", robust_queries));
-  if (transfer_count < 1) throw Error(fmt::format("--transfer-count must be >= 1 (got {})", transfer_count));
   for (const auto& a : transfer) {
     // The transfer default is every attack with a fixed-iteration run on every model (textbook, SD-SGSM).
     const auto t = attack_names(kTransfer);

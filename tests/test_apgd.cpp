@@ -1,0 +1,139 @@
+// APGD (apgd-ce, apgd-dlr, apgd-t): it reaches a linear model's closed-form worst case, every loss
+// (with FAB-T and Square) is deterministic and independent of its batch, the DLR losses fool a
+// linear model, and the options are checked and named.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include "sdsgsm/attacks.hpp"
+#include "test_attacks_util.hpp"
+#include "test_util.hpp"
+
+using namespace sdsgsm;
+using sdsgsm_test::Contains;
+using sdsgsm_test::error_message;
+using sdsgsm_test::LinearClassifier;
+using sdsgsm_test::TinyCnn;
+
+namespace {
+
+/// Images near the middle of the range, in [0.35, 0.65].
+torch::Tensor mid_range_images(int64_t n, uint64_t seed, int64_t hw = 4) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return torch::rand({n, 3, hw, hw}, gen, torch::kFloat32) * 0.3 + 0.35;
+}
+
+}  // namespace
+
+// For two classes the cross-entropy falls with the margin d.x + c (d = w_y - w_other), whose
+// minimum over the ball is the clean margin minus eps ||d||_1 (l_inf) or eps ||d||_2 (l2).
+TEST(Apgd, ReachesTheClosedFormWorstCaseOfABinaryLinearModel) {
+  LinearClassifier model(2, 3, 4, 4, 5);
+  auto x = mid_range_images(4, 11);
+  auto y = model.forward(x).argmax(1);
+  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
+  for (Norm norm : {Norm::Linf, Norm::L2}) {
+    {
+      const std::string name = "apgd-ce";  // DLR needs three classes: below
+      SCOPED_TRACE(to_string(norm));
+      for (int64_t i = 0; i < x.size(0); ++i) {
+        const int64_t yi = y[i].item<int64_t>();
+        auto d = model.weight[yi] - model.weight[1 - yi];
+        const double margin = (logits[i][yi] - logits[i][1 - yi]).item<double>();
+        const double size = (norm == Norm::Linf ? d.abs().sum() : d.norm(2)).item<double>();
+        // Half of the way to the boundary: not fooled, and the box does not bind.
+        const double eps = 0.5 * margin / size;
+        ASSERT_LT(eps, 0.3) << "test set-up";
+        auto a = make_attack(name, AttackOptions().set_eps(eps).set_norm(norm).set_steps(10));
+        auto r = a->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1));
+        EXPECT_FALSE(r.success[0].item<bool>());
+        auto f = torch::addmm(model.bias, r.adversarial.to(torch::kFloat64).flatten(1), model.weight.t());
+        const double reached = (f[0][yi] - f[0][1 - yi]).item<double>();
+        EXPECT_NEAR(reached, margin - eps * size, 1e-4 * margin);
+        auto delta = (r.adversarial[0] - x[i]).to(torch::kFloat64);
+        const double used = norm == Norm::Linf ? delta.abs().max().item<double>() : delta.norm(2).item<double>();
+        EXPECT_LE(used, eps * (1 + 1e-5));
+        // Past the boundary (1.5x its distance) every sample is fooled.
+        auto past = make_attack(name, AttackOptions().set_eps(3 * eps).set_norm(norm).set_steps(10));
+        EXPECT_TRUE(past->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1)).success[0].item<bool>());
+      }
+    }
+  }
+}
+
+// Every APGD loss and Square: the same result run twice, and one batch or two.
+TEST(Apgd, DeterministicAndIndependentOfTheBatch) {
+  TinyCnn model(3);
+  auto gen = at::detail::createCPUGenerator(8);
+  auto x = torch::rand({6, 3, 8, 8}, gen, torch::kFloat32);
+  auto y = model.forward(x).argmax(1);
+  auto ids = torch::arange(40, 46, torch::kInt64);
+  for (const auto& [name, norm] : std::vector<std::pair<std::string, Norm>>{
+           {"apgd-ce", Norm::Linf}, {"apgd-ce", Norm::L2}, {"apgd-dlr", Norm::Linf}, {"apgd-t", Norm::Linf},
+           {"apgd-t", Norm::L2}, {"fab-t", Norm::Linf}, {"fab-t", Norm::L2}, {"square", Norm::Linf}}) {
+    SCOPED_TRACE(name + " " + to_string(norm));
+    AttackOptions o = AttackOptions().set_eps(norm == Norm::Linf ? 2.0 / 255 : 0.05).set_steps(30).set_restarts(2);
+    if (name == "square") o.set_restarts(1).set_steps(200);
+    if (name != "square") o.set_norm(norm);
+    auto attack = make_attack(name, o);
+    auto a = attack->run(model, x, y, ids);
+    auto b = attack->run(model, x, y, ids);
+    EXPECT_TRUE(torch::equal(a.adversarial, b.adversarial));
+    EXPECT_TRUE(torch::equal(a.iterations, b.iterations));
+    auto h1 = attack->run(model, x.narrow(0, 0, 2), y.narrow(0, 0, 2), ids.narrow(0, 0, 2));
+    auto h2 = attack->run(model, x.narrow(0, 2, 4), y.narrow(0, 2, 4), ids.narrow(0, 2, 4));
+    EXPECT_TRUE(torch::allclose(a.adversarial, torch::cat({h1.adversarial, h2.adversarial}), 0, 1e-6));
+    EXPECT_TRUE(torch::equal(a.success, torch::cat({h1.success, h2.success})));
+    // Inside the ball and the box.
+    auto d = (a.adversarial - x).flatten(1);
+    const double used = norm == Norm::Linf ? d.abs().max().item<double>() : d.norm(2, 1).max().item<double>();
+    EXPECT_LE(used, o.eps * (1 + 1e-5));
+    EXPECT_GE(a.adversarial.min().item<float>(), 0.0f);
+    EXPECT_LE(a.adversarial.max().item<float>(), 1.0f);
+  }
+}
+
+// DLR and targeted DLR on a 10-class linear model: stronger budgets fool more, and the largest
+// fools every sample; a sample that is fooled is misclassified by its adversarial.
+TEST(Apgd, DlrLossesFoolALinearModelAndApgdTTriesTheTopTargets) {
+  LinearClassifier model(10, 3, 4, 4, 9);
+  auto x = mid_range_images(8, 12);
+  auto y = model.forward(x).argmax(1);
+  for (const std::string name : {"apgd-dlr", "apgd-t"}) {
+    SCOPED_TRACE(name);
+    int64_t before = -1;
+    for (double eps : {0.002, 0.01, 0.05, 0.3}) {
+      auto r = make_attack(name, AttackOptions().set_eps(eps).set_steps(20))->run(model, x, y);
+      const int64_t fooled = r.success.sum().item<int64_t>();
+      EXPECT_GE(fooled, before) << "eps " << eps;
+      before = fooled;
+      EXPECT_TRUE(torch::equal(r.success, model.forward(r.adversarial).argmax(1).ne(y)));
+    }
+    EXPECT_EQ(before, x.size(0));
+  }
+  // apgd-t runs once per target (9) for a sample it cannot fool: 9 x (steps + 1) passes.
+  auto r = make_attack("apgd-t", AttackOptions().set_eps(1e-6).set_steps(5))->run(model, x, y);
+  EXPECT_FALSE(r.success.any().item<bool>());
+  EXPECT_EQ(r.backward_passes[0].item<int64_t>(), 9 * 6);
+  EXPECT_EQ(r.iterations[0].item<int64_t>(), 9 * 5);
+}
+
+TEST(Apgd, OptionsAreCheckedAndNamed) {
+  EXPECT_TRUE(Contains(error_message([] { make_attack("apgd-ce", AttackOptions().set_restarts(0)); }), "--restarts"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("apgd-t", AttackOptions().set_targeted(TargetMode::Random)); }),
+                       "--targeted"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("square", AttackOptions().set_norm(Norm::L2)); }), "--norm"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("pgd", AttackOptions().set_norm(Norm::L2)); }), "--norm"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("ifgsm", AttackOptions().set_restarts(3)); }), "--restarts"));
+  // An l2 radius may exceed 1; an l_inf budget may not.
+  EXPECT_NO_THROW(make_attack("apgd-ce", AttackOptions().set_norm(Norm::L2).set_eps(2.5)));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("apgd-ce", AttackOptions().set_eps(2.5)); }), "--eps"));
+  auto config = make_attack("apgd-t", AttackOptions().set_norm(Norm::L2).set_eps(0.5))->config();
+  EXPECT_EQ(config["norm"], "l2");
+  EXPECT_EQ(config["loss"], "dlr-targeted");
+  EXPECT_EQ(config["target_classes"], 9);
+  EXPECT_EQ(AttackOptions::from_json(config).norm, Norm::L2);
+  EXPECT_EQ(attack_info("apgd-ce").family, AttackFamily::Adaptive);
+  EXPECT_EQ(attack_info("square").family, AttackFamily::ScoreBased);
+  EXPECT_EQ(attack_info("apgd-ce").default_steps, 100);
+  EXPECT_EQ(attack_info("square").default_steps, 5000);
+}
