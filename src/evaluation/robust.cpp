@@ -74,7 +74,7 @@ torch::Tensor attack_rows(Classifier& model, const Attack& a, const torch::Tenso
 
 std::vector<std::string> RobustOptions::sequence() const {
   if (!attacks.empty()) return attacks;
-  // The registry's ensemble; in l2 the ones that run in l2 (no l2 Square yet).
+  // The registry's ensemble; in l2 the ones that run in l2 (all four: APGD-CE, APGD-T, FAB-T, Square).
   return attack_names(norm == Norm::L2 ? kEnsemble | kL2 : kEnsemble);
 }
 
@@ -101,7 +101,7 @@ AttackOptions RobustOptions::attack_options(const std::string& name, double budg
     o.set_norm(norm).set_steps(steps).set_restarts(restarts);
   } else if (info.family == AttackFamily::ScoreBased) {
     o.set_steps(queries).set_square_schedule(square_schedule);
-    if (norm == Norm::L2) o.set_norm(norm);  // refused by Square: it is l_inf
+    if (norm == Norm::L2) o.set_norm(norm);
   } else {
     if (norm == Norm::L2) o.set_norm(norm);  // refused by the l_inf engine
     o.set_steps(info.default_steps);

@@ -44,7 +44,7 @@ RobustCheck gradient_free_check(const RobustOptions& o, const std::vector<std::s
   } else {
     check.detail = "not run (no gradient-free attack in the sequence)";
     res.notes.push_back(o.norm == Norm::L2
-                            ? "no gradient-free attack in the l2 sequence (Square is l_inf here): masking would not show"
+                            ? "no gradient-free attack in the l2 sequence: masking would not show"
                             : "no gradient-free attack in the sequence: masking would not show");
   }
   return check;
