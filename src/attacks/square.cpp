@@ -136,6 +136,7 @@ class Square final : public Attack {
  public:
   Square(AttackOptions options) : Attack(kSquare, std::move(options)) {
     options_.validate();
+    if (norm() == Norm::L1) throw Error("--norm 1: square runs in l_inf or l2");
     if (options_.restarts != 1) throw Error("--restarts: square does not restart");
     if (options_.early_stop_8bit) throw Error("--early-stop-8bit: square checks no 8-bit adversarial");
   }
