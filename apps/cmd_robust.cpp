@@ -37,11 +37,11 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   add_count_flag(cmd, o->count, "Number of images");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, o->batch);
-  cmd->add_option("--eps", o->eps, "Budget on the [0,1] scale (fractions allowed: 8/255); an l2 radius with --norm 2")
+  cmd->add_option("--eps", o->eps, "Budget on the [0,1] scale (fractions allowed: 8/255); an l2 or l1 radius with --norm 2 or 1")
       ->capture_default_str();
-  cmd->add_option("--norm", o->norm, "The ball: inf or 2")->capture_default_str();
+  cmd->add_option("--norm", o->norm, "The ball: inf, 2 or 1")->capture_default_str();
   cmd->add_option("--attacks", o->attacks,
-                  "The sequence, comma-separated (default: apgd-ce,apgd-t,fab-t,square; l2: apgd-ce,apgd-t,fab-t); any bounded "
+                  "The sequence, comma-separated (default: apgd-ce,apgd-t,fab-t,square; l1: apgd-ce,apgd-t,fab-t); any bounded "
                   "attack of `sdsgsm attack`");
   cmd->add_option("--steps", o->r.steps, "APGD and FAB-T iterations")->capture_default_str();
   cmd->add_option("--restarts", o->r.restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t)")->capture_default_str();
@@ -80,7 +80,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       RobustResult res = robust_accuracy(*model, *data, r, folder.work());
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const std::string title = fmt::format("Robust accuracy of {} at {} eps {} on {} images", model->name(),
-                                            r.norm == Norm::Linf ? "l_inf" : "l2", o->eps, res.images);
+                                            norm_label(r.norm), o->eps, res.images);
       write_robust_files(folder.work(), info, r.to_json(), res, title);
       nlohmann::json timing = {{"seconds", seconds}, {"threads", torch::get_num_threads()}, {"resumed", folder.resumed()}};
       for (const auto& s : res.stages) timing["attacks"][s.attack] = s.seconds;

@@ -218,7 +218,8 @@ TEST(MinNorm, InvalidOptionsNameTheFlag) {
   EXPECT_TRUE(Contains(bad("deepfool", MinNormOptions().set_overshoot(-0.1)), "--overshoot"));
   EXPECT_TRUE(Contains(bad("cw", MinNormOptions().set_norm(Norm::Linf)), "--norm inf"));
   EXPECT_TRUE(Contains(bad("ddn", MinNormOptions().set_norm(Norm::Linf)), "--norm inf"));
-  EXPECT_TRUE(Contains(error_message([] { parse_norm("3"); }), "--norm must be 2 or inf"));
+  EXPECT_TRUE(Contains(error_message([] { parse_norm("3"); }), "--norm must be 1, 2 or inf"));
+  EXPECT_TRUE(Contains(bad("cw", MinNormOptions().set_norm(Norm::L1)), "--norm 1"));
   EXPECT_TRUE(Contains(error_message([] { make_attack("fmn", AttackOptions().set_steps(0)); }), "--steps"));
 }
 

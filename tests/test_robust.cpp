@@ -122,8 +122,9 @@ TEST(Robust, OptionsAreCheckedAndNamed) {
   unbounded.attacks = {"apgd-ce", "deepfool"};
   EXPECT_TRUE(Contains(bad(unbounded), "deepfool is unbounded"));
   RobustOptions l2_square = RobustOptions().set_norm(Norm::L2).set_eps(0.5);
-  EXPECT_EQ(l2_square.sequence(), (std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t"}));
-  l2_square.attacks = {"square"};
+  EXPECT_EQ(l2_square.sequence(), (std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t", "square"}));
+  EXPECT_NO_THROW(l2_square.validate());
+  l2_square.attacks = {"pgd"};
   EXPECT_TRUE(Contains(bad(l2_square), "--norm"));
 }
 

@@ -69,3 +69,79 @@ TEST(Square, SchedulesDifferOnlyBelowTenThousandQueries) {
   const std::string msg = error_message([] { make_attack(kSquare, AttackOptions().set_square_schedule("fast")); });
   EXPECT_TRUE(Contains(msg, "--square-schedule must be stretched or autoattack (got 'fast')")) << msg;
 }
+
+// l2 (--norm 2): every shape, both schedules; the result stays in the l2 ball and in [0,1], and
+// every sample moves.
+TEST(Square, L2EveryShapeStaysInTheBallAndTheBox) {
+  for (const Shape s : {Shape{20, 40}, Shape{40, 20}, Shape{1, 16}, Shape{16, 1}, Shape{1, 1}, Shape{7, 5}, Shape{5, 9},
+                        Shape{32, 32}}) {
+    for (const std::string schedule : {"stretched", "autoattack"}) {
+      SCOPED_TRACE(fmt::format("{}x{} {}", s.h, s.w, schedule));
+      LinearClassifier model(4, 3, s.h, s.w, 5);
+      auto gen = at::detail::createCPUGenerator(3);
+      auto x = torch::rand({3, 3, s.h, s.w}, gen, torch::kFloat32);
+      const double eps = 0.5;
+      auto r = run_square(model, x, AttackOptions().set_eps(eps).set_norm(Norm::L2).set_steps(200).set_square_schedule(schedule));
+      auto used = (r.adversarial - x).flatten(1).norm(2, 1);
+      EXPECT_LE(used.max().item<double>(), eps * (1 + 1e-5));
+      EXPECT_GE(r.adversarial.min().item<float>(), 0.0f);
+      EXPECT_LE(r.adversarial.max().item<float>(), 1.0f);
+      EXPECT_EQ(r.adversarial.sizes(), x.sizes());
+      EXPECT_FALSE(torch::isnan(r.adversarial).any().item<bool>());
+      EXPECT_LE(r.forward_passes.max().item<int64_t>(), 200 + 1);
+      EXPECT_TRUE(used.gt(0).all().item<bool>());  // every sample moved (no pixel sits on the box)
+    }
+  }
+}
+
+// With the box out of reach (pixels in [0.4, 0.6], eps below 0.1 per pixel on average) every
+// candidate lies on the sphere of radius eps.
+TEST(Square, L2CandidatesLieOnTheSphere) {
+  LinearClassifier model(10, 3, 8, 8, 7);
+  auto gen = at::detail::createCPUGenerator(5);
+  auto x = 0.4 + 0.2 * torch::rand({4, 3, 8, 8}, gen, torch::kFloat32);
+  const double eps = 0.02;  // far from every boundary: no sample is fooled, every query spent
+  auto r = run_square(model, x, AttackOptions().set_eps(eps).set_norm(Norm::L2).set_steps(50));
+  EXPECT_FALSE(r.success.any().item<bool>());
+  auto used = (r.adversarial - x).to(torch::kFloat64).flatten(1).norm(2, 1);
+  EXPECT_TRUE(torch::allclose(used, torch::full_like(used, eps), 1e-4, 0)) << used;
+  EXPECT_EQ(r.forward_passes.min().item<int64_t>(), 50 + 1);  // the clean pass and 50 queries
+}
+
+// A two-class linear model: its minimal l2 perturbation is |margin| / ||w_y - w_o||_2 (the box
+// does not bind for images in [0.3, 0.7] and these radii). Below it nothing is fooled; at 2.5x it
+// every image is, within the radius; the configuration names the norm; the same seed gives the same
+// result and a batch gives what each sample gives alone.
+TEST(Square, L2FoolsALinearModelPastItsMinimalDistance) {
+  LinearClassifier model(2, 3, 8, 8, 11);
+  auto gen = at::detail::createCPUGenerator(9);
+  auto x = 0.3 + 0.4 * torch::rand({6, 3, 8, 8}, gen, torch::kFloat32);
+  auto y = model.forward(x).argmax(1);
+  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
+  auto ids = torch::arange(0, x.size(0), torch::kInt64);
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    SCOPED_TRACE(i);
+    const int64_t yi = y[i].item<int64_t>();
+    const double dist = ((logits[i][yi] - logits[i][1 - yi]) / (model.weight[yi] - model.weight[1 - yi]).norm(2)).item<double>();
+    ASSERT_LT(2.5 * dist, 0.3 * 8) << "test set-up: the box must not bind";
+    auto xi = x.narrow(0, i, 1), yi_t = y.narrow(0, i, 1), id = ids.narrow(0, i, 1);
+    auto below = make_attack(kSquare, AttackOptions().set_eps(0.9 * dist).set_norm(Norm::L2).set_steps(300));
+    EXPECT_FALSE(below->run(model, xi, yi_t, id).success[0].item<bool>());
+    auto past = make_attack(kSquare, AttackOptions().set_eps(2.5 * dist).set_norm(Norm::L2).set_steps(1000));
+    auto r = past->run(model, xi, yi_t, id);
+    EXPECT_TRUE(r.success[0].item<bool>());
+    EXPECT_LE((r.adversarial - xi).norm(2).item<double>(), 2.5 * dist * (1 + 1e-5));
+    EXPECT_LT(r.forward_passes[0].item<int64_t>(), 1000 + 1);  // it stopped at its first success
+  }
+  auto a = make_attack(kSquare, AttackOptions().set_eps(1.0).set_norm(Norm::L2).set_steps(200));
+  EXPECT_EQ(a->config().at("norm"), "l2");
+  EXPECT_EQ(make_attack(kSquare, AttackOptions())->config().at("norm"), "linf");
+  auto whole = a->run(model, x, y, ids);
+  EXPECT_TRUE(torch::equal(whole.adversarial, a->run(model, x, y, ids).adversarial));
+  auto h1 = a->run(model, x.narrow(0, 0, 2), y.narrow(0, 0, 2), ids.narrow(0, 0, 2));
+  auto h2 = a->run(model, x.narrow(0, 2, 4), y.narrow(0, 2, 4), ids.narrow(0, 2, 4));
+  EXPECT_TRUE(torch::allclose(whole.adversarial, torch::cat({h1.adversarial, h2.adversarial}), 0, 1e-6));
+  // An l2 radius may exceed 1; it must be positive.
+  EXPECT_NO_THROW(make_attack(kSquare, AttackOptions().set_eps(3).set_norm(Norm::L2)));
+  EXPECT_TRUE(Contains(error_message([] { make_attack(kSquare, AttackOptions().set_eps(0).set_norm(Norm::L2)); }), "--eps"));
+}

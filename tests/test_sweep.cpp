@@ -206,7 +206,7 @@ TEST(Sweep, PlansPickTheirAttacksByRegistryTraitInTheirOrder) {
   RobustOptions ro;
   EXPECT_EQ(ro.sequence(), (V{"apgd-ce", "apgd-t", "fab-t", "square"}));
   ro.norm = Norm::L2;
-  EXPECT_EQ(ro.sequence(), (V{"apgd-ce", "apgd-t", "fab-t"}));  // no l2 Square
+  EXPECT_EQ(ro.sequence(), (V{"apgd-ce", "apgd-t", "fab-t", "square"}));
   ReproduceOptions rep;
   EXPECT_EQ(rep.min_norm, (V{"deepfool", "cw", "ddn", "fmn-l2", "fmn-linf"}));
   EXPECT_EQ(rep.transfer, (V{"fgsm", "ifgsm", "mifgsm", "nifgsm", "pgd", "sdsgsm"}));

@@ -49,12 +49,14 @@ enum class TargetMode { None, Given, Random, LeastLikely };
 TargetMode parse_target_mode(const std::string& text);
 std::string to_string(TargetMode mode);
 
-/// A distance: what a minimum-norm attack minimises, or the ball an APGD attack stays in.
-enum class Norm { L2, Linf };
+/// A distance: what a minimum-norm attack minimises, or the ball an APGD, FAB-T or Square attack
+/// stays in. L1 is a ball only (APGD and FAB-T).
+enum class Norm { L2, Linf, L1 };
 
-/// "2"/"l2" or "inf"/"linf"; throws Error naming --norm.
+/// "2"/"l2", "inf"/"linf" or "1"/"l1"; throws Error naming --norm.
 Norm parse_norm(const std::string& text);
-std::string to_string(Norm norm);  ///< "l2" or "linf"
+std::string to_string(Norm norm);   ///< "l2", "linf" or "l1"
+std::string norm_label(Norm norm);  ///< for people: "l2", "l_inf" or "l1"
 
 /// JSON conversions (the options' descriptors read and write them as their words); reading a
 /// wrong word throws Error naming the flag.
@@ -316,6 +318,7 @@ enum AttackTrait : unsigned {
   kDdiMap = 1u << 3,    ///< spends the budget by a DDI allocation map (shares a SensitivityCache)
   kSmoothed = 1u << 4,  ///< steps along tanh(beta g / sigma(g)): beta applies
   kL2 = 1u << 8,        ///< also runs in the l2 norm (--norm l2); every bounded attack runs in l_inf
+  kL1 = 1u << 9,        ///< also runs in the l1 norm (--norm 1)
 };
 
 /// Which plans use an attack: a plan's list is the rows that name it (attack_names(kEnsemble)), in

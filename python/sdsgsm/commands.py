@@ -143,8 +143,8 @@ class RobustResult:
 def robust(model, data, y=None, eps=8 / 255, norm="inf", attacks=None, steps=100, restarts=1, queries=5000,
            seed=0, check_count=100, batch_size=128, offset=0, threads=None, progress=False, mean=None, std=None):
     """Robust accuracy as `sdsgsm robust` computes it: each image's worst case over the sequence
-    (default APGD-CE, APGD-T, FAB-T, Square; l2: APGD-CE, APGD-T, FAB-T), each attack run on the images still
-    robust, with the gradient-masking checks. `data`: any data source (the module's docstring).
+    (default APGD-CE, APGD-T, FAB-T, Square in l_inf and l2; norm="1": APGD-CE, APGD-T, FAB-T),
+    each attack run on the images still robust, with the gradient-masking checks. `data`: any data source (the module's docstring).
     The same figures as the CLI on the same model and images."""
     source = as_source(data, y)
     prepared = _prepared_for(model, mean, std)

@@ -70,7 +70,7 @@ py::dict robust(const py::object& model, const std::string& model_name, const So
   out["warnings"] = res.warnings();
   out["csv"] = res.csv();
   out["table"] = res.table(fmt::format("Robust accuracy of {} at {} eps {} on {} images", model_name,
-                                       r.norm == Norm::Linf ? "l_inf" : "l2", eps, res.images));
+                                       norm_label(r.norm), eps, res.images));
   std::vector<std::string> stages;
   for (const auto& s : res.stages) stages.push_back(s.attack);
   out["stages"] = stages;

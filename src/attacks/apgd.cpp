@@ -1,7 +1,7 @@
 // APGD, Auto-PGD (Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
 // diverse parameter-free attacks", ICML 2020): PGD whose step size needs no tuning. Bounded by
-// --eps in l_inf or l2 (--norm), N = --steps iterations from a random start (a uniform direction
-// scaled to the ball's surface), with
+// --eps in l_inf, l2 or l1 (--norm), N = --steps iterations. In l_inf and l2, from a random start
+// (a uniform direction scaled to the ball's surface), with
 //   z      = P(x_k + eta_k s(grad f(x_k)))                 s: sign (l_inf) or grad / ||grad||_2 (l2)
 //   x_k+1  = P(x_k + a (z - x_k) + (1 - a)(x_k - x_k-1))   a = 0.75 (momentum), a = 1 at the first step
 // P: projection onto the ball around x, then onto [0,1]. eta starts at 2 eps. At checkpoints
@@ -9,6 +9,14 @@
 // eta and goes back to the best point it has seen when
 //   (1) the loss rose in fewer than rho = 0.75 of the steps since the last checkpoint, or
 //   (2) its eta was not halved at the last checkpoint and its best loss has not improved since.
+// In l1 (Croce & Hein, "Mind the box: l1-APGD for sparse adversarial attacks on image classifiers",
+// ICML 2021), from P(x + t), t ~ N(0, 1) per value, with no momentum:
+//   x_k+1 = P(x_k + eta s / ||s||_1)   s = sign(grad) on the k_t largest |grad|, 0 elsewhere
+// P: the Euclidean projection onto the l1 ball around x intersected with [0,1] (per value a soft
+// threshold capped by the box, the threshold by bisection). eta starts at eps, k_t at 20% of the
+// values; every max(0.04 N, 1) steps k_t becomes the best point's nonzero count / 1.5 and each
+// sample, if that count fell below 0.95 of the last checkpoint's, goes back to the best point with
+// eta = eps, and otherwise divides eta by 1.5 (never below eps / 10).
 // Losses (per sample, maximised):
 //   apgd-ce    cross-entropy
 //   apgd-dlr   DLR = -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3)            (pi: logits sorted, descending)
@@ -21,7 +29,10 @@
 // not attacked (the clean image is their adversarial).
 // Per-sample randomness is seeded by (seed, sample id, start), and eta, the checkpoints' tests and
 // the best points are per sample, so no sample's result depends on its batch.
-// Defaults: 100 steps (the registry's), 1 restart, l_inf (AutoAttack's standard version).
+// Defaults: 100 steps (the registry's), 1 restart, l_inf (AutoAttack's standard version). AutoAttack's
+// l1 standard version also runs 5 restarts of APGD-CE and 5 targets of APGD-T, each restart through
+// the radii 3 eps, 2 eps, eps (30%, 30%, 40% of the steps); here l1 runs as l_inf and l2 do: one
+// radius, --restarts, 9 targets.
 // Options used: eps, steps, norm, restarts, seed.
 #include <cmath>
 #include <limits>
@@ -91,10 +102,43 @@ class Apgd final : public Attack {
 
   torch::Tensor project(const torch::Tensor& z, const torch::Tensor& x0) const {
     const double eps = options_.eps;
+    if (norm() == Norm::L1) return project_l1_box(z, x0);
     if (norm() == Norm::Linf) return torch::min(torch::max(z, x0 - eps), x0 + eps).clamp(0.0, 1.0);
     torch::Tensor d = z - x0;
     torch::Tensor scale = (eps / d.flatten(1).norm(2, 1).clamp_min(1e-12)).clamp_max(1.0);
     return (x0 + d * per_image(scale)).clamp(0.0, 1.0);
+  }
+
+  /// The point of {||d||_1 <= eps} + x intersected with [0,1] closest to z (l2): per value
+  /// d_i = sign(v_i) min(max(|v_i| - lambda, 0), room_i), v = z - x, room_i the box's room along
+  /// v_i; lambda = 0 when that is inside the ball, else the one with ||d||_1 = eps (bisection, the
+  /// upper end kept, so ||d||_1 <= eps).
+  torch::Tensor project_l1_box(const torch::Tensor& z, const torch::Tensor& x0) const {
+    const double eps = options_.eps;
+    const torch::Tensor x = x0.flatten(1), v = z.flatten(1) - x;
+    const torch::Tensor mag = v.abs(), room = torch::where(v.gt(0), 1 - x, x);
+    auto shrunk = [&](const torch::Tensor& lambda) { return torch::min((mag - lambda.unsqueeze(1)).clamp_min(0), room); };
+    torch::Tensor lo = torch::zeros({v.size(0)}, v.options()), hi = mag.amax(1);
+    const torch::Tensor inside = shrunk(lo).sum(1).le(eps);
+    for (int i = 0; i < 48; ++i) {
+      const torch::Tensor mid = (lo + hi) / 2;
+      const torch::Tensor over = shrunk(mid).sum(1).gt(eps);
+      lo = torch::where(over, mid, lo);
+      hi = torch::where(over, hi, mid);
+    }
+    const torch::Tensor lambda = torch::where(inside, torch::zeros_like(hi), hi);
+    return (x + v.sign() * shrunk(lambda)).clamp(0.0, 1.0).view_as(z);
+  }
+
+  /// l1's step direction: sign(g) on the values whose |g| reaches the share `top` of the largest,
+  /// divided by their count.
+  torch::Tensor sparse_direction(const torch::Tensor& g, const torch::Tensor& top) const {
+    const torch::Tensor a = g.flatten(1).abs();
+    const int64_t n = a.size(1);
+    const torch::Tensor index = ((1 - top) * static_cast<double>(n)).clamp(0, static_cast<double>(n - 1)).to(torch::kLong);
+    const torch::Tensor threshold = std::get<0>(a.sort(1)).gather(1, index.unsqueeze(1));
+    const torch::Tensor s = g.flatten(1).sign() * a.ge(threshold).to(g.scalar_type());
+    return (s / (s.abs().sum(1, /*keepdim=*/true) + 1e-10)).view_as(g);
   }
 
   torch::Tensor direction(const torch::Tensor& g) const {
@@ -149,8 +193,14 @@ class Apgd final : public Attack {
       }
     }
     t = t.to(x0.device());
-    torch::Tensor size = norm() == Norm::Linf ? t.abs().flatten(1).amax(1) : t.flatten(1).norm(2, 1);
-    torch::Tensor xk = (x0 + eps * t / per_image(size.clamp_min(1e-12))).clamp(0.0, 1.0);
+    const bool l1 = norm() == Norm::L1;
+    torch::Tensor xk;
+    if (l1) {
+      xk = project_l1_box(x0 + t, x0);
+    } else {
+      torch::Tensor size = norm() == Norm::Linf ? t.abs().flatten(1).amax(1) : t.flatten(1).norm(2, 1);
+      xk = (x0 + eps * t / per_image(size.clamp_min(1e-12))).clamp(0.0, 1.0);
+    }
 
     // Loss, logits and gradient at a point; records the samples it fools.
     torch::Tensor local_fooled = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
@@ -177,23 +227,29 @@ class Apgd final : public Attack {
     evaluate(xk, loss, grad);
     torch::Tensor x_best = xk.clone(), grad_best = grad.clone(), loss_best = loss.clone();
     torch::Tensor x_prev = xk.clone(), loss_prev = loss.clone();
-    torch::Tensor eta = torch::full({m}, 2 * eps, x0.options());
+    torch::Tensor eta = torch::full({m}, l1 ? eps : 2 * eps, x0.options());
+    const double values = static_cast<double>(x0[0].numel());
+    torch::Tensor top = torch::full({m}, 0.2, x0.options()), nonzero_before = torch::full({m}, values, x0.options());
     torch::Tensor rises = torch::zeros({m}, x0.options());
     torch::Tensor loss_best_at_check = loss_best.clone();
     torch::Tensor halved_at_check = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
     const int64_t first = std::max<int64_t>(static_cast<int64_t>(0.22 * steps), 1);
     const int64_t shrink = std::max<int64_t>(static_cast<int64_t>(0.03 * steps), 1);
     const int64_t shortest = std::max<int64_t>(static_cast<int64_t>(0.06 * steps), 1);
-    int64_t interval = first, since_check = 0;
+    int64_t interval = l1 ? std::max<int64_t>(static_cast<int64_t>(0.04 * steps), 1) : first, since_check = 0;
 
     for (int64_t k = 0; k < steps; ++k) {
       {
         torch::NoGradGuard ng;
-        torch::Tensor z = project(xk + per_image(eta) * direction(grad), x0);
-        const double a = k == 0 ? 1.0 : kMomentum;
-        torch::Tensor next = project(xk + a * (z - xk) + (1 - a) * (xk - x_prev), x0);
-        x_prev = xk;
-        xk = next;
+        if (l1) {
+          xk = project_l1_box(xk + per_image(eta) * sparse_direction(grad, top), x0);
+        } else {
+          torch::Tensor z = project(xk + per_image(eta) * direction(grad), x0);
+          const double a = k == 0 ? 1.0 : kMomentum;
+          torch::Tensor next = project(xk + a * (z - xk) + (1 - a) * (xk - x_prev), x0);
+          x_prev = xk;
+          xk = next;
+        }
       }
       evaluate(xk, loss, grad);
       c.r.iterations.index_add_(0, rows, torch::ones({m}, c.r.iterations.options()));
@@ -204,7 +260,16 @@ class Apgd final : public Attack {
       x_best = torch::where(per_image(better), xk, x_best);
       grad_best = torch::where(per_image(better), grad, grad_best);
       loss_best = torch::where(better, loss, loss_best);
-      if (++since_check == interval) {
+      if (++since_check == interval && l1) {
+        const torch::Tensor nonzero = (x_best - x0).flatten(1).ne(0).sum(1).to(x0.scalar_type());
+        const torch::Tensor sparser = (nonzero / nonzero_before).lt(0.95);
+        top = nonzero / values / 1.5;
+        eta = torch::where(sparser, torch::full_like(eta, eps), eta / 1.5).clamp(eps / 10, eps);
+        nonzero_before = nonzero;
+        xk = torch::where(per_image(sparser), x_best, xk);
+        grad = torch::where(per_image(sparser), grad_best, grad);
+        since_check = 0;
+      } else if (since_check == interval) {
         torch::Tensor oscillating = rises.lt(kRho * static_cast<double>(interval));
         torch::Tensor stalled = halved_at_check.logical_not().logical_and(loss_best.le(loss_best_at_check));
         torch::Tensor halve = oscillating.logical_or(stalled);

@@ -104,11 +104,11 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
   static const OptionSet<O> set(
       "budget",
       {
-          option("eps", &O::eps, "Budget on the [0,1] scale (fractions allowed: 8/255): l_inf; an l2 radius for APGD with --norm 2")
+          option("eps", &O::eps, "Budget on the [0,1] scale (fractions allowed: 8/255): l_inf; an l2 or l1 radius with --norm 2 or 1")
               .in(kBounded)
               .shown("8/255")
               .checked([](const O& o) -> std::string {
-                if (o.norm == Norm::L2) {
+                if (o.norm == Norm::L2 || o.norm == Norm::L1) {
                   if (!(o.eps > 0) || !std::isfinite(o.eps)) return fmt::format("--eps must be > 0 (got {})", o.eps);
                 } else if (!(o.eps >= 0) || o.eps > 1) {
                   return fmt::format("--eps must be in [0, 1] (got {})", o.eps);
@@ -169,7 +169,7 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
               .when(refining)
               .in_range(0, 1, RangeEnds::Open),
           // Only when set: the configurations of the attacks that take neither keep their form.
-          option("norm", &O::norm, "The ball of apgd-ce, apgd-dlr, apgd-t: 2 or inf (default inf; with 2, --eps is an l2 radius)")
+          option("norm", &O::norm, "The ball of apgd-ce, apgd-dlr, apgd-t, fab-t: 1, 2 or inf; square: 2 or inf (default inf; with 2 or 1, --eps is an l2 or l1 radius)")
               .in(kBall),
           option("restarts", &O::restarts,
                  "apgd-ce, apgd-dlr, apgd-t: random restarts (per target) for the images still not fooled")
@@ -209,8 +209,9 @@ EngineAttack::EngineAttack(std::string name, AttackOptions options, AttackHooks 
     throw Error(fmt::format("--early-stop-8bit needs early stop, which {} does not use", name_));
   }
   if (!hooks_.direction) hooks_.direction = sign_direction;
-  if (options_.norm == Norm::L2) {
-    throw Error(fmt::format("--norm 2: {} is an l_inf attack (apgd-ce, apgd-dlr and apgd-t take l2)", name_));
+  if (options_.norm && *options_.norm != Norm::Linf) {
+    throw Error(fmt::format("--norm {}: {} is an l_inf attack (apgd-ce, apgd-dlr, apgd-t and fab-t take l2 and l1)",
+                            *options_.norm == Norm::L2 ? "2" : "1", name_));
   }
   if (options_.restarts != 1) throw Error(fmt::format("--restarts: {} does not restart (APGD does)", name_));
 }

@@ -1,6 +1,6 @@
 // FAB-T, the targeted Fast Adaptive Boundary attack (Croce & Hein, "Minimally distorted adversarial
 // examples with a fast adaptive boundary attack", ICML 2020), as AutoAttack's standard version runs
-// it, bounded by --eps in l_inf or l2 (--norm). For each target t among the clean prediction's 9
+// it, bounded by --eps in l_inf, l2 or l1 (--norm). For each target t among the clean prediction's 9
 // most likely other classes (fewer when the model has fewer: 1 on a 2-class model), N = --steps
 // steps from x_1 = x (later restarts: a random point at half the distance of the best adversarial
 // so far, at most eps, from x):
@@ -20,6 +20,8 @@
 // forward pass of the new iterate.
 // Per-sample randomness (the restarts' starts) is seeded by (seed, sample id, start), so no
 // sample's result depends on its batch.
+// In l1 the smallest step onto the hyperplane within the box moves the values with the largest |w_i|
+// first, each as far as the box lets it, until w.d reaches the hyperplane.
 // Defaults: 100 steps (the registry's), 1 restart (no random start), l_inf.
 // Options used: eps, steps, norm, restarts, seed.
 #include <cmath>
@@ -41,9 +43,26 @@ constexpr uint64_t kStartStream = 48;  ///< generator streams of the restarts' s
 
 torch::Tensor per_image(const torch::Tensor& v) { return v.view({-1, 1, 1, 1}); }
 
-/// Per row of `d` (m x n): its l_inf or l2 norm.
+/// Per row of `d` (m x n): its l_inf, l2 or l1 norm.
 torch::Tensor row_norm(const torch::Tensor& d, Norm norm) {
+  if (norm == Norm::L1) return d.abs().sum(1);
   return norm == Norm::Linf ? d.abs().amax(1) : d.norm(2, 1);
+}
+
+/// project_onto_hyperplane's l1 case, with r >= 0 and w, room as there: each value adds up to
+/// |w_i| room_i to w.d at an l1 cost of room_i, so the largest |w_i| go first, the last one part way.
+torch::Tensor l1_step_onto_hyperplane(const torch::Tensor& w, const torch::Tensor& r, const torch::Tensor& room) {
+  const torch::Tensor aw = w.abs();
+  auto [aw_sorted, order] = aw.sort(1, /*descending=*/true);
+  const torch::Tensor room_sorted = room.gather(1, order);
+  const torch::Tensor cum = (aw_sorted * room_sorted).cumsum(1);
+  const torch::Tensor before = cum - aw_sorted * room_sorted;
+  const torch::Tensor rr = r.unsqueeze(1);
+  torch::Tensor amount = torch::where(cum.le(rr), room_sorted,
+                                      torch::where(before.lt(rr), (rr - before) / aw_sorted.clamp_min(1e-30), torch::zeros_like(cum)));
+  amount = torch::where(aw_sorted.gt(0), amount, torch::zeros_like(amount));
+  const torch::Tensor size = torch::zeros_like(amount).scatter(1, order, amount);
+  return w.sign() * size;
 }
 
 /// The smallest step d (per row, in the norm) from the points t (m x n, in [0,1]) with w.d = r and
@@ -59,6 +78,7 @@ torch::Tensor project_onto_hyperplane(const torch::Tensor& t, torch::Tensor w, t
   r = r.abs();
   const torch::Tensor aw = w.abs();
   const torch::Tensor room = torch::where(w.gt(0), 1 - t, torch::where(w.lt(0), t, torch::zeros_like(t)));
+  if (norm == Norm::L1) return l1_step_onto_hyperplane(w, r, room);
   const torch::Tensor slope = norm == Norm::Linf ? aw : aw * aw;
   const torch::Tensor cap = aw * room;
   const torch::Tensor bp = norm == Norm::Linf ? room : torch::where(aw.gt(0), room / aw.clamp_min(1e-30), torch::zeros_like(room));

@@ -15,10 +15,20 @@ namespace sdsgsm {
 Norm parse_norm(const std::string& text) {
   if (text == "2" || text == "l2" || text == "L2") return Norm::L2;
   if (text == "inf" || text == "linf" || text == "Linf") return Norm::Linf;
-  throw Error(fmt::format("--norm must be 2 or inf (got '{}')", text));
+  if (text == "1" || text == "l1" || text == "L1") return Norm::L1;
+  throw Error(fmt::format("--norm must be 1, 2 or inf (got '{}')", text));
 }
 
-std::string to_string(Norm norm) { return norm == Norm::L2 ? "l2" : "linf"; }
+std::string to_string(Norm norm) {
+  switch (norm) {
+    case Norm::L2: return "l2";
+    case Norm::Linf: return "linf";
+    case Norm::L1: return "l1";
+  }
+  return "?";
+}
+
+std::string norm_label(Norm norm) { return norm == Norm::Linf ? "l_inf" : to_string(norm); }
 
 const OptionSet<MinNormOptions>& MinNormOptions::option_set() {
   using O = MinNormOptions;
@@ -185,6 +195,7 @@ MinNormAttack::MinNormAttack(std::string name, AttackOptions options, MinNormOpt
     : Attack(std::move(name), std::move(options)), mn_(std::move(mn)) {
   options_.validate();
   mn_.validate();
+  if (mn_.norm == Norm::L1) throw Error(fmt::format("--norm 1: {} measures l2 or l_inf (l1: apgd-ce, apgd-t, fab-t)", name_));
   if (mn_.norm == Norm::Linf && !linf) {
     throw Error(fmt::format("{} is an l2 attack: --norm inf applies to deepfool and fmn", name_));
   }

@@ -103,17 +103,18 @@ const std::vector<Row>& rows() {
       row(kFmn, "FMN", F::MinimumNorm).steps(100).targeted().help("minimum-norm: fast minimum-norm (l2 or l_inf)")
           .is(kL2).make(min_norm(make_fmn)),
       // APGD and Square: AutoAttack's standard version runs 100 APGD steps and 5000 Square queries.
-      row(kApgdCe, "APGD-CE", F::Adaptive).steps(100).help("APGD on the cross-entropy (l_inf or l2)").is(kL2)
+      row(kApgdCe, "APGD-CE", F::Adaptive).steps(100).help("APGD on the cross-entropy (l_inf, l2 or l1)").is(kL2 | kL1)
           .in_plans(kStrength | kEnsemble).make(engine(make_apgd_ce)),
-      row(kApgdDlr, "APGD-DLR", F::Adaptive).steps(100).help("APGD on the DLR loss (l_inf or l2)").is(kL2)
+      row(kApgdDlr, "APGD-DLR", F::Adaptive).steps(100).help("APGD on the DLR loss (l_inf, l2 or l1)").is(kL2 | kL1)
           .in_plans(kStrength).make(engine(make_apgd_dlr)),
-      row(kApgdT, "APGD-T", F::Adaptive).steps(100).help("APGD on the targeted DLR loss, 9 target classes").is(kL2)
+      row(kApgdT, "APGD-T", F::Adaptive).steps(100).help("APGD on the targeted DLR loss, 9 target classes").is(kL2 | kL1)
           .in_plans(kEnsemble).make(engine(make_apgd_t)),
       row(kFabT, "FAB-T", F::Adaptive).steps(100)
-          .help("targeted FAB: steps onto the linearised boundary, 9 target classes (l_inf or l2)").is(kL2)
+          .help("targeted FAB: steps onto the linearised boundary, 9 target classes (l_inf, l2 or l1)").is(kL2 | kL1)
           .in_plans(kEnsemble).make(engine(make_fab_t)),
       row(kSquare, "Square", F::ScoreBased).steps(5000).targeted()
-          .help("gradient-free random search (l_inf; --steps queries)").in_plans(kEnsemble).make(engine(make_square)),
+          .help("gradient-free random search (l_inf or l2; --steps queries)").is(kL2).in_plans(kEnsemble)
+          .make(engine(make_square)),
   };
   return table;
 }

@@ -74,13 +74,14 @@ torch::Tensor attack_rows(Classifier& model, const Attack& a, const torch::Tenso
 
 std::vector<std::string> RobustOptions::sequence() const {
   if (!attacks.empty()) return attacks;
-  // The registry's ensemble; in l2 the ones that run in l2 (no l2 Square yet).
+  // The registry's ensemble; in l2 the ones that run in l2 (all four: APGD-CE, APGD-T, FAB-T, Square).
+  if (norm == Norm::L1) return attack_names(kEnsemble | kL1);  // APGD-CE, APGD-T, FAB-T: no l1 Square
   return attack_names(norm == Norm::L2 ? kEnsemble | kL2 : kEnsemble);
 }
 
 void RobustOptions::validate() const {
   if (norm == Norm::Linf && (!(eps > 0) || eps > 1)) throw Error(fmt::format("--eps must be in (0,1] (got {})", eps));
-  if (norm == Norm::L2 && (!(eps > 0) || !std::isfinite(eps))) throw Error(fmt::format("--eps must be > 0 (got {})", eps));
+  if (norm != Norm::Linf && (!(eps > 0) || !std::isfinite(eps))) throw Error(fmt::format("--eps must be > 0 (got {})", eps));
   if (steps < 1) throw Error(fmt::format("--steps must be >= 1 (got {})", steps));
   if (restarts < 1) throw Error(fmt::format("--restarts must be >= 1 (got {})", restarts));
   if (queries < 1) throw Error(fmt::format("--queries must be >= 1 (got {})", queries));
@@ -101,9 +102,9 @@ AttackOptions RobustOptions::attack_options(const std::string& name, double budg
     o.set_norm(norm).set_steps(steps).set_restarts(restarts);
   } else if (info.family == AttackFamily::ScoreBased) {
     o.set_steps(queries).set_square_schedule(square_schedule);
-    if (norm == Norm::L2) o.set_norm(norm);  // refused by Square: it is l_inf
+    if (norm != Norm::Linf) o.set_norm(norm);
   } else {
-    if (norm == Norm::L2) o.set_norm(norm);  // refused by the l_inf engine
+    if (norm != Norm::Linf) o.set_norm(norm);  // refused by the l_inf engine
     o.set_steps(info.default_steps);
   }
   return o;

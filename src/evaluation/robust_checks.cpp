@@ -10,11 +10,11 @@
 namespace sdsgsm::robust_detail {
 namespace {
 
-constexpr double kLargeLinf = 0.5;  ///< the large-eps check's l_inf budget (l2: times sqrt(C H W))
+constexpr double kLargeLinf = 0.5;  ///< the large-eps check's l_inf budget (l2: times sqrt(C H W); l1: times C H W)
 
 std::string eps_text(double eps, Norm norm) {
   if (norm == Norm::Linf) return fmt::format("l_inf {:.4g} ({:.3g}/255)", eps, eps * 255);
-  return fmt::format("l2 {:.4g}", eps);
+  return fmt::format("{} {:.4g}", to_string(norm), eps);
 }
 
 RobustCheck named(const char* name) {
@@ -44,7 +44,7 @@ RobustCheck gradient_free_check(const RobustOptions& o, const std::vector<std::s
   } else {
     check.detail = "not run (no gradient-free attack in the sequence)";
     res.notes.push_back(o.norm == Norm::L2
-                            ? "no gradient-free attack in the l2 sequence (Square is l_inf here): masking would not show"
+                            ? "no gradient-free attack in the l2 sequence: masking would not show"
                             : "no gradient-free attack in the sequence: masking would not show");
   }
   return check;
@@ -91,7 +91,8 @@ void add_masking_checks(Classifier& model, const ImageSource& source, const Robu
                                          full_robust, correct_n, o.attack_options(first, o.eps).steps, short_robust,
                                          fewer.steps);
       }
-      const double large = o.norm == Norm::Linf ? kLargeLinf : kLargeLinf * std::sqrt(static_cast<double>(x[0].numel()));
+      const double values = static_cast<double>(x[0].numel());
+      const double large = o.norm == Norm::Linf ? kLargeLinf : o.norm == Norm::L2 ? kLargeLinf * std::sqrt(values) : kLargeLinf * values;
       auto a = make_attack(first, o.attack_options(first, large));
       const int64_t large_robust =
           correct_n - attack_rows(model, *a, x, y, ids, rows.to(o.device), nullptr).sum().item<int64_t>();

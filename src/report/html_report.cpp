@@ -225,11 +225,12 @@ static std::string robust_section(const fs::path& dir, size_t id, std::string& n
   }
   try {
     const auto& ro = j.at("robust_options");
-    const bool linf = ro.at("norm").get<std::string>() == "linf";
+    const std::string norm = ro.at("norm").get<std::string>();
+    const bool linf = norm == "linf";
     const double eps = ro.at("eps").get<double>();
     const std::string title = fmt::format("Robust accuracy: {} on {} ({} images), {} eps {}", j.value("model", std::string("?")),
                                           j.value("data", std::string("?")), j.at("images").get<int64_t>(),
-                                          linf ? "l_inf" : "l2", linf ? fmt::format("{:.4g}/255", eps * 255) : fmt::format("{:.4g}", eps));
+                                          linf ? "l_inf" : norm, linf ? fmt::format("{:.4g}/255", eps * 255) : fmt::format("{:.4g}", eps));
     nav += fmt::format("<a href=\"#r{}\">{}</a>", id, escape(title));
     std::string h = fmt::format("<section id=\"r{}\">\n<h2>{}</h2>\n", id, escape(title));
     h += fmt::format("<p class=\"sub\">robust accuracy <b>{:.2f}%</b> ({} of {} images), clean {:.2f}%: the per-image worst "
