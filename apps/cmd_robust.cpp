@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_curve.hpp"
 #include "sdsgsm/run_info.hpp"
 #include "sdsgsm/robust_report.hpp"
 #include "sdsgsm/run_folder.hpp"
@@ -37,7 +38,8 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   add_count_flag(cmd, o->count, "Number of images");
   cmd->add_option("--offset", o->offset, "Index of the first image")->capture_default_str();
   add_batch_flag(cmd, o->batch);
-  cmd->add_option("--eps", o->eps, "Budget on the [0,1] scale (fractions allowed: 8/255); an l2 or l1 radius with --norm 2 or 1")
+  cmd->add_option("--eps", o->eps, "Budget on the [0,1] scale (fractions allowed: 8/255); an l2 or l1 radius with --norm 2 or 1. A "
+                  "strictly increasing list (2/255,4/255,8/255) gives robust accuracy at each radius in one run (robust_curve.csv)")
       ->capture_default_str();
   cmd->add_option("--norm", o->norm, "The ball: inf, 2 or 1")->capture_default_str();
   cmd->add_option("--attacks", o->attacks,
@@ -60,10 +62,11 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   cmd->callback([&run, &common, o] {
     run = [&common, o] {
       RobustOptions r = o->r;
-      r.set_eps(parse_number(o->eps, "--eps")).set_norm(parse_norm(o->norm)).set_batch_size(o->batch);
+      const std::vector<double> radii = parse_eps_list(o->eps);
+      r.set_eps(radii.back()).set_norm(parse_norm(o->norm)).set_batch_size(o->batch);
       r.set_first_index(o->offset).set_progress(!common.quiet);
       r.attacks = split_list(o->attacks);
-      r.validate();
+      for (double e : radii) RobustOptions(r).set_eps(e).validate();
       r.device = parse_device(common.device);
       check_output_dir(o->out);
       auto model = load_classifier(o->model);
@@ -75,7 +78,13 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       nlohmann::json fingerprint = info;
       fingerprint["model_md5"] = model_checksum(o->model);
       fingerprint["robust_options"] = r.to_json();
+      if (radii.size() > 1) fingerprint["robust_options"]["eps_list"] = radii;
       PartialFolder folder(o->out, fingerprint, o->resume, o->restart);
+      if (radii.size() > 1) {
+        run_robust_curve(*model, *data, r, radii, info, folder, o->eps);
+        fmt::print("wrote {}\n", o->out);
+        return;
+      }
       auto t0 = std::chrono::steady_clock::now();
       RobustResult res = robust_accuracy(*model, *data, r, folder.work());
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

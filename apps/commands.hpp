@@ -14,6 +14,11 @@
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
+namespace sdsgsm {
+struct RobustOptions;
+class PartialFolder;
+}  // namespace sdsgsm
+
 namespace sdsgsm::cli {
 
 /// Options every sub-command shares.
@@ -46,6 +51,10 @@ void record_data_flags(nlohmann::json& info, const DataFlags& flags, const std::
 
 /// The --split value as a Split.
 Split to_split(const std::string& split);
+
+/// `robust` at several radii (--eps A,B,C): runs the curve into `folder`, writes its files, commits.
+void run_robust_curve(Classifier& model, const ImageSource& data, const RobustOptions& r, const std::vector<double>& radii,
+                      const nlohmann::json& info, PartialFolder& folder, const std::string& eps_text);
 
 /// The items of a comma-separated list (empty items skipped).
 std::vector<std::string> split_list(const std::string& text);

@@ -132,6 +132,11 @@ class RobustResult:
         self.robust_accuracy = self.figures["robust_accuracy"]
         self.stages = self.figures.get("stages", [])
         self.checks = self.figures.get("checks", [])
+        # With a list of eps: per radius eps, robust_accuracy, robust, fooled and attacked per attack,
+        # seconds; per image fooled_at (the index of the first radius that fooled it: -1 misclassified
+        # clean, len(curve) robust at every radius). None for one eps.
+        self.curve = self.figures.get("curve")
+        self.fooled_at, self.curve_csv = r.get("fooled_at"), r.get("curve_csv")
 
     def __repr__(self):
         return self.table
@@ -145,7 +150,9 @@ def robust(model, data, y=None, eps=8 / 255, norm="inf", attacks=None, steps=100
     """Robust accuracy as `sdsgsm robust` computes it: each image's worst case over the sequence
     (default APGD-CE, APGD-T, FAB-T, Square in l_inf and l2; norm="1": APGD-CE, APGD-T, FAB-T),
     each attack run on the images still robust, with the gradient-masking checks. `data`: any data source (the module's docstring).
-    The same figures as the CLI on the same model and images."""
+    The same figures as the CLI on the same model and images. `eps` a list (strictly increasing, e.g.
+    [2/255, 4/255, 8/255]): robust accuracy at each radius in one run, as `sdsgsm robust --eps A,B,C`
+    (the result's `curve` and `fooled_at`; its other figures are the largest radius's)."""
     source = as_source(data, y)
     prepared = _prepared_for(model, mean, std)
     device = str(data.device) if isinstance(data, torch.Tensor) else "cpu"
@@ -154,9 +161,13 @@ def robust(model, data, y=None, eps=8 / 255, norm="inf", attacks=None, steps=100
     try:
         if threads:
             torch.set_num_threads(int(threads))
-        r = _sdsgsm.robust(prepared.handle_for(example), prepared.name, source._handle, _number(eps, "eps"),
-                           str(norm), list(attacks or []), steps, restarts, queries, seed, check_count, batch_size,
-                           offset, device, progress)
+        args = (str(norm), list(attacks or []), steps, restarts, queries, seed, check_count, batch_size, offset,
+                device, progress)
+        if isinstance(eps, (list, tuple)):  # a curve over eps: strictly increasing, as the CLI's --eps list
+            radii = [_number(e, "eps") for e in eps]
+            r = _sdsgsm.robust_curve(prepared.handle_for(example), prepared.name, source._handle, radii, *args)
+        else:
+            r = _sdsgsm.robust(prepared.handle_for(example), prepared.name, source._handle, _number(eps, "eps"), *args)
     finally:
         torch.set_num_threads(before)
     return RobustResult(r)

@@ -8,6 +8,7 @@
 #include "objects.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_curve_report.hpp"
 #include "sdsgsm/tables.hpp"
 
 namespace py = pybind11;
@@ -77,6 +78,49 @@ py::dict robust(const py::object& model, const std::string& model_name, const So
   return out;
 }
 
+/// Robust accuracy at several radii in one run (sdsgsm/robust_curve.hpp): robust.json's figures
+/// (with `curve`), the per-image outcome (fooled_at: the first radius that fooled it), the tables.
+py::dict robust_curve_of(const py::object& model, const std::string& model_name, const Source& data,
+                         const std::vector<double>& radii, const std::string& norm, const std::vector<std::string>& attacks,
+                         int64_t steps, int64_t restarts, int64_t queries, uint64_t seed, int64_t check_count,
+                         int64_t batch_size, int64_t offset, const std::string& device, bool progress) {
+  RobustOptions r;
+  r.set_norm(parse_norm(norm)).set_steps(steps).set_restarts(restarts).set_queries(queries).set_seed(seed);
+  r.set_check_count(check_count).set_batch_size(batch_size).set_first_index(offset).set_progress(progress);
+  r.attacks = attacks;
+  if (radii.empty()) throw Error("eps: an empty list");
+  for (double e : radii) RobustOptions(r).set_eps(e).validate();
+  r.set_eps(radii.back());
+  r.device = torch::Device(device);
+  auto classifier = classifier_of(model, model_name, r.device);
+  RobustCurve curve;
+  {
+    py::gil_scoped_release no_gil;
+    curve = robust_curve(*classifier, *data.source, r, radii);
+  }
+  nlohmann::json figures = curve.result.to_json();
+  figures["curve"] = robust_curve_json(curve);
+  py::dict out;
+  out["figures"] = from_json(figures);
+  nlohmann::json options = r.to_json();
+  options["eps_list"] = radii;
+  out["options"] = from_json(options);
+  out["index"] = curve.result.index;
+  out["label"] = curve.result.label;
+  out["clean_pred"] = curve.result.clean_pred;
+  out["fooled_by"] = curve.result.fooled_by;
+  out["fooled_at"] = curve.fooled_at;
+  out["warnings"] = curve.result.warnings();
+  out["csv"] = curve.result.csv();
+  out["curve_csv"] = robust_curve_csv(curve);
+  out["table"] = robust_curve_table(curve, r.norm, fmt::format("Robust accuracy of {} against {} eps on {} images", model_name,
+                                                               r.norm == Norm::Linf ? "l_inf" : "l2", curve.result.images));
+  std::vector<std::string> stages;
+  for (const auto& s : curve.result.stages) stages.push_back(s.attack);
+  out["stages"] = stages;
+  return out;
+}
+
 }  // namespace
 
 void register_commands(py::module_& m) {
@@ -105,6 +149,9 @@ void register_commands(py::module_& m) {
       py::arg("x"), py::arg("y"));
   m.def("robust", &robust, py::arg("model"), py::arg("model_name"), py::arg("data"), py::arg("eps"), py::arg("norm"),
         py::arg("attacks"), py::arg("steps"), py::arg("restarts"), py::arg("queries"), py::arg("seed"),
+        py::arg("check_count"), py::arg("batch_size"), py::arg("offset"), py::arg("device"), py::arg("progress"));
+  m.def("robust_curve", &robust_curve_of, py::arg("model"), py::arg("model_name"), py::arg("data"), py::arg("eps"),
+        py::arg("norm"), py::arg("attacks"), py::arg("steps"), py::arg("restarts"), py::arg("queries"), py::arg("seed"),
         py::arg("check_count"), py::arg("batch_size"), py::arg("offset"), py::arg("device"), py::arg("progress"));
   m.def(
       "report_html",

@@ -119,6 +119,34 @@ def test_robust_equals_the_cli(script_file, tmp_path):
         sdsgsm.robust(model, x, y, steps=0)
 
 
+@needs_data
+def test_robust_curve_equals_the_cli(script_file, tmp_path):
+    """A list of eps: the CLI's curve (--eps A,B) on the same model and images, monotone, and the
+    largest radius's figures; an unsorted list is refused as the CLI refuses it."""
+    flags = dict(attacks=["apgd-ce", "square"], steps=4, queries=30, check_count=0, seed=1, batch_size=8)
+    out = tmp_path / "curve"
+    cli("robust", "--model", script_file, "--data", DATA, "--count", "10", "--attacks", "apgd-ce,square", "--steps", "4",
+        "--queries", "30", "--check-count", "0", "--seed", "1", "--batch-size", "8", "--eps", "1/255,2/255,4/255",
+        "--out", str(out))
+    with open(out / "robust.json") as f:
+        expected = json.load(f)
+    model = sdsgsm.load_model(script_file)
+    x, y = cifar_records(0, 10)
+    r = sdsgsm.robust(model, x, y, eps=["1/255", 2 / 255, "4/255"], threads=1, **flags)
+    assert [p["robust"] for p in r.curve] == [p["robust"] for p in expected["curve"]]
+    assert [p["fooled"] for p in r.curve] == [p["fooled"] for p in expected["curve"]]
+    accuracy = [p["robust_accuracy"] for p in r.curve]
+    assert accuracy == sorted(accuracy, reverse=True) and accuracy[0] <= r.clean_accuracy
+    assert r.robust_accuracy == accuracy[-1] == expected["robust_accuracy"]
+    assert int((r.fooled_at == len(r.curve)).sum()) == r.curve[-1]["robust"]
+    def without_seconds(text):
+        return [line.rsplit(",", 1)[0] for line in text.splitlines()]
+    assert without_seconds(r.curve_csv) == without_seconds((out / "robust_curve.csv").read_text())
+    assert sdsgsm.robust(model, x, y, eps=4 / 255, threads=1, **flags).curve is None
+    with pytest.raises(sdsgsm.Error, match="strictly increasing"):
+        sdsgsm.robust(model, x, y, eps=[4 / 255, 2 / 255], threads=1, **flags)
+
+
 def test_compare_and_transfer():
     x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     a, b = Net(0).eval(), Net(1).eval()

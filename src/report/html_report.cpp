@@ -238,7 +238,7 @@ static std::string robust_section(const fs::path& dir, size_t id, std::string& n
                      100 * j.at("robust_accuracy").get<double>(), j.at("robust").get<int64_t>(), j.at("images").get<int64_t>(),
                      100 * j.at("clean_accuracy").get<double>());
     for (const auto& w : j.at("warnings")) h += fmt::format("<div class=\"warn\">{}</div>\n", escape(w.get<std::string>()));
-    h += "<table>\n<tr><th>attack</th><th>images attacked</th><th>fooled</th><th>robust accuracy after</th><th>forward passes</th><th>backward passes</th></tr>\n";
+    h += robust_curve_html(j) + "<table>\n<tr><th>attack</th><th>images attacked</th><th>fooled</th><th>robust accuracy after</th><th>forward passes</th><th>backward passes</th></tr>\n";
     const double n = static_cast<double>(std::max<int64_t>(j.at("images").get<int64_t>(), 1));
     int64_t left = j.at("clean_correct").get<int64_t>();
     for (const auto& a : j.at("attacks")) {

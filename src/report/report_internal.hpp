@@ -12,6 +12,7 @@
 #include "sdsgsm/curves.hpp"
 #include "sdsgsm/models.hpp"
 #include "sdsgsm/report.hpp"
+#include "sdsgsm/robust_curve_report.hpp"
 #include "sdsgsm/run_folder.hpp"
 #include "sdsgsm/run_result.hpp"
 
