@@ -40,9 +40,17 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--eps", o->eps, "Budget on the [0,1] scale (fractions allowed: 8/255); an l2 radius with --norm 2")
       ->capture_default_str();
   cmd->add_option("--norm", o->norm, "The ball: inf or 2")->capture_default_str();
+  auto* ensemble = cmd->add_option(
+      "--ensemble", o->r.ensemble,
+      "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus (APGD-CE and APGD-DLR with 5 restarts, "
+      "Square, APGD-T, FAB-T), rand (APGD-CE and APGD-DLR averaging 20 passes per step, for randomised models) or "
+      "custom (--attacks). A randomised model switches the default to rand; a version asked for stops instead");
+  ensemble->capture_default_str();
   cmd->add_option("--attacks", o->attacks,
-                  "The sequence, comma-separated (default: apgd-ce,apgd-t,fab-t,square; l2: apgd-ce,apgd-t,fab-t); any bounded "
-                  "attack of `sdsgsm attack`");
+                  "A custom sequence, comma-separated (standard: apgd-ce,apgd-t,fab-t,square; l2: apgd-ce,apgd-t,fab-t); any "
+                  "bounded attack of `sdsgsm attack`");
+  cmd->add_option("--eot-samples", o->r.eot_samples,
+                  "APGD: each step's gradient averaged over this many passes (default: rand 20, else 1)");
   cmd->add_option("--steps", o->r.steps, "APGD and FAB-T iterations")->capture_default_str();
   cmd->add_option("--restarts", o->r.restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t)")->capture_default_str();
   cmd->add_option("--queries", o->r.queries, "Square's model queries per image")->capture_default_str();
@@ -57,9 +65,11 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--out", o->out, "Output folder (written as .OUT.partial beside it, renamed when complete)")->required();
   cmd->add_flag("--resume", o->resume, "Continue an interrupted run of the same command (its .OUT.partial folder)");
   cmd->add_flag("--restart", o->restart, "Discard an interrupted run's partial output and start over");
-  cmd->callback([&run, &common, o] {
-    run = [&common, o] {
+  cmd->callback([&run, &common, o, ensemble] {
+    const bool ensemble_given = ensemble->count() > 0 || !o->attacks.empty();
+    run = [&common, o, ensemble_given] {
       RobustOptions r = o->r;
+      r.set_ensemble_given(ensemble_given);
       r.set_eps(parse_number(o->eps, "--eps")).set_norm(parse_norm(o->norm)).set_batch_size(o->batch);
       r.set_first_index(o->offset).set_progress(!common.quiet);
       r.attacks = split_list(o->attacks);
@@ -74,6 +84,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       record_data_flags(info, o->data_flags, data->classes());
       nlohmann::json fingerprint = info;
       fingerprint["model_md5"] = model_checksum(o->model);
+      info["model_md5"] = fingerprint["model_md5"];
       fingerprint["robust_options"] = r.to_json();
       PartialFolder folder(o->out, fingerprint, o->resume, o->restart);
       auto t0 = std::chrono::steady_clock::now();
