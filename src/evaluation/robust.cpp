@@ -89,7 +89,7 @@ std::vector<RobustStagePlan> RobustOptions::plan() const {
     RobustStagePlan p;
     p.attack = attack_info(name).name;
     p.restarts = r;
-    p.eot_samples = attack_info(name).family == AttackFamily::Adaptive ? eot : 1;
+    p.eot_samples = p.attack == kApgdCe || p.attack == kApgdDlr || p.attack == kApgdT ? eot : 1;  // APGD's option
     return p;
   };
   std::vector<RobustStagePlan> out;
@@ -178,7 +178,7 @@ AttackOptions RobustOptions::attack_options(const std::string& name, double budg
   RobustStagePlan p;
   p.attack = canonical;
   p.restarts = restarts;
-  p.eot_samples = attack_info(name).family == AttackFamily::Adaptive ? std::max<int64_t>(eot_samples, 1) : 1;
+  p.eot_samples = 1;
   return attack_options(p, budget);
 }
 
