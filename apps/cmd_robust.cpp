@@ -66,10 +66,12 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_flag("--resume", o->resume, "Continue an interrupted run of the same command (its .OUT.partial folder)");
   cmd->add_flag("--restart", o->restart, "Discard an interrupted run's partial output and start over");
   cmd->callback([&run, &common, o, ensemble] {
-    const bool ensemble_given = ensemble->count() > 0 || !o->attacks.empty();
-    run = [&common, o, ensemble_given] {
+    const bool ensemble_flag = ensemble->count() > 0;
+    run = [&common, o, ensemble_flag] {
       RobustOptions r = o->r;
-      r.set_ensemble_given(ensemble_given);
+      // --attacks alone is the custom version; either is the user's choice (a randomised model stops).
+      if (!ensemble_flag && !o->attacks.empty()) r.set_ensemble("custom");
+      r.set_ensemble_given(ensemble_flag || !o->attacks.empty());
       r.set_eps(parse_number(o->eps, "--eps")).set_norm(parse_norm(o->norm)).set_batch_size(o->batch);
       r.set_first_index(o->offset).set_progress(!common.quiet);
       r.attacks = split_list(o->attacks);
