@@ -19,7 +19,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       "robust",
       "Robust accuracy, AutoAttack's way: the per-image worst case over a sequence of attacks (default\n"
       "AutoAttack's standard version: APGD-CE, APGD-T and FAB-T with 9 target classes, then the\n"
-      "gradient-free Square; l2: APGD-CE, APGD-T, FAB-T), each\n"
+      "gradient-free Square, in l_inf and l2; l1: APGD-CE, APGD-T, FAB-T; --ensemble plus and rand), each\n"
       "run only on the images still robust, with checks that warn of gradient masking (Square finding\n"
       "what the gradient attacks missed; more robust at more steps; robust at a huge eps). Writes to\n"
       "--out: robust.json (every figure, the checks, the configuration), robust.csv (per image: which\n"
@@ -42,9 +42,17 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
                   "strictly increasing list (2/255,4/255,8/255) gives robust accuracy at each radius in one run (robust_curve.csv)")
       ->capture_default_str();
   cmd->add_option("--norm", o->norm, "The ball: inf, 2 or 1")->capture_default_str();
+  auto* ensemble = cmd->add_option(
+      "--ensemble", o->r.ensemble,
+      "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus (APGD-CE and APGD-DLR with 5 restarts, "
+      "Square, APGD-T, FAB-T), rand (APGD-CE and APGD-DLR averaging 20 passes per step, for randomised models) or "
+      "custom (--attacks). A randomised model switches the default to rand; a version asked for stops instead");
+  ensemble->capture_default_str();
   cmd->add_option("--attacks", o->attacks,
-                  "The sequence, comma-separated (default: apgd-ce,apgd-t,fab-t,square; l1: apgd-ce,apgd-t,fab-t); any bounded "
-                  "attack of `sdsgsm attack`");
+                  "A custom sequence, comma-separated (standard: apgd-ce,apgd-t,fab-t,square; l1: apgd-ce,apgd-t,fab-t); any "
+                  "bounded attack of `sdsgsm attack`");
+  cmd->add_option("--eot-samples", o->r.eot_samples,
+                  "APGD: each step's gradient averaged over this many passes (default: rand 20, else 1)");
   cmd->add_option("--steps", o->r.steps, "APGD and FAB-T iterations")->capture_default_str();
   cmd->add_option("--restarts", o->r.restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t)")->capture_default_str();
   cmd->add_option("--queries", o->r.queries, "Square's model queries per image")->capture_default_str();
@@ -59,9 +67,13 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
   cmd->add_option("--out", o->out, "Output folder (written as .OUT.partial beside it, renamed when complete)")->required();
   cmd->add_flag("--resume", o->resume, "Continue an interrupted run of the same command (its .OUT.partial folder)");
   cmd->add_flag("--restart", o->restart, "Discard an interrupted run's partial output and start over");
-  cmd->callback([&run, &common, o] {
-    run = [&common, o] {
+  cmd->callback([&run, &common, o, ensemble] {
+    const bool ensemble_flag = ensemble->count() > 0;
+    run = [&common, o, ensemble_flag] {
       RobustOptions r = o->r;
+      // --attacks alone is the custom version; either is the user's choice (a randomised model stops).
+      if (!ensemble_flag && !o->attacks.empty()) r.set_ensemble("custom");
+      r.set_ensemble_given(ensemble_flag || !o->attacks.empty());
       const std::vector<double> radii = parse_eps_list(o->eps);
       r.set_eps(radii.back()).set_norm(parse_norm(o->norm)).set_batch_size(o->batch);
       r.set_first_index(o->offset).set_progress(!common.quiet);
@@ -77,6 +89,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
       record_data_flags(info, o->data_flags, data->classes());
       nlohmann::json fingerprint = info;
       fingerprint["model_md5"] = model_checksum(o->model);
+      info["model_md5"] = fingerprint["model_md5"];
       fingerprint["robust_options"] = r.to_json();
       if (radii.size() > 1) fingerprint["robust_options"]["eps_list"] = radii;
       PartialFolder folder(o->out, fingerprint, o->resume, o->restart);

@@ -30,6 +30,8 @@ struct RobustCheck {
 
 struct RobustResult {
   int64_t images = 0, clean_correct = 0, robust = 0;
+  std::string ensemble;  ///< the version that ran (standard, plus, rand or custom)
+  int64_t classes = 0;   ///< the model's output classes
   std::vector<RobustStage> stages;
   std::vector<RobustCheck> checks;
   std::vector<std::string> notes;  ///< what the evaluation could not do (e.g. no gradient-free l2 attack)

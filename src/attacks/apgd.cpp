@@ -29,7 +29,11 @@
 // not attacked (the clean image is their adversarial).
 // Per-sample randomness is seeded by (seed, sample id, start), and eta, the checkpoints' tests and
 // the best points are per sample, so no sample's result depends on its batch.
-// Defaults: 100 steps (the registry's), 1 restart, l_inf (AutoAttack's standard version). AutoAttack's
+// EOT (make_apgd_eot, sdsgsm/eot.hpp; `robust --eot-samples N`; AutoAttack's rand version: 20):
+// each step's gradient is the mean over N forward and backward passes (a randomised model draws
+// anew in each), and the step's loss and success are the last pass's, as in AutoAttack; each step
+// counts N passes.
+// Defaults: 100 steps (the registry's), 1 restart, l_inf (AutoAttack's standard version), 1 pass. AutoAttack's
 // l1 standard version also runs 5 restarts of APGD-CE and 5 targets of APGD-T, each restart through
 // the radii 3 eps, 2 eps, eps (30%, 30%, 40% of the steps); here l1 runs as l_inf and l2 do: one
 // radius, --restarts, 9 targets.
@@ -38,6 +42,7 @@
 #include <limits>
 
 #include "attack_common.hpp"
+#include "sdsgsm/eot.hpp"
 
 namespace sdsgsm {
 
@@ -74,7 +79,9 @@ torch::Tensor dlr_loss(const torch::Tensor& logits, const torch::Tensor& y, cons
 
 class Apgd final : public Attack {
  public:
-  Apgd(std::string name, AttackOptions options, Loss loss) : Attack(std::move(name), std::move(options)), loss_(loss) {
+  Apgd(std::string name, AttackOptions options, Loss loss, int64_t eot_samples = 1)
+      : Attack(std::move(name), std::move(options)), loss_(loss), eot_samples_(eot_samples) {
+    if (eot_samples_ < 1) throw Error(fmt::format("--eot-samples must be >= 1 (got {})", eot_samples_));
     options_.random_start = true;
     options_.validate();
     if (options_.targeted != TargetMode::None) {
@@ -93,6 +100,7 @@ class Apgd final : public Attack {
     if (loss_ == Loss::TargetedDlr) j["target_classes"] = kTargets;
     j["momentum"] = kMomentum;
     j["checkpoint_rho"] = kRho;
+    if (eot_samples_ != 1) j["eot_samples"] = eot_samples_;
     return j;
   }
 
@@ -204,19 +212,20 @@ class Apgd final : public Attack {
 
     // Loss, logits and gradient at a point; records the samples it fools.
     torch::Tensor local_fooled = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
-    auto evaluate = [&](const torch::Tensor& at, torch::Tensor& loss, torch::Tensor& grad) {
-      torch::Tensor point = at.detach().requires_grad_(true);
-      torch::Tensor logits = c.model.forward(point);
+    auto loss_of = [&](const torch::Tensor& logits) {
       if (loss_ == Loss::CrossEntropy) {
-        loss = F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kNone));
-      } else {
-        loss = dlr_loss(logits, y, target);
+        return F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kNone));
       }
-      grad = torch::autograd::grad({loss.sum()}, {point})[0].detach();
-      loss = loss.detach();
-      c.count_forward(rows);
-      c.count_backward(rows);
-      torch::Tensor now = c.succeeded(logits.detach().argmax(1), rows);
+      return dlr_loss(logits, y, target);
+    };
+    const int64_t samples = eot_samples_;
+    auto evaluate = [&](const torch::Tensor& at, torch::Tensor& loss, torch::Tensor& grad) {
+      EotPass pass = eot_gradient(c.model, at, loss_of, samples);
+      grad = pass.grad;
+      loss = pass.loss;
+      c.count_forward(rows, samples);
+      c.count_backward(rows, samples);
+      torch::Tensor now = c.succeeded(pass.logits.argmax(1), rows);
       // The last misclassified iterate is the adversarial (AutoAttack keeps it so).
       torch::Tensor hit = now.nonzero().squeeze(1);
       if (hit.size(0) > 0) c.r.adversarial.index_copy_(0, rows.index_select(0, hit), at.index_select(0, hit).detach());
@@ -293,9 +302,28 @@ class Apgd final : public Attack {
   }
 
   Loss loss_;
+  int64_t eot_samples_;
 };
 
 }  // namespace
+
+EotPass eot_gradient(Classifier& model, const torch::Tensor& x,
+                     const std::function<torch::Tensor(const torch::Tensor& logits)>& loss, int64_t samples) {
+  if (samples < 1) throw Error(fmt::format("--eot-samples must be >= 1 (got {})", samples));
+  EotPass out;
+  for (int64_t s = 0; s < samples; ++s) {
+    torch::Tensor point = x.detach().requires_grad_(true);
+    torch::Tensor logits = model.forward(point);
+    torch::Tensor l = loss(logits);
+    torch::Tensor g = torch::autograd::grad({l.sum()}, {point})[0].detach();
+    out.grad = s == 0 ? g : out.grad.add_(g);
+    out.loss = l.detach();
+    out.logits = logits.detach();
+  }
+  // One sample: the gradient as computed, untouched (bit for bit the single-pass APGD).
+  if (samples > 1) out.grad.div_(static_cast<double>(samples));
+  return out;
+}
 
 std::unique_ptr<Attack> make_apgd_ce(const AttackOptions& options) {
   return std::make_unique<Apgd>(kApgdCe, options, Loss::CrossEntropy);
@@ -305,6 +333,15 @@ std::unique_ptr<Attack> make_apgd_dlr(const AttackOptions& options) {
 }
 std::unique_ptr<Attack> make_apgd_t(const AttackOptions& options) {
   return std::make_unique<Apgd>(kApgdT, options, Loss::TargetedDlr);
+}
+
+std::unique_ptr<Attack> make_apgd_eot(const std::string& name, const AttackOptions& options, int64_t samples) {
+  const std::string canonical = attack_info(name).name;
+  if (canonical == kApgdCe) return std::make_unique<Apgd>(kApgdCe, options, Loss::CrossEntropy, samples);
+  if (canonical == kApgdDlr) return std::make_unique<Apgd>(kApgdDlr, options, Loss::Dlr, samples);
+  if (canonical == kApgdT) return std::make_unique<Apgd>(kApgdT, options, Loss::TargetedDlr, samples);
+  if (samples == 1) return make_attack(canonical, options);
+  throw Error(fmt::format("--eot-samples: {} takes one pass per step (apgd-ce, apgd-dlr and apgd-t average)", canonical));
 }
 
 }  // namespace sdsgsm

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "robust_internal.hpp"
+#include "sdsgsm/eot.hpp"
 #include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/progress.hpp"
 #include "sdsgsm/sdsgsm.hpp"
@@ -72,11 +73,50 @@ torch::Tensor attack_rows(Classifier& model, const Attack& a, const torch::Tenso
 
 }  // namespace robust_detail
 
+namespace {
+
+constexpr int64_t kPlusRestarts = 5;  ///< AutoAttack's plus: APGD-CE and APGD-DLR restarts
+constexpr int64_t kRandEot = 20;      ///< AutoAttack's rand: passes averaged per step
+
+}  // namespace
+
+std::string RobustOptions::version() const { return attacks.empty() ? ensemble : "custom"; }
+
+std::vector<RobustStagePlan> RobustOptions::plan() const {
+  const std::string v = version();
+  const int64_t eot = eot_samples > 0 ? eot_samples : v == "rand" ? kRandEot : 1;
+  auto stage = [&](const std::string& name, int64_t r) {
+    RobustStagePlan p;
+    p.attack = attack_info(name).name;
+    p.restarts = r;
+    p.eot_samples = p.attack == kApgdCe || p.attack == kApgdDlr || p.attack == kApgdT ? eot : 1;  // APGD's option
+    return p;
+  };
+  std::vector<RobustStagePlan> out;
+  if (v == "custom") {
+    for (const auto& name : attacks) out.push_back(stage(name, restarts));
+  } else if (v == "plus") {
+    // AutoAttack's plus order: apgd-ce, apgd-dlr, fab (untargeted: none here), square, apgd-t, fab-t.
+    out = {stage(kApgdCe, kPlusRestarts), stage(kApgdDlr, kPlusRestarts)};
+    if (norm != Norm::L1) out.push_back(stage(kSquare, 1));  // no l1 Square
+    out.push_back(stage(kApgdT, 1));
+    out.push_back(stage(kFabT, 1));
+  } else if (v == "rand") {
+    out = {stage(kApgdCe, 1), stage(kApgdDlr, 1)};
+  } else {
+    // The registry's ensemble; in l2 and l1 the ones that run there (l2: all four; l1: no Square).
+    const auto traits = norm == Norm::L2 ? kEnsemble | kL2 : norm == Norm::L1 ? kEnsemble | kL1 : kEnsemble;
+    for (const auto& name : attack_names(traits)) {
+      out.push_back(stage(name, restarts));
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> RobustOptions::sequence() const {
-  if (!attacks.empty()) return attacks;
-  // The registry's ensemble; in l2 the ones that run in l2 (all four: APGD-CE, APGD-T, FAB-T, Square).
-  if (norm == Norm::L1) return attack_names(kEnsemble | kL1);  // APGD-CE, APGD-T, FAB-T: no l1 Square
-  return attack_names(norm == Norm::L2 ? kEnsemble | kL2 : kEnsemble);
+  std::vector<std::string> names;
+  for (const auto& p : plan()) names.push_back(p.attack);
+  return names;
 }
 
 void RobustOptions::validate() const {
@@ -86,20 +126,29 @@ void RobustOptions::validate() const {
   if (restarts < 1) throw Error(fmt::format("--restarts must be >= 1 (got {})", restarts));
   if (queries < 1) throw Error(fmt::format("--queries must be >= 1 (got {})", queries));
   if (check_count < 0) throw Error(fmt::format("--check-count must be >= 0 (got {})", check_count));
+  if (eot_samples < 0) throw Error(fmt::format("--eot-samples must be >= 1 (got {})", eot_samples));
+  if (ensemble != "standard" && ensemble != "plus" && ensemble != "rand" && ensemble != "custom") {
+    throw Error(fmt::format("--ensemble must be standard, plus, rand or custom (got {})", ensemble));
+  }
+  if (ensemble == "custom" && attacks.empty()) throw Error("--ensemble custom needs --attacks (the sequence)");
+  if (!attacks.empty() && ensemble_given && ensemble != "custom") {
+    throw Error(fmt::format("--attacks is a custom sequence: give it without --ensemble {} (or with --ensemble custom)",
+                            ensemble));
+  }
   check_batch_size(batch_size);
-  for (const auto& name : sequence()) {
+  for (const auto& name : attacks) {
     const AttackInfo& info = attack_info(name);  // throws for an unknown name
     if (!info.bounded) throw Error(fmt::format("--attacks: {} is unbounded (a minimum-norm attack); robust accuracy needs an eps budget", name));
-    make_attack(info.name, attack_options(info.name, eps));  // the attack's own checks (norm, ...)
   }
+  for (const auto& p : plan()) make_stage_attack(p, eps);  // the attack's own checks (norm, ...)
 }
 
-AttackOptions RobustOptions::attack_options(const std::string& name, double budget) const {
-  const AttackInfo& info = attack_info(name);
+AttackOptions RobustOptions::attack_options(const RobustStagePlan& stage, double budget) const {
+  const AttackInfo& info = attack_info(stage.attack);
   AttackOptions o;
   o.set_eps(budget).set_seed(seed);
   if (info.family == AttackFamily::Adaptive) {
-    o.set_norm(norm).set_steps(steps).set_restarts(restarts);
+    o.set_norm(norm).set_steps(steps).set_restarts(stage.restarts);
   } else if (info.family == AttackFamily::ScoreBased) {
     o.set_steps(queries).set_square_schedule(square_schedule);
     if (norm != Norm::Linf) o.set_norm(norm);
@@ -110,22 +159,59 @@ AttackOptions RobustOptions::attack_options(const std::string& name, double budg
   return o;
 }
 
-nlohmann::json RobustOptions::to_json() const {
-  return {{"eps", eps},         {"norm", to_string(norm)}, {"attacks", sequence()}, {"steps", steps},
-          {"restarts", restarts}, {"queries", queries},     {"square_schedule", square_schedule}, {"seed", seed},         {"check_count", check_count}};
+std::unique_ptr<Attack> RobustOptions::make_stage_attack(const RobustStagePlan& stage, double budget) const {
+  return make_apgd_eot(stage.attack, attack_options(stage, budget), stage.eot_samples);
 }
 
-RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const RobustOptions& o, const fs::path& work) {
-  o.validate();
-  const std::vector<std::string> names = o.sequence();
+std::unique_ptr<Attack> RobustOptions::make_stage_attack(const std::string& name, double budget) const {
+  const std::string canonical = attack_info(name).name;
+  for (const auto& p : plan()) {
+    if (p.attack == canonical) return make_stage_attack(p, budget);
+  }
+  return make_attack(canonical, attack_options(canonical, budget));
+}
+
+AttackOptions RobustOptions::attack_options(const std::string& name, double budget) const {
+  const std::string canonical = attack_info(name).name;
+  for (const auto& p : plan()) {
+    if (p.attack == canonical) return attack_options(p, budget);
+  }
+  RobustStagePlan p;
+  p.attack = canonical;
+  p.restarts = restarts;
+  p.eot_samples = 1;
+  return attack_options(p, budget);
+}
+
+nlohmann::json RobustOptions::to_json() const {
+  nlohmann::json j = {{"eps", eps},         {"norm", to_string(norm)}, {"attacks", sequence()}, {"steps", steps},
+                      {"restarts", restarts}, {"queries", queries},     {"square_schedule", square_schedule}, {"seed", seed},
+                      {"check_count", check_count}, {"ensemble", version()}};
+  if (eot_samples > 0) j["eot_samples"] = eot_samples;
+  return j;
+}
+
+RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const RobustOptions& given, const fs::path& work) {
+  given.validate();
+  RobustResult res;
+  // The model's checks on the first batch decide the version (randomised: rand) and the sequence
+  // (2 classes: no DLR).
+  RobustOptions o = given;
+  std::vector<RobustCheck> model_checks = robust_detail::check_model(model, source, o, res);
+  const std::vector<RobustStagePlan> plan = robust_detail::adapt_to_classes(o.plan(), res.classes, res.notes);
+  model_checks.push_back(robust_detail::targets_check(plan, res.classes));
+  std::vector<std::string> names;
   std::vector<std::unique_ptr<Attack>> attacks;
-  for (const auto& name : names) attacks.push_back(make_attack(name, o.attack_options(name, o.eps)));
+  for (const auto& p : plan) {
+    names.push_back(p.attack);
+    attacks.push_back(o.make_stage_attack(p, o.eps));
+  }
   const int64_t n = source.size(), batches = (n + o.batch_size - 1) / o.batch_size;
   const int64_t robust_code = static_cast<int64_t>(names.size());
   if (!work.empty()) fs::create_directories(work / "batches");
 
-  RobustResult res;
   res.images = n;
+  res.ensemble = o.version();
   for (const auto& name : names) {
     RobustStage stage;
     stage.attack = attack_info(name).name;
@@ -181,6 +267,7 @@ RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const
   res.robust = res.fooled_by.eq(robust_code).sum().item<int64_t>();
 
   robust_detail::add_masking_checks(model, source, o, names, res, work.empty() ? fs::path() : work / "checks.json");
+  for (auto& c : model_checks) res.checks.push_back(std::move(c));
   return res;
 }
 

@@ -3,14 +3,20 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "robust_internal.hpp"
+#include "sdsgsm/eot.hpp"
 #include "sdsgsm/evaluation.hpp"
 
 namespace sdsgsm::robust_detail {
 namespace {
 
 constexpr double kLargeLinf = 0.5;  ///< the large-eps check's l_inf budget (l2: times sqrt(C H W); l1: times C H W)
+constexpr double kSquarePoints = 0.2;  ///< gradient-free: points of robust accuracy (AutoAttack's threshold)
+constexpr double kRandomTolerance = 1e-5;  ///< randomness: largest change of the l2-normalised logits
+constexpr double kProbabilityTolerance = 1e-4;  ///< probabilities: |row sum - 1|
+constexpr int64_t kTargets = 9;  ///< APGD-T's and FAB-T's target classes
 
 std::string eps_text(double eps, Norm norm) {
   if (norm == Norm::Linf) return fmt::format("l_inf {:.4g} ({:.3g}/255)", eps, eps * 255);
@@ -37,10 +43,12 @@ RobustCheck gradient_free_check(const RobustOptions& o, const std::vector<std::s
   }
   RobustCheck check = named("gradient-free");
   if (!free_names.empty()) {
+    const double points = res.images ? 100.0 * static_cast<double>(free_fooled) / static_cast<double>(res.images) : 0;
     check.ran = true;
-    check.warned = free_fooled > 0;
-    check.detail = fmt::format("{} fooled {} of the {} images the gradient attacks before it left robust", free_names,
-                               free_fooled, gradient_robust);
+    check.warned = points > kSquarePoints;
+    check.detail = fmt::format("{} fooled {} of the {} images the gradient attacks before it left robust ({:.2f} points "
+                               "of robust accuracy; warns above {}, AutoAttack's threshold)",
+                               free_names, free_fooled, gradient_robust, points, kSquarePoints);
   } else {
     check.detail = "not run (no gradient-free attack in the sequence)";
     res.notes.push_back(o.norm == Norm::L2
@@ -69,6 +77,10 @@ void add_masking_checks(Classifier& model, const ImageSource& source, const Robu
   } else if (m > 0 && !names.empty()) {
     const std::string first = names[0];
     const AttackInfo& info = attack_info(first);
+    int64_t eot = 1;  // the first stage's EOT passes (rand: 20)
+    for (const auto& p : o.plan()) {
+      if (p.attack == info.name) eot = p.eot_samples;
+    }
     auto [x, y] = source.read_float(0, m);
     x = x.to(o.device);
     y = y.to(o.device).to(torch::kInt64);
@@ -82,7 +94,7 @@ void add_masking_checks(Classifier& model, const ImageSource& source, const Robu
       if (info.family != AttackFamily::ScoreBased) {
         AttackOptions fewer = o.attack_options(first, o.eps);
         fewer.set_steps(std::max<int64_t>(fewer.steps / 5, 1));
-        auto a = make_attack(first, fewer);
+        auto a = make_apgd_eot(first, fewer, eot);
         const int64_t short_robust =
             correct_n - attack_rows(model, *a, x, y, ids, rows.to(o.device), nullptr).sum().item<int64_t>();
         steps_check.ran = true;
@@ -93,7 +105,7 @@ void add_masking_checks(Classifier& model, const ImageSource& source, const Robu
       }
       const double values = static_cast<double>(x[0].numel());
       const double large = o.norm == Norm::Linf ? kLargeLinf : o.norm == Norm::L2 ? kLargeLinf * std::sqrt(values) : kLargeLinf * values;
-      auto a = make_attack(first, o.attack_options(first, large));
+      auto a = make_apgd_eot(first, o.attack_options(first, large), eot);
       const int64_t large_robust =
           correct_n - attack_rows(model, *a, x, y, ids, rows.to(o.device), nullptr).sum().item<int64_t>();
       large_check.ran = true;
@@ -111,6 +123,103 @@ void add_masking_checks(Classifier& model, const ImageSource& source, const Robu
   if (!large_check.ran && large_check.detail.empty()) large_check.detail = "not run (no correctly classified image among the first)";
   res.checks.push_back(steps_check);
   res.checks.push_back(large_check);
+}
+
+std::vector<RobustCheck> check_model(Classifier& model, const ImageSource& source, RobustOptions& o, RobustResult& res) {
+  RobustCheck random = named("randomness"), probs = named("probabilities");
+  const int64_t m = std::min(o.batch_size, source.size());
+  if (m == 0) {
+    random.detail = probs.detail = "not run (no images)";
+    return {random, probs};
+  }
+  torch::Tensor a, b;
+  {
+    torch::NoGradGuard ng;
+    torch::Tensor x = source.read_float(0, m).first.to(o.device);
+    a = model.forward(x).detach().to(torch::kCPU, torch::kFloat64);
+    b = model.forward(x).detach().to(torch::kCPU, torch::kFloat64);
+  }
+  res.classes = a.size(1);
+  auto unit = [](const torch::Tensor& z) { return z / z.norm(2, {1}, true).clamp_min(1e-10); };
+  const double diff = (unit(a) - unit(b)).abs().max().item<double>();
+  random.ran = true;
+  random.warned = diff > kRandomTolerance;
+  const std::string seen = fmt::format("two passes of the first {} images differ by up to {:.3g} (l2-normalised logits; "
+                                       "randomised above {})",
+                                       m, diff, kRandomTolerance);
+  if (!random.warned) {
+    random.detail = seen;
+  } else {
+    const std::string v = o.version();
+    int64_t passes = 1;
+    for (const auto& p : o.plan()) passes = std::max(passes, p.eot_samples);
+    if (passes > 1) {
+      random.detail = fmt::format("{}: the model is randomised; the {} version averages each step's gradient over {} passes",
+                                  seen, v, passes);
+    } else if (!o.ensemble_given && v == "standard") {
+      o.set_ensemble("rand");
+      passes = o.plan().front().eot_samples;
+      random.detail = fmt::format("{}: the model is randomised; the rand version ran instead of standard (APGD-CE and "
+                                  "APGD-DLR, each step's gradient averaged over {} passes)",
+                                  seen, passes);
+      spdlog::warn("robust: {}", random.detail);
+    } else {
+      throw Error(fmt::format("the model is randomised: {}; --ensemble {} takes one pass per step: run --ensemble rand "
+                              "(each step's gradient averaged over 20 passes) or give --eot-samples N",
+                              seen, v));
+    }
+  }
+  const double row_error = (a.sum(1) - 1).abs().max().item<double>();
+  probs.ran = true;
+  probs.warned = a.min().item<double>() >= 0 && a.max().item<double>() <= 1 && row_error <= kProbabilityTolerance;
+  probs.detail = probs.warned
+                     ? fmt::format("the outputs of the first {} images are probabilities (in [0,1], rows summing to 1 within "
+                                   "{}): a softmax in the model flattens the cross-entropy's gradient; give it logits",
+                                   m, kProbabilityTolerance)
+                     : fmt::format("the outputs of the first {} images are not probabilities (outside [0,1] or rows not "
+                                   "summing to 1 within {})",
+                                   m, kProbabilityTolerance);
+  return {random, probs};
+}
+
+std::vector<RobustStagePlan> adapt_to_classes(const std::vector<RobustStagePlan>& plan, int64_t classes,
+                                              std::vector<std::string>& notes) {
+  if (classes >= 3 || classes == 0) return plan;
+  std::vector<RobustStagePlan> out;
+  std::string left;
+  for (const auto& p : plan) {
+    if (p.attack == kApgdDlr || p.attack == kApgdT) {
+      left += (left.empty() ? "" : ", ") + attack_info(p.attack).label;
+    } else {
+      out.push_back(p);
+    }
+  }
+  if (!left.empty()) {
+    notes.push_back(fmt::format("{} left out: the DLR loss needs 3 classes and the model has {} (on 2 classes every "
+                                "attack pursues the one other class, as APGD-CE does)",
+                                left, classes));
+  }
+  return out;
+}
+
+RobustCheck targets_check(const std::vector<RobustStagePlan>& plan, int64_t classes) {
+  RobustCheck c = named("targets");
+  std::string targeted;
+  for (const auto& p : plan) {
+    if (p.attack == kApgdT || p.attack == kFabT) targeted += (targeted.empty() ? "" : ", ") + attack_info(p.attack).label;
+  }
+  if (targeted.empty() || classes == 0) {
+    c.detail = "not run (no targeted attack in the sequence)";
+    return c;
+  }
+  const int64_t targets = std::min(kTargets, classes - 1);
+  c.ran = true;
+  c.warned = targets < kTargets;
+  const std::string count = fmt::format("{} target class{}", targets, targets == 1 ? "" : "es");
+  c.detail = c.warned ? fmt::format("the model has {} classes, so {} run with {} instead of {}", classes, targeted,
+                                    count, kTargets)
+                      : fmt::format("the model has {} classes: {} run with {}", classes, targeted, count);
+  return c;
 }
 
 }  // namespace sdsgsm::robust_detail

@@ -19,4 +19,18 @@ torch::Tensor attack_rows(Classifier& model, const Attack& a, const torch::Tenso
 void add_masking_checks(Classifier& model, const ImageSource& source, const RobustOptions& o,
                         const std::vector<std::string>& names, RobustResult& res, const fs::path& checks_file);
 
+/// The checks of the model itself on the first batch (two forward passes): randomness and
+/// probability outputs; sets res.classes. A randomised model switches `o` to the rand version
+/// when the user did not ask for one (with a warning), and throws Error with advice when the
+/// version asked for does not average over passes.
+std::vector<RobustCheck> check_model(Classifier& model, const ImageSource& source, RobustOptions& o, RobustResult& res);
+
+/// The plan for a model of `classes` classes: on 2 classes the DLR attacks (apgd-dlr, apgd-t) are
+/// left out, with a note.
+std::vector<RobustStagePlan> adapt_to_classes(const std::vector<RobustStagePlan>& plan, int64_t classes,
+                                              std::vector<std::string>& notes);
+
+/// The targets check: APGD-T and FAB-T take min(9, classes - 1) targets; warns below 9.
+RobustCheck targets_check(const std::vector<RobustStagePlan>& plan, int64_t classes);
+
 }  // namespace sdsgsm::robust_detail

@@ -9,7 +9,9 @@ namespace sdsgsm {
 std::vector<std::string> RobustResult::warnings() const {
   std::vector<std::string> w;
   for (const auto& c : checks) {
-    if (c.warned) w.push_back(fmt::format("gradient masking? ({}) {}", c.name, c.detail));
+    if (!c.warned) continue;
+    const bool masking = c.name == "gradient-free" || c.name == "more-steps" || c.name == "large-eps";
+    w.push_back(fmt::format("{}({}) {}", masking ? "gradient masking? " : "", c.name, c.detail));
   }
   return w;
 }
@@ -17,6 +19,8 @@ std::vector<std::string> RobustResult::warnings() const {
 nlohmann::json RobustResult::to_json() const {
   nlohmann::json j;
   j["images"] = images;
+  j["ensemble"] = ensemble;
+  j["classes"] = classes;
   j["clean_correct"] = clean_correct;
   j["robust"] = robust;
   j["clean_accuracy"] = clean_accuracy();
@@ -59,7 +63,8 @@ std::string RobustResult::table(const std::string& title) const {
     t += fmt::format("| {} | {} | {} | {:.2f}% |\n", s.label, s.attacked, s.fooled,
                      images ? 100.0 * static_cast<double>(left) / static_cast<double>(images) : 0.0);
   }
-  t += fmt::format("\nrobust accuracy {:.2f}% ({} of {} images)\n", 100 * robust_accuracy(), robust, images);
+  const std::string version = ensemble == "custom" ? "a custom sequence" : fmt::format("AutoAttack's {} version", ensemble);
+  t += fmt::format("\nrobust accuracy {:.2f}% ({} of {} images), {}\n", 100 * robust_accuracy(), robust, images, version);
   for (const auto& c : checks) {
     t += fmt::format("check {}: {}{}\n", c.name, !c.ran ? "" : c.warned ? "WARNING " : "ok ", c.detail);
   }
@@ -67,8 +72,29 @@ std::string RobustResult::table(const std::string& title) const {
   return t;
 }
 
+nlohmann::json robust_card(const nlohmann::json& info, const nlohmann::json& options, const RobustResult& result) {
+  nlohmann::json card;
+  card["model"] = info.value("model", std::string());
+  if (info.contains("model_md5")) card["model_md5"] = info.at("model_md5");
+  card["version"] = info.value("version", std::string());
+  const std::string norm = options.value("norm", std::string("linf"));  // to_string(Norm): linf, l2
+  card["threat_model"] = norm == "linf" ? std::string("l_inf") : norm;
+  card["eps"] = options.value("eps", 0.0);
+  card["ensemble"] = result.ensemble;
+  card["attacks"] = nlohmann::json::array();
+  for (const auto& s : result.stages) card["attacks"].push_back(s.attack);
+  card["images"] = result.images;
+  card["clean_accuracy"] = result.clean_accuracy();
+  card["robust_accuracy"] = result.robust_accuracy();
+  card["checks"] = nlohmann::json::object();
+  for (const auto& c : result.checks) card["checks"][c.name] = !c.ran ? "not run" : c.warned ? "warning" : "ok";
+  card["warnings"] = result.warnings().size();
+  return card;
+}
+
 void write_robust_files(const fs::path& dir, nlohmann::json info, const nlohmann::json& options,
                         const RobustResult& result, const std::string& title) {
+  info["card"] = robust_card(info, options, result);
   info["robust_options"] = options;
   info.update(result.to_json());
   write_file_atomic(dir / "robust.json", info.dump(2) + "\n");
