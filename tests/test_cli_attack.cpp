@@ -218,6 +218,8 @@ TEST(CliAttack, DefaultCountTakesASmallerSourceWholeAndTheDefaultAttackIsSdsgsm)
   expect_one_line_error(f.run("transfer --count 0 --models " + f.model.string() + " --data " + f.data.string() +
                               " --out " + (f.dir / "bad").string()),
                         "--count must be >= 1 (got 0)");
+  expect_one_line_error(f.run("attack --sheet -1 " + model_data + "--out " + (f.dir / "bad").string()),
+                        "--sheet must be >= 0 (got -1)");
   EXPECT_FALSE(fs::exists(f.dir / "bad"));
   EXPECT_TRUE(Contains(f.run("attack --help").out, "--count INT=1000"));
   EXPECT_TRUE(Contains(f.run("attack --help").out, "--attack TEXT=sdsgsm"));
