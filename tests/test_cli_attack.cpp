@@ -348,6 +348,10 @@ TEST(CliAttack, SweepWritesItsTablesAndRefusesTheEvaluationImages) {
   auto bad = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
                    " --split train --offset 0 --count 12 --rho 0.2,abc --out " + (f.dir / "sw").string());
   expect_one_line_error(bad, "--rho");
+  bad = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
+              " --split train --offset 0 --count 12 --stride 2,0 --out " + (f.dir / "sw").string());
+  expect_one_line_error(bad, "--stride must be >= 1 (got 0)");
+  EXPECT_FALSE(fs::exists(f.dir / "sw"));
   // The training split may be used from its first image; two window grids, two lambdas.
   auto r = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
                  " --split train --offset 0 --count 12 --batch-size 5 --window 8,16 --lambda 0.4,0.8 --out " +
