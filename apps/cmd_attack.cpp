@@ -102,7 +102,11 @@ struct Prepared {
 };
 
 Prepared prepare(const AttackFlags& f, const Common& common) {
-  if (f.sheet < 0) throw Error(fmt::format("--sheet must be >= 0 (got {})", f.sheet));
+  struct Sheet {
+    int64_t sheet = 0;
+  };
+  static const OptionField<Sheet> sheet = option("sheet", &Sheet::sheet, "Images in the PNG sheet").at_least(0);
+  if (std::string e = sheet.check(Sheet{f.sheet}); !e.empty()) throw Error(e);
   Prepared p;
   p.run.batch_size = f.batch;
   p.run.progress = !common.quiet;

@@ -107,8 +107,12 @@ void add_sweep_command(CLI::App& app, Common& common, Runner& run) {
           if (d[0] < 1) throw Error(fmt::format("--stride: '{}' must divide k by a positive number", item));
           grid.stride.push_back(-d[0]);
         } else {
+          struct Stride {
+            int64_t stride = 0;
+          };
+          static const OptionField<Stride> pixels = option("stride", &Stride::stride, "DDI stride").at_least(1);
           auto v = integers(item, "--stride");
-          if (v[0] < 1) throw Error(fmt::format("--stride must be >= 1 (got {})", item));
+          if (std::string e = pixels.check(Stride{v[0]}); !e.empty()) throw Error(e);
           grid.stride.push_back(v[0]);
         }
       }

@@ -77,10 +77,15 @@ void add_batch_flag(CLI::App* cmd, int64_t& batch, const std::string& help) {
 void add_count_flag(CLI::App* cmd, int64_t& count, const std::string& help) {
   const int64_t shown = count;
   count = up_to(shown);  // not given: the default, or every image when the data holds fewer
+  struct Count {
+    int64_t count = 0;
+  };
+  // The flag's check is its declaration's ("--count must be >= 1 (got 0)").
+  static const OptionField<Count> field = option("count", &Count::count, "Images").at_least(1);
   cmd->add_option_function<int64_t>(
          "--count",
          [&count](const int64_t& n) {
-           if (n < 1) throw Error(fmt::format("--count must be >= 1 (got {})", n));
+           if (std::string e = field.check(Count{n}); !e.empty()) throw Error(e);
            count = n;  // given: exactly n images, an error when the data holds fewer
          },
          help)

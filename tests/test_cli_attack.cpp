@@ -218,6 +218,8 @@ TEST(CliAttack, DefaultCountTakesASmallerSourceWholeAndTheDefaultAttackIsSdsgsm)
   expect_one_line_error(f.run("transfer --count 0 --models " + f.model.string() + " --data " + f.data.string() +
                               " --out " + (f.dir / "bad").string()),
                         "--count must be >= 1 (got 0)");
+  expect_one_line_error(f.run("attack --sheet -1 " + model_data + "--out " + (f.dir / "bad").string()),
+                        "--sheet must be >= 0 (got -1)");
   EXPECT_FALSE(fs::exists(f.dir / "bad"));
   EXPECT_TRUE(Contains(f.run("attack --help").out, "--count INT=1000"));
   EXPECT_TRUE(Contains(f.run("attack --help").out, "--attack TEXT=sdsgsm"));
@@ -346,6 +348,10 @@ TEST(CliAttack, SweepWritesItsTablesAndRefusesTheEvaluationImages) {
   auto bad = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
                    " --split train --offset 0 --count 12 --rho 0.2,abc --out " + (f.dir / "sw").string());
   expect_one_line_error(bad, "--rho");
+  bad = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
+              " --split train --offset 0 --count 12 --stride 2,0 --out " + (f.dir / "sw").string());
+  expect_one_line_error(bad, "--stride must be >= 1 (got 0)");
+  EXPECT_FALSE(fs::exists(f.dir / "sw"));
   // The training split may be used from its first image; two window grids, two lambdas.
   auto r = f.run("sweep --model " + f.model.string() + " --data " + f.data.string() +
                  " --split train --offset 0 --count 12 --batch-size 5 --window 8,16 --lambda 0.4,0.8 --out " +

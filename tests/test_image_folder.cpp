@@ -364,6 +364,16 @@ TEST(ImageFolder, ResizeAndCropGiveOneSizeFromMixedSizes) {
   c.crop = 17;
   msg = error_message([&] { sdsgsm::read_image(tmp / "b" / "square.png", c); });
   EXPECT_TRUE(Contains(msg, "square.png' is 16x16, smaller than --crop 17")) << msg;
+  // Negative sizes and offsets: the flag's own check, before any file is read.
+  sdsgsm::DataOptions neg;
+  neg.crop = -2;
+  EXPECT_EQ(error_message([&] { sdsgsm::open_image_source(tmp.path(), Split::Test, 0, -1, neg); }),
+            "--crop must be >= 0 (got -2)");
+  neg.resize = -1;
+  EXPECT_EQ(error_message([&] { sdsgsm::open_image_source(tmp.path(), Split::Test, 0, -1, neg); }),
+            "--resize must be >= 0 (got -1)");
+  EXPECT_EQ(error_message([&] { sdsgsm::open_image_source(tmp.path(), Split::Test, -3, -1, c); }),
+            "--offset must be >= 0 (got -3)");
 }
 
 }  // namespace

@@ -69,5 +69,8 @@ TEST(MinEps, BisectionBracketsEachImagesSmallestBudget) {
   EXPECT_DOUBLE_EQ(s["resolution"].get<double>(), step);
   EXPECT_TRUE(Contains(min_eps_csv(torch::arange(10), d.labels, e), "index,label,min_eps\n0,"));
   o.rounds = 0;
-  EXPECT_TRUE(Contains(error_message([&] { minimal_eps(model, d, make, o); }), "--min-eps-rounds"));
+  EXPECT_EQ(error_message([&] { minimal_eps(model, d, make, o); }), "--min-eps-rounds must be in [1, 20] (got 0)");
+  o.rounds = 6;
+  o.eps_max = 1.5;
+  EXPECT_EQ(error_message([&] { minimal_eps(model, d, make, o); }), "--eps must be in (0, 1] (got 1.5)");
 }

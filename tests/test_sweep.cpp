@@ -62,6 +62,9 @@ TEST(Sweep, GridIsTheProductWithoutInvalidOrRedundantPoints) {
   g.rho = {1.5};
   EXPECT_TRUE(Contains(error_message([&] { g.expand(SdsgsmOptions()); }), "--rho"));
   g.rho = {0.25};
+  g.map = {"hard", "smooth"};
+  EXPECT_EQ(error_message([&] { g.expand(SdsgsmOptions()); }), "--map must be hard or soft (got 'smooth')");
+  g.map = {"hard"};
   g.window = {4};
   g.stride = {8};
   EXPECT_TRUE(Contains(error_message([&] { g.expand(SdsgsmOptions()); }), "empty"));
@@ -80,7 +83,7 @@ TEST(Sweep, RulePicksTheHighestSsimAmongRowsMeetingTheAsrBound) {
   EXPECT_FALSE(meets_asr(s, 0.999, "8bit"));
   EXPECT_FALSE(meets_asr(s, 0.999, "both"));
   EXPECT_TRUE(meets_asr(s, 0.95, "both"));
-  EXPECT_TRUE(Contains(error_message([&] { meets_asr(s, 0.999, "png"); }), "--asr-basis"));
+  EXPECT_EQ(error_message([&] { meets_asr(s, 0.999, "png"); }), "--asr-basis must be float, 8bit or both (got 'png')");
   auto md = sweep_markdown(rows, "sdsgsm sweep ...");
   EXPECT_TRUE(Contains(md, "**Chosen**: k 16 s 16 (4 windows), hard map, rho 0.05, lambda 0.8, beta 0.5"));
   EXPECT_TRUE(Contains(md, "SSIM 0.9950, l2 0.300"));
@@ -167,7 +170,11 @@ TEST(Sweep, TunesABaselineOverItsStepAndDecayByTheSameRule) {
   EXPECT_EQ(rows[0].decay, 0.0);
   EXPECT_TRUE(rows[0].early_stop);
   o.variant = "deepfool";
-  EXPECT_TRUE(Contains(error_message([&] { run_sweep(model, data, g, o); }), "--variant must be one of"));
+  EXPECT_EQ(error_message([&] { run_sweep(model, data, g, o); }),
+            "--variant must be sdsgsm, sd-ifgsm, sgsm, ifgsm, mifgsm, nifgsm or pgd (got 'deepfool')");
+  o.variant = "ifgsm";
+  o.asr_basis = "png";
+  EXPECT_EQ(error_message([&] { run_sweep(model, data, g, o); }), "--asr-basis must be float, 8bit or both (got 'png')");
   EXPECT_TRUE(Contains(error_message([] { SweepRow::from_json({{"variant", "ifgsm"}}); }), "malformed"));
   EXPECT_TRUE(Contains(error_message([] { SweepRow::from_json(nlohmann::json::array()); }), "variant"));
 }

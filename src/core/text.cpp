@@ -11,7 +11,12 @@
 namespace sdsgsm {
 
 void check_batch_size(int64_t batch_size) {
-  if (batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", batch_size));
+  // Declared as an option set's field, so that its check is the declaration's ("--batch-size must be >= 1").
+  struct Batch {
+    int64_t batch_size = 0;
+  };
+  static const OptionField<Batch> field = option("batch-size", &Batch::batch_size, "Images per batch").at_least(1);
+  if (std::string e = field.check(Batch{batch_size}); !e.empty()) throw Error(e);
 }
 
 double parse_number(const std::string& text, const std::string& what) {

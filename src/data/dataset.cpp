@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "data/data_internal.hpp"
+#include "sdsgsm/options.hpp"
 
 namespace sdsgsm {
 
@@ -18,7 +19,11 @@ torch::Tensor Dataset::batch_labels(int64_t start, int64_t n) const {
 namespace detail {
 
 int64_t checked_range(int64_t offset, int64_t count, int64_t total, const std::string& source) {
-  if (offset < 0) throw Error(fmt::format("--offset must be >= 0 (got {})", offset));
+  struct Range {
+    int64_t offset = 0;
+  };
+  static const OptionField<Range> first = option("offset", &Range::offset, "Index of the first image").at_least(0);
+  if (std::string e = first.check(Range{offset}); !e.empty()) throw Error(e);
   if (offset > total) {
     throw Error(fmt::format("--offset {} is beyond the {} images of '{}'", offset, total, source));
   }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "data/data_internal.hpp"
+#include "sdsgsm/options.hpp"
 
 namespace sdsgsm {
 namespace {
@@ -155,9 +156,12 @@ torch::Tensor ImageSource::float_images(int64_t start, int64_t n) const { return
 
 std::unique_ptr<ImageSource> open_image_source(const fs::path& path, Split split, int64_t offset, int64_t count,
                                                const DataOptions& options) {
-  if (options.resize < 0 || options.crop < 0) {
-    throw Error(fmt::format("--resize and --crop must be >= 0 (got {} and {})", options.resize, options.crop));
-  }
+  static const OptionSet<DataOptions> sizes(
+      "data", {
+                  option("resize", &DataOptions::resize, "Short side of the scaled image").at_least(0),
+                  option("crop", &DataOptions::crop, "Side of the centre crop").at_least(0),
+              });
+  sizes.validate(options);
   if (!fs::exists(path)) throw Error(fmt::format("data set '{}' does not exist", path.string()));
   if (fs::is_regular_file(path) && detail::is_csv_list(path)) {
     return std::make_unique<ListedSource>(detail::list_csv(path, options), path.string(), offset, count, options);

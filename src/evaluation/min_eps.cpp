@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "sdsgsm/min_eps.hpp"
+#include "sdsgsm/options.hpp"
 
 namespace sdsgsm {
 namespace {
@@ -31,8 +32,12 @@ torch::Tensor fooled(Classifier& model, const Dataset& data, const std::vector<i
 
 torch::Tensor minimal_eps(Classifier& model, const Dataset& data,
                           const std::function<std::unique_ptr<Attack>(double)>& make, const MinEpsOptions& o) {
-  if (!(o.eps_max > 0) || o.eps_max > 1) throw Error(fmt::format("--eps must be in (0,1] for --min-eps (got {})", o.eps_max));
-  if (o.rounds < 1 || o.rounds > 20) throw Error(fmt::format("--min-eps-rounds must be in [1, 20] (got {})", o.rounds));
+  static const OptionSet<MinEpsOptions> checks(
+      "min-eps", {
+                     option("eps", &MinEpsOptions::eps_max, "The largest eps tried").in_range(0, 1, RangeEnds::LeftOpen),
+                     option("min-eps-rounds", &MinEpsOptions::rounds, "Bisection rounds").in_range(1, 20),
+                 });
+  checks.validate(o);
   check_batch_size(o.batch_size);
   const int64_t n = data.size();
   const double inf = std::numeric_limits<double>::infinity();

@@ -7,9 +7,25 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "sdsgsm/options.hpp"
 #include "sdsgsm/sweep.hpp"
 
 namespace sdsgsm {
+
+namespace {
+
+// The sweep's choices, declared: a check's message names the flag and lists the choices.
+const OptionSet<SweepOptions>& sweep_option_set() {
+  using O = SweepOptions;
+  static const OptionSet<O> set(
+      "sweep", {
+                   option("variant", &O::variant, "The attack to tune").one_of(sweep_variants()),
+                   option("asr-basis", &O::asr_basis, "Which ASR must reach the bound").one_of({"float", "8bit", "both"}),
+               });
+  return set;
+}
+
+}  // namespace
 
 std::vector<SdsgsmOptions> SweepGrid::expand(const SdsgsmOptions& base) const {
   auto need = [](bool ok, const char* flag) {
@@ -30,7 +46,6 @@ std::vector<SdsgsmOptions> SweepGrid::expand(const SdsgsmOptions& base) const {
     }
     for (int64_t s : strides) {
       for (const auto& m : map) {
-        if (m != "hard" && m != "soft") throw Error(fmt::format("--map must be hard or soft (got '{}')", m));
         // A soft map has no domain: rho does not enter it, so it is tried once (with the first rho).
         const std::vector<double> rhos = m == "soft" ? std::vector<double>{rho.front()} : rho;
         for (double r : rhos) {
@@ -103,7 +118,9 @@ bool meets_asr(const nlohmann::json& summary, double min_asr, const std::string&
   if (basis == "float") return f;
   if (basis == "8bit") return q;
   if (basis == "both") return f && q;
-  throw Error(fmt::format("--asr-basis must be float, 8bit or both (got '{}')", basis));
+  SweepOptions o;
+  o.asr_basis = basis;
+  throw Error(sweep_option_set().find("asr-basis")->check(o));
 }
 
 std::vector<std::string> sweep_variants() {
@@ -142,12 +159,8 @@ std::string SweepRow::describe() const {
 std::vector<SweepRow> run_sweep(Classifier& model, const Dataset& data, const SweepGrid& grid,
                                 const SweepOptions& options,
                                 const std::function<void(const SweepRow&, size_t, size_t)>& on_row) {
-  const auto variants = sweep_variants();
-  if (std::find(variants.begin(), variants.end(), options.variant) == variants.end()) {
-    throw Error(fmt::format("--variant must be one of {} (got '{}')", fmt::join(variants, ", "), options.variant));
-  }
+  sweep_option_set().validate(options);
   if (grid.decay.empty()) throw Error("--decay needs at least one value");
-  meets_asr({{"float", {{"asr", 1.0}}}, {"rounded_8bit", {{"asr", 1.0}}}}, options.min_asr, options.asr_basis);
   const bool family = is_sdsgsm_family(options.variant);
   std::vector<SdsgsmOptions> configs;
   if (family) {
