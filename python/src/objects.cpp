@@ -95,9 +95,10 @@ AttackResult attack_only(Classifier& model, const Attack& attack, const torch::T
   const int64_t n = x.size(0);
   if (batch_size < 1) throw Error(fmt::format("--batch-size must be >= 1 (got {})", batch_size));
   // On the CPU, the calling thread's cores split the images between them, each part attacked on one
-  // core: the convolutions of a small network at one core each waste less than one batch shared by
-  // all cores. Every image's adversarial is the one it would get alone (per-sample seeds; the
-  // contract test), so the split changes the speed only.
+  // core: about as fast as one batch on all cores on an idle machine, and no threads of one batch
+  // waiting for each other when other processes compete for the cores. Every image's adversarial is
+  // the one it would get alone (per-sample seeds; the contract test), so the split changes the
+  // speed only.
   const int64_t workers = x.device().is_cpu() ? std::min<int64_t>(torch::get_num_threads(), n) : 1;
   if (workers <= 1) return attack_rows(model, attack, x, y, ids, 0, n, batch_size);
   std::vector<AttackResult> parts(static_cast<size_t>(workers));
