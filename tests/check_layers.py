@@ -23,7 +23,7 @@ HEADERS = {
     "data": ["data.hpp"],
     "models": ["models.hpp"],
     "metrics": ["metrics.hpp"],
-    "attacks": ["attacks.hpp", "sdsgsm.hpp"],
+    "attacks": ["attacks.hpp", "sdsgsm.hpp", "eot.hpp"],
     "results": ["run_result.hpp", "run_folder.hpp", "run_info.hpp", "regime.hpp", "robust_result.hpp"],
     "evaluation": ["runner.hpp", "evaluation.hpp", "checks.hpp", "sweep.hpp", "tuning.hpp", "min_eps.hpp",
                    "robust.hpp", "robust_curve.hpp", "transfer.hpp", "frontier.hpp"],

@@ -101,7 +101,9 @@ TEST(Ensemble, VersionsRunAutoAttacksSequences) {
   for (const auto& p : o.plan()) restarts.push_back(p.restarts);
   EXPECT_EQ(restarts, (std::vector<int64_t>{5, 5, 1, 1, 1}));
   EXPECT_EQ(o.attack_options("apgd-dlr", o.eps).restarts, 5);
-  EXPECT_EQ(RobustOptions(o).set_norm(Norm::L2).set_eps(0.5).sequence(), (V{"apgd-ce", "apgd-dlr", "apgd-t", "fab-t"}));
+  EXPECT_EQ(RobustOptions(o).set_norm(Norm::L2).set_eps(0.5).sequence(),
+            (V{"apgd-ce", "apgd-dlr", "square", "apgd-t", "fab-t"}));
+  EXPECT_EQ(RobustOptions(o).set_norm(Norm::L1).set_eps(10).sequence(), (V{"apgd-ce", "apgd-dlr", "apgd-t", "fab-t"}));
   o.set_ensemble("rand");
   EXPECT_EQ(o.sequence(), (V{"apgd-ce", "apgd-dlr"}));
   for (const auto& p : o.plan()) EXPECT_EQ(p.eot_samples, 20);

@@ -103,19 +103,25 @@ RobustCurve robust_curve(Classifier& model, const ImageSource& source, const Rob
     if (k > 0 && !(eps[k] > eps[k - 1])) throw Error(fmt::format("--eps: the radii must be strictly increasing (got {:.6g} after {:.6g})", eps[k], eps[k - 1]));
     o.set_eps(eps[k]).validate();  // each radius within the norm's range
   }
-  const std::vector<std::string> names = o.sequence();
+  // As robust_accuracy: the model's checks on the first batch decide the version and the sequence.
+  RobustCurve curve;
+  RobustResult& res = curve.result;
+  std::vector<RobustCheck> model_checks = robust_detail::check_model(model, source, o, res);
+  const std::vector<RobustStagePlan> plan = robust_detail::adapt_to_classes(o.plan(), res.classes, res.notes);
+  model_checks.push_back(robust_detail::targets_check(plan, res.classes));
+  std::vector<std::string> names;
+  for (const auto& p : plan) names.push_back(p.attack);
   const size_t radii = eps.size(), m = names.size();
   std::vector<std::vector<std::unique_ptr<Attack>>> attacks(radii);
   for (size_t k = 0; k < radii; ++k) {
-    for (const auto& name : names) attacks[k].push_back(make_attack(name, o.attack_options(name, eps[k])));
+    for (const auto& p : plan) attacks[k].push_back(o.make_stage_attack(p, eps[k]));
   }
   const int64_t n = source.size(), batches = (n + o.batch_size - 1) / o.batch_size;
   const int64_t robust_radius = static_cast<int64_t>(radii), robust_code = static_cast<int64_t>(m);
   if (!work.empty()) fs::create_directories(work / "curve");
 
-  RobustCurve curve;
-  RobustResult& res = curve.result;
   res.images = n;
+  res.ensemble = o.version();
   for (size_t k = 0; k < radii; ++k) {
     RobustCurvePoint p;
     p.eps = eps[k];
@@ -187,6 +193,7 @@ RobustCurve robust_curve(Classifier& model, const ImageSource& source, const Rob
   RobustResult last = res;
   last.stages = curve.points.back().stages;
   robust_detail::add_masking_checks(model, source, o, names, last, work.empty() ? fs::path() : work / "checks.json");
+  for (auto& c : model_checks) last.checks.push_back(std::move(c));
   res.checks = last.checks;
   res.notes = last.notes;
   return curve;
