@@ -147,7 +147,7 @@ FUNCTION_CACHE_SIZE = 8
 _function_cache = collections.OrderedDict()
 
 
-def _prepared_for(model, mean, std, exact):
+def _prepared_for(model, mean, std, exact=False):
     """The functions' prepared model: one per model object, normalisation and mode."""
     if not isinstance(model, torch.nn.Module):
         return PreparedModel(model, mean, std, exact)  # raises the model error

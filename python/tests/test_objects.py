@@ -241,11 +241,15 @@ def test_functions_prepare_a_model_once():
     net = Net().eval()
     x, y = data()
     sdsgsm.attacks.pgd(net, x, y, eps=0.1, steps=2, threads=1)
-    key = (id(net), None)
+    key = (id(net), None, False)
     prepared = sdsgsm.attacks._function_cache[key]
     script = prepared.script
     sdsgsm.attacks.fgsm(net, x, y, eps=0.1, threads=1)
     assert sdsgsm.attacks._function_cache[key] is prepared and prepared.script is script
+    # exact=True is a model of its own (not frozen), kept beside the fast one.
+    sdsgsm.attacks.fgsm(net, x, y, eps=0.1, threads=1, exact=True)
+    assert sdsgsm.attacks._function_cache[(id(net), None, True)].exact
+    assert not prepared.exact and sdsgsm.attacks._function_cache[key] is prepared
     # The newest FUNCTION_CACHE_SIZE models are kept, and no more.
     others = [Net(seed=i) for i in range(sdsgsm.attacks.FUNCTION_CACHE_SIZE)]
     for other in others:
