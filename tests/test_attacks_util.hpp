@@ -1,8 +1,10 @@
 // Small classifiers with known behaviour for the attack tests.
 #pragma once
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "sdsgsm/data.hpp"
 #include "sdsgsm/models.hpp"
 
 namespace sdsgsm_test {
@@ -43,5 +45,19 @@ class TinyCnn : public sdsgsm::Classifier {
   int64_t parameter_count() const override { return conv.numel() + fc.numel(); }
   torch::Tensor conv, fc;
 };
+
+/// n 8-bit images (3 x hw x hw, pixels drawn in [lo, hi]) labelled with the model's own predictions,
+/// as an image source over `keep` (which holds them), with `classes` class names.
+inline std::unique_ptr<sdsgsm::ImageSource> own_labelled_source(sdsgsm::Classifier& model, int64_t n, uint64_t seed,
+                                                                sdsgsm::Dataset& keep, int64_t hw = 8,
+                                                                int64_t classes = 10, int64_t lo = 0, int64_t hi = 255) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  keep.images = torch::randint(lo, hi + 1, {n, 3, hw, hw}, gen, torch::kInt64).to(torch::kUInt8);
+  torch::NoGradGuard ng;
+  keep.labels = model.forward(keep.images.to(torch::kFloat32).div(255)).argmax(1);
+  for (int64_t i = 0; i < classes; ++i) keep.classes.push_back("c" + std::to_string(i));
+  keep.source = "test";
+  return sdsgsm::memory_source(keep);
+}
 
 }  // namespace sdsgsm_test

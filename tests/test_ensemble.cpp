@@ -21,6 +21,7 @@ using namespace sdsgsm;
 using sdsgsm_test::Contains;
 using sdsgsm_test::error_message;
 using sdsgsm_test::LinearClassifier;
+using sdsgsm_test::own_labelled_source;
 using sdsgsm_test::TinyCnn;
 
 namespace {
@@ -58,18 +59,6 @@ class SoftmaxClassifier : public Classifier {
  private:
   LinearClassifier linear_;
 };
-
-/// 8-bit images labelled with the model's own predictions (one pass), as an image source.
-std::unique_ptr<ImageSource> ensemble_source(Classifier& model, int64_t n, uint64_t seed, Dataset& keep,
-                                             int64_t classes = 10) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  keep.images = torch::randint(0, 256, {n, 3, 8, 8}, gen, torch::kInt64).to(torch::kUInt8);
-  torch::NoGradGuard ng;
-  keep.labels = model.forward(keep.images.to(torch::kFloat32).div(255)).argmax(1);
-  for (int64_t i = 0; i < classes; ++i) keep.classes.push_back("c" + std::to_string(i));
-  keep.source = "test";
-  return memory_source(keep);
-}
 
 RobustOptions quick_ensemble() {
   return RobustOptions().set_steps(10).set_queries(200).set_check_count(0).set_batch_size(8).set_progress(false);
@@ -182,7 +171,7 @@ TEST(Ensemble, EotOnADeterministicModelLeavesApgdUnchanged) {
 TEST(Ensemble, ARandomisedModelSwitchesTheDefaultToRand) {
   NoisyClassifier model(10, 2);
   Dataset keep;
-  auto source = ensemble_source(model, 12, 3, keep);
+  auto source = own_labelled_source(model, 12, 3, keep);
   RobustResult r = robust_accuracy(model, *source, quick_ensemble().set_eot_samples(2));
   // --eot-samples given: the standard version averages, and runs.
   EXPECT_EQ(r.ensemble, "standard");
@@ -219,7 +208,7 @@ TEST(Ensemble, ARandomisedModelSwitchesTheDefaultToRand) {
 TEST(Ensemble, ADeterministicModelKeepsTheVersion) {
   TinyCnn model(4);
   Dataset keep;
-  auto source = ensemble_source(model, 10, 21, keep);
+  auto source = own_labelled_source(model, 10, 21, keep);
   RobustResult r = robust_accuracy(model, *source, quick_ensemble().set_ensemble("standard").set_ensemble_given(true));
   EXPECT_EQ(r.ensemble, "standard");
   EXPECT_EQ(ensemble_stages(r), (std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t", "square"}));
@@ -257,7 +246,7 @@ TEST(Ensemble, TwoAndThreeClassModelsGetAnAdaptedSequence) {
     SCOPED_TRACE(k);
     LinearClassifier model(k, 3, 8, 8, 11);
     Dataset keep;
-    auto source = ensemble_source(model, 10, 6, keep, k);
+    auto source = own_labelled_source(model, 10, 6, keep, 8, k);
     for (const char* version : {"standard", "plus"}) {
       SCOPED_TRACE(version);
       RobustResult r = robust_accuracy(model, *source, quick_ensemble().set_eps(16.0 / 255).set_ensemble(version));
@@ -284,7 +273,7 @@ TEST(Ensemble, TwoAndThreeClassModelsGetAnAdaptedSequence) {
 TEST(Ensemble, ProbabilityOutputsWarn) {
   SoftmaxClassifier model(8);
   Dataset keep;
-  auto source = ensemble_source(model, 8, 2, keep);
+  auto source = own_labelled_source(model, 8, 2, keep);
   RobustOptions o = quick_ensemble();
   o.attacks = {"apgd-ce"};
   RobustResult r = robust_accuracy(model, *source, o);

@@ -16,6 +16,7 @@ using namespace sdsgsm;
 using sdsgsm_test::Contains;
 using sdsgsm_test::error_message;
 using sdsgsm_test::LinearClassifier;
+using sdsgsm_test::own_labelled_source;
 using sdsgsm_test::TinyCnn;
 
 namespace {
@@ -37,18 +38,6 @@ class ThresholdClassifier : public Classifier {
   LinearClassifier linear_;
 };
 
-/// 8-bit images labelled with the model's own predictions, as an image source.
-std::unique_ptr<ImageSource> labelled_source(Classifier& model, int64_t n, uint64_t seed, Dataset& keep,
-                                             int64_t hw = 8) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  keep.images = torch::randint(0, 256, {n, 3, hw, hw}, gen, torch::kInt64).to(torch::kUInt8);
-  torch::NoGradGuard ng;
-  keep.labels = model.forward(keep.images.to(torch::kFloat32).div(255)).argmax(1);
-  for (int i = 0; i < 10; ++i) keep.classes.push_back("c" + std::to_string(i));
-  keep.source = "test";
-  return memory_source(keep);
-}
-
 RobustOptions quick_robust() {
   return RobustOptions().set_steps(20).set_queries(300).set_check_count(0).set_batch_size(7).set_progress(false);
 }
@@ -58,7 +47,7 @@ RobustOptions quick_robust() {
 TEST(Robust, EnsembleIsNeverAboveAnyOfItsMembers) {
   TinyCnn model(4);
   Dataset keep;
-  auto source = labelled_source(model, 30, 21, keep);
+  auto source = own_labelled_source(model, 30, 21, keep);
   const double eps = 3.0 / 255;
   RobustResult all = robust_accuracy(model, *source, quick_robust().set_eps(eps));
   ASSERT_EQ(all.stages.size(), 4u);
@@ -86,7 +75,7 @@ TEST(Robust, EnsembleIsNeverAboveAnyOfItsMembers) {
 TEST(Robust, MaskingChecksFireOnAModelThatHidesItsGradients) {
   ThresholdClassifier model(10, 3);
   Dataset keep;
-  auto source = labelled_source(model, 40, 5, keep);
+  auto source = own_labelled_source(model, 40, 5, keep);
   RobustResult r = robust_accuracy(model, *source, quick_robust().set_eps(16.0 / 255).set_queries(500).set_check_count(40));
   ASSERT_EQ(r.checks.size(), 6u);  // the three masking checks, then randomness, probabilities, targets
   // The gradient attacks fool nothing beyond their random starts; Square finds more.
@@ -133,7 +122,7 @@ TEST(Robust, OptionsAreCheckedAndNamed) {
 TEST(Robust, ResumeReadsTheFinishedBatchesBack) {
   TinyCnn model(4);
   Dataset keep;
-  auto source = labelled_source(model, 20, 21, keep);
+  auto source = own_labelled_source(model, 20, 21, keep);
   sdsgsm_test::TempDir tmp;
   const RobustOptions o = quick_robust().set_eps(3.0 / 255).set_check_count(10);
   RobustResult first = robust_accuracy(model, *source, o, tmp.path());

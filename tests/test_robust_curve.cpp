@@ -15,22 +15,10 @@ using namespace sdsgsm;
 using sdsgsm_test::Contains;
 using sdsgsm_test::error_message;
 using sdsgsm_test::LinearClassifier;
+using sdsgsm_test::own_labelled_source;
 using sdsgsm_test::TinyCnn;
 
 namespace {
-
-/// 8-bit images labelled with the model's own predictions; with `mid`, pixels in [90, 165] (no
-/// pixel reaches the box's edge within 16/255).
-std::unique_ptr<ImageSource> own_labels(Classifier& model, int64_t n, uint64_t seed, Dataset& keep, int64_t hw, bool mid) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  keep.images = (mid ? torch::randint(90, 166, {n, 3, hw, hw}, gen, torch::kInt64)
-                     : torch::randint(0, 256, {n, 3, hw, hw}, gen, torch::kInt64)).to(torch::kUInt8);
-  torch::NoGradGuard ng;
-  keep.labels = model.forward(keep.images.to(torch::kFloat32).div(255)).argmax(1);
-  for (int i = 0; i < 10; ++i) keep.classes.push_back("c" + std::to_string(i));
-  keep.source = "test";
-  return memory_source(keep);
-}
 
 RobustOptions quick() {
   return RobustOptions().set_steps(20).set_queries(300).set_check_count(0).set_batch_size(7).set_progress(false);
@@ -46,7 +34,7 @@ const std::vector<double> kRadii = {1.0 / 255, 2.0 / 255, 4.0 / 255, 8.0 / 255};
 TEST(RobustCurve, MonotoneAndTheUnionOfSeparateRuns) {
   TinyCnn model(4);
   Dataset keep;
-  auto source = own_labels(model, 21, 21, keep, 8, false);
+  auto source = own_labelled_source(model, 21, 21, keep, 8);
   const RobustOptions o = quick();
   RobustCurve curve = robust_curve(model, *source, o, kRadii);
   ASSERT_EQ(curve.points.size(), kRadii.size());
@@ -83,7 +71,7 @@ TEST(RobustCurve, MonotoneAndTheUnionOfSeparateRuns) {
 TEST(RobustCurve, EqualsSeparateRunsWhereTheAttacksAreMonotone) {
   LinearClassifier model(2, 3, 4, 4, 5);
   Dataset keep;
-  auto source = own_labels(model, 30, 7, keep, 4, true);
+  auto source = own_labelled_source(model, 30, 7, keep, 4, 10, 90, 165);  // no pixel reaches the box within 16/255
   RobustOptions o = quick();
   o.attacks = {"fgsm", "apgd-ce"};
   RobustCurve curve = robust_curve(model, *source, o, kRadii);
@@ -100,7 +88,7 @@ TEST(RobustCurve, EqualsSeparateRunsWhereTheAttacksAreMonotone) {
 TEST(RobustCurve, OneRadiusIsTheSingleRun) {
   TinyCnn model(4);
   Dataset keep;
-  auto source = own_labels(model, 14, 3, keep, 8, false);
+  auto source = own_labelled_source(model, 14, 3, keep, 8);
   const RobustOptions o = quick().set_eps(3.0 / 255).set_check_count(7);
   RobustCurve curve = robust_curve(model, *source, o, {3.0 / 255});
   RobustResult single = robust_accuracy(model, *source, o);
@@ -125,7 +113,7 @@ TEST(RobustCurve, TheListIsParsedStrictly) {
   // A radius outside the norm's range is refused before any attack runs.
   TinyCnn model(4);
   Dataset keep;
-  auto source = own_labels(model, 3, 3, keep, 8, false);
+  auto source = own_labelled_source(model, 3, 3, keep, 8);
   EXPECT_TRUE(Contains(error_message([&] { robust_curve(model, *source, quick(), {-1.0 / 255, 2.0 / 255}); }),
                        "--eps must be in (0,1]"));
   EXPECT_TRUE(Contains(error_message([&] { robust_curve(model, *source, quick(), {2.0 / 255, 1.0 / 255}); }),
@@ -135,7 +123,7 @@ TEST(RobustCurve, TheListIsParsedStrictly) {
 TEST(RobustCurve, FilesResumeAndChart) {
   TinyCnn model(4);
   Dataset keep;
-  auto source = own_labels(model, 10, 9, keep, 8, false);
+  auto source = own_labelled_source(model, 10, 9, keep, 8);
   sdsgsm_test::TempDir tmp;
   RobustOptions o = quick();
   o.attacks = {"apgd-ce"};

@@ -14,30 +14,15 @@
 using namespace sdsgsm;
 using sdsgsm_test::Contains;
 using sdsgsm_test::error_message;
+using sdsgsm_test::own_labelled_source;
 using sdsgsm_test::TinyCnn;
-
-namespace {
-
-/// 8-bit images labelled with the model's own predictions, as an image source.
-std::unique_ptr<ImageSource> own_labelled_images(Classifier& model, int64_t n, uint64_t seed, Dataset& keep,
-                                             int64_t hw = 8) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  keep.images = torch::randint(0, 256, {n, 3, hw, hw}, gen, torch::kInt64).to(torch::kUInt8);
-  torch::NoGradGuard ng;
-  keep.labels = model.forward(keep.images.to(torch::kFloat32).div(255)).argmax(1);
-  for (int i = 0; i < 10; ++i) keep.classes.push_back("c" + std::to_string(i));
-  keep.source = "test";
-  return memory_source(keep);
-}
-
-}  // namespace
 
 // A transfer cell counts, of the images the target classifies correctly, those the attack fooled on
 // the source; the diagonal is the white-box ASR over the correctly classified images.
 TEST(Transfer, CellsCountWhatTheyDefine) {
   TinyCnn source(4), target(6);
   Dataset data;
-  auto unused = own_labelled_images(source, 40, 3, data, 16);  // SSIM needs 11 x 11
+  auto unused = own_labelled_source(source, 40, 3, data, 16);  // SSIM needs 11 x 11
   auto x = data.images.to(torch::kFloat32).div(255);
   // Labels the target gets right on half of the images.
   data.labels = torch::where(torch::arange(40).remainder(2).eq(0), target.forward(x).argmax(1), data.labels);
