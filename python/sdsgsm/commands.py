@@ -145,14 +145,18 @@ class RobustResult:
         return self.table
 
 
-def robust(model, data, y=None, eps=8 / 255, norm="inf", attacks=None, steps=100, restarts=1, queries=5000,
-           seed=0, check_count=100, batch_size=128, offset=0, threads=None, progress=False, mean=None, std=None):
+def robust(model, data, y=None, eps=8 / 255, norm="inf", attacks=None, ensemble=None, eot_samples=None, steps=100,
+           restarts=1, queries=5000, seed=0, check_count=100, batch_size=128, offset=0, threads=None, progress=False,
+           mean=None, std=None):
     """Robust accuracy as `sdsgsm robust` computes it: each image's worst case over the sequence
     (default APGD-CE, APGD-T, FAB-T, Square in l_inf and l2; norm="1": APGD-CE, APGD-T, FAB-T),
     each attack run on the images still robust, with the gradient-masking checks. `data`: any data source (the module's docstring).
     The same figures as the CLI on the same model and images. `eps` a list (strictly increasing, e.g.
     [2/255, 4/255, 8/255]): robust accuracy at each radius in one run, as `sdsgsm robust --eps A,B,C`
-    (the result's `curve` and `fooled_at`; its other figures are the largest radius's)."""
+    (the result's `curve` and `fooled_at`; its other figures are the largest radius's). `ensemble`:
+    AutoAttack's version, "standard" (the default), "plus" or "rand" (APGD-CE and APGD-DLR averaging
+    `eot_samples`, default 20, passes per step), as `--ensemble`; a model whose two passes differ
+    switches the default to rand, and stops a version asked for; `attacks` a custom sequence."""
     source = as_source(data, y)
     prepared = _prepared_for(model, mean, std)
     device = str(data.device) if isinstance(data, torch.Tensor) else "cpu"
@@ -161,7 +165,7 @@ def robust(model, data, y=None, eps=8 / 255, norm="inf", attacks=None, steps=100
     try:
         if threads:
             torch.set_num_threads(int(threads))
-        args = (str(norm), list(attacks or []), steps, restarts, queries, seed, check_count, batch_size, offset,
+        args = (str(norm), list(attacks or []), str(ensemble or ""), int(eot_samples or 0), steps, restarts, queries, seed, check_count, batch_size, offset,
                 device, progress)
         if isinstance(eps, (list, tuple)):  # a curve over eps: strictly increasing, as the CLI's --eps list
             radii = [_number(e, "eps") for e in eps]

@@ -42,18 +42,31 @@ Source open_source(const std::string& path, const std::string& split, int64_t of
   return Source{open_image_source(path, split == "train" ? Split::Train : Split::Test, offset, count, options)};
 }
 
+/// The options of sdsgsm.robust as the CLI's flags give them: `ensemble` empty is the default
+/// (standard, or custom with `attacks`), not asked for; `eot_samples` 0 is the version's default.
+RobustOptions robust_options_of(const std::string& norm, const std::vector<std::string>& attacks,
+                                const std::string& ensemble, int64_t eot_samples, int64_t steps, int64_t restarts,
+                                int64_t queries, uint64_t seed, int64_t check_count, int64_t batch_size, int64_t offset,
+                                bool progress) {
+  RobustOptions r;
+  r.set_norm(parse_norm(norm)).set_steps(steps).set_restarts(restarts).set_queries(queries).set_seed(seed);
+  r.set_check_count(check_count).set_batch_size(batch_size).set_first_index(offset).set_progress(progress);
+  r.set_eot_samples(eot_samples);
+  r.attacks = attacks;
+  r.set_ensemble(!ensemble.empty() ? ensemble : attacks.empty() ? "standard" : "custom");
+  r.set_ensemble_given(!ensemble.empty() || !attacks.empty());
+  return r;
+}
+
 /// Robust accuracy of a prepared model (objects.hpp) on a source; the figures as robust.json has
 /// them, the per-image outcome as tensors, and the table.
 py::dict robust(const py::object& model, const std::string& model_name, const Source& data, double eps,
-                const std::string& norm, const std::vector<std::string>& attacks, int64_t steps, int64_t restarts,
-                int64_t queries, uint64_t seed, int64_t check_count, int64_t batch_size, int64_t offset,
-                const std::string& device, bool progress) {
-  RobustOptions r;
-  r.set_eps(eps).set_norm(parse_norm(norm)).set_steps(steps).set_restarts(restarts).set_queries(queries);
-  r.set_seed(seed).set_check_count(check_count).set_batch_size(batch_size).set_first_index(offset);
-  r.set_progress(progress);
-  r.attacks = attacks;
-  r.validate();
+                const std::string& norm, const std::vector<std::string>& attacks, const std::string& ensemble,
+                int64_t eot_samples, int64_t steps, int64_t restarts, int64_t queries, uint64_t seed,
+                int64_t check_count, int64_t batch_size, int64_t offset, const std::string& device, bool progress) {
+  RobustOptions r = robust_options_of(norm, attacks, ensemble, eot_samples, steps, restarts, queries, seed,
+                                      check_count, batch_size, offset, progress);
+  r.set_eps(eps).validate();
   r.device = torch::Device(device);
   auto classifier = classifier_of(model, model_name, r.device);
   RobustResult res;
@@ -82,12 +95,11 @@ py::dict robust(const py::object& model, const std::string& model_name, const So
 /// (with `curve`), the per-image outcome (fooled_at: the first radius that fooled it), the tables.
 py::dict robust_curve_of(const py::object& model, const std::string& model_name, const Source& data,
                          const std::vector<double>& radii, const std::string& norm, const std::vector<std::string>& attacks,
-                         int64_t steps, int64_t restarts, int64_t queries, uint64_t seed, int64_t check_count,
-                         int64_t batch_size, int64_t offset, const std::string& device, bool progress) {
-  RobustOptions r;
-  r.set_norm(parse_norm(norm)).set_steps(steps).set_restarts(restarts).set_queries(queries).set_seed(seed);
-  r.set_check_count(check_count).set_batch_size(batch_size).set_first_index(offset).set_progress(progress);
-  r.attacks = attacks;
+                         const std::string& ensemble, int64_t eot_samples, int64_t steps, int64_t restarts,
+                         int64_t queries, uint64_t seed, int64_t check_count, int64_t batch_size, int64_t offset,
+                         const std::string& device, bool progress) {
+  RobustOptions r = robust_options_of(norm, attacks, ensemble, eot_samples, steps, restarts, queries, seed,
+                                      check_count, batch_size, offset, progress);
   if (radii.empty()) throw Error("eps: an empty list");
   for (double e : radii) RobustOptions(r).set_eps(e).validate();
   r.set_eps(radii.back());
@@ -114,7 +126,7 @@ py::dict robust_curve_of(const py::object& model, const std::string& model_name,
   out["csv"] = curve.result.csv();
   out["curve_csv"] = robust_curve_csv(curve);
   out["table"] = robust_curve_table(curve, r.norm, fmt::format("Robust accuracy of {} against {} eps on {} images", model_name,
-                                                               r.norm == Norm::Linf ? "l_inf" : "l2", curve.result.images));
+                                                               norm_label(r.norm), curve.result.images));
   std::vector<std::string> stages;
   for (const auto& s : curve.result.stages) stages.push_back(s.attack);
   out["stages"] = stages;
@@ -148,10 +160,10 @@ void register_commands(py::module_& m) {
       },
       py::arg("x"), py::arg("y"));
   m.def("robust", &robust, py::arg("model"), py::arg("model_name"), py::arg("data"), py::arg("eps"), py::arg("norm"),
-        py::arg("attacks"), py::arg("steps"), py::arg("restarts"), py::arg("queries"), py::arg("seed"),
+        py::arg("attacks"), py::arg("ensemble"), py::arg("eot_samples"), py::arg("steps"), py::arg("restarts"), py::arg("queries"), py::arg("seed"),
         py::arg("check_count"), py::arg("batch_size"), py::arg("offset"), py::arg("device"), py::arg("progress"));
   m.def("robust_curve", &robust_curve_of, py::arg("model"), py::arg("model_name"), py::arg("data"), py::arg("eps"),
-        py::arg("norm"), py::arg("attacks"), py::arg("steps"), py::arg("restarts"), py::arg("queries"), py::arg("seed"),
+        py::arg("norm"), py::arg("attacks"), py::arg("ensemble"), py::arg("eot_samples"), py::arg("steps"), py::arg("restarts"), py::arg("queries"), py::arg("seed"),
         py::arg("check_count"), py::arg("batch_size"), py::arg("offset"), py::arg("device"), py::arg("progress"));
   m.def(
       "report_html",

@@ -186,3 +186,38 @@ def test_report_of_a_run_folder(script_file, tmp_path):
     assert (tmp_path / "py.html").read_text() == rep.html
     with pytest.raises(sdsgsm.Error):
         sdsgsm.report(tmp_path / "missing")
+
+
+class Noisy(nn.Module):
+    """A randomised defence: noise on the input at every pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Net()
+
+    def forward(self, x):
+        return self.net(x + 0.05 * torch.randn_like(x))
+
+
+def test_robust_versions_by_name_and_a_randomised_model():
+    """AutoAttack's versions by name, as --ensemble; a randomised model switches the default to the
+    rand version (APGD-CE and APGD-DLR) with a warning, and stops a version asked for."""
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 8, 8)
+    net = Net().eval()
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    flags = dict(steps=2, queries=20, check_count=0, batch_size=6, threads=1)
+    assert sdsgsm.robust(net, x, y, **flags).stage_names == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert sdsgsm.robust(net, x, y, ensemble="rand", **flags).stage_names == ["apgd-ce", "apgd-dlr"]
+    plus = sdsgsm.robust(net, x, y, ensemble="plus", **flags)
+    assert plus.stage_names == ["apgd-ce", "apgd-dlr", "square", "apgd-t", "fab-t"]
+    assert plus.options["ensemble"] == "plus"
+    noisy = Noisy().eval()
+    switched = sdsgsm.robust(noisy, x, y, **flags)
+    assert switched.stage_names == ["apgd-ce", "apgd-dlr"]
+    assert any("randomised" in w for w in switched.warnings)
+    with pytest.raises(sdsgsm.Error, match="the model is randomised"):
+        sdsgsm.robust(noisy, x, y, ensemble="standard", **flags)
+    with pytest.raises(sdsgsm.Error, match="--ensemble"):
+        sdsgsm.robust(net, x, y, ensemble="full", **flags)
