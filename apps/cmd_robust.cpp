@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_options.hpp"
 #include "sdsgsm/robust_curve.hpp"
 #include "sdsgsm/run_info.hpp"
 #include "sdsgsm/robust_report.hpp"
@@ -30,6 +31,7 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
     int64_t count = 1000, offset = 0, batch = 128;
     std::string eps = "8/255", norm = "inf", attacks;
     RobustOptions r;
+    OptionFlags flags;  ///< RobustOptions' flags, from their declarations (robust_options.hpp)
     std::string out;
     bool resume = false, restart = false;
   };
@@ -42,33 +44,16 @@ void add_robust_command(CLI::App& app, Common& common, Runner& run) {
                   "strictly increasing list (2/255,4/255,8/255) gives robust accuracy at each radius in one run (robust_curve.csv)")
       ->capture_default_str();
   cmd->add_option("--norm", o->norm, "The ball: inf, 2 or 1")->capture_default_str();
-  auto* ensemble = cmd->add_option(
-      "--ensemble", o->r.ensemble,
-      "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus (APGD-CE and APGD-DLR with 5 restarts, "
-      "Square, APGD-T, FAB-T), rand (APGD-CE and APGD-DLR averaging 20 passes per step, for randomised models) or "
-      "custom (--attacks). A randomised model switches the default to rand; a version asked for stops instead");
-  ensemble->capture_default_str();
   cmd->add_option("--attacks", o->attacks,
                   "A custom sequence, comma-separated (standard: apgd-ce,apgd-t,fab-t,square; l1: apgd-ce,apgd-t,fab-t); any "
                   "bounded attack of `sdsgsm attack`");
-  cmd->add_option("--eot-samples", o->r.eot_samples,
-                  "APGD: each step's gradient averaged over this many passes (default: rand 20, else 1)");
-  cmd->add_option("--steps", o->r.steps, "APGD and FAB-T iterations")->capture_default_str();
-  cmd->add_option("--restarts", o->r.restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t)")->capture_default_str();
-  cmd->add_option("--queries", o->r.queries, "Square's model queries per image")->capture_default_str();
-  cmd->add_option("--square-schedule", o->r.square_schedule,
-                  "How Square's window shrinks: autoattack (the queries as counted, AutoAttack's standard version) or "
-                  "stretched (the 10,000-query schedule over --queries)")
-      ->capture_default_str();
-  cmd->add_option("--seed", o->r.seed, "Seed of the random starts and Square's search")->capture_default_str();
-  cmd->add_option("--check-count", o->r.check_count,
-                  "Images (the first) of the more-steps and large-eps masking checks (0: skip them)")
-      ->capture_default_str();
+  o->flags.bind(robust_option_set(), o->r, "");
+  o->flags.add_to(cmd);
   cmd->add_option("--out", o->out, "Output folder (written as .OUT.partial beside it, renamed when complete)")->required();
   cmd->add_flag("--resume", o->resume, "Continue an interrupted run of the same command (its .OUT.partial folder)");
   cmd->add_flag("--restart", o->restart, "Discard an interrupted run's partial output and start over");
-  cmd->callback([&run, &common, o, ensemble] {
-    const bool ensemble_flag = ensemble->count() > 0;
+  cmd->callback([&run, &common, o, cmd] {
+    const bool ensemble_flag = cmd->count("--ensemble") > 0;
     run = [&common, o, ensemble_flag] {
       RobustOptions r = o->r;
       // --attacks alone is the custom version; either is the user's choice (a randomised model stops).

@@ -26,7 +26,7 @@ HEADERS = {
     "attacks": ["attacks.hpp", "sdsgsm.hpp", "eot.hpp"],
     "results": ["run_result.hpp", "run_folder.hpp", "run_info.hpp", "regime.hpp", "robust_result.hpp"],
     "evaluation": ["runner.hpp", "evaluation.hpp", "checks.hpp", "sweep.hpp", "tuning.hpp", "min_eps.hpp",
-                   "robust.hpp", "robust_curve.hpp", "transfer.hpp", "frontier.hpp"],
+                   "robust.hpp", "robust_options.hpp", "robust_curve.hpp", "transfer.hpp", "frontier.hpp"],
     "report": ["tables.hpp", "report.hpp", "curves.hpp", "reproduce_tables.hpp", "reproduce_section.hpp",
                "evaluation_tables.hpp", "robust_report.hpp", "robust_curve_report.hpp"],
     "training": ["training.hpp"],

@@ -6,6 +6,7 @@
 #include "sdsgsm/attacks.hpp"
 #include "sdsgsm/data.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_options.hpp"
 #include "sdsgsm/runner.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 #include "sdsgsm/evaluation_tables.hpp"
@@ -100,6 +101,28 @@ SLOW_TEST(Robust, ChecksStaySilentOnTheShippedResNet20) {
     EXPECT_TRUE(c.ran || c.name == "gradient-free") << c.name;
   }
   EXPECT_TRUE(r.warnings().empty());
+}
+
+TEST(Robust, OptionsAreDeclaredOnceWithTheirChecks) {
+  const auto& set = robust_option_set();
+  RobustOptions o;
+  EXPECT_EQ(set.find("ensemble")->get(o), "standard");
+  EXPECT_EQ(set.find("square-schedule")->get(o), "autoattack");
+  set.find("steps")->parse(o, "7");
+  EXPECT_EQ(o.steps, 7);
+  EXPECT_NO_THROW(o.validate());
+  auto fails = [&](const std::string& word, const std::string& value) {
+    RobustOptions bad;
+    set.find(word)->parse(bad, value);
+    return error_message([&] { bad.validate(); });
+  };
+  EXPECT_EQ(fails("steps", "0"), "--steps must be >= 1 (got 0)");
+  EXPECT_EQ(fails("restarts", "0"), "--restarts must be >= 1 (got 0)");
+  EXPECT_EQ(fails("queries", "0"), "--queries must be >= 1 (got 0)");
+  EXPECT_EQ(fails("check-count", "-1"), "--check-count must be >= 0 (got -1)");
+  EXPECT_EQ(fails("eot-samples", "-2"), "--eot-samples must be >= 0 (got -2)");
+  EXPECT_EQ(fails("ensemble", "full"), "--ensemble must be standard, plus, rand or custom (got 'full')");
+  EXPECT_EQ(fails("square-schedule", "x"), "--square-schedule must be autoattack or stretched (got 'x')");
 }
 
 TEST(Robust, OptionsAreCheckedAndNamed) {

@@ -11,6 +11,7 @@
 #include "sdsgsm/eot.hpp"
 #include "sdsgsm/evaluation.hpp"
 #include "sdsgsm/progress.hpp"
+#include "sdsgsm/robust_options.hpp"
 #include "sdsgsm/sdsgsm.hpp"
 
 namespace sdsgsm {
@@ -119,17 +120,39 @@ std::vector<std::string> RobustOptions::sequence() const {
   return names;
 }
 
+const OptionSet<RobustOptions>& robust_option_set() {
+  using O = RobustOptions;
+  static const OptionSet<O> set(
+      "robust",
+      {
+          option("ensemble", &O::ensemble,
+                 "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus (APGD-CE and APGD-DLR with 5 "
+                 "restarts, Square, APGD-T, FAB-T), rand (APGD-CE and APGD-DLR averaging 20 passes per step, for "
+                 "randomised models) or custom (--attacks). A randomised model switches the default to rand; a version "
+                 "asked for stops instead")
+              .one_of({"standard", "plus", "rand", "custom"}),
+          option("eot-samples", &O::eot_samples,
+                 "APGD: each step's gradient averaged over this many passes (0: the version's, rand 20, else 1)")
+              .at_least(0),
+          option("steps", &O::steps, "APGD and FAB-T iterations").at_least(1),
+          option("restarts", &O::restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t)").at_least(1),
+          option("queries", &O::queries, "Square's model queries per image").at_least(1),
+          option("square-schedule", &O::square_schedule,
+                 "How Square's window shrinks: autoattack (the queries as counted, AutoAttack's standard version) or "
+                 "stretched (the 10,000-query schedule over --queries)")
+              .one_of({"autoattack", "stretched"}),
+          option("seed", &O::seed, "Seed of the random starts and Square's search"),
+          option("check-count", &O::check_count,
+                 "Images (the first) of the more-steps and large-eps masking checks (0: skip them)")
+              .at_least(0),
+      });
+  return set;
+}
+
 void RobustOptions::validate() const {
   if (norm == Norm::Linf && (!(eps > 0) || eps > 1)) throw Error(fmt::format("--eps must be in (0,1] (got {})", eps));
   if (norm != Norm::Linf && (!(eps > 0) || !std::isfinite(eps))) throw Error(fmt::format("--eps must be > 0 (got {})", eps));
-  if (steps < 1) throw Error(fmt::format("--steps must be >= 1 (got {})", steps));
-  if (restarts < 1) throw Error(fmt::format("--restarts must be >= 1 (got {})", restarts));
-  if (queries < 1) throw Error(fmt::format("--queries must be >= 1 (got {})", queries));
-  if (check_count < 0) throw Error(fmt::format("--check-count must be >= 0 (got {})", check_count));
-  if (eot_samples < 0) throw Error(fmt::format("--eot-samples must be >= 1 (got {})", eot_samples));
-  if (ensemble != "standard" && ensemble != "plus" && ensemble != "rand" && ensemble != "custom") {
-    throw Error(fmt::format("--ensemble must be standard, plus, rand or custom (got {})", ensemble));
-  }
+  robust_option_set().validate(*this);
   if (ensemble == "custom" && attacks.empty()) throw Error("--ensemble custom needs --attacks (the sequence)");
   if (!attacks.empty() && ensemble_given && ensemble != "custom") {
     throw Error(fmt::format("--attacks is a custom sequence: give it without --ensemble {} (or with --ensemble custom)",
