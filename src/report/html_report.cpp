@@ -1,8 +1,7 @@
-// The HTML report of attack runs: one self-contained page (inline SVG charts and PNG data URIs,
-// an inline style sheet, no script, no network), built from run folders alone. Runs on the same
-// model and images form a group, compared with each other: summary table, curves, paired
-// statistics, distributions, examples, per-class figures, configuration and timings. A reproduce
-// folder's page leads with its findings (html_findings.cpp).
+// The HTML report of attack runs: one self-contained page (inline SVG charts and PNG data URIs, an inline
+// style sheet, no script, no network), built from run folders alone. Runs on the same model and images form
+// a group, compared with each other: summary table, curves, paired statistics, distributions, examples,
+// per-class figures, configuration and timings. A reproduce folder's page leads with its findings (html_findings.cpp).
 #include <algorithm>
 #include <cmath>
 #include <map>
