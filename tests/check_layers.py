@@ -10,6 +10,8 @@
 3. Evaluation computes, the report formats: no file of src/evaluation/ emits a Markdown table (a
    string literal that starts a table row with "|" or holds a separator "|---"). The tables of
    evaluation's results are written under src/report/.
+4. Files stay small enough to read whole: no source file under src/ or apps/ over MAX_LINES lines
+   (split one that grows past it by what its parts do).
 
 Usage: check_layers.py SOURCE_DIR [--graph]. Exit 0 when all hold; otherwise one line per
 violation and exit 1. --graph prints the module graph (module -> the modules it includes).
@@ -158,6 +160,19 @@ def markdown_tables(root, problems):
                             f"MARKDOWN_IN_EVALUATION_PENDING in tests/check_layers.py")
 
 
+MAX_LINES = 400
+
+
+def long_files(root, problems):
+    """Source files of src/ and apps/ over MAX_LINES lines."""
+    for folder in ("src", "apps"):
+        for f in sorted((root / folder).rglob("*")):
+            if f.suffix in (".cpp", ".hpp", ".h") and f.is_file():
+                lines = len(f.read_text(errors="replace").splitlines())
+                if lines > MAX_LINES:
+                    problems.append(f"{f.relative_to(root)}: {lines} lines, over {MAX_LINES} (split it by what its parts do)")
+
+
 def main():
     if len(sys.argv) < 2:
         print("usage: check_layers.py SOURCE_DIR [--graph]", file=sys.stderr)
@@ -180,6 +195,7 @@ def main():
         problems.append(f"found only {len(names)} attack names in src/attacks/ (the pattern no longer matches)")
     name_literals(root, names, problems)
     markdown_tables(root, problems)
+    long_files(root, problems)
     for p in problems:
         print(p)
     return 1 if problems else 0
