@@ -220,9 +220,8 @@ RobustResult robust_accuracy(Classifier& model, const ImageSource& source, const
   // The model's checks on the first batch decide the version (randomised: rand) and the sequence
   // (2 classes: no DLR).
   RobustOptions o = given;
-  std::vector<RobustCheck> model_checks = robust_detail::check_model(model, source, o, res);
-  const std::vector<RobustStagePlan> plan = robust_detail::adapt_to_classes(o.plan(), res.classes, res.notes);
-  model_checks.push_back(robust_detail::targets_check(plan, res.classes));
+  std::vector<RobustCheck> model_checks;
+  const std::vector<RobustStagePlan> plan = robust_detail::checked_plan(model, source, o, res, model_checks);
   std::vector<std::string> names;
   std::vector<std::unique_ptr<Attack>> attacks;
   for (const auto& p : plan) {

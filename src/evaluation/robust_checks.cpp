@@ -222,4 +222,12 @@ RobustCheck targets_check(const std::vector<RobustStagePlan>& plan, int64_t clas
   return c;
 }
 
+std::vector<RobustStagePlan> checked_plan(Classifier& model, const ImageSource& source, RobustOptions& o,
+                                          RobustResult& res, std::vector<RobustCheck>& checks) {
+  for (auto& c : check_model(model, source, o, res)) checks.push_back(std::move(c));
+  std::vector<RobustStagePlan> plan = adapt_to_classes(o.plan(), res.classes, res.notes);
+  checks.push_back(targets_check(plan, res.classes));
+  return plan;
+}
+
 }  // namespace sdsgsm::robust_detail

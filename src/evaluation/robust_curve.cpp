@@ -106,9 +106,8 @@ RobustCurve robust_curve(Classifier& model, const ImageSource& source, const Rob
   // As robust_accuracy: the model's checks on the first batch decide the version and the sequence.
   RobustCurve curve;
   RobustResult& res = curve.result;
-  std::vector<RobustCheck> model_checks = robust_detail::check_model(model, source, o, res);
-  const std::vector<RobustStagePlan> plan = robust_detail::adapt_to_classes(o.plan(), res.classes, res.notes);
-  model_checks.push_back(robust_detail::targets_check(plan, res.classes));
+  std::vector<RobustCheck> model_checks;
+  const std::vector<RobustStagePlan> plan = robust_detail::checked_plan(model, source, o, res, model_checks);
   std::vector<std::string> names;
   for (const auto& p : plan) names.push_back(p.attack);
   const size_t radii = eps.size(), m = names.size();

@@ -33,4 +33,10 @@ std::vector<RobustStagePlan> adapt_to_classes(const std::vector<RobustStagePlan>
 /// The targets check: APGD-T and FAB-T take min(9, classes - 1) targets; warns below 9.
 RobustCheck targets_check(const std::vector<RobustStagePlan>& plan, int64_t classes);
 
+/// What every robust run does first: the model's checks (check_model, which may switch `o` to the
+/// rand version), then the plan adapted to the class count; the checks, the targets check last,
+/// are appended to `checks`.
+std::vector<RobustStagePlan> checked_plan(Classifier& model, const ImageSource& source, RobustOptions& o,
+                                          RobustResult& res, std::vector<RobustCheck>& checks);
+
 }  // namespace sdsgsm::robust_detail
