@@ -183,18 +183,41 @@ def strength(m, j):
                   f"| {f4(r['float']['ssim_mean'])} | {pct(r['rounded_8bit']['asr'])} | {r.get('passes_mean', 0):.1f} |")
     rb = j.get("robust")
     if rb:
-        md += ["", f"Robust accuracy under the ensemble, {rb['images']} images:\n",
-               "| stage | images attacked | fooled | robust accuracy after |", "|---|---:|---:|---:|",
-               f"| (clean) | {rb['images']} | {rb['images'] - rb['clean_correct']} | {pct(rb['clean_accuracy'])} |"]
-        left = rb["clean_correct"]
-        for s in rb.get("attacks", []):
-            left -= s["fooled"]
-            md.append(f"| {s['label']} | {s['attacked']} | {s['fooled']} | "
-                      f"{pct(left / rb['images'] if rb['images'] else None)} |")
+        curve = rb.get("curve", [])
+        n = rb["images"]
+        if len(curve) > 1:
+            # The sequence at the largest radius: only the images robust at the radius before it.
+            last, before = curve[-1], curve[-2]
+            labels = {s["attack"]: s["label"] for s in rb.get("attacks", [])}
+            md += ["", f"Robust accuracy under the ensemble, {n} images, at {last['eps'] * 255:.4g}/255:\n",
+                   "| stage | images attacked | fooled | robust accuracy after |", "|---|---:|---:|---:|",
+                   f"| (clean) | {n} | {n - rb['clean_correct']} | {pct(rb['clean_accuracy'])} |",
+                   f"| (robust at {before['eps'] * 255:.4g}/255) | | | {pct(before['robust_accuracy'])} |"]
+            left = before["robust"]
+            for a, fooled in last["fooled"].items():
+                left -= fooled
+                md.append(f"| {labels.get(a, a)} | {last['attacked'][a]} | {fooled} | {pct(left / n if n else None)} |")
+        else:
+            md += ["", f"Robust accuracy under the ensemble, {n} images:\n",
+                   "| stage | images attacked | fooled | robust accuracy after |", "|---|---:|---:|---:|",
+                   f"| (clean) | {n} | {n - rb['clean_correct']} | {pct(rb['clean_accuracy'])} |"]
+            left = rb["clean_correct"]
+            for s in rb.get("attacks", []):
+                left -= s["fooled"]
+                md.append(f"| {s['label']} | {s['attacked']} | {s['fooled']} | {pct(left / n if n else None)} |")
         warned = [c["check"] for c in rb.get("checks", []) if c.get("warned")]
         ran = [c["check"] for c in rb.get("checks", []) if c.get("ran")]
         md.append(f"\nRobust accuracy: **{pct(rb['robust_accuracy'])}**. Masking checks run: "
                   f"{', '.join(ran) or 'none'}; warned: {', '.join(warned) or 'none'}.")
+        if len(curve) > 1:
+            names = list(curve[0]["fooled"])
+            md += ["", "Robust accuracy against eps (each radius attacks only the images still robust at the one "
+                   "before it; an image fooled in a smaller ball is fooled in every larger one):\n",
+                   "| eps | robust accuracy | robust images | " + " | ".join(f"fooled by {labels.get(a, a)}" for a in names) + " |",
+                   "|---|---:|---:|" + "---:|" * len(names)]
+            for p in curve:
+                md.append(f"| {p['eps'] * 255:.4g}/255 | {pct(p['robust_accuracy'])} | {p['robust']} | "
+                          + " | ".join(str(p["fooled"][a]) for a in names) + " |")
     return md + [""]
 
 

@@ -3,7 +3,8 @@
 # the three shipped models on the 10,000 CIFAR-10 test images, then reproduce the paper's
 # comparison and ablation (sdsgsm reproduce: the first 1,000 test images, eps 8/255, 10
 # iterations, ResNet-20 and vgg7bn), the strength table of the adversarially trained resnet20-at
-# and the transfer matrices between the three, into runs/reproduce.
+# with its robust accuracy (AutoAttack's standard version at 4/255 and 8/255) and the transfer
+# matrices between the three, into runs/reproduce.
 # An interrupted run continues where it stopped when this script is run again (--resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -514,6 +514,18 @@ TEST(CliAttack, ReproduceAddsTheStrengthTableTheEnsembleAndTheTransferMatrices) 
   EXPECT_TRUE(fs::is_regular_file(f.dir / "rep" / reproduce_folder_name(defended.string()) / "robust" / "robust.csv"));
   EXPECT_FALSE(fs::exists(f.dir / "rep" / reproduce_folder_name(defended.string()) / "robust" / "batches"));
   EXPECT_TRUE(Contains(sdsgsm_test::read_bytes(f.dir / "rep" / "report.html"), "robust accuracy <b>"));
+  // Its curve, at eps/2 and eps by default: monotone, the last radius the figure above.
+  const auto& curve = robust["curve"];
+  ASSERT_EQ(curve.size(), 2u);
+  EXPECT_NEAR(curve[0]["eps"].get<double>(), 4.0 / 255, 1e-12);
+  EXPECT_NEAR(curve[1]["eps"].get<double>(), 8.0 / 255, 1e-12);
+  EXPECT_GE(curve[0]["robust"].get<int64_t>(), curve[1]["robust"].get<int64_t>());
+  EXPECT_LE(curve[0]["robust_accuracy"].get<double>(), robust["clean_accuracy"].get<double>());
+  EXPECT_EQ(curve[1]["robust"], robust["robust"]);
+  EXPECT_FALSE(curve[0].contains("seconds"));  // results.json holds no times
+  EXPECT_TRUE(fs::is_regular_file(f.dir / "rep" / reproduce_folder_name(defended.string()) / "robust" / "robust_curve.csv"));
+  EXPECT_TRUE(Contains(md, "| 4/255 |")) << md;
+  EXPECT_TRUE(Contains(md, "\nAt eps 8/255: robust accuracy ")) << md;
   // Transfer: 3 attacks x 2 sources x 2 targets; the diagonal counts every correctly classified image.
   const auto& cells = j["transfer"];
   ASSERT_EQ(cells.size(), 12u);
@@ -529,6 +541,12 @@ TEST(CliAttack, ReproduceAddsTheStrengthTableTheEnsembleAndTheTransferMatrices) 
   expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --transfer deepfool --data " +
                               f.data.string() + " --out " + (f.dir / "rep2").string()),
                         "--transfer: 'deepfool'");
+  expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --robust-eps 2/255,4/255 --data " +
+                              f.data.string() + " --out " + (f.dir / "rep2").string()),
+                        "--robust-eps: the last radius must be --eps (8/255), not '4/255'");
+  expect_one_line_error(f.run("reproduce --models " + f.model.string() + " --robust-eps 8/255,4/255,8/255 --data " +
+                              f.data.string() + " --out " + (f.dir / "rep2").string()),
+                        "--robust-eps: the radii must be strictly increasing");
   EXPECT_EQ(f.hidden_entries(), 0);
 }
 

@@ -49,6 +49,9 @@ struct ReproduceOptions {
   std::vector<std::string> defended = {"resnet20-at"};
   int64_t strength_count = 200;  ///< images of the strength table and the ensemble (the first ones)
   int64_t robust_queries = 1000;  ///< Square's queries per image in the ensemble (AutoAttack's standard: 5000)
+  /// Radii of the ensemble's robust-accuracy curve (sdsgsm/robust_curve.hpp), strictly increasing,
+  /// the last one `eps`; empty: eps/2 and eps.
+  std::vector<std::string> robust_eps;
   /// Attacks whose fixed-iteration runs (textbook settings; sdsgsm: its defaults) are evaluated on
   /// every other model (of models and defended), on the first transfer_count images; empty: none.
   std::vector<std::string> transfer = attack_names(kTransfer);

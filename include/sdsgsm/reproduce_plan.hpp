@@ -50,6 +50,7 @@ using SensitivityCaches = std::map<std::string, std::shared_ptr<SensitivityCache
 struct ReproducePlan {
   AttackPlan attacks;
   std::vector<double> eps_list;
+  std::vector<double> robust_eps;  ///< the radii of the ensemble's curve (robust_radii)
   nlohmann::json fingerprint;
   std::map<std::string, nlohmann::json> tuned;  ///< per compared model: its tuned.json; null: not tuned
   std::vector<std::string> every;                ///< the compared models, then the defended ones
@@ -59,6 +60,11 @@ struct ReproducePlan {
 /// Validates `o`, reads the tuned settings of each model and builds the plan (throws Error naming
 /// the flag of the first bad value, or the tuned file that is not one).
 ReproducePlan plan_reproduce(const ReproduceOptions& o);
+
+/// The radii of the defended models' robust-accuracy curve: --robust-eps, or eps/2 and eps when it
+/// is empty. Throws Error naming --robust-eps when they are not strictly increasing or the last one
+/// is not --eps (the radius of every other table).
+std::vector<double> robust_radii(const ReproduceOptions& o);
 
 /// The comparison's entries for one model: per regime (fixed, early stop) the textbook baselines
 /// (early stop leaves out one-step attacks), SD-SGSM on its defaults, then the tuned rows of

@@ -52,7 +52,13 @@ std::string write_reproduce_model(const ReproduceModelInfo& info, const Reproduc
 
 /// The title of a defended model's robust-accuracy table.
 std::string reproduce_robust_title(const std::vector<std::string>& stages, int64_t queries);
-/// The robust accuracy's paragraph around its table (`table`, titled by reproduce_robust_title).
+/// The robust accuracy over the curve's radii (`curve_table`, titled by reproduce_robust_title; the
+/// last radius is `eps`), then `summary` (RobustResult::summary: the figure at eps and the checks).
+std::string reproduce_robust_curve_section(const std::string& curve_table, const std::string& summary,
+                                           const std::string& model, int64_t images, const std::string& eps,
+                                           int64_t apgd_steps, int64_t queries);
+/// The robust accuracy at one radius: its paragraph around its table (`table`, titled by
+/// reproduce_robust_title).
 std::string reproduce_robust_section(const std::string& table, const std::string& model, int64_t images,
                                      const std::string& eps, int64_t apgd_steps, int64_t queries);
 /// The frontier's paragraph around its table, on `images` images.

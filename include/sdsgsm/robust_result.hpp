@@ -46,8 +46,10 @@ struct RobustResult {
   nlohmann::json to_json() const;
   /// index,label,clean_pred,fooled_by (attack name, "clean" or "robust") per image.
   std::string csv() const;
-  /// The table printed and written to robust.md.
+  /// The table printed and written to robust.md: the counts per attack, then summary().
   std::string table(const std::string& title) const;
+  /// The robust accuracy's line, then a line per check and per note.
+  std::string summary() const;
 };
 
 }  // namespace sdsgsm

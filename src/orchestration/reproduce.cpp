@@ -19,6 +19,7 @@
 #include "sdsgsm/reproduce_plan.hpp"
 #include "sdsgsm/reproduce_section.hpp"
 #include "sdsgsm/robust.hpp"
+#include "sdsgsm/robust_curve_report.hpp"
 #include "sdsgsm/robust_report.hpp"
 #include "sdsgsm/run_folder.hpp"
 #include "sdsgsm/run_info.hpp"
@@ -59,23 +60,37 @@ std::vector<FrontierPoint> frontier_for(const ReproduceOptions& o, const Reprodu
   });
 }
 
-/// Robust accuracy of a defended model under the ensemble at the comparison's eps, into `dir`
-/// (resumable by batch); returns its section and sets `json`.
-std::string robust_for(const ReproduceOptions& o, Classifier& model, const RunOptions& ro, int64_t count,
-                       const fs::path& dir, nlohmann::json& json) {
+/// Robust accuracy of a defended model under the ensemble at the comparison's eps, and at the
+/// smaller radii of its curve (`radii`, the last one eps), into `dir` (resumable by batch); returns
+/// its section and sets `json`.
+std::string robust_for(const ReproduceOptions& o, const std::vector<double>& radii, Classifier& model,
+                       const RunOptions& ro, int64_t count, const fs::path& dir, nlohmann::json& json) {
   RobustOptions r;
-  r.set_eps(parse_number(o.eps, "--eps")).set_queries(o.robust_queries).set_batch_size(o.batch_size);
+  r.set_eps(radii.back()).set_queries(o.robust_queries).set_batch_size(o.batch_size);
   r.set_first_index(o.offset).set_progress(o.progress).set_check_count(std::min<int64_t>(50, count));
   r.device = ro.device;
   fs::create_directories(dir);
   auto source = open_image_source(o.data, Split::Test, o.offset, count);
-  const RobustResult res = robust_accuracy(model, *source, r, dir);
+  const nlohmann::json info = run_info(model, *source, "test", o.offset, o.batch_size);
+  if (radii.size() == 1) {
+    const RobustResult res = robust_accuracy(model, *source, r, dir);
+    std::vector<std::string> labels;
+    for (const auto& stage : res.stages) labels.push_back(stage.label);
+    const std::string title = reproduce_robust_title(labels, o.robust_queries);
+    write_robust_files(dir, info, r.to_json(), res, title);
+    json = res.to_json();
+    return reproduce_robust_section(res.table(title), model.name(), count, o.eps, r.steps, o.robust_queries);
+  }
+  const RobustCurve curve = robust_curve(model, *source, r, radii, dir);
   std::vector<std::string> labels;
-  for (const auto& stage : res.stages) labels.push_back(stage.label);
+  for (const auto& stage : curve.result.stages) labels.push_back(stage.label);
   const std::string title = reproduce_robust_title(labels, o.robust_queries);
-  write_robust_files(dir, run_info(model, *source, "test", o.offset, o.batch_size), r.to_json(), res, title);
-  json = res.to_json();
-  return reproduce_robust_section(res.table(title), model.name(), count, o.eps, r.steps, o.robust_queries);
+  write_robust_curve_files(dir, info, r.to_json(), curve, r.norm, title);
+  json = curve.result.to_json();
+  json["curve"] = robust_curve_json(curve);
+  for (auto& point : json["curve"]) point.erase("seconds");  // results.json holds no times
+  return reproduce_robust_curve_section(robust_curve_table(curve, r.norm, title), curve.result.summary(), model.name(),
+                                        count, o.eps, r.steps, o.robust_queries);
 }
 
 /// The transfer matrices of the runs kept, on every model; writes transfer.json and transfer.md.
@@ -216,7 +231,7 @@ std::string reproduce(const ReproduceOptions& o) {
     md += write_reproduce_model(info, runs, model_dir, json);
     // The defended model's robust accuracy, the others' frontier: each runs and writes its own.
     if (defended) {
-      md += robust_for(o, *model, ro, rp.strength_n, model_dir / "robust", json["robust"]);
+      md += robust_for(o, rp.robust_eps, *model, ro, rp.strength_n, model_dir / "robust", json["robust"]);
     } else if (o.frontier_count > 0) {
       const auto points = frontier_for(o, rp, *model, ro, rp.tuned.at(name));
       nlohmann::json pj = nlohmann::json::array();

@@ -3,6 +3,7 @@
 #include "sdsgsm/reproduce_plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -124,6 +125,9 @@ const OptionSet<ReproduceOptions>& ReproduceOptions::option_set() {
           option("robust-queries", &O::robust_queries,
                  "Square's queries per image in the ensemble (AutoAttack's standard version: 5000)")
               .at_least(1),
+          list_option("robust-eps", &O::robust_eps,
+                      "Radii of the ensemble's robust-accuracy curve, strictly increasing, the last one --eps "
+                      "(empty: eps/2 and eps; one item: --eps alone)"),
           list_option("transfer", &O::transfer,
                       fmt::format("Attacks of the transfer matrices between all models (of {}; empty: none)",
                                   fmt::join(attack_names(kTransfer), ", "))),
@@ -136,6 +140,23 @@ const OptionSet<ReproduceOptions>& ReproduceOptions::option_set() {
   return set;
 }
 
+std::vector<double> robust_radii(const ReproduceOptions& o) {
+  const double eps = parse_number(o.eps, "--eps");
+  if (o.robust_eps.empty()) return {eps / 2, eps};
+  std::vector<double> radii;
+  for (const auto& e : o.robust_eps) {
+    const double v = parse_number(e, "--robust-eps");
+    if (!radii.empty() && !(v > radii.back())) {
+      throw Error(fmt::format("--robust-eps: the radii must be strictly increasing ('{}' follows {:.6g})", e, radii.back()));
+    }
+    radii.push_back(v);
+  }
+  if (std::abs(radii.back() - eps) > 1e-12) {
+    throw Error(fmt::format("--robust-eps: the last radius must be --eps ({}), not '{}'", o.eps, o.robust_eps.back()));
+  }
+  return radii;
+}
+
 void ReproduceOptions::validate() const {
   if (models.empty()) throw Error("--models names no model");
   option_set().validate(*this);
@@ -143,6 +164,7 @@ void ReproduceOptions::validate() const {
   sd.validate(-1, -1);
   for (const auto& spec : min_norm) make_min_norm(spec, AttackOptions());  // unknown names fail here
   for (const auto& e : eps_list) parse_number(e, "--eps-list");
+  robust_radii(*this);
   for (const auto& a : transfer) {
     // The transfer default is every attack with a fixed-iteration run on every model (textbook, SD-SGSM).
     const auto t = attack_names(kTransfer);
@@ -232,6 +254,7 @@ ReproducePlan plan_reproduce(const ReproduceOptions& o) {
   ReproducePlan rp;
   rp.attacks = attack_plan(o);
   for (const auto& e : o.eps_list) rp.eps_list.push_back(parse_number(e, "--eps-list"));
+  rp.robust_eps = robust_radii(o);
   const std::vector<std::string>& models = o.models;
   // Everything the tables depend on: a resume must match it.
   nlohmann::json fp = {{"models", models},
@@ -253,6 +276,7 @@ ReproducePlan plan_reproduce(const ReproduceOptions& o) {
     fp["defended"] = o.defended;
     fp["strength_count"] = o.strength_count;
     fp["robust_queries"] = o.robust_queries;
+    fp["robust_eps"] = rp.robust_eps;
     for (const auto& m : o.defended) fp["model_md5"][m] = model_checksum(m);
   }
   if (!o.transfer.empty()) {

@@ -159,6 +159,18 @@ std::string reproduce_robust_section(const std::string& table, const std::string
                      table, images, eps, apgd_steps, queries, reproduce_folder_name(model) + "/robust");
 }
 
+std::string reproduce_robust_curve_section(const std::string& curve_table, const std::string& summary,
+                                           const std::string& model, int64_t images, const std::string& eps,
+                                           int64_t apgd_steps, int64_t queries) {
+  return fmt::format("{}\nAt eps {}: {}\nOn the first {} images: APGD {} steps, 1 restart, APGD-T and FAB-T with 9 target "
+                     "classes; Square with {} queries where AutoAttack's standard version uses 5,000. At each radius each "
+                     "attack runs on the images still robust, and a radius attacks only the images robust at the one "
+                     "before it (an image fooled in a smaller ball is fooled in every larger one). Per image in {}/robust.csv "
+                     "(the attack and the first radius that fooled it), per radius in {}/robust_curve.csv.\n\n",
+                     curve_table, eps, summary, images, apgd_steps, queries, reproduce_folder_name(model) + "/robust",
+                     reproduce_folder_name(model) + "/robust");
+}
+
 std::string reproduce_frontier_section(const std::string& model, int64_t images, const std::string& table) {
   return fmt::format(
       "### The saved adversarial: 8-bit l2 against model passes ({} images)\n\nEach attack at several budgets "

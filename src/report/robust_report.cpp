@@ -63,8 +63,12 @@ std::string RobustResult::table(const std::string& title) const {
     t += fmt::format("| {} | {} | {} | {:.2f}% |\n", s.label, s.attacked, s.fooled,
                      images ? 100.0 * static_cast<double>(left) / static_cast<double>(images) : 0.0);
   }
+  return t + "\n" + summary();
+}
+
+std::string RobustResult::summary() const {
   const std::string version = ensemble == "custom" ? "a custom sequence" : fmt::format("AutoAttack's {} version", ensemble);
-  t += fmt::format("\nrobust accuracy {:.2f}% ({} of {} images), {}\n", 100 * robust_accuracy(), robust, images, version);
+  std::string t = fmt::format("robust accuracy {:.2f}% ({} of {} images), {}\n", 100 * robust_accuracy(), robust, images, version);
   for (const auto& c : checks) {
     t += fmt::format("check {}: {}{}\n", c.name, !c.ran ? "" : c.warned ? "WARNING " : "ok ", c.detail);
   }
