@@ -14,6 +14,10 @@ namespace sdsgsm {
 /// attacked (per attack name) and seconds.
 nlohmann::json robust_curve_json(const RobustCurve& curve);
 
+/// The model card of a curve (robust_card, at the largest radius: `options`' eps) with `curve`: per
+/// radius eps and robust_accuracy.
+nlohmann::json robust_curve_card(const nlohmann::json& info, const nlohmann::json& options, const RobustCurve& curve);
+
 /// robust_curve.csv: eps,eps_255,robust_accuracy,robust, one fooled_ATTACK column per attack, seconds.
 std::string robust_curve_csv(const RobustCurve& curve);
 

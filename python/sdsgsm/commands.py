@@ -118,7 +118,7 @@ def as_tensors(data, y=None):
 
 class RobustResult:
     """sdsgsm.robust's result: clean_accuracy, robust_accuracy, images, stages (per attack: attacked,
-    fooled, passes), checks (the masking checks), warnings, per image index / label / clean_pred /
+    fooled, passes), checks (the masking checks), warnings, card (robust.json's model card), per image index / label / clean_pred /
     fooled_by (the stage that fooled it: -1 misclassified clean, len(stages) robust), table
     (robust.md's) and csv (robust.csv's). `figures` is robust.json's."""
 
@@ -130,7 +130,11 @@ class RobustResult:
         self.images = self.figures["images"]
         self.clean_accuracy = self.figures["clean_accuracy"]
         self.robust_accuracy = self.figures["robust_accuracy"]
-        self.stages = self.figures.get("stages", [])
+        self.stages = self.figures.get("attacks", [])
+        # What a leaderboard entry needs (robust.json's `card`): model, version, threat_model, eps,
+        # ensemble, attacks, images, clean and robust accuracy, the checks' outcome, warnings; with
+        # a list of eps also `curve` (per radius eps and robust_accuracy).
+        self.card = r["card"]
         self.checks = self.figures.get("checks", [])
         # With a list of eps: per radius eps, robust_accuracy, robust, fooled and attacked per attack,
         # seconds; per image fooled_at (the index of the first radius that fooled it: -1 misclassified

@@ -9,6 +9,7 @@
 #include "sdsgsm/report.hpp"
 #include "sdsgsm/robust.hpp"
 #include "sdsgsm/robust_curve_report.hpp"
+#include "sdsgsm/robust_report.hpp"
 #include "sdsgsm/tables.hpp"
 
 namespace py = pybind11;
@@ -77,6 +78,7 @@ py::dict robust(const py::object& model, const std::string& model_name, const So
   py::dict out;
   out["figures"] = from_json(res.to_json());
   out["options"] = from_json(r.to_json());
+  out["card"] = from_json(robust_card({{"model", model_name}, {"version", version_string()}}, r.to_json(), res));
   out["index"] = res.index;
   out["label"] = res.label;
   out["clean_pred"] = res.clean_pred;
@@ -117,6 +119,7 @@ py::dict robust_curve_of(const py::object& model, const std::string& model_name,
   nlohmann::json options = r.to_json();
   options["eps_list"] = radii;
   out["options"] = from_json(options);
+  out["card"] = from_json(robust_curve_card({{"model", model_name}, {"version", version_string()}}, options, curve));
   out["index"] = curve.result.index;
   out["label"] = curve.result.label;
   out["clean_pred"] = curve.result.clean_pred;

@@ -109,6 +109,11 @@ def test_robust_equals_the_cli(script_file, tmp_path):
     assert list(csv.DictReader(io.StringIO(r.csv))) == rows
     assert r.stage_names == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert int((r.fooled_by == len(r.stage_names)).sum()) == round(r.robust_accuracy * 10)
+    assert [s["fooled"] for s in r.stages] == [s["fooled"] for s in expected["attacks"]]
+    # The model card as robust.json has it, less the file's checksum and with the module's name.
+    card = dict(expected["card"], model=r.card["model"])
+    card.pop("model_md5", None)
+    assert r.card == card and r.card["robust_accuracy"] == r.robust_accuracy and r.card["threat_model"] == "l_inf"
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=3)
     assert sdsgsm.robust(model, loader, threads=1, **flags).csv == r.csv
     assert sdsgsm.robust(model, sdsgsm.open_data(DATA, count=10), threads=1, **flags).csv == r.csv
@@ -139,6 +144,8 @@ def test_robust_curve_equals_the_cli(script_file, tmp_path):
     assert accuracy == sorted(accuracy, reverse=True) and accuracy[0] <= r.clean_accuracy
     assert r.robust_accuracy == accuracy[-1] == expected["robust_accuracy"]
     assert int((r.fooled_at == len(r.curve)).sum()) == r.curve[-1]["robust"]
+    assert [c["robust_accuracy"] for c in r.card["curve"]] == accuracy and r.card["eps"] == 4 / 255
+    assert [c["robust_accuracy"] for c in expected["card"]["curve"]] == accuracy
     def without_seconds(text):
         return [line.rsplit(",", 1)[0] for line in text.splitlines()]
     assert without_seconds(r.curve_csv) == without_seconds((out / "robust_curve.csv").read_text())

@@ -35,6 +35,15 @@ nlohmann::json robust_curve_json(const RobustCurve& curve) {
   return out;
 }
 
+nlohmann::json robust_curve_card(const nlohmann::json& info, const nlohmann::json& options, const RobustCurve& curve) {
+  nlohmann::json card = robust_card(info, options, curve.result);
+  card["curve"] = nlohmann::json::array();
+  for (size_t k = 0; k < curve.points.size(); ++k) {
+    card["curve"].push_back({{"eps", curve.points[k].eps}, {"robust_accuracy", curve.robust_accuracy(k)}});
+  }
+  return card;
+}
+
 std::string robust_curve_csv(const RobustCurve& curve) {
   std::string out = "eps,eps_255,robust_accuracy,robust";
   if (!curve.points.empty()) {
@@ -79,6 +88,7 @@ void write_robust_curve_files(const fs::path& dir, nlohmann::json info, nlohmann
   for (const auto& p : curve.points) radii.push_back(p.eps);
   options["eps"] = curve.points.back().eps;
   options["eps_list"] = radii;
+  info["card"] = robust_curve_card(info, options, curve);
   info["robust_options"] = options;
   info.update(r.to_json());
   info["curve"] = robust_curve_json(curve);
