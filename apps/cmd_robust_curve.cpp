@@ -17,7 +17,7 @@ void run_robust_curve(Classifier& model, const ImageSource& data, const RobustOp
   RobustCurve curve = robust_curve(model, data, r, radii, folder.work());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string title = fmt::format("Robust accuracy of {} against {} eps ({}) on {} images", model.name(),
-                                        r.norm == Norm::Linf ? "l_inf" : "l2", eps_text, curve.result.images);
+                                        norm_label(r.norm), eps_text, curve.result.images);
   write_robust_curve_files(folder.work(), info, r.to_json(), curve, r.norm, title);
   nlohmann::json timing = {{"seconds", seconds}, {"threads", torch::get_num_threads()}, {"resumed", folder.resumed()}};
   for (const auto& s : curve.result.stages) timing["attacks"][s.attack] = s.seconds;

@@ -112,10 +112,11 @@ void write_robust_curve_files(const fs::path& dir, nlohmann::json info, nlohmann
 
 std::string robust_curve_html(const nlohmann::json& j) {
   if (!j.contains("curve") || !j["curve"].is_array() || j["curve"].empty()) return "";
-  const bool linf = j.at("robust_options").value("norm", std::string("linf")) == "linf";
+  const std::string norm = j.at("robust_options").value("norm", std::string("linf"));  // linf, l2, l1
+  const bool linf = norm == "linf";
   svg::LineChart c;
   c.title = "Robust accuracy against eps";
-  c.x_label = linf ? "eps (l∞ radius, in 1/255)" : "eps (l2 radius)";
+  c.x_label = linf ? "eps (l∞ radius, in 1/255)" : fmt::format("eps ({} radius)", norm);
   c.y_label = "robust accuracy";
   c.y_percent = true;
   c.y_min = 0;
