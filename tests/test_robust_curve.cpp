@@ -97,6 +97,25 @@ TEST(RobustCurve, OneRadiusIsTheSingleRun) {
   EXPECT_EQ(parse_eps_list("3/255"), std::vector<double>{3.0 / 255});
 }
 
+// The masking checks of a curve are those of a single run at its largest radius: the more-steps
+// check sees the first attack at full strength on every one of the first images, including those a
+// smaller radius already fooled (the curve itself does not attack them again there).
+TEST(RobustCurve, ChecksAreTheLargestRadiusSingleRuns) {
+  TinyCnn model(4);
+  Dataset keep;
+  auto source = own_labelled_source(model, 21, 21, keep, 8);
+  const RobustOptions o = quick().set_check_count(21);
+  RobustCurve curve = robust_curve(model, *source, o, kRadii);
+  RobustResult single = robust_accuracy(model, *source, RobustOptions(o).set_eps(kRadii.back()));
+  ASSERT_EQ(curve.result.checks.size(), single.checks.size());
+  for (size_t i = 0; i < single.checks.size(); ++i) {
+    SCOPED_TRACE(single.checks[i].name);
+    EXPECT_EQ(curve.result.checks[i].name, single.checks[i].name);
+    EXPECT_EQ(curve.result.checks[i].warned, single.checks[i].warned);
+    if (single.checks[i].name != "gradient-free") EXPECT_EQ(curve.result.checks[i].detail, single.checks[i].detail);
+  }
+}
+
 TEST(RobustCurve, TheListIsParsedStrictly) {
   EXPECT_EQ(parse_eps_list("1/255,2/255,0.5"), (std::vector<double>{1.0 / 255, 2.0 / 255, 0.5}));
   auto bad = [](const std::string& text) {

@@ -191,6 +191,23 @@ RobustCurve robust_curve(Classifier& model, const ImageSource& source, const Rob
   // The checks at the largest radius, judged on that radius's stages.
   RobustResult last = res;
   last.stages = curve.points.back().stages;
+  // The more-steps check compares what the first attack at full strength left robust among the
+  // first images with a run of a fifth of its steps. The curve ran the first attack at the largest
+  // radius only on the images robust at the radius before, so it is run here on the others too:
+  // the check then sees what a single run at that radius would (each image's draws are its own).
+  const int64_t check_n = std::min(o.check_count, n);
+  if (radii > 1 && check_n > 0 && attack_info(names.front()).family != AttackFamily::ScoreBased &&
+      !(!work.empty() && fs::exists(work / "checks.json"))) {
+    auto [x, y] = source.read_float(0, check_n);
+    x = x.to(o.device);
+    y = y.to(o.device).to(torch::kInt64);
+    const torch::Tensor ids = torch::arange(o.first_index, o.first_index + check_n, torch::kInt64).to(o.device);
+    const torch::Tensor rows = last.fooled_by.narrow(0, 0, check_n).ge(0).nonzero().squeeze(1);
+    const torch::Tensor hit = robust_detail::attack_rows(model, *attacks.back().front(), x, y, ids, rows.to(o.device), nullptr);
+    last.fooled_by = last.fooled_by.clone();
+    last.fooled_by.index_fill_(0, rows, robust_code);
+    last.fooled_by.index_fill_(0, rows.masked_select(hit), 0);
+  }
   robust_detail::add_masking_checks(model, source, o, names, last, work.empty() ? fs::path() : work / "checks.json");
   for (auto& c : model_checks) last.checks.push_back(std::move(c));
   res.checks = last.checks;
