@@ -1,5 +1,5 @@
-// The image decoder path: an image folder holding the input as one PNG (stb_image decodes by
-// content, so JPEG, BMP, GIF, ... inputs are reached too), read in memory and streaming.
+// The image decoder path: an image folder holding the input as one PNG (decoded by content: PNG,
+// JPEG and BMP reach stb_image, anything else is refused first), read in memory and streaming.
 #include "fuzz_util.hpp"
 #include "sdsgsm/data.hpp"
 

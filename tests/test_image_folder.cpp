@@ -76,6 +76,17 @@ TEST(ImageFolder, CorruptImageIsAnErrorNamingIt) {
   EXPECT_TRUE(Contains(msg, (tmp / "dog" / "broken.png").string()));
 }
 
+// A file that is none of PNG, JPEG and BMP is refused before stb_image guesses its format: this
+// PNM header made stb_image's number reader overflow an int (found by fuzz_image under
+// UndefinedBehaviorSanitizer).
+TEST(ImageFolder, OnlyPngJpegAndBmpReachTheDecoder) {
+  TempDir tmp;
+  write_png(tmp / "cat" / "good.png", 0, 4, 4);
+  write_bytes(tmp / "dog" / "pnm.png", std::string("P6  777777777777  \0", 19));
+  std::string msg = error_message([&] { sdsgsm::read_image_folder(tmp.path()); });
+  EXPECT_EQ(msg, "cannot decode image '" + (tmp / "dog" / "pnm.png").string() + "': not a PNG, JPEG or BMP file");
+}
+
 TEST(ImageFolder, BmpWithRowPaddingDecodes) {
   // 3 pixels of 3 bytes: each row is padded to 12 bytes, skipped while decoding from memory.
   TempDir tmp;
