@@ -197,7 +197,7 @@ RobustCurve robust_curve(Classifier& model, const ImageSource& source, const Rob
   // the check then sees what a single run at that radius would (each image's draws are its own).
   const int64_t check_n = std::min(o.check_count, n);
   if (radii > 1 && check_n > 0 && attack_info(names.front()).family != AttackFamily::ScoreBased &&
-      !(!work.empty() && fs::exists(work / "checks.json"))) {
+      (work.empty() || !fs::exists(work / "checks.json"))) {
     auto [x, y] = source.read_float(0, check_n);
     x = x.to(o.device);
     y = y.to(o.device).to(torch::kInt64);

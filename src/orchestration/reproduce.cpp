@@ -72,19 +72,20 @@ std::string robust_for(const ReproduceOptions& o, const std::vector<double>& rad
   fs::create_directories(dir);
   auto source = open_image_source(o.data, Split::Test, o.offset, count);
   const nlohmann::json info = run_info(model, *source, "test", o.offset, o.batch_size);
-  if (radii.size() == 1) {
-    const RobustResult res = robust_accuracy(model, *source, r, dir);
+  const auto title_of = [&](const RobustResult& res) {
     std::vector<std::string> labels;
     for (const auto& stage : res.stages) labels.push_back(stage.label);
-    const std::string title = reproduce_robust_title(labels, o.robust_queries);
+    return reproduce_robust_title(labels, o.robust_queries);
+  };
+  if (radii.size() == 1) {
+    const RobustResult res = robust_accuracy(model, *source, r, dir);
+    const std::string title = title_of(res);
     write_robust_files(dir, info, r.to_json(), res, title);
     json = res.to_json();
     return reproduce_robust_section(res.table(title), model.name(), count, o.eps, r.steps, o.robust_queries);
   }
   const RobustCurve curve = robust_curve(model, *source, r, radii, dir);
-  std::vector<std::string> labels;
-  for (const auto& stage : curve.result.stages) labels.push_back(stage.label);
-  const std::string title = reproduce_robust_title(labels, o.robust_queries);
+  const std::string title = title_of(curve.result);
   write_robust_curve_files(dir, info, r.to_json(), curve, r.norm, title);
   json = curve.result.to_json();
   json["curve"] = robust_curve_json(curve);
