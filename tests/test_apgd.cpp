@@ -71,7 +71,7 @@ TEST(Apgd, DeterministicAndIndependentOfTheBatch) {
   for (const auto& [name, norm] : std::vector<std::pair<std::string, Norm>>{
            {"apgd-ce", Norm::Linf}, {"apgd-ce", Norm::L2}, {"apgd-dlr", Norm::Linf}, {"apgd-t", Norm::Linf},
            {"apgd-t", Norm::L2}, {"fab-t", Norm::Linf}, {"fab-t", Norm::L2}, {"square", Norm::Linf},
-           {"square", Norm::L2}, {"apgd-ce", Norm::L1}, {"apgd-t", Norm::L1}, {"fab-t", Norm::L1}}) {
+           {"square", Norm::L2}, {"apgd-ce", Norm::L1}, {"apgd-t", Norm::L1}, {"fab-t", Norm::L1}, {"square", Norm::L1}}) {
     SCOPED_TRACE(name + " " + to_string(norm));
     AttackOptions o = AttackOptions()
                           .set_eps(norm == Norm::Linf ? 2.0 / 255 : norm == Norm::L2 ? 0.05 : 0.5)
@@ -195,7 +195,7 @@ TEST(Apgd, L1ReachesTheClosedFormWorstCaseOfABinaryLinearModel) {
   EXPECT_EQ(AttackOptions::from_json(make_attack("apgd-t", AttackOptions().set_norm(Norm::L1).set_eps(4))->config()).norm,
             Norm::L1);
   EXPECT_TRUE(Contains(error_message([] { parse_norm("3"); }), "--norm must be 1, 2 or inf (got '3')"));
-  for (const char* name : {"square", "pgd", "fmn", "deepfool"}) {
+  for (const char* name : {"pgd", "fmn", "deepfool"}) {
     SCOPED_TRACE(name);
     EXPECT_TRUE(Contains(error_message([&] {
                            AttackSettings s;
@@ -206,6 +206,92 @@ TEST(Apgd, L1ReachesTheClosedFormWorstCaseOfABinaryLinearModel) {
                          "--norm 1"));
   }
   RobustOptions l1 = RobustOptions().set_norm(Norm::L1).set_eps(10);
-  EXPECT_EQ(l1.sequence(), (std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t"}));
+  EXPECT_EQ(l1.sequence(), (std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t", "square"}));
   EXPECT_NO_THROW(l1.validate());
+}
+
+// AutoAttack's l1 schedule (--shrinking-radius): each restart runs at 3 eps, 2 eps, then eps, and
+// only the last leg's iterates can succeed. On a binary linear model at half the distance to the
+// boundary (3 eps is past it) nothing is fooled, the result stays in the eps ball and the box and
+// still gets most of the worst-case drop; each leg evaluates its start point (3 + steps passes).
+// Past the boundary it fools. robust's l1 standard version runs it with AutoAttack's counts.
+TEST(Apgd, ShrinkingRadiusCountsSuccessInsideEpsOnly) {
+  LinearClassifier model(2, 3, 4, 4, 5);
+  auto x = mid_range_images(4, 11);
+  auto y = model.forward(x).argmax(1);
+  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
+  int checked = 0;
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    SCOPED_TRACE(i);
+    const int64_t yi = y[i].item<int64_t>();
+    auto d = model.weight[yi] - model.weight[1 - yi];
+    const double margin = (logits[i][yi] - logits[i][1 - yi]).item<double>();
+    const double size = d.abs().max().item<double>();
+    const double eps = 0.5 * margin / size;
+    if (3 * eps > 0.3) continue;  // the box would keep 3 eps from crossing
+    ++checked;
+    const AttackOptions o = AttackOptions().set_eps(eps).set_norm(Norm::L1).set_steps(100).set_shrinking_radius(true);
+    auto r = make_attack("apgd-ce", o)->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1));
+    EXPECT_FALSE(r.success[0].item<bool>());
+    EXPECT_EQ(r.iterations[0].item<int64_t>(), 100);
+    EXPECT_EQ(r.backward_passes[0].item<int64_t>(), 103);
+    auto delta = (r.adversarial[0] - x[i]).to(torch::kFloat64);
+    EXPECT_LE(delta.abs().sum().item<double>(), eps * (1 + 1e-5));
+    EXPECT_GE(r.adversarial.min().item<float>(), 0.0f);
+    EXPECT_LE(r.adversarial.max().item<float>(), 1.0f);
+    auto f = torch::addmm(model.bias, r.adversarial.to(torch::kFloat64).flatten(1), model.weight.t());
+    const double drop = margin - (f[0][yi] - f[0][1 - yi]).item<double>();
+    EXPECT_GE(drop, 0.8 * eps * size);
+    EXPECT_LE(drop, eps * size * (1 + 1e-4));
+    // One leg at eps, as without the schedule: 1 + steps passes.
+    auto plain = make_attack("apgd-ce", AttackOptions(o).set_shrinking_radius(false))->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1));
+    EXPECT_EQ(plain.backward_passes[0].item<int64_t>(), 101);
+    auto past = make_attack("apgd-ce", AttackOptions(o).set_eps(1.2 * margin / size));
+    EXPECT_TRUE(past->run(model, x.narrow(0, i, 1), y.narrow(0, i, 1)).success[0].item<bool>());
+  }
+  EXPECT_GT(checked, 0) << "test set-up";
+  EXPECT_TRUE(Contains(error_message([] { make_attack("apgd-ce", AttackOptions().set_shrinking_radius(true)); }),
+                       "--shrinking-radius: apgd-ce runs it with --norm 1 only"));
+  EXPECT_TRUE(Contains(error_message([] {
+                         make_attack("fab-t", AttackOptions().set_norm(Norm::L1).set_eps(1).set_shrinking_radius(true));
+                       }),
+                       "--shrinking-radius: fab-t"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("apgd-ce", AttackOptions().set_targets(5)); }),
+                       "--targets: apgd-ce is untargeted"));
+  EXPECT_TRUE(Contains(error_message([] { make_attack("apgd-t", AttackOptions().set_targets(0)); }), "--targets"));
+  auto config = make_attack("apgd-t", AttackOptions().set_norm(Norm::L1).set_eps(1).set_targets(5).set_shrinking_radius(true))
+                    ->config();
+  EXPECT_EQ(config["target_classes"], 5);
+  EXPECT_EQ(config["shrinking_radius"], true);
+  EXPECT_TRUE(AttackOptions::from_json(config).shrinking_radius);
+  EXPECT_EQ(make_attack("fab-t", AttackOptions().set_targets(3))->config()["target_classes"], 3);
+
+  RobustOptions l1 = RobustOptions().set_norm(Norm::L1).set_eps(10);
+  const std::vector<RobustStagePlan> plan = l1.plan();
+  ASSERT_EQ(plan.size(), 4u);
+  EXPECT_EQ(plan[0].restarts, 5);
+  EXPECT_TRUE(plan[0].shrinking_radius);
+  EXPECT_EQ(plan[1].targets, 5);
+  EXPECT_EQ(plan[1].restarts, 1);
+  EXPECT_TRUE(plan[1].shrinking_radius);
+  EXPECT_EQ(plan[2].targets, 9);
+  EXPECT_FALSE(plan[2].shrinking_radius);
+  for (const auto& p : RobustOptions().set_norm(Norm::L2).set_eps(0.5).plan()) {
+    EXPECT_FALSE(p.shrinking_radius);
+    EXPECT_EQ(p.targets, 9);
+    EXPECT_EQ(p.restarts, 1);
+  }
+}
+
+// apgd-t and fab-t run once per target (--targets) for a sample they cannot fool.
+TEST(Apgd, TargetsSetHowManyClassesApgdTAndFabTTry) {
+  LinearClassifier model(10, 3, 4, 4, 9);
+  auto x = mid_range_images(2, 12);
+  auto y = model.forward(x).argmax(1);
+  for (int64_t targets : {1, 3, 9, 12}) {
+    SCOPED_TRACE(targets);
+    auto r = make_attack("apgd-t", AttackOptions().set_eps(1e-6).set_steps(5).set_targets(targets))->run(model, x, y);
+    EXPECT_FALSE(r.success.any().item<bool>());
+    EXPECT_EQ(r.iterations[0].item<int64_t>(), std::min<int64_t>(targets, 9) * 5);
+  }
 }

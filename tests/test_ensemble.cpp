@@ -92,7 +92,7 @@ TEST(Ensemble, VersionsRunAutoAttacksSequences) {
   EXPECT_EQ(o.attack_options("apgd-dlr", o.eps).restarts, 5);
   EXPECT_EQ(RobustOptions(o).set_norm(Norm::L2).set_eps(0.5).sequence(),
             (V{"apgd-ce", "apgd-dlr", "square", "apgd-t", "fab-t"}));
-  EXPECT_EQ(RobustOptions(o).set_norm(Norm::L1).set_eps(10).sequence(), (V{"apgd-ce", "apgd-dlr", "apgd-t", "fab-t"}));
+  EXPECT_EQ(RobustOptions(o).set_norm(Norm::L1).set_eps(10).sequence(), (V{"apgd-ce", "apgd-dlr", "square", "apgd-t", "fab-t"}));
   o.set_ensemble("rand");
   EXPECT_EQ(o.sequence(), (V{"apgd-ce", "apgd-dlr"}));
   for (const auto& p : o.plan()) EXPECT_EQ(p.eot_samples, 20);
@@ -281,4 +281,23 @@ TEST(Ensemble, ProbabilityOutputsWarn) {
   EXPECT_TRUE(c.warned);
   EXPECT_TRUE(Contains(c.detail, "softmax")) << c.detail;
   EXPECT_FALSE(find_check(r, "targets").ran);  // no targeted attack in the sequence
+}
+
+// l1: AutoAttack's l1 standard version, Square included; the targets check names each targeted
+// attack's count (APGD-T 5, FAB-T 9); the stages account for every clean-correct image.
+TEST(Ensemble, L1RunsAutoAttacksL1Settings) {
+  LinearClassifier model(10, 3, 8, 8, 13);
+  Dataset keep;
+  auto source = own_labelled_source(model, 12, 4, keep);
+  RobustResult r = robust_accuracy(model, *source, quick_ensemble().set_norm(Norm::L1).set_eps(1.0));
+  EXPECT_EQ(ensemble_stages(r), (std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t", "square"}));
+  const RobustCheck& t = find_check(r, "targets");
+  EXPECT_FALSE(t.warned);
+  EXPECT_EQ(t.detail, "the model has 10 classes: APGD-T with 5 target classes, FAB-T with 9 target classes");
+  int64_t fooled = 0;
+  for (const auto& s : r.stages) fooled += s.fooled;
+  EXPECT_EQ(r.robust + fooled, r.clean_correct);
+  // APGD-CE: 1 to 5 restarts per image, each 10 steps and the 3 legs' start points.
+  EXPECT_LE(r.stages[0].backward_passes, r.stages[0].attacked * 5 * (10 + 3));
+  EXPECT_GE(r.stages[0].backward_passes, r.stages[0].attacked * (10 + 3));
 }

@@ -145,3 +145,71 @@ TEST(Square, L2FoolsALinearModelPastItsMinimalDistance) {
   EXPECT_NO_THROW(make_attack(kSquare, AttackOptions().set_eps(3).set_norm(Norm::L2)));
   EXPECT_TRUE(Contains(error_message([] { make_attack(kSquare, AttackOptions().set_eps(0).set_norm(Norm::L2)); }), "--eps"));
 }
+
+TEST(Square, L1EveryShapeStaysInTheBallAndTheBox) {
+  for (const Shape s : {Shape{20, 40}, Shape{40, 20}, Shape{1, 16}, Shape{16, 1}, Shape{1, 1}, Shape{7, 5}, Shape{5, 9},
+                        Shape{32, 32}}) {
+    for (const std::string schedule : {"stretched", "autoattack"}) {
+      SCOPED_TRACE(fmt::format("{}x{} {}", s.h, s.w, schedule));
+      LinearClassifier model(4, 3, s.h, s.w, 5);
+      auto gen = at::detail::createCPUGenerator(3);
+      auto x = torch::rand({3, 3, s.h, s.w}, gen, torch::kFloat32);
+      const double eps = 2.0;
+      auto r = run_square(model, x, AttackOptions().set_eps(eps).set_norm(Norm::L1).set_steps(200).set_square_schedule(schedule));
+      auto used = (r.adversarial - x).to(torch::kFloat64).flatten(1).abs().sum(1);
+      EXPECT_LE(used.max().item<double>(), eps * (1 + 1e-5));
+      EXPECT_GE(r.adversarial.min().item<float>(), 0.0f);
+      EXPECT_LE(r.adversarial.max().item<float>(), 1.0f);
+      EXPECT_EQ(r.adversarial.sizes(), x.sizes());
+      EXPECT_FALSE(torch::isnan(r.adversarial).any().item<bool>());
+      EXPECT_LE(r.forward_passes.max().item<int64_t>(), 200 + 1);
+      EXPECT_TRUE(used.gt(0).all().item<bool>());  // every sample moved
+    }
+  }
+}
+
+// A two-class linear model: its smallest l1 perturbation within the box puts the margin on the
+// values with the largest |w_y - w_o| first, each as far as the box lets it (a fractional
+// knapsack). Below it nothing is fooled; well past it every image is, within the radius; a batch
+// gives what each sample gives alone; the l1 search spends the whole radius where the box allows.
+TEST(Square, L1FoolsALinearModelPastItsMinimalDistance) {
+  LinearClassifier model(2, 3, 8, 8, 11);
+  auto gen = at::detail::createCPUGenerator(9);
+  auto x = 0.3 + 0.4 * torch::rand({6, 3, 8, 8}, gen, torch::kFloat32);
+  auto y = model.forward(x).argmax(1);
+  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
+  auto ids = torch::arange(0, x.size(0), torch::kInt64);
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    SCOPED_TRACE(i);
+    const int64_t yi = y[i].item<int64_t>();
+    auto d = (model.weight[yi] - model.weight[1 - yi]).to(torch::kFloat64);
+    auto xi64 = x[i].to(torch::kFloat64).flatten();
+    double margin = (logits[i][yi] - logits[i][1 - yi]).item<double>(), dist = 0;
+    auto room = torch::where(d.gt(0), xi64, 1 - xi64);  // lowering d.x: down where d > 0, up where d < 0
+    auto order = std::get<1>(d.abs().sort(0, /*descending=*/true));
+    for (int64_t k = 0; k < order.size(0) && margin > 0; ++k) {
+      const int64_t j = order[k].item<int64_t>();
+      const double a = std::abs(d[j].item<double>()), r = room[j].item<double>();
+      const double take = std::min(r, margin / a);
+      dist += take;
+      margin -= take * a;
+    }
+    ASSERT_LE(margin, 0) << "test set-up: the box must let the model be fooled";
+    auto xi = x.narrow(0, i, 1), yi_t = y.narrow(0, i, 1), id = ids.narrow(0, i, 1);
+    auto below = make_attack(kSquare, AttackOptions().set_eps(0.9 * dist).set_norm(Norm::L1).set_steps(300));
+    EXPECT_FALSE(below->run(model, xi, yi_t, id).success[0].item<bool>());
+    auto past = make_attack(kSquare, AttackOptions().set_eps(4 * dist).set_norm(Norm::L1).set_steps(1000));
+    auto r = past->run(model, xi, yi_t, id);
+    EXPECT_TRUE(r.success[0].item<bool>());
+    EXPECT_LE((r.adversarial - xi).abs().sum().item<double>(), 4 * dist * (1 + 1e-5));
+  }
+  auto a = make_attack(kSquare, AttackOptions().set_eps(1.0).set_norm(Norm::L1).set_steps(200));
+  EXPECT_EQ(a->config().at("norm"), "l1");
+  auto whole = a->run(model, x, y, ids);
+  EXPECT_TRUE(torch::equal(whole.adversarial, a->run(model, x, y, ids).adversarial));
+  auto h1 = a->run(model, x.narrow(0, 0, 2), y.narrow(0, 0, 2), ids.narrow(0, 0, 2));
+  auto h2 = a->run(model, x.narrow(0, 2, 4), y.narrow(0, 2, 4), ids.narrow(0, 2, 4));
+  EXPECT_TRUE(torch::allclose(whole.adversarial, torch::cat({h1.adversarial, h2.adversarial}), 0, 1e-6));
+  auto used = (whole.adversarial - x).to(torch::kFloat64).flatten(1).abs().sum(1);
+  EXPECT_TRUE(torch::allclose(used, torch::full_like(used, 1.0 * (1 - 1e-6)), 1e-4, 0)) << used;
+}

@@ -15,10 +15,10 @@
 // bookkeeping of the best adversarial and its norm) and take their own options from
 // MinNormOptions.
 //
-// Adaptive-step attacks: APGD (apgd-ce, apgd-dlr, apgd-t; src/attacks/apgd.cpp), bounded by --eps in
-// l_inf or l2 (AttackOptions::norm), with its step-size schedule, checkpoints, momentum and
+// Adaptive-step attacks: APGD (apgd-ce, apgd-dlr, apgd-t; src/attacks/apgd.cpp) and FAB-T, bounded
+// by --eps in l_inf, l2 or l1 (AttackOptions::norm), with its step-size schedule, checkpoints, momentum and
 // restarts. Score-based attacks: Square (src/attacks/square.cpp), gradient-free: it only reads the
-// model's scores.
+// model's scores (l_inf, l2 or l1).
 // `sdsgsm robust` runs them in sequence, AutoAttack's way (src/evaluation/robust.cpp).
 //
 // Tensor shapes: images N x C x H x W float in [0,1]; labels N int64; maps N x 1 x H x W.
@@ -69,7 +69,7 @@ inline void from_json(const nlohmann::json& j, Norm& n) { n = parse_norm(j.get<s
 enum class AttackFamily {
   FixedBudget,  ///< the l_inf engine (EngineAttack): --eps bounds it, --steps iterations
   MinimumNorm,  ///< unbounded searches for the smallest perturbation (MinNormAttack)
-  Adaptive,     ///< APGD: eps-bounded (l_inf or l2), its own step-size schedule, momentum, restarts
+  Adaptive,     ///< APGD, FAB-T: eps-bounded (l_inf, l2 or l1), own step-size schedules, restarts
   ScoreBased,   ///< gradient-free (Square): eps-bounded, --steps queries of the model's scores
 };
 /// "fixed budget", "minimum norm", "adaptive step" or "score-based"
@@ -108,11 +108,18 @@ struct AttackOptions {
   /// its norm's update factor; defaults tuned on test images 5000-5099 (docs/tuning/refine.md).
   SDSGSM_OPTION(double, refine_step, 2.0)
   SDSGSM_OPTION(double, refine_gamma, 0.2)
-  /// The ball of the budget eps, for the attacks that take more than one (APGD: l_inf or l2);
-  /// unset: l_inf. The l_inf engine and Square take l_inf only.
+  /// The ball of the budget eps, for the attacks that take more than one (APGD, FAB-T and Square:
+  /// l_inf, l2 or l1); unset: l_inf. The l_inf engine takes l_inf only.
   SDSGSM_OPTION(std::optional<Norm>, norm, std::nullopt)
   /// Runs from a new random start for the samples still not fooled (APGD: restarts per target).
   SDSGSM_OPTION(int64_t, restarts, 1)
+  /// apgd-t, fab-t: how many of the clean prediction's most likely other classes are targets
+  /// (fewer when the model has fewer). AutoAttack: 9; its l1 standard version's apgd-t: 5.
+  SDSGSM_OPTION(int64_t, targets, 9)
+  /// apgd-ce, apgd-dlr, apgd-t with norm l1: each restart runs through the radii 3 eps, 2 eps and
+  /// eps (30%, 30% and 40% of the steps, each from the last one's best point projected onto the
+  /// smaller ball) and success counts at eps only (AutoAttack's l1 `use_largereps`).
+  SDSGSM_OPTION(bool, shrinking_radius, false)
   /// Square's window schedule: "stretched" (the 10,000-query schedule's fractions of --steps) or
   /// "autoattack" (the queries as counted, AutoAttack's standard version).
   SDSGSM_OPTION(std::string, square_schedule, "stretched")

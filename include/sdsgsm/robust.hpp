@@ -2,7 +2,9 @@
 // sequence of attacks, each run only on the images still robust after the ones before it. The
 // sequence is one of AutoAttack's versions (--ensemble) or a custom one (--attacks):
 //   standard  APGD-CE, APGD-T (9 target classes), FAB-T (9 target classes), Square (5000 queries,
-//             AutoAttack's window schedule); l2: the first three (Square is l_inf)
+//             AutoAttack's window schedule), in every norm; l1 as AutoAttack's l1 standard version:
+//             APGD-CE with 5 restarts, APGD-T with 5 targets, each restart through the radii
+//             3 eps, 2 eps, eps (AttackOptions::shrinking_radius)
 //   plus      APGD-CE and APGD-DLR with 5 restarts, Square, APGD-T, FAB-T (AutoAttack's plus order;
 //             its untargeted FAB with 5 restarts has no counterpart here and is left out)
 //   rand      APGD-CE and APGD-DLR, each step's gradient averaged over 20 passes (EOT), for
@@ -43,6 +45,8 @@ struct RobustStagePlan {
   std::string attack;
   int64_t restarts = 1;     ///< APGD and FAB-T: restarts (per target)
   int64_t eot_samples = 1;  ///< APGD: passes averaged per step
+  int64_t targets = 9;      ///< APGD-T and FAB-T: target classes
+  bool shrinking_radius = false;  ///< APGD in l1: restarts through 3 eps, 2 eps, eps (AutoAttack's l1)
 };
 
 /// Options of `sdsgsm robust`, one to one with its flags.

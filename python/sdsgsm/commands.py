@@ -153,7 +153,7 @@ def robust(model, data, y=None, eps=8 / 255, norm="inf", attacks=None, ensemble=
            restarts=1, queries=5000, seed=0, check_count=100, batch_size=128, offset=0, threads=None, progress=False,
            mean=None, std=None):
     """Robust accuracy as `sdsgsm robust` computes it: each image's worst case over the sequence
-    (default APGD-CE, APGD-T, FAB-T, Square in l_inf and l2; norm="1": APGD-CE, APGD-T, FAB-T),
+    (default APGD-CE, APGD-T, FAB-T, Square, in every norm; norm="1" with AutoAttack's l1 settings),
     each attack run on the images still robust, with the gradient-masking checks. `data`: any data source (the module's docstring).
     The same figures as the CLI on the same model and images. `eps` a list (strictly increasing, e.g.
     [2/255, 4/255, 8/255]): robust accuracy at each radius in one run, as `sdsgsm robust --eps A,B,C`

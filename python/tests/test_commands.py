@@ -228,3 +228,12 @@ def test_robust_versions_by_name_and_a_randomised_model():
         sdsgsm.robust(noisy, x, y, ensemble="standard", **flags)
     with pytest.raises(sdsgsm.Error, match="--ensemble"):
         sdsgsm.robust(net, x, y, ensemble="full", **flags)
+    # l1: AutoAttack's l1 standard version (Square included), every adversarial within the radius.
+    l1 = sdsgsm.robust(net, x, y, eps=2.0, norm="1", **flags)
+    assert l1.stage_names == ["apgd-ce", "apgd-t", "fab-t", "square"] and l1.card["threat_model"] == "l1"
+    atk = sdsgsm.APGD(net, eps=2.0, norm="1", steps=10, shrinking_radius=True)
+    adv = atk(x, y)
+    assert float((adv - x).abs().flatten(1).sum(1).max()) <= 2.0 * (1 + 1e-5)
+    assert atk.last_result["iterations"].tolist() == [10] * 6  # the three radii share the 10 steps
+    with pytest.raises(sdsgsm.Error, match="--shrinking-radius"):
+        sdsgsm.APGD(net, eps=8 / 255, shrinking_radius=True)

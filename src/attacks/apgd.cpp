@@ -33,11 +33,15 @@
 // each step's gradient is the mean over N forward and backward passes (a randomised model draws
 // anew in each), and the step's loss and success are the last pass's, as in AutoAttack; each step
 // counts N passes.
-// Defaults: 100 steps (the registry's), 1 restart, l_inf (AutoAttack's standard version), 1 pass. AutoAttack's
-// l1 standard version also runs 5 restarts of APGD-CE and 5 targets of APGD-T, each restart through
-// the radii 3 eps, 2 eps, eps (30%, 30%, 40% of the steps); here l1 runs as l_inf and l2 do: one
-// radius, --restarts, 9 targets.
-// Options used: eps, steps, norm, restarts, seed.
+// Defaults: 100 steps (the registry's), 1 restart, 9 targets, l_inf (AutoAttack's standard version),
+// 1 pass. AutoAttack's l1 standard version (`robust --norm 1`) runs 5 restarts of APGD-CE and 5
+// targets of APGD-T, each restart through the radii 3 eps, 2 eps, eps (--shrinking-radius; its
+// use_largereps): ceil(0.3 steps), ceil(0.3 steps) and the rest of the steps (31, 31, 38 of 100, as
+// its floating-point 0.3 * 100 rounds up), each leg from the last one's highest-loss point projected
+// onto the smaller ball, with the sparsity schedule restarted from that point's nonzero count; only
+// the last leg's iterates, inside eps, can succeed.
+// Options used: eps, steps, norm, restarts, targets, shrinking_radius, seed.
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -58,7 +62,6 @@ enum class Loss { CrossEntropy, Dlr, TargetedDlr };
 
 constexpr double kMomentum = 0.75;   ///< a
 constexpr double kRho = 0.75;        ///< the checkpoints' share of steps the loss must rise in
-constexpr int64_t kTargets = 9;      ///< apgd-t: target classes
 constexpr uint64_t kStartStream = 16;  ///< generator streams of the random starts (0, 1: engine)
 
 torch::Tensor per_image(const torch::Tensor& v) { return v.view({-1, 1, 1, 1}); }
@@ -88,6 +91,12 @@ class Apgd final : public Attack {
       throw Error(fmt::format("--targeted: {} is untargeted (apgd-t picks its own targets, as AutoAttack does)", name_));
     }
     if (options_.early_stop_8bit) throw Error(fmt::format("--early-stop-8bit: {} has no early stop to refine", name_));
+    if (loss_ != Loss::TargetedDlr && options_.targets != AttackOptions().targets) {
+      throw Error(fmt::format("--targets: {} is untargeted (apgd-t and fab-t take target classes)", name_));
+    }
+    if (options_.shrinking_radius && norm() != Norm::L1) {
+      throw Error(fmt::format("--shrinking-radius: {} runs it with --norm 1 only (AutoAttack's l1 schedule)", name_));
+    }
   }
 
   nlohmann::json config() const override {
@@ -97,7 +106,8 @@ class Apgd final : public Attack {
     j["norm"] = to_string(norm());
     j["restarts"] = options_.restarts;
     j["loss"] = loss_ == Loss::CrossEntropy ? "ce" : loss_ == Loss::Dlr ? "dlr" : "dlr-targeted";
-    if (loss_ == Loss::TargetedDlr) j["target_classes"] = kTargets;
+    if (loss_ == Loss::TargetedDlr) j["target_classes"] = options_.targets;
+    j.erase("targets");
     j["momentum"] = kMomentum;
     j["checkpoint_rho"] = kRho;
     if (eot_samples_ != 1) j["eot_samples"] = eot_samples_;
@@ -110,32 +120,10 @@ class Apgd final : public Attack {
 
   torch::Tensor project(const torch::Tensor& z, const torch::Tensor& x0) const {
     const double eps = options_.eps;
-    if (norm() == Norm::L1) return project_l1_box(z, x0);
     if (norm() == Norm::Linf) return torch::min(torch::max(z, x0 - eps), x0 + eps).clamp(0.0, 1.0);
     torch::Tensor d = z - x0;
     torch::Tensor scale = (eps / d.flatten(1).norm(2, 1).clamp_min(1e-12)).clamp_max(1.0);
     return (x0 + d * per_image(scale)).clamp(0.0, 1.0);
-  }
-
-  /// The point of {||d||_1 <= eps} + x intersected with [0,1] closest to z (l2): per value
-  /// d_i = sign(v_i) min(max(|v_i| - lambda, 0), room_i), v = z - x, room_i the box's room along
-  /// v_i; lambda = 0 when that is inside the ball, else the one with ||d||_1 = eps (bisection, the
-  /// upper end kept, so ||d||_1 <= eps).
-  torch::Tensor project_l1_box(const torch::Tensor& z, const torch::Tensor& x0) const {
-    const double eps = options_.eps;
-    const torch::Tensor x = x0.flatten(1), v = z.flatten(1) - x;
-    const torch::Tensor mag = v.abs(), room = torch::where(v.gt(0), 1 - x, x);
-    auto shrunk = [&](const torch::Tensor& lambda) { return torch::min((mag - lambda.unsqueeze(1)).clamp_min(0), room); };
-    torch::Tensor lo = torch::zeros({v.size(0)}, v.options()), hi = mag.amax(1);
-    const torch::Tensor inside = shrunk(lo).sum(1).le(eps);
-    for (int i = 0; i < 48; ++i) {
-      const torch::Tensor mid = (lo + hi) / 2;
-      const torch::Tensor over = shrunk(mid).sum(1).gt(eps);
-      lo = torch::where(over, mid, lo);
-      hi = torch::where(over, hi, mid);
-    }
-    const torch::Tensor lambda = torch::where(inside, torch::zeros_like(hi), hi);
-    return (x + v.sign() * shrunk(lambda)).clamp(0.0, 1.0).view_as(z);
   }
 
   /// l1's step direction: sign(g) on the values whose |g| reaches the share `top` of the largest,
@@ -166,7 +154,7 @@ class Apgd final : public Attack {
     int64_t rounds = 1;
     if (loss_ == Loss::TargetedDlr) {
       order = std::get<1>(c.clean_logits.sort(1, /*descending=*/true));
-      rounds = std::min(kTargets, classes - 1);
+      rounds = std::min(options_.targets, classes - 1);
     }
     uint64_t start = 0;
     for (int64_t round = 0; round < rounds; ++round) {
@@ -181,7 +169,16 @@ class Apgd final : public Attack {
   }
 
  private:
-  /// One APGD run from a random start for the samples `rows` (apgd-t: toward `target`).
+  /// One stretch of APGD iterations at one radius.
+  struct Leg {
+    double eps;
+    int64_t steps;
+    bool counts;      ///< its misclassified iterates are adversarials (the last leg: inside --eps)
+    bool from_start;  ///< l1: the sparsity schedule starts at 20% (else at the start point's share)
+  };
+
+  /// One APGD run from a random start for the samples `rows` (apgd-t: toward `target`): one leg
+  /// at eps, or with --shrinking-radius three (3 eps, 2 eps, eps).
   void run_once(AttackContext& c, const torch::Tensor& rows, const torch::Tensor& target, uint64_t start,
                 torch::Tensor& fooled) const {
     const int64_t m = rows.size(0), steps = options_.steps;
@@ -201,17 +198,46 @@ class Apgd final : public Attack {
       }
     }
     t = t.to(x0.device());
-    const bool l1 = norm() == Norm::L1;
-    torch::Tensor xk;
-    if (l1) {
-      xk = project_l1_box(x0 + t, x0);
+    torch::Tensor local_fooled = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
+    torch::Tensor x_best;
+    if (norm() == Norm::L1 && options_.shrinking_radius) {
+      // AutoAttack's schedule: math.ceil(.3 * n_iter) twice, the rest last.
+      const auto part = static_cast<int64_t>(std::ceil(0.3 * static_cast<double>(steps)));
+      const int64_t first = std::min(part, steps), second = std::min(part, steps - first);
+      const std::array<Leg, 3> legs{Leg{3 * eps, first, false, false}, Leg{2 * eps, second, false, false},
+                                    Leg{eps, steps - first - second, true, false}};
+      x_best = detail::project_l1_box(x0 + t, x0, legs[0].eps);
+      for (const Leg& leg : legs) {
+        x_best = descend(c, rows, target, x0, y, detail::project_l1_box(x_best, x0, leg.eps), leg, local_fooled);
+      }
     } else {
-      torch::Tensor size = norm() == Norm::Linf ? t.abs().flatten(1).amax(1) : t.flatten(1).norm(2, 1);
-      xk = (x0 + eps * t / per_image(size.clamp_min(1e-12))).clamp(0.0, 1.0);
+      torch::Tensor xk;
+      if (norm() == Norm::L1) {
+        xk = detail::project_l1_box(x0 + t, x0, eps);
+      } else {
+        torch::Tensor size = norm() == Norm::Linf ? t.abs().flatten(1).amax(1) : t.flatten(1).norm(2, 1);
+        xk = (x0 + eps * t / per_image(size.clamp_min(1e-12))).clamp(0.0, 1.0);
+      }
+      x_best = descend(c, rows, target, x0, y, xk, Leg{eps, steps, true, true}, local_fooled);
     }
+    // Samples it did not fool end at their highest-loss point.
+    torch::Tensor missed = local_fooled.logical_not().nonzero().squeeze(1);
+    if (missed.size(0) > 0) {
+      c.r.adversarial.index_copy_(0, rows.index_select(0, missed), x_best.index_select(0, missed));
+    }
+    fooled.index_copy_(0, rows, fooled.index_select(0, rows).logical_or(local_fooled));
+  }
+
+  /// APGD's iterations from `xk` at the leg's radius; returns the highest-loss point. A leg that
+  /// counts records each misclassified iterate as its sample's adversarial and in `local_fooled`.
+  torch::Tensor descend(AttackContext& c, const torch::Tensor& rows, const torch::Tensor& target,
+                        const torch::Tensor& x0, const torch::Tensor& y, torch::Tensor xk, const Leg& leg,
+                        torch::Tensor& local_fooled) const {
+    const int64_t m = rows.size(0), steps = leg.steps;
+    const double eps = leg.eps;
+    const bool l1 = norm() == Norm::L1;
 
     // Loss, logits and gradient at a point; records the samples it fools.
-    torch::Tensor local_fooled = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
     auto loss_of = [&](const torch::Tensor& logits) {
       if (loss_ == Loss::CrossEntropy) {
         return F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kNone));
@@ -225,6 +251,7 @@ class Apgd final : public Attack {
       loss = pass.loss;
       c.count_forward(rows, samples);
       c.count_backward(rows, samples);
+      if (!leg.counts) return;
       torch::Tensor now = c.succeeded(pass.logits.argmax(1), rows);
       // The last misclassified iterate is the adversarial (AutoAttack keeps it so).
       torch::Tensor hit = now.nonzero().squeeze(1);
@@ -239,6 +266,10 @@ class Apgd final : public Attack {
     torch::Tensor eta = torch::full({m}, l1 ? eps : 2 * eps, x0.options());
     const double values = static_cast<double>(x0[0].numel());
     torch::Tensor top = torch::full({m}, 0.2, x0.options()), nonzero_before = torch::full({m}, values, x0.options());
+    if (l1 && !leg.from_start) {
+      nonzero_before = (xk - x0).flatten(1).ne(0).sum(1).to(x0.scalar_type());
+      top = nonzero_before / values / 1.5;
+    }
     torch::Tensor rises = torch::zeros({m}, x0.options());
     torch::Tensor loss_best_at_check = loss_best.clone();
     torch::Tensor halved_at_check = torch::zeros({m}, torch::TensorOptions().dtype(torch::kBool).device(x0.device()));
@@ -251,7 +282,7 @@ class Apgd final : public Attack {
       {
         torch::NoGradGuard ng;
         if (l1) {
-          xk = project_l1_box(xk + per_image(eta) * sparse_direction(grad, top), x0);
+          xk = detail::project_l1_box(xk + per_image(eta) * sparse_direction(grad, top), x0, eps);
         } else {
           torch::Tensor z = project(xk + per_image(eta) * direction(grad), x0);
           const double a = k == 0 ? 1.0 : kMomentum;
@@ -293,12 +324,7 @@ class Apgd final : public Attack {
         interval = std::max(interval - shrink, shortest);
       }
     }
-    // Samples it did not fool end at their highest-loss point.
-    torch::Tensor missed = local_fooled.logical_not().nonzero().squeeze(1);
-    if (missed.size(0) > 0) {
-      c.r.adversarial.index_copy_(0, rows.index_select(0, missed), x_best.index_select(0, missed));
-    }
-    fooled.index_copy_(0, rows, fooled.index_select(0, rows).logical_or(local_fooled));
+    return x_best;
   }
 
   Loss loss_;

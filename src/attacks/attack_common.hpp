@@ -27,4 +27,8 @@ torch::Tensor attack_targets(const AttackOptions& o, const torch::Tensor& y, con
 torch::Tensor clean_pass(Classifier& model, const torch::Tensor& x, const torch::Tensor& y, const AttackOptions& o,
                          const torch::Tensor& ids_cpu, AttackResult& r);
 
+/// The point of {||d||_1 <= eps} + x0 intersected with [0,1] closest to z in l2, per image (APGD
+/// and Square in l1; AutoAttack's L1_projection).
+torch::Tensor project_l1_box(const torch::Tensor& z, const torch::Tensor& x0, double eps);
+
 }  // namespace sdsgsm::detail

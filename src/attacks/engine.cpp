@@ -75,6 +75,25 @@ torch::Tensor clean_pass(Classifier& model, const torch::Tensor& x, const torch:
   return clean_logits;
 }
 
+// Per value d_i = sign(v_i) min(max(|v_i| - lambda, 0), room_i), v = z - x0, room_i the box's room
+// along v_i; lambda = 0 when that is inside the ball, else the one with ||d||_1 = eps (bisection, the
+// upper end kept, so ||d||_1 <= eps).
+torch::Tensor project_l1_box(const torch::Tensor& z, const torch::Tensor& x0, double eps) {
+  const torch::Tensor x = x0.flatten(1), v = z.flatten(1) - x;
+  const torch::Tensor mag = v.abs(), room = torch::where(v.gt(0), 1 - x, x);
+  auto shrunk = [&](const torch::Tensor& lambda) { return torch::min((mag - lambda.unsqueeze(1)).clamp_min(0), room); };
+  torch::Tensor lo = torch::zeros({v.size(0)}, v.options()), hi = mag.amax(1);
+  const torch::Tensor inside = shrunk(lo).sum(1).le(eps);
+  for (int i = 0; i < 48; ++i) {
+    const torch::Tensor mid = (lo + hi) / 2;
+    const torch::Tensor over = shrunk(mid).sum(1).gt(eps);
+    lo = torch::where(over, mid, lo);
+    hi = torch::where(over, hi, mid);
+  }
+  const torch::Tensor lambda = torch::where(inside, torch::zeros_like(hi), hi);
+  return (x + v.sign() * shrunk(lambda)).clamp(0.0, 1.0).view_as(z);
+}
+
 }  // namespace detail
 
 TargetMode parse_target_mode(const std::string& text) {
@@ -169,13 +188,24 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
               .when(refining)
               .in_range(0, 1, RangeEnds::Open),
           // Only when set: the configurations of the attacks that take neither keep their form.
-          option("norm", &O::norm, "The ball of apgd-ce, apgd-dlr, apgd-t, fab-t: 1, 2 or inf; square: 2 or inf (default inf; with 2 or 1, --eps is an l2 or l1 radius)")
+          option("norm", &O::norm, "The ball of apgd-ce, apgd-dlr, apgd-t, fab-t and square: 1, 2 or inf (default inf; with 2 or 1, --eps is an l2 or l1 radius)")
               .in(kBall),
           option("restarts", &O::restarts,
                  "apgd-ce, apgd-dlr, apgd-t: random restarts (per target) for the images still not fooled")
               .in(kBall)
               .when([](const O& o) { return o.restarts != 1; })
               .at_least(1),
+          option("targets", &O::targets,
+                 "apgd-t, fab-t: target classes, the clean prediction's most likely other classes (AutoAttack: 9; "
+                 "its l1 standard version's apgd-t: 5)")
+              .in(family_bit(AttackFamily::Adaptive))
+              .when([](const O& o) { return o.targets != 9; })
+              .at_least(1),
+          option("shrinking-radius", &O::shrinking_radius,
+                 "apgd-ce, apgd-dlr, apgd-t with --norm 1: each restart through the radii 3 eps, 2 eps, eps (30%, "
+                 "30%, 40% of the steps), success counted at eps (AutoAttack's l1 schedule)")
+              .in(family_bit(AttackFamily::Adaptive))
+              .when([](const O& o) { return o.shrinking_radius; }),
           option("square-schedule", &O::square_schedule,
                  "square: how the window shrinks: stretched (the 10,000-query schedule over --steps) or autoattack "
                  "(the queries as counted, AutoAttack's standard version)")
@@ -210,7 +240,7 @@ EngineAttack::EngineAttack(std::string name, AttackOptions options, AttackHooks 
   }
   if (!hooks_.direction) hooks_.direction = sign_direction;
   if (options_.norm && *options_.norm != Norm::Linf) {
-    throw Error(fmt::format("--norm {}: {} is an l_inf attack (apgd-ce, apgd-dlr, apgd-t and fab-t take l2 and l1)",
+    throw Error(fmt::format("--norm {}: {} is an l_inf attack (apgd-ce, apgd-dlr, apgd-t, fab-t and square take l2 and l1)",
                             *options_.norm == Norm::L2 ? "2" : "1", name_));
   }
   if (options_.restarts != 1) throw Error(fmt::format("--restarts: {} does not restart (APGD does)", name_));

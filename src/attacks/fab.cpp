@@ -1,7 +1,7 @@
 // FAB-T, the targeted Fast Adaptive Boundary attack (Croce & Hein, "Minimally distorted adversarial
 // examples with a fast adaptive boundary attack", ICML 2020), as AutoAttack's standard version runs
-// it, bounded by --eps in l_inf, l2 or l1 (--norm). For each target t among the clean prediction's 9
-// most likely other classes (fewer when the model has fewer: 1 on a 2-class model), N = --steps
+// it, bounded by --eps in l_inf, l2 or l1 (--norm). For each target t among the clean prediction's
+// --targets (9) most likely other classes (fewer when the model has fewer: 1 on a 2-class model), N = --steps
 // steps from x_1 = x (later restarts: a random point at half the distance of the best adversarial
 // so far, at most eps, from x):
 //   f = z_t - z_y and w = grad f at x_k: the decision boundary linearised, {x' : f + w.(x' - x_k) = 0}
@@ -23,7 +23,7 @@
 // In l1 the smallest step onto the hyperplane within the box moves the values with the largest |w_i|
 // first, each as far as the box lets it, until w.d reaches the hyperplane.
 // Defaults: 100 steps (the registry's), 1 restart (no random start), l_inf.
-// Options used: eps, steps, norm, restarts, seed.
+// Options used: eps, steps, norm, restarts, targets, seed.
 #include <cmath>
 #include <limits>
 
@@ -35,7 +35,6 @@ const char kFabT[] = "fab-t";
 
 namespace fab_detail {
 
-constexpr int64_t kTargets = 9;       ///< target classes
 constexpr double kAlphaMax = 0.1;     ///< the largest weight of the step from x
 constexpr double kEta = 1.05;         ///< overshoot of the projections
 constexpr double kBeta = 0.9;         ///< the move back toward x after an adversarial
@@ -105,7 +104,10 @@ class FabT final : public Attack {
   explicit FabT(AttackOptions options) : Attack(kFabT, std::move(options)) {
     options_.validate();
     if (options_.targeted != TargetMode::None) {
-      throw Error(fmt::format("--targeted: {} picks its own targets (the 9 most likely other classes)", name_));
+      throw Error(fmt::format("--targeted: {} picks its own targets (the --targets most likely other classes)", name_));
+    }
+    if (options_.shrinking_radius) {
+      throw Error(fmt::format("--shrinking-radius: {} has no radius schedule (apgd-ce, apgd-dlr and apgd-t with --norm 1)", name_));
     }
     if (options_.early_stop_8bit) throw Error(fmt::format("--early-stop-8bit: {} has no early stop to refine", name_));
   }
@@ -117,7 +119,8 @@ class FabT final : public Attack {
     j["attack"] = name_;
     j["norm"] = to_string(norm());
     j["restarts"] = options_.restarts;
-    j["target_classes"] = kTargets;
+    j["target_classes"] = options_.targets;
+    j.erase("targets");
     j["alpha_max"] = kAlphaMax;
     j["eta"] = kEta;
     j["beta"] = kBeta;
@@ -133,7 +136,7 @@ class FabT final : public Attack {
     c.r.adversarial = c.x.clone();
     torch::Tensor fooled = c.succeeded(c.r.clean_pred).clone();
     const torch::Tensor order = std::get<1>(c.clean_logits.sort(1, /*descending=*/true));
-    const int64_t rounds = std::min(kTargets, classes - 1);
+    const int64_t rounds = std::min(options_.targets, classes - 1);
     uint64_t start = 0;
     for (int64_t round = 0; round < rounds; ++round) {
       for (int64_t restart = 0; restart < options_.restarts; ++restart, ++start) {

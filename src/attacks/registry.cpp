@@ -113,7 +113,7 @@ const std::vector<Row>& rows() {
           .help("targeted FAB: steps onto the linearised boundary, 9 target classes (l_inf, l2 or l1)").is(kL2 | kL1)
           .in_plans(kEnsemble).make(engine(make_fab_t)),
       row(kSquare, "Square", F::ScoreBased).steps(5000).targeted()
-          .help("gradient-free random search (l_inf or l2; --steps queries)").is(kL2).in_plans(kEnsemble)
+          .help("gradient-free random search (l_inf, l2 or l1; --steps queries)").is(kL2 | kL1).in_plans(kEnsemble)
           .make(engine(make_square)),
   };
   return table;

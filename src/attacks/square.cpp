@@ -1,6 +1,6 @@
 // Square Attack (Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient
-// black-box adversarial attack via random search", ECCV 2020), in l_inf (the default) and in l2
-// (--norm 2). Gradient-free: it reads only the model's logits, so a model that hides its gradients
+// black-box adversarial attack via random search", ECCV 2020), in l_inf (the default), l2 (--norm 2)
+// and l1 (--norm 1, the l1 version of AutoAttack's code). Gradient-free: it reads only the model's logits, so a model that hides its gradients
 // (gradient masking) does not stop it; this is why AutoAttack, and `sdsgsm robust`, end with it.
 // Random search; a candidate is kept if the margin loss z_y - max_{i != y} z_i (targeted: the
 // target's margin, attack_margin) went down.
@@ -20,6 +20,11 @@
 //   (ring k weighted 1 / (k + 1)^2, summed over the rings that cover a point), unit l2 norm,
 //   transposed with probability 1/2. s = round(sqrt(p H W)), at least 3, odd, at most the
 //   image's shorter side.
+// l1, in the l1 ball of radius eps: as l2 with every norm an l1 norm, rings weighted 1 / (k + 1)^4,
+//   and in place of the sphere the projection P onto {||d||_1 <= eps (1 - 1e-6)} within [0,1]:
+//   start  x_0 = P(x + d) (d the tiles, each +-eta(t) of unit l1 norm per channel)
+//   step   d_W1 = m u / ||u||_1 with m = C (max(eps - ||d||_1, 0) / C + ||d_{W1 u W2}||_1) per channel,
+//          d_W2 = 0, x' = P(x + d), as AutoAttack's l1 Square computes it (its factor C included).
 // p starts at 0.8 (both norms, as AutoAttack's standard version runs them) and halves after
 // query 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 of
 //   --square-schedule autoattack  the queries as counted (AutoAttack's standard version, its
@@ -83,14 +88,14 @@ int64_t place(std::mt19937_64& g, int64_t length, int64_t side) {
 }
 
 /// Concentric rings around the centre of an r x q rectangle (row-major): a point at ring distance
-/// max(|i - r/2|, |j - q/2|) = d gets sum_{k = d}^{n - 1} 1 / (k + 1)^2, n = max(r/2, q/2) + 1.
-std::vector<double> rings(int64_t r, int64_t q) {
+/// max(|i - r/2|, |j - q/2|) = d gets sum_{k = d}^{n - 1} 1 / (k + 1)^power, n = max(r/2, q/2) + 1.
+std::vector<double> rings(int64_t r, int64_t q, int power) {
   std::vector<double> out(static_cast<size_t>(r * q), 0.0);
   const int64_t n = std::max(r / 2, q / 2) + 1;
   for (int64_t i = 0; i < r; ++i) {
     for (int64_t j = 0; j < q; ++j) {
       for (int64_t k = std::max(std::abs(i - r / 2), std::abs(j - q / 2)); k < n; ++k) {
-        out[static_cast<size_t>(i * q + j)] += 1.0 / static_cast<double>((k + 1) * (k + 1));
+        out[static_cast<size_t>(i * q + j)] += 1.0 / std::pow(static_cast<double>(k + 1), power);
       }
     }
   }
@@ -98,16 +103,17 @@ std::vector<double> rings(int64_t r, int64_t q) {
 }
 
 /// eta(s), s x s row-major: the upper s/2 rows rings(s/2, s), the lower rows -rings(s - s/2, s),
-/// each half and the whole at unit l2 norm.
-std::vector<float> eta_pattern(int64_t s) {
-  auto unit = [](std::vector<double> v) {
+/// each half and the whole at unit norm; l2: rings of power 2, l2 norm; l1: power 4, l1 norm.
+std::vector<float> eta_pattern(int64_t s, bool l1) {
+  auto unit = [l1](std::vector<double> v) {
     double n = 0;
-    for (double e : v) n += e * e;
-    n = std::sqrt(n);
+    for (double e : v) n += l1 ? std::abs(e) : e * e;
+    if (!l1) n = std::sqrt(n);
     for (double& e : v) e = n > 0 ? e / n : 0;
     return v;
   };
-  std::vector<double> top = unit(rings(s / 2, s)), bottom = unit(rings(s - s / 2, s));
+  const int power = l1 ? 4 : 2;
+  std::vector<double> top = unit(rings(s / 2, s, power)), bottom = unit(rings(s - s / 2, s, power));
   for (double& e : bottom) e = -e;
   top.insert(top.end(), bottom.begin(), bottom.end());
   top = unit(top);
@@ -136,7 +142,6 @@ class Square final : public Attack {
  public:
   Square(AttackOptions options) : Attack(kSquare, std::move(options)) {
     options_.validate();
-    if (norm() == Norm::L1) throw Error("--norm 1: square runs in l_inf or l2");
     if (options_.restarts != 1) throw Error("--restarts: square does not restart");
     if (options_.early_stop_8bit) throw Error("--early-stop-8bit: square checks no 8-bit adversarial");
   }
@@ -183,7 +188,7 @@ class Square final : public Attack {
       s.gens.emplace_back(mix(mix(options_.seed) ^ static_cast<uint64_t>(ids.data_ptr<int64_t>()[i])));
     }
     torch::NoGradGuard ng;
-    torch::Tensor current = norm() == Norm::L2 ? start_l2(s) : start_linf(s);
+    torch::Tensor current = norm() == Norm::Linf ? start_linf(s) : start_ball(s);
     torch::Tensor all = torch::arange(m, rows.options());
     torch::Tensor margin = s.margin_of(current, all);
     s.count_queries(all);
@@ -193,7 +198,7 @@ class Square final : public Attack {
       if (active.size(0) == 0) break;
       const double p = window_share(q, options_.steps, stretched);
       const torch::Tensor cur = current.index_select(0, active);
-      torch::Tensor candidate = norm() == Norm::L2 ? step_l2(s, active, cur, p) : step_linf(s, active, cur, p);
+      torch::Tensor candidate = norm() == Norm::Linf ? step_linf(s, active, cur, p) : step_ball(s, active, cur, p);
       torch::Tensor cand_margin = s.margin_of(candidate, active);
       s.count_queries(active);
       torch::Tensor better = cand_margin.lt(margin.index_select(0, active));
@@ -241,11 +246,18 @@ class Square final : public Attack {
     return (base + delta).clamp(0.0, 1.0);
   }
 
-  /// l2's start: centred tiles of side max(min(H, W) / 5, 1), each +-eta per channel, on the sphere.
-  torch::Tensor start_l2(Search& s) const {
+  /// Where l2 puts d on the sphere of radius eps (clipped to the box), l1 projects x0 + d onto
+  /// the l1 ball of radius eps (1 - 1e-6) within the box, as AutoAttack's l1 Square does.
+  torch::Tensor onto_ball(const torch::Tensor& base, const torch::Tensor& d) const {
+    if (norm() == Norm::L1) return detail::project_l1_box(base + d, base, options_.eps * (1 - 1e-6));
+    return (base + onto_sphere(d, options_.eps)).clamp(0.0, 1.0);
+  }
+
+  /// l2's and l1's start: centred tiles of side max(min(H, W) / 5, 1), each +-eta per channel, onto the ball.
+  torch::Tensor start_ball(Search& s) const {
     const int64_t m = s.x0.size(0), channels = s.x0.size(1), h = s.x0.size(2), w = s.x0.size(3);
     const int64_t t = std::max<int64_t>(std::min(h, w) / 5, 1);
-    const std::vector<float> eta = eta_pattern(t);
+    const std::vector<float> eta = eta_pattern(t, norm() == Norm::L1);
     torch::Tensor d = torch::zeros({m, channels, h, w}, torch::kFloat32);
     auto acc = d.accessor<float, 4>();
     for (int64_t i = 0; i < m; ++i) {
@@ -256,16 +268,17 @@ class Square final : public Attack {
         }
       }
     }
-    return (s.x0 + onto_sphere(d.to(s.x0.device()), options_.eps)).clamp(0.0, 1.0);
+    return onto_ball(s.x0, d.to(s.x0.device()));
   }
 
-  /// l2's candidate: the mass of two windows, per channel, moved into the first (see the header).
-  torch::Tensor step_l2(Search& s, const torch::Tensor& active, const torch::Tensor& cur, double p) const {
+  /// l2's and l1's candidate: the mass of two windows, per channel, moved into the first (see the header).
+  torch::Tensor step_ball(Search& s, const torch::Tensor& active, const torch::Tensor& cur, double p) const {
+    const bool l1 = norm() == Norm::L1;
     const int64_t a = active.size(0), channels = cur.size(1), h = cur.size(2), w = cur.size(3);
     int64_t side = std::max<int64_t>(std::llround(std::sqrt(p * static_cast<double>(h * w))), 3);
     if (side % 2 == 0) ++side;
     side = std::min(side, std::min(h, w));
-    const std::vector<float> eta = eta_pattern(side);
+    const std::vector<float> eta = eta_pattern(side, l1);
     torch::Tensor first = torch::zeros({a, 1, h, w}, torch::kFloat32), second = torch::zeros({a, 1, h, w}, torch::kFloat32);
     torch::Tensor pattern = torch::zeros({a, channels, h, w}, torch::kFloat32);
     auto f1 = first.accessor<float, 4>();
@@ -288,17 +301,20 @@ class Square final : public Attack {
     }
     const torch::Tensor base = s.x0.index_select(0, active);
     const torch::Tensor m1 = first.to(base.device()), m2 = second.to(base.device());
-    auto plane_norm = [](const torch::Tensor& v) { return v.square().sum({2, 3}, /*keepdim=*/true).sqrt(); };
-    const double eps = options_.eps;
+    auto plane_norm = [l1](const torch::Tensor& v) {
+      return l1 ? v.abs().sum({2, 3}, /*keepdim=*/true) : v.square().sum({2, 3}, /*keepdim=*/true).sqrt();
+    };
+    const double eps = options_.eps, c = static_cast<double>(channels);
     torch::Tensor d = cur - base;
     const torch::Tensor old = d * m1;
-    const torch::Tensor image_norm = per_image(d.flatten(1).norm(2, 1));
+    const torch::Tensor image_norm = per_image(l1 ? d.flatten(1).abs().sum(1) : d.flatten(1).norm(2, 1));
     const torch::Tensor mass = plane_norm(d * torch::max(m1, m2));
     torch::Tensor fresh = pattern.to(base.device()) + old / (plane_norm(old) + 1e-12);
-    fresh = fresh / (plane_norm(fresh) + 1e-12) *
-            ((eps * eps - image_norm.square()).clamp_min(0) / static_cast<double>(channels) + mass.square()).sqrt();
+    const torch::Tensor size = l1 ? ((eps - image_norm).clamp_min(0) / c + mass) * c
+                                  : ((eps * eps - image_norm.square()).clamp_min(0) / c + mass.square()).sqrt();
+    fresh = fresh / (plane_norm(fresh) + 1e-12) * size;
     d = torch::where(m1.gt(0), fresh, torch::where(m2.gt(0), torch::zeros_like(d), d));
-    return (base + onto_sphere(d, eps)).clamp(0.0, 1.0);
+    return onto_ball(base, d);
   }
 };
 

@@ -78,6 +78,8 @@ namespace {
 
 constexpr int64_t kPlusRestarts = 5;  ///< AutoAttack's plus: APGD-CE and APGD-DLR restarts
 constexpr int64_t kRandEot = 20;      ///< AutoAttack's rand: passes averaged per step
+constexpr int64_t kL1Restarts = 5;    ///< AutoAttack's l1 standard: APGD-CE restarts
+constexpr int64_t kL1Targets = 5;     ///< AutoAttack's l1 standard: APGD-T target classes
 
 }  // namespace
 
@@ -98,17 +100,23 @@ std::vector<RobustStagePlan> RobustOptions::plan() const {
     for (const auto& name : attacks) out.push_back(stage(name, restarts));
   } else if (v == "plus") {
     // AutoAttack's plus order: apgd-ce, apgd-dlr, fab (untargeted: none here), square, apgd-t, fab-t.
-    out = {stage(kApgdCe, kPlusRestarts), stage(kApgdDlr, kPlusRestarts)};
-    if (norm != Norm::L1) out.push_back(stage(kSquare, 1));  // no l1 Square
-    out.push_back(stage(kApgdT, 1));
-    out.push_back(stage(kFabT, 1));
+    out = {stage(kApgdCe, kPlusRestarts), stage(kApgdDlr, kPlusRestarts), stage(kSquare, 1), stage(kApgdT, 1),
+           stage(kFabT, 1)};
   } else if (v == "rand") {
     out = {stage(kApgdCe, 1), stage(kApgdDlr, 1)};
   } else {
-    // The registry's ensemble; in l2 and l1 the ones that run there (l2: all four; l1: no Square).
+    // The registry's ensemble (all four run in every norm).
+    // In l1 AutoAttack's standard version runs APGD-CE with 5 restarts and APGD-T with 5 targets,
+    // each restart through the radii 3 eps, 2 eps, eps.
     const auto traits = norm == Norm::L2 ? kEnsemble | kL2 : norm == Norm::L1 ? kEnsemble | kL1 : kEnsemble;
     for (const auto& name : attack_names(traits)) {
-      out.push_back(stage(name, restarts));
+      RobustStagePlan p = stage(name, restarts);
+      if (norm == Norm::L1 && (p.attack == kApgdCe || p.attack == kApgdT)) {
+        p.shrinking_radius = true;
+        if (p.attack == kApgdCe) p.restarts = std::max(restarts, kL1Restarts);
+        if (p.attack == kApgdT) p.targets = kL1Targets;
+      }
+      out.push_back(p);
     }
   }
   return out;
@@ -135,7 +143,7 @@ const OptionSet<RobustOptions>& robust_option_set() {
                  "APGD: each step's gradient averaged over this many passes (0: the version's, rand 20, else 1)")
               .at_least(0),
           option("steps", &O::steps, "APGD and FAB-T iterations").at_least(1),
-          option("restarts", &O::restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t)").at_least(1),
+          option("restarts", &O::restarts, "APGD and FAB-T random restarts (per target of apgd-t, fab-t; l1 standard: APGD-CE at least 5)").at_least(1),
           option("queries", &O::queries, "Square's model queries per image").at_least(1),
           option("square-schedule", &O::square_schedule,
                  "How Square's window shrinks: autoattack (the queries as counted, AutoAttack's standard version) or "
@@ -171,7 +179,8 @@ AttackOptions RobustOptions::attack_options(const RobustStagePlan& stage, double
   AttackOptions o;
   o.set_eps(budget).set_seed(seed);
   if (info.family == AttackFamily::Adaptive) {
-    o.set_norm(norm).set_steps(steps).set_restarts(stage.restarts);
+    o.set_norm(norm).set_steps(steps).set_restarts(stage.restarts).set_targets(stage.targets);
+    o.set_shrinking_radius(stage.shrinking_radius);
   } else if (info.family == AttackFamily::ScoreBased) {
     o.set_steps(queries).set_square_schedule(square_schedule);
     if (norm != Norm::Linf) o.set_norm(norm);

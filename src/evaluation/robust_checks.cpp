@@ -16,7 +16,6 @@ constexpr double kLargeLinf = 0.5;  ///< the large-eps check's l_inf budget (l2:
 constexpr double kSquarePoints = 0.2;  ///< gradient-free: points of robust accuracy (AutoAttack's threshold)
 constexpr double kRandomTolerance = 1e-5;  ///< randomness: largest change of the l2-normalised logits
 constexpr double kProbabilityTolerance = 1e-4;  ///< probabilities: |row sum - 1|
-constexpr int64_t kTargets = 9;  ///< APGD-T's and FAB-T's target classes
 
 std::string eps_text(double eps, Norm norm) {
   if (norm == Norm::Linf) return fmt::format("l_inf {:.4g} ({:.3g}/255)", eps, eps * 255);
@@ -204,21 +203,30 @@ std::vector<RobustStagePlan> adapt_to_classes(const std::vector<RobustStagePlan>
 
 RobustCheck targets_check(const std::vector<RobustStagePlan>& plan, int64_t classes) {
   RobustCheck c = named("targets");
-  std::string targeted;
+  std::vector<const RobustStagePlan*> targeted;
   for (const auto& p : plan) {
-    if (p.attack == kApgdT || p.attack == kFabT) targeted += (targeted.empty() ? "" : ", ") + attack_info(p.attack).label;
+    if (p.attack == kApgdT || p.attack == kFabT) targeted.push_back(&p);
   }
   if (targeted.empty() || classes == 0) {
     c.detail = "not run (no targeted attack in the sequence)";
     return c;
   }
-  const int64_t targets = std::min(kTargets, classes - 1);
   c.ran = true;
-  c.warned = targets < kTargets;
-  const std::string count = fmt::format("{} target class{}", targets, targets == 1 ? "" : "es");
-  c.detail = c.warned ? fmt::format("the model has {} classes, so {} run with {} instead of {}", classes, targeted,
-                                    count, kTargets)
-                      : fmt::format("the model has {} classes: {} run with {}", classes, targeted, count);
+  auto count = [&](int64_t asked) {
+    const int64_t n = std::min(asked, classes - 1);
+    return fmt::format("{} target class{}{}", n, n == 1 ? "" : "es", n < asked ? fmt::format(" instead of {}", asked) : "");
+  };
+  bool same = true;
+  std::string labels, each;
+  for (const auto* p : targeted) {
+    c.warned = c.warned || classes - 1 < p->targets;
+    same = same && p->targets == targeted.front()->targets;
+    labels += (labels.empty() ? "" : ", ") + attack_info(p->attack).label;
+    each += fmt::format("{}{} with {}", each.empty() ? "" : ", ", attack_info(p->attack).label, count(p->targets));
+  }
+  // One count for all ("APGD-T, FAB-T run with 9 target classes"), else one per attack.
+  const std::string runs = same ? fmt::format("{} run with {}", labels, count(targeted.front()->targets)) : each;
+  c.detail = fmt::format("the model has {} classes{} {}", classes, c.warned ? ", so" : ":", runs);
   return c;
 }
 
