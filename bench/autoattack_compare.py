@@ -11,6 +11,8 @@ it runs here with Debian's python3-torch on the TorchScript file the CLI attacks
     /usr/bin/python3 bench/autoattack_compare.py --autoattack /path/to/auto-attack \
         --model /tmp/resnet20-at-script.pt --count 1000 --out /tmp/aa-compare
 
+`--norm 2` or `--norm 1` (with an --eps in that norm) compares the l2 or l1 standard version.
+
 Writes OUT/compare.json and OUT/compare.md, and prints the table.
 """
 import argparse
@@ -28,6 +30,8 @@ import torch
 
 ORDER = ["apgd-ce", "apgd-t", "fab-t", "square"]
 LABEL = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
+AA_NORM = {"inf": "Linf", "2": "L2", "1": "L1"}
+THREAT = {"inf": "l_inf", "2": "l2", "1": "l1"}
 
 
 def cifar_test(folder, offset, count):
@@ -67,7 +71,7 @@ def run_autoattack(args, x, y):
     from autoattack import AutoAttack  # noqa: E402  (the checkout given on the command line)
 
     model = Wrapped(torch.jit.load(args.model, map_location="cpu")).eval()
-    aa = AutoAttack(model, norm="Linf", eps=args.eps, version="standard", device="cpu", seed=0)
+    aa = AutoAttack(model, norm=AA_NORM[args.norm], eps=args.eps, version="standard", device="cpu", seed=0)
     tee = Tee()
     aa.logger = tee
     for a in (aa.apgd, aa.apgd_targeted):
@@ -93,7 +97,7 @@ def run_autoattack(args, x, y):
 def run_ours(args):
     out = Path(args.out) / "sdsgsm"
     cmd = [args.sdsgsm, "robust", "--model", args.model, "--data", args.data, "--count", str(args.count),
-           "--offset", str(args.offset), "--eps", args.eps_text, "--ensemble", "standard",
+           "--offset", str(args.offset), "--eps", args.eps_text, "--norm", args.norm, "--ensemble", "standard",
            "--threads", str(args.threads), "--out", str(out)]
     if out.exists():
         shutil.rmtree(out)
@@ -126,6 +130,7 @@ def main():
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--eps", dest="eps_text", default="8/255")
+    p.add_argument("--norm", choices=sorted(AA_NORM), default="inf", help="inf, 2 or 1 (AutoAttack's Linf, L2, L1)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--aa-batch-size", type=int, default=250, help="AutoAttack's bs (its default: 250)")
     p.add_argument("--sdsgsm", default="build/sdsgsm")
@@ -148,7 +153,7 @@ def main():
         rows.append({"attack": name, "sdsgsm_after": ours["after"].get(name), "autoattack_after": theirs["after"].get(name),
                      "sdsgsm_seconds": s, "autoattack_seconds": t, "speed_ratio": (t / s) if s and t else None})
     result = {
-        "model": args.model, "images": args.count, "offset": args.offset, "eps": args.eps_text,
+        "model": args.model, "images": args.count, "offset": args.offset, "eps": args.eps_text, "norm": args.norm,
         "threads": args.threads, "torch": torch.__version__,
         "clean_accuracy": ours["clean"],
         "robust_accuracy": {"sdsgsm": float(ours["robust"].mean()), "autoattack": float(theirs["robust"].mean())},
@@ -165,7 +170,7 @@ def main():
         return "" if v is None else f"{v:.1f}"
 
     md = [f"`sdsgsm robust --ensemble standard` and AutoAttack's standard version, {args.model}, "
-          f"the first {args.count} test images from {args.offset}, l_inf {args.eps_text}, {args.threads} threads, "
+          f"the first {args.count} test images from {args.offset}, {THREAT[args.norm]} {args.eps_text}, {args.threads} threads, "
           f"torch {torch.__version__}, same run",
           "",
           "| attack | robust after (sdsgsm) | robust after (AutoAttack) | sdsgsm s | AutoAttack s | speed |",
