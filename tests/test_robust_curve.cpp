@@ -112,7 +112,9 @@ TEST(RobustCurve, ChecksAreTheLargestRadiusSingleRuns) {
     SCOPED_TRACE(single.checks[i].name);
     EXPECT_EQ(curve.result.checks[i].name, single.checks[i].name);
     EXPECT_EQ(curve.result.checks[i].warned, single.checks[i].warned);
-    if (single.checks[i].name != "gradient-free") EXPECT_EQ(curve.result.checks[i].detail, single.checks[i].detail);
+    if (single.checks[i].name != "gradient-free") {
+      EXPECT_EQ(curve.result.checks[i].detail, single.checks[i].detail);
+    }
   }
 }
 
