@@ -23,6 +23,23 @@ torch::Tensor mid_range_images(int64_t n, uint64_t seed, int64_t hw = 4) {
   return torch::rand({n, 3, hw, hw}, gen, torch::kFloat32) * 0.3 + 0.35;
 }
 
+/// Per image of a two-class linear model: its label, the clean margin z_y - z_o and
+/// max |w_y - w_o| (how fast an l1 perturbation can lower the margin).
+struct L1Case {
+  int64_t i, label;
+  double margin, size;
+};
+std::vector<L1Case> l1_cases(const LinearClassifier& model, const torch::Tensor& x, const torch::Tensor& y) {
+  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
+  std::vector<L1Case> out;
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    const int64_t yi = y[i].item<int64_t>();
+    out.push_back({i, yi, (logits[i][yi] - logits[i][1 - yi]).item<double>(),
+                   (model.weight[yi] - model.weight[1 - yi]).abs().max().item<double>()});
+  }
+  return out;
+}
+
 }  // namespace
 
 // For two classes the cross-entropy falls with the margin d.x + c (d = w_y - w_other), whose
@@ -154,14 +171,9 @@ TEST(Apgd, L1ReachesTheClosedFormWorstCaseOfABinaryLinearModel) {
   LinearClassifier model(2, 3, 4, 4, 5);
   auto x = mid_range_images(4, 11);
   auto y = model.forward(x).argmax(1);
-  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
   int past_checked = 0;
-  for (int64_t i = 0; i < x.size(0); ++i) {
+  for (const auto& [i, yi, margin, size] : l1_cases(model, x, y)) {
     SCOPED_TRACE(i);
-    const int64_t yi = y[i].item<int64_t>();
-    auto d = model.weight[yi] - model.weight[1 - yi];
-    const double margin = (logits[i][yi] - logits[i][1 - yi]).item<double>();
-    const double size = d.abs().max().item<double>();
     const double eps = std::min(0.5 * margin / size, 0.3);
     auto drop_after = [&](int64_t steps) {
       auto r = make_attack("apgd-ce", AttackOptions().set_eps(eps).set_norm(Norm::L1).set_steps(steps))
@@ -219,14 +231,9 @@ TEST(Apgd, ShrinkingRadiusCountsSuccessInsideEpsOnly) {
   LinearClassifier model(2, 3, 4, 4, 5);
   auto x = mid_range_images(4, 11);
   auto y = model.forward(x).argmax(1);
-  auto logits = torch::addmm(model.bias, x.to(torch::kFloat64).flatten(1), model.weight.t());
   int checked = 0;
-  for (int64_t i = 0; i < x.size(0); ++i) {
+  for (const auto& [i, yi, margin, size] : l1_cases(model, x, y)) {
     SCOPED_TRACE(i);
-    const int64_t yi = y[i].item<int64_t>();
-    auto d = model.weight[yi] - model.weight[1 - yi];
-    const double margin = (logits[i][yi] - logits[i][1 - yi]).item<double>();
-    const double size = d.abs().max().item<double>();
     const double eps = 0.5 * margin / size;
     if (3 * eps > 0.3) continue;  // the box would keep 3 eps from crossing
     ++checked;

@@ -70,26 +70,28 @@ TEST(Square, SchedulesDifferOnlyBelowTenThousandQueries) {
   EXPECT_TRUE(Contains(msg, "--square-schedule must be stretched or autoattack (got 'fast')")) << msg;
 }
 
-// l2 (--norm 2): every shape, both schedules; the result stays in the l2 ball and in [0,1], and
-// every sample moves.
-TEST(Square, L2EveryShapeStaysInTheBallAndTheBox) {
-  for (const Shape s : {Shape{20, 40}, Shape{40, 20}, Shape{1, 16}, Shape{16, 1}, Shape{1, 1}, Shape{7, 5}, Shape{5, 9},
-                        Shape{32, 32}}) {
-    for (const std::string schedule : {"stretched", "autoattack"}) {
-      SCOPED_TRACE(fmt::format("{}x{} {}", s.h, s.w, schedule));
-      LinearClassifier model(4, 3, s.h, s.w, 5);
-      auto gen = at::detail::createCPUGenerator(3);
-      auto x = torch::rand({3, 3, s.h, s.w}, gen, torch::kFloat32);
-      const double eps = 0.5;
-      auto r = run_square(model, x, AttackOptions().set_eps(eps).set_norm(Norm::L2).set_steps(200).set_square_schedule(schedule));
-      auto used = (r.adversarial - x).flatten(1).norm(2, 1);
-      EXPECT_LE(used.max().item<double>(), eps * (1 + 1e-5));
-      EXPECT_GE(r.adversarial.min().item<float>(), 0.0f);
-      EXPECT_LE(r.adversarial.max().item<float>(), 1.0f);
-      EXPECT_EQ(r.adversarial.sizes(), x.sizes());
-      EXPECT_FALSE(torch::isnan(r.adversarial).any().item<bool>());
-      EXPECT_LE(r.forward_passes.max().item<int64_t>(), 200 + 1);
-      EXPECT_TRUE(used.gt(0).all().item<bool>());  // every sample moved (no pixel sits on the box)
+// l2 (--norm 2, radius 0.5) and l1 (--norm 1, radius 2): every shape, both schedules; the result
+// stays in the ball and in [0,1], and every sample moves.
+TEST(Square, L2AndL1EveryShapeStaysInTheBallAndTheBox) {
+  for (const auto& [norm, eps] : std::vector<std::pair<Norm, double>>{{Norm::L2, 0.5}, {Norm::L1, 2.0}}) {
+    for (const Shape s : {Shape{20, 40}, Shape{40, 20}, Shape{1, 16}, Shape{16, 1}, Shape{1, 1}, Shape{7, 5},
+                          Shape{5, 9}, Shape{32, 32}}) {
+      for (const std::string schedule : {"stretched", "autoattack"}) {
+        SCOPED_TRACE(fmt::format("{} {}x{} {}", to_string(norm), s.h, s.w, schedule));
+        LinearClassifier model(4, 3, s.h, s.w, 5);
+        auto gen = at::detail::createCPUGenerator(3);
+        auto x = torch::rand({3, 3, s.h, s.w}, gen, torch::kFloat32);
+        auto r = run_square(model, x, AttackOptions().set_eps(eps).set_norm(norm).set_steps(200).set_square_schedule(schedule));
+        const auto d = (r.adversarial - x).to(torch::kFloat64).flatten(1);
+        const auto used = norm == Norm::L2 ? d.norm(2, 1) : d.abs().sum(1);
+        EXPECT_LE(used.max().item<double>(), eps * (1 + 1e-5));
+        EXPECT_GE(r.adversarial.min().item<float>(), 0.0f);
+        EXPECT_LE(r.adversarial.max().item<float>(), 1.0f);
+        EXPECT_EQ(r.adversarial.sizes(), x.sizes());
+        EXPECT_FALSE(torch::isnan(r.adversarial).any().item<bool>());
+        EXPECT_LE(r.forward_passes.max().item<int64_t>(), 200 + 1);
+        EXPECT_TRUE(used.gt(0).all().item<bool>());  // every sample moved (no pixel sits on the box)
+      }
     }
   }
 }
@@ -144,28 +146,6 @@ TEST(Square, L2FoolsALinearModelPastItsMinimalDistance) {
   // An l2 radius may exceed 1; it must be positive.
   EXPECT_NO_THROW(make_attack(kSquare, AttackOptions().set_eps(3).set_norm(Norm::L2)));
   EXPECT_TRUE(Contains(error_message([] { make_attack(kSquare, AttackOptions().set_eps(0).set_norm(Norm::L2)); }), "--eps"));
-}
-
-TEST(Square, L1EveryShapeStaysInTheBallAndTheBox) {
-  for (const Shape s : {Shape{20, 40}, Shape{40, 20}, Shape{1, 16}, Shape{16, 1}, Shape{1, 1}, Shape{7, 5}, Shape{5, 9},
-                        Shape{32, 32}}) {
-    for (const std::string schedule : {"stretched", "autoattack"}) {
-      SCOPED_TRACE(fmt::format("{}x{} {}", s.h, s.w, schedule));
-      LinearClassifier model(4, 3, s.h, s.w, 5);
-      auto gen = at::detail::createCPUGenerator(3);
-      auto x = torch::rand({3, 3, s.h, s.w}, gen, torch::kFloat32);
-      const double eps = 2.0;
-      auto r = run_square(model, x, AttackOptions().set_eps(eps).set_norm(Norm::L1).set_steps(200).set_square_schedule(schedule));
-      auto used = (r.adversarial - x).to(torch::kFloat64).flatten(1).abs().sum(1);
-      EXPECT_LE(used.max().item<double>(), eps * (1 + 1e-5));
-      EXPECT_GE(r.adversarial.min().item<float>(), 0.0f);
-      EXPECT_LE(r.adversarial.max().item<float>(), 1.0f);
-      EXPECT_EQ(r.adversarial.sizes(), x.sizes());
-      EXPECT_FALSE(torch::isnan(r.adversarial).any().item<bool>());
-      EXPECT_LE(r.forward_passes.max().item<int64_t>(), 200 + 1);
-      EXPECT_TRUE(used.gt(0).all().item<bool>());  // every sample moved
-    }
-  }
 }
 
 // A two-class linear model: its smallest l1 perturbation within the box puts the margin on the
