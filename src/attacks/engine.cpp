@@ -202,8 +202,8 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
               .when([](const O& o) { return o.targets != 9; })
               .at_least(1),
           option("shrinking-radius", &O::shrinking_radius,
-                 "apgd-ce, apgd-dlr, apgd-t with --norm 1: each restart through the radii 3 eps, 2 eps, eps (30%, "
-                 "30%, 40% of the steps), success counted at eps (AutoAttack's l1 schedule)")
+                 "apgd-ce, apgd-dlr, apgd-t with --norm 1: each restart through the radii 3 eps, 2 eps, eps "
+                 "(ceil(0.3 steps) twice, then the rest), success counted at eps (AutoAttack's l1 schedule)")
               .in(family_bit(AttackFamily::Adaptive))
               .when([](const O& o) { return o.shrinking_radius; }),
           option("square-schedule", &O::square_schedule,

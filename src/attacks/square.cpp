@@ -1,7 +1,8 @@
 // Square Attack (Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient
 // black-box adversarial attack via random search", ECCV 2020), in l_inf (the default), l2 (--norm 2)
-// and l1 (--norm 1, the l1 version of AutoAttack's code). Gradient-free: it reads only the model's logits, so a model that hides its gradients
-// (gradient masking) does not stop it; this is why AutoAttack, and `sdsgsm robust`, end with it.
+// and l1 (--norm 1, the l1 version of AutoAttack's code). Gradient-free: it reads only the model's
+// logits, so a model that hides its gradients (gradient masking) does not stop it; this is why
+// AutoAttack, and `sdsgsm robust`, end with it.
 // Random search; a candidate is kept if the margin loss z_y - max_{i != y} z_i (targeted: the
 // target's margin, attack_margin) went down.
 // l_inf, on the vertices of the ball:
@@ -25,7 +26,7 @@
 //   start  x_0 = P(x + d) (d the tiles, each +-eta(t) of unit l1 norm per channel)
 //   step   d_W1 = m u / ||u||_1 with m = C (max(eps - ||d||_1, 0) / C + ||d_{W1 u W2}||_1) per channel,
 //          d_W2 = 0, x' = P(x + d), as AutoAttack's l1 Square computes it (its factor C included).
-// p starts at 0.8 (both norms, as AutoAttack's standard version runs them) and halves after
+// p starts at 0.8 (every norm, as AutoAttack's standard version runs them) and halves after
 // query 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 of
 //   --square-schedule autoattack  the queries as counted (AutoAttack's standard version, its
 //                                 resc_schedule=False: with 5000 queries the windows stop shrinking
