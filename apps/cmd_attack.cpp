@@ -76,14 +76,13 @@ nlohmann::json write_min_eps(Classifier& model, const Dataset& data, const std::
 }
 
 /// The options of attack `name`: its own default steps unless --steps is given, early stop with
-/// --early-stop-8bit, and the word two sets share (--norm) in MinNormOptions alone for the
-/// minimum-norm attacks (the l_inf engine's attacks refuse it, as make_attack does).
+/// --early-stop-8bit, and the fields of a word two sets share (--norm) only where they apply.
 AttackOptions to_options(const AttackFlags& f, const std::string& name) {
   const AttackInfo& info = attack_info(name);
   AttackOptions o = f.attack;
   if (o.steps == AttackFlags::kAttackDefault) o.set_steps(info.default_steps);
   if (o.early_stop_8bit && !o.early_stop) o.set_early_stop(true);
-  if (info.family == AttackFamily::MinimumNorm) o.norm.reset();
+  if (!AttackOptions::option_set().find("norm")->applies(family_bit(info.family))) o.norm.reset();
   o.validate();
   return o;
 }

@@ -241,7 +241,7 @@ TEST_F(BadInput, Options) {
            {"unknown map", "attack --attack sdsgsm --map fuzzy " + kModel + kData + kOut, "--map"},
            {"unknown device", "attack --device tpu " + kModel + kData + kOut, "tpu"},
            {"apgd without restarts", "attack --attack apgd-ce --restarts 0 " + kModel + kData + kOut, "--restarts"},
-           {"l1 pgd", "attack --attack pgd --norm 1 " + kModel + kData + kOut, "--norm 1"},
+           {"l1 fmn", "attack --attack fmn --norm 1 " + kModel + kData + kOut, "--norm 1"},
            {"unknown norm", "attack --attack apgd-ce --norm 3 " + kModel + kData + kOut, "--norm"},
            {"robust with an unbounded attack", "robust --attacks apgd-ce,ddn " + kModel + kData + kOut, "ddn"},
            {"robust without queries", "robust --queries 0 " + kModel + kData + kOut, "--queries"},

@@ -75,25 +75,6 @@ torch::Tensor clean_pass(Classifier& model, const torch::Tensor& x, const torch:
   return clean_logits;
 }
 
-// Per value d_i = sign(v_i) min(max(|v_i| - lambda, 0), room_i), v = z - x0, room_i the box's room
-// along v_i; lambda = 0 when that is inside the ball, else the one with ||d||_1 = eps (bisection, the
-// upper end kept, so ||d||_1 <= eps).
-torch::Tensor project_l1_box(const torch::Tensor& z, const torch::Tensor& x0, double eps) {
-  const torch::Tensor x = x0.flatten(1), v = z.flatten(1) - x;
-  const torch::Tensor mag = v.abs(), room = torch::where(v.gt(0), 1 - x, x);
-  auto shrunk = [&](const torch::Tensor& lambda) { return torch::min((mag - lambda.unsqueeze(1)).clamp_min(0), room); };
-  torch::Tensor lo = torch::zeros({v.size(0)}, v.options()), hi = mag.amax(1);
-  const torch::Tensor inside = shrunk(lo).sum(1).le(eps);
-  for (int i = 0; i < 48; ++i) {
-    const torch::Tensor mid = (lo + hi) / 2;
-    const torch::Tensor over = shrunk(mid).sum(1).gt(eps);
-    lo = torch::where(over, mid, lo);
-    hi = torch::where(over, hi, mid);
-  }
-  const torch::Tensor lambda = torch::where(inside, torch::zeros_like(hi), hi);
-  return (x + v.sign() * shrunk(lambda)).clamp(0.0, 1.0).view_as(z);
-}
-
 }  // namespace detail
 
 TargetMode parse_target_mode(const std::string& text) {
@@ -195,9 +176,7 @@ const OptionSet<AttackOptions>& AttackOptions::option_set() {
               .in(kBall)
               .when([](const O& o) { return o.restarts != 1; })
               .at_least(1),
-          option("targets", &O::targets,
-                 "apgd-t, fab-t: target classes, the clean prediction's most likely other classes (AutoAttack: 9; "
-                 "its l1 standard version's apgd-t: 5)")
+          option("targets", &O::targets, "apgd-t, fab-t: target classes, the clean prediction's likeliest others")
               .in(family_bit(AttackFamily::Adaptive))
               .when([](const O& o) { return o.targets != 9; })
               .at_least(1),

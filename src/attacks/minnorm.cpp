@@ -195,7 +195,7 @@ MinNormAttack::MinNormAttack(std::string name, AttackOptions options, MinNormOpt
     : Attack(std::move(name), std::move(options)), mn_(std::move(mn)) {
   options_.validate();
   mn_.validate();
-  if (mn_.norm == Norm::L1) throw Error(fmt::format("--norm 1: {} measures l2 or l_inf (l1: apgd-ce, apgd-t, fab-t)", name_));
+  if (mn_.norm == Norm::L1) throw Error(fmt::format("--norm 1: {} measures l2 or l_inf (l1: apgd-ce, apgd-t, fab-t, square)", name_));
   if (mn_.norm == Norm::Linf && !linf) {
     throw Error(fmt::format("{} is an l2 attack: --norm inf applies to deepfool and fmn", name_));
   }
