@@ -172,7 +172,10 @@ TEST(Apgd, L1ReachesTheClosedFormWorstCaseOfABinaryLinearModel) {
   auto x = mid_range_images(4, 11);
   auto y = model.forward(x).argmax(1);
   int past_checked = 0;
-  for (const auto& [i, yi, margin, size] : l1_cases(model, x, y)) {
+  for (const L1Case& c : l1_cases(model, x, y)) {
+    // Copies, not structured bindings: clang 14 does not let the lambdas below capture those.
+    const int64_t i = c.i, yi = c.label;
+    const double margin = c.margin, size = c.size;
     SCOPED_TRACE(i);
     const double eps = std::min(0.5 * margin / size, 0.3);
     auto drop_after = [&](int64_t steps) {
@@ -232,7 +235,10 @@ TEST(Apgd, ShrinkingRadiusCountsSuccessInsideEpsOnly) {
   auto x = mid_range_images(4, 11);
   auto y = model.forward(x).argmax(1);
   int checked = 0;
-  for (const auto& [i, yi, margin, size] : l1_cases(model, x, y)) {
+  for (const L1Case& c : l1_cases(model, x, y)) {
+    // Copies, not structured bindings: clang 14 does not let the lambdas below capture those.
+    const int64_t i = c.i, yi = c.label;
+    const double margin = c.margin, size = c.size;
     SCOPED_TRACE(i);
     const double eps = 0.5 * margin / size;
     if (3 * eps > 0.3) continue;  // the box would keep 3 eps from crossing
